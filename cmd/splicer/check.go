@@ -1,0 +1,72 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	file := fs.String("c", "", "config `file` to validate (required)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: splicer check -c FILE\n\nValidates FILE; prints a summary and exits 0, or prints every problem and exits 1.\n")
+		fs.PrintDefaults()
+	}
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "splicer check: -c FILE is required")
+		return exitUsage
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	printSummary(stdout, cfg)
+	return exitOK
+}
+
+// printSummary writes a one-screen overview of a valid config.
+func printSummary(w io.Writer, cfg *config.Config) {
+	backends := 0
+	for _, fe := range cfg.Frontends {
+		backends += len(fe.Backends)
+	}
+	fmt.Fprintf(w, "%s: OK: %d frontend(s), %d backend(s), %d worker(s), max %d connections\n\n",
+		cfg.File, len(cfg.Frontends), backends, cfg.Global.Workers, cfg.Global.MaxConnections)
+	for _, fe := range cfg.Frontends {
+		listen := make([]string, len(fe.Listen))
+		for j, a := range fe.Listen {
+			listen[j] = a.String()
+		}
+		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s\n",
+			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  BACKEND\tADDRESS\tWEIGHT\tMAXCONN\tROLE")
+		for _, b := range fe.Backends {
+			role := "primary"
+			if b.Backup {
+				role = "backup"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", b.Name, b.Address, b.Weight, limit(b.MaxConnections), role)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+}
+
+// limit shows a cap, with 0 meaning none.
+func limit(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}

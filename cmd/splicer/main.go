@@ -1,0 +1,92 @@
+// Command splicer is a Layer-4 TCP/UDP load balancer daemon.
+//
+// Usage:
+//
+//	splicer run     -c FILE [-log-level L] [-log-format F] [-demo]
+//	splicer check   -c FILE
+//	splicer version
+//
+// Exit codes: 0 success; 1 the configuration is invalid or the daemon failed;
+// 2 the command line is wrong.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, documented in docs/operations.md.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal starts a graceful shutdown, restore the
+		// default handling so a second Ctrl-C ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `splicer: a Layer-4 TCP/UDP load balancer
+
+Usage:
+  splicer run -c FILE      run the daemon
+  splicer check -c FILE    validate a config and print its frontends and backends
+  splicer version          print version, commit and Go version
+
+Run 'splicer COMMAND -h' for a command's flags.
+`
+
+// run dispatches a subcommand and returns the process exit code. It is main
+// without the process: tests call it with their own context and writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "version":
+		return cmdVersion(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "splicer: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+// parseFlags parses a subcommand's flags; it returns the exit code to use
+// when the caller must stop (help asked, or a usage error).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (stopCode int, stop bool) {
+	fs.SetOutput(stderr)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, true
+	case err != nil:
+		return exitUsage, true
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "splicer %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, true
+	}
+	return 0, false
+}

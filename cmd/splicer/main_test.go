@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runCLI(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckExample(t *testing.T) {
+	code, out, errOut := runCLI(context.Background(), "check", "-c", "../../config.toml.example")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"../../config.toml.example: OK: 1 frontend(s), 2 backend(s)",
+		`frontend "demo": tcp 127.0.0.1:7000, strategy roundrobin, health check tcp`,
+		"127.0.0.1:7001  127.0.0.1:7001  2       -        primary",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	bad := "[[frontend]]\nname = \"a\"\nlisten = \"x\"\n[[frontend.backend]]\naddress = \"127.0.0.1:5\"\nwieght = 3\n"
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(context.Background(), "check", "-c", path)
+	if code != exitFail || out != "" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	want := path + ":3: frontend \"a\": listen: \"x\" is not IP:port, such as \"127.0.0.1:7000\" or \"[::1]:7000\"\n" +
+		path + ":6: frontend[0].backend[0]: unknown key \"wieght\" (did you mean \"weight\"?)\n"
+	if errOut != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut, want)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"check"}, {"check", "-x"}, {"version", "extra"}} {
+		if code, _, _ := runCLI(context.Background(), args...); code != exitUsage {
+			t.Errorf("splicer %v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"run", "-h"}, {"check", "-h"}, {"version", "-h"}} {
+		if code, _, _ := runCLI(context.Background(), args...); code != exitOK {
+			t.Errorf("splicer %v: exit %d, want %d", args, code, exitOK)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(context.Background(), "version")
+	if code != exitOK || !strings.HasPrefix(out, "splicer dev (commit unknown, go1.") {
+		t.Fatalf("exit %d, %q", code, out)
+	}
+}
+
+// TestRunServesUntilCancelled runs the daemon on a config with a demo
+// backend, proxies one connection through it, then stops it as a signal
+// would and expects a clean exit.
+func TestRunServesUntilCancelled(t *testing.T) {
+	port := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	front, back := port(), port()
+	path := filepath.Join(t.TempDir(), "c.toml")
+	cfg := "[admin]\nlisten = \"\"\n[[frontend]]\nname = \"t\"\nlisten = \"" + front +
+		"\"\n[[frontend.backend]]\naddress = \"" + back + "\"\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut bytes.Buffer
+	go func() { done <- run(ctx, []string{"run", "-c", path, "-demo"}, &bytes.Buffer{}, &errOut) }()
+
+	var greeting string
+	deadline := time.Now().Add(10 * time.Second)
+	for greeting == "" && time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", front)
+		if err != nil {
+			time.Sleep(20 * time.Millisecond) // the daemon is still binding
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		greeting = string(buf[:n])
+		c.Close()
+	}
+	if want := "hello from demo backend " + back + "\n"; greeting != want {
+		t.Fatalf("greeting %q, want %q", greeting, want)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if !strings.Contains(errOut.String(), `"message":"splicer stopped"`) {
+		t.Errorf("no stop line in log:\n%s", errOut.String())
+	}
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/daemon"
+	"github.com/splicerlb/splicer/pkg/demo"
+	"github.com/splicerlb/splicer/pkg/logging"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	file := fs.String("c", "/etc/splicer/config.toml", "config `file`")
+	level := fs.String("log-level", "", "log `level` (debug|info|warn|error); overrides [log] level")
+	format := fs.String("log-format", "", "log `format` (json|console); overrides [log] format")
+	withDemo := fs.Bool("demo", false, "also start a demo echo backend on every loopback backend address (for trying splicer out)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: splicer run -c FILE [flags]\n\nRuns the daemon until SIGINT or SIGTERM, then shuts down gracefully.\n")
+		fs.PrintDefaults()
+	}
+	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
+		return code
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	if *level != "" {
+		cfg.Log.Level = *level
+	}
+	if *format != "" {
+		cfg.Log.Format = *format
+	}
+	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Format: cfg.Log.Format, Out: stderr})
+	if err != nil {
+		fmt.Fprintf(stderr, "splicer run: %v\n", err)
+		return exitUsage
+	}
+	if *withDemo {
+		addrs := demoAddrs(cfg)
+		stopDemo, err := demo.StartAll(ctx, addrs)
+		if err != nil {
+			log.Error().Err(err).Msg("demo backends failed to start")
+			return exitFail
+		}
+		defer stopDemo()
+		log.Info().Int("count", len(addrs)).Msg("demo backends started")
+	}
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("startup failed")
+		return exitFail
+	}
+	if err := d.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("daemon stopped with an error")
+		return exitFail
+	}
+	return exitOK
+}
+
+// demoAddrs lists the distinct loopback TCP backend addresses of cfg: the
+// only ones a demo backend may be started on.
+func demoAddrs(cfg *config.Config) []netip.AddrPort {
+	seen := make(map[netip.AddrPort]bool)
+	var out []netip.AddrPort
+	for _, fe := range cfg.Frontends {
+		if fe.Protocol != config.ProtocolTCP {
+			continue
+		}
+		for _, b := range fe.Backends {
+			if b.Address.Addr().IsLoopback() && !seen[b.Address] {
+				seen[b.Address] = true
+				out = append(out, b.Address)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,364 @@
+package l4
+
+import (
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/l4/internal/sock"
+	"github.com/splicerlb/splicer/l4/internal/timer"
+	"github.com/splicerlb/splicer/pkg/backend"
+)
+
+// Sides of a connection, carried in the epoll token.
+const (
+	sideClient  uint32 = 0
+	sideBackend uint32 = 1
+)
+
+// connEvents is the interest set of both fds of a connection, registered
+// once: edge-triggered, so readiness is tracked in half.srcReady/dstReady
+// and epoll_ctl is never called again while the connection lives.
+const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// connState is where a connection is in its life.
+type connState uint8
+
+const (
+	stateConnecting connState = iota // waiting for the backend's connect
+	stateRelaying                    // bytes flow both ways
+	stateClosed                      // fds closed; the struct awaits reuse
+)
+
+// closeMode says how close treats each side.
+type closeMode uint8
+
+const (
+	closeGraceful     closeMode = iota // both directions ended: plain close
+	closeAbort                         // server stop or timeout: plain close
+	closeResetClient                   // the backend failed: RST the client
+	closeResetBackend                  // the client failed: RST the backend
+)
+
+// maxTries bounds the backends one client tries (1 + retries, retries <= 10).
+const maxTries = 11
+
+// conn is one proxied client connection and, once connected, its backend
+// connection. It belongs to one loop; only that loop touches it.
+type conn struct {
+	loop   *loop
+	fe     *frontend
+	idx    uint32 // slot in loop.slots
+	gen    uint32 // slot generation the fds are registered with
+	state  connState
+	client netip.AddrPort
+	key    uint64 // balancing key derived from the client address
+
+	cfd, bfd int
+	be       *backend.Backend // nil until a backend slot is acquired
+
+	tried        [maxTries]*backend.Backend
+	ntried       int
+	connectStart time.Time
+
+	up   half // client -> backend
+	down half // backend -> client
+
+	timer      timer.Timer // connect timeout, then idle / half-closed timeout
+	lastActive time.Time
+	noSplice   bool // splice(2) refused these fds: copy through buffers
+	queued     bool // in loop.again
+}
+
+// startConn takes a freshly accepted client socket and starts connecting it
+// to a backend.
+func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
+	c := l.newConn()
+	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, peer
+	c.key = keyFor(peer.Addr())
+	c.lastActive = l.now
+	c.idx, c.gen = l.alloc(c)
+	l.conns[c] = struct{}{}
+	l.srv.active.Add(1)
+
+	if err := l.poll.Add(fd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
+		l.srv.log.Warn().Err(err).Msg("registering client socket")
+		c.close(closeAbort)
+		return
+	}
+	c.connectNext()
+}
+
+func (l *loop) newConn() *conn {
+	if n := len(l.connPool); n > 0 {
+		c := l.connPool[n-1]
+		l.connPool = l.connPool[:n-1]
+		return c
+	}
+	c := &conn{loop: l}
+	c.timer.Fire = c.onTimer
+	return c
+}
+
+// recycle clears c and keeps it for the next connection.
+func (l *loop) recycle(c *conn) {
+	fire := c.timer.Fire
+	*c = conn{loop: l}
+	c.timer.Fire = fire
+	l.connPool = append(l.connPool, c)
+}
+
+// connectNext starts a non-blocking connect to the next backend, or closes
+// the client when every allowed try failed or no backend is available.
+// Bytes the client already sent wait in its socket, so a retry loses none.
+func (c *conn) connectNext() {
+	for c.ntried <= c.fe.cfg.Retries && c.ntried < maxTries {
+		b := c.fe.pick(c.key, c.tried[:c.ntried])
+		if b == nil {
+			break
+		}
+		c.tried[c.ntried] = b
+		c.ntried++
+		c.be = b
+		c.connectStart = c.loop.now
+		fd, _, err := sock.Connect(b.Address())
+		if err != nil {
+			c.connectFailed(err)
+			continue
+		}
+		c.bfd = fd
+		c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
+		if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
+			c.connectFailed(err)
+			if c.state == stateClosed {
+				return
+			}
+			continue
+		}
+		c.loop.wheel.Schedule(&c.timer, c.fe.cfg.ConnectTimeout)
+		return
+	}
+	c.fe.noBackend.Add(1)
+	c.close(closeAbort)
+}
+
+// connectFailed records a failed attempt on the current backend and frees
+// its backend socket. The slot generation moves on, so events still queued
+// for the old socket are ignored, and the client fd is re-registered under
+// the new generation.
+func (c *conn) connectFailed(err error) {
+	c.be.AddFailure(backend.ClassifyFailure(err))
+	c.be.Release()
+	c.be = nil
+	if c.bfd >= 0 {
+		unix.Close(c.bfd)
+		c.bfd = -1
+		c.gen = c.loop.bumpGen(c.idx)
+		if err := c.loop.poll.Modify(c.cfd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
+			c.close(closeAbort)
+		}
+	}
+}
+
+func (c *conn) onEvent(ev uint32, side uint32) {
+	if side == sideBackend && c.state == stateConnecting {
+		c.onConnectEvent(ev)
+		return
+	}
+	if ev&unix.EPOLLERR != 0 {
+		c.failSide(side)
+		return
+	}
+	if side == sideClient {
+		markReady(ev, &c.up, &c.down)
+	} else {
+		markReady(ev, &c.down, &c.up)
+	}
+	if c.state == stateRelaying {
+		c.relay()
+	}
+}
+
+// markReady records what an event says of one socket: in is the direction
+// that reads from it, out the one that writes to it. EPOLLHUP and
+// EPOLLRDHUP count as readable, so the read that follows sees the EOF.
+func markReady(ev uint32, in, out *half) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		in.srcReady = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP) != 0 {
+		out.dstReady = true
+	}
+}
+
+// failSide handles EPOLLERR on one side: the socket has a pending error
+// (a reset, a keepalive timeout). The other side gets a reset too.
+func (c *conn) failSide(side uint32) {
+	if c.state == stateConnecting {
+		// Only the client can fail here; the backend attempt is moot.
+		c.close(closeAbort)
+		return
+	}
+	if side == sideClient {
+		c.close(closeResetBackend)
+	} else {
+		c.be.AddReset()
+		c.close(closeResetClient)
+	}
+}
+
+// onConnectEvent completes or fails the non-blocking connect. EPOLLOUT
+// means the handshake finished one way or the other; SO_ERROR says which.
+func (c *conn) onConnectEvent(ev uint32) {
+	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		return
+	}
+	if err := sock.ConnectError(c.bfd); err != nil {
+		c.loop.wheel.Stop(&c.timer)
+		c.connectFailed(err)
+		if c.state != stateClosed {
+			c.connectNext()
+		}
+		return
+	}
+	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
+	c.fe.tuneSocket(c.bfd)
+	c.state = stateRelaying
+	c.up.dstReady = true
+	// A server that speaks first (PostgreSQL, MySQL) may have sent its
+	// greeting already; the edge for it came with this event.
+	c.down.srcReady = ev&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0
+	c.lastActive = c.loop.now
+	c.loop.wheel.Schedule(&c.timer, c.fe.cfg.IdleTimeout)
+	c.relay()
+}
+
+// relay pumps both directions and decides what happens next.
+func (c *conn) relay() {
+	upRes, upErr := c.pump(&c.up)
+	downRes, downErr := c.pump(&c.down)
+	c.flush()
+	switch {
+	case upRes == pumpSrcFailed || downRes == pumpDstFailed:
+		// The client reset or failed.
+		c.loop.srv.log.Debug().Err(firstErr(upErr, downErr)).Str("client", c.client.String()).Msg("client failed")
+		c.close(closeResetBackend)
+		return
+	case downRes == pumpSrcFailed || upRes == pumpDstFailed:
+		c.be.AddReset()
+		c.close(closeResetClient)
+		return
+	case c.up.finished() && c.down.finished():
+		c.close(closeGraceful)
+		return
+	}
+	if c.up.finished() || c.down.finished() {
+		c.armIdle()
+	}
+	if (upRes == pumpMore || downRes == pumpMore) && !c.queued {
+		c.queued = true
+		c.loop.again = append(c.loop.again, c)
+	}
+}
+
+// resume continues a relay that ran out of budget in an earlier pass.
+func (c *conn) resume() {
+	c.queued = false
+	switch c.state {
+	case stateRelaying:
+		c.relay()
+	case stateClosed:
+		c.loop.recycle(c)
+	}
+}
+
+// flush adds the bytes delivered since the last flush to the backend's
+// counters: one atomic add per direction per wake-up, not per syscall.
+func (c *conn) flush() {
+	if c.be == nil || (c.up.unflushed == 0 && c.down.unflushed == 0) {
+		return
+	}
+	c.be.AddBytes(c.up.unflushed, c.down.unflushed)
+	c.up.unflushed, c.down.unflushed = 0, 0
+}
+
+// timeout returns the inactivity limit now in force: the idle timeout, or
+// the shorter half-closed timeout once one direction has ended.
+func (c *conn) timeout() time.Duration {
+	t := c.fe.cfg.IdleTimeout
+	if (c.up.finished() || c.down.finished()) && c.fe.cfg.HalfCloseTimeout < t {
+		t = c.fe.cfg.HalfCloseTimeout
+	}
+	return t
+}
+
+// armIdle (re)arms the timer for the limit in force from the last activity.
+func (c *conn) armIdle() {
+	d := c.timeout() - c.loop.now.Sub(c.lastActive)
+	if d < 0 {
+		d = 0
+	}
+	c.loop.wheel.Schedule(&c.timer, d)
+}
+
+// onTimer runs from the timing wheel. While relaying, activity does not
+// touch the timer; instead the timer re-arms itself for the time left since
+// the last activity, so a busy connection costs no timer work per read.
+func (c *conn) onTimer() {
+	switch c.state {
+	case stateConnecting:
+		c.connectFailed(errConnectTimeout)
+		if c.state != stateClosed {
+			c.connectNext()
+		}
+	case stateRelaying:
+		if c.loop.now.Sub(c.lastActive) >= c.timeout() {
+			c.close(closeAbort)
+			return
+		}
+		c.armIdle()
+	}
+}
+
+// close tears the connection down. It is idempotent.
+func (c *conn) close(mode closeMode) {
+	if c.state == stateClosed {
+		return
+	}
+	c.state = stateClosed
+	l := c.loop
+	l.wheel.Stop(&c.timer)
+	c.flush()
+	if c.bfd >= 0 {
+		if mode == closeResetBackend {
+			_ = sock.SetLingerZero(c.bfd)
+		}
+		unix.Close(c.bfd)
+	}
+	if mode == closeResetClient {
+		_ = sock.SetLingerZero(c.cfd)
+	}
+	unix.Close(c.cfd)
+	c.dropCarrier(&c.up)
+	c.dropCarrier(&c.down)
+	if c.be != nil {
+		c.be.Release()
+	}
+	l.releaseSlot(c.idx)
+	delete(l.conns, c)
+	l.srv.connDone()
+	if !c.queued {
+		l.recycle(c)
+	}
+}
+
+// errConnectTimeout stands for a connect that did not finish in time.
+var errConnectTimeout = unix.ETIMEDOUT
+
+func firstErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

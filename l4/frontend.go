@@ -1,0 +1,112 @@
+package l4
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/splicerlb/splicer/l4/internal/sock"
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/balance"
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// frontend is the runtime side of one [[frontend]]: its backends, the
+// strategy that picks among them, and the addresses it is bound to.
+type frontend struct {
+	cfg      *config.Frontend
+	backends []*backend.Backend
+	set      *backend.Set
+	strategy balance.Strategy
+	bound    []netip.AddrPort
+
+	// noBackend counts clients closed because no backend could take them.
+	noBackend atomic.Uint64
+}
+
+func newFrontend(fc *config.Frontend) (*frontend, error) {
+	strat, err := balance.New(fc.Strategy, balance.Options{MaglevTableSize: fc.MaglevTableSize})
+	if err != nil {
+		return nil, err
+	}
+	bs := make([]*backend.Backend, len(fc.Backends))
+	for i, bc := range fc.Backends {
+		bs[i], err = backend.New(backend.Spec{
+			Name:           bc.Name,
+			Address:        bc.Address,
+			Weight:         bc.Weight,
+			MaxConnections: bc.MaxConnections,
+			Backup:         bc.Backup,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("backend %s: %w", bc.Address, err)
+		}
+	}
+	set, err := backend.NewSet(bs, strat, fc.SlowStart)
+	if err != nil {
+		return nil, err
+	}
+	return &frontend{cfg: fc, backends: bs, set: set, strategy: strat}, nil
+}
+
+// pick chooses a backend for a client with balancing key key, skipping the
+// ones in tried, and takes a connection slot on it. It returns nil when no
+// backend can take the client.
+func (fe *frontend) pick(key uint64, tried []*backend.Backend) *backend.Backend {
+	// A backend can fill up between the snapshot and TryAcquire; it then
+	// leaves the next snapshot, so a few rounds settle it.
+	for round := 0; round < 4; round++ {
+		snap := fe.set.Load()
+		b := fe.strategy.Pick(snap, key)
+		if b == nil {
+			return nil
+		}
+		if isTried(tried, b) {
+			if b = nextUntried(snap, b, tried); b == nil {
+				return nil
+			}
+		}
+		if b.TryAcquire() {
+			return b
+		}
+	}
+	return nil
+}
+
+// nextUntried walks the snapshot from b for a backend not yet tried.
+func nextUntried(snap *backend.Snapshot, b *backend.Backend, tried []*backend.Backend) *backend.Backend {
+	for i := 1; i < snap.Len(); i++ {
+		if b = snap.Next(b); b == nil {
+			return nil
+		}
+		if !isTried(tried, b) {
+			return b
+		}
+	}
+	return nil
+}
+
+func isTried(tried []*backend.Backend, b *backend.Backend) bool {
+	for _, t := range tried {
+		if t == b {
+			return true
+		}
+	}
+	return false
+}
+
+// tuneSocket sets the frontend's socket options (TCP_NODELAY, keepalive) on
+// a backend socket, or on a listening socket whose accepted client sockets
+// inherit them.
+func (fe *frontend) tuneSocket(fd int) {
+	// Failures here cost latency or dead-peer detection, not correctness;
+	// the connection goes on either way.
+	_ = sock.SetNoDelay(fd)
+	if fe.cfg.TCPKeepalive {
+		_ = sock.SetKeepAlive(fd, fe.cfg.KeepaliveIdle, fe.cfg.KeepaliveInterval, fe.cfg.KeepaliveCount)
+	}
+}
+
+// keyFor is the balancing key of a client: a hash of its IP address, so a
+// client keeps its backend under maglev whatever its source port.
+func keyFor(a netip.Addr) uint64 { return balance.KeyFromAddr(a) }

@@ -1,0 +1,242 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// testBackend is a real TCP server on loopback running handler on every
+// accepted connection. Cleanup closes it and every connection it holds.
+type testBackend struct {
+	ln       net.Listener
+	addr     netip.AddrPort
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func startBackend(t testing.TB, handler func(net.Conn)) *testBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBackend{ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort()}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.accepted.Add(1)
+			b.mu.Lock()
+			b.conns = append(b.conns, c)
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				handler(c)
+			}()
+		}
+	}()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *testBackend) close() {
+	b.ln.Close()
+	b.mu.Lock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// echo copies everything back, then passes the client's FIN on.
+func echo(c net.Conn) {
+	defer c.Close()
+	io.Copy(c, c)
+	c.(*net.TCPConn).CloseWrite()
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t testing.TB) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close()
+	return a
+}
+
+// testConfig builds a one-frontend config named "fe" on 127.0.0.1:0 with
+// the given backends (weight 1 each), then lets mutate adjust the frontend.
+func testConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.FrontendBuilder)) *config.Config {
+	t.Helper()
+	fb := config.New().Workers(2).MaxPipes(64).Frontend("fe").Listen("127.0.0.1:0").
+		Retries(2).ConnectTimeout(time.Second)
+	for _, a := range backends {
+		fb = fb.Backend(a.String(), 1)
+	}
+	if mutate != nil {
+		mutate(fb)
+	}
+	cfg, err := fb.Build()
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	return cfg
+}
+
+// startServer starts a server for cfg; cleanup closes it and checks that
+// every connection and pipe was released.
+func startServer(t testing.TB, cfg *config.Config) *Server {
+	t.Helper()
+	s, err := NewServer(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// dialFE connects to the first address of frontend "fe".
+func dialFE(t testing.TB, s *Server) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addrs("fe")[0].String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// settle waits for goroutines and fds to come back to a baseline taken
+// before a test's traffic.
+func settle(t testing.TB, fds, goroutines int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "fds and goroutines back to baseline", func() bool {
+		return openFDs(t) <= fds && runtime.NumGoroutine() <= goroutines
+	})
+}
+
+// ctx returns a context bounded by d and cancelled at cleanup.
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// blackhole returns a loopback address whose listener never accepts and
+// whose accept queue is full, so the kernel drops further SYNs: a connect
+// there neither succeeds nor fails until the connector gives up.
+func blackhole(t testing.TB) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4(sa.(*unix.SockaddrInet4).Addr), uint16(sa.(*unix.SockaddrInet4).Port))
+	// Fill the accept queue until a connect no longer completes.
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+		if err != nil {
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatal("could not fill the accept queue of the blackhole listener")
+	return addr
+}
+
+// rssBytes is this process's resident set size.
+func rssBytes(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		t.Fatal(err)
+	}
+	return resident * int64(os.Getpagesize())
+}
+
+// cpuTime is the user plus system CPU time this process has used.
+func cpuTime(t testing.TB) time.Duration {
+	t.Helper()
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+var (
+	errConnReset = syscall.ECONNRESET
+	errPipe      = syscall.EPIPE
+)

@@ -1,0 +1,67 @@
+//go:build linux
+
+package splice
+
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+// Buffer is a user-space Carrier: read(2) in, write(2) out. It is the
+// fallback when the pipe cap is reached or an fd cannot splice. Get one
+// from a Cache; it is not safe for concurrent use.
+type Buffer struct {
+	buf []byte
+	// off and end delimit the held bytes, buf[off:end]; both are 0 when
+	// the buffer is empty.
+	off, end int
+}
+
+var _ Carrier = (*Buffer)(nil)
+
+// Fill reads up to max bytes (at most the buffer size) from src; see
+// Carrier.Fill.
+func (b *Buffer) Fill(src int, max int) (int, error) {
+	if b.end > 0 {
+		return 0, ErrNotEmpty
+	}
+	if max < 1 {
+		return 0, ErrInvalidMax
+	}
+	for {
+		n, err := unix.Read(src, b.buf[:min(max, len(b.buf))])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		b.end = n
+		return n, nil
+	}
+}
+
+// Drain writes the held bytes to dst; see Carrier.Drain. Like Pipe.Drain
+// it writes until empty or EAGAIN.
+func (b *Buffer) Drain(dst int) (int, error) {
+	total := 0
+	for b.off < b.end {
+		n, err := unix.Write(dst, b.buf[b.off:b.end])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return total, err
+		case n == 0:
+			return total, io.ErrNoProgress
+		}
+		b.off += n
+		total += n
+	}
+	b.off, b.end = 0, 0
+	return total, nil
+}
+
+// Len returns the bytes held in the buffer.
+func (b *Buffer) Len() int { return b.end - b.off }

@@ -1,0 +1,138 @@
+package l4
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/l4/internal/sock"
+	"github.com/splicerlb/splicer/l4/internal/timer"
+)
+
+const (
+	// listenBacklog is the accept queue length asked of the kernel (capped
+	// by net.core.somaxconn).
+	listenBacklog = 4096
+	// acceptBudget bounds accepts per wake-up so a connection storm on one
+	// listener cannot starve established connections on the same loop.
+	acceptBudget = 64
+	// acceptPause is how long a listener rests after EMFILE/ENFILE: long
+	// enough for connections to end and free fds, short enough that
+	// clients waiting in the backlog barely notice.
+	acceptPause = 100 * time.Millisecond
+	// acceptLogEvery rate-limits the "out of file descriptors" log line.
+	acceptLogEvery = 10 * time.Second
+)
+
+// listener is one loop's listening socket for one frontend address.
+type listener struct {
+	loop *loop
+	fe   *frontend
+	fd   int
+	addr netip.AddrPort
+	idx  uint32
+
+	paused     bool
+	pauseTimer timer.Timer
+	lastLog    time.Time
+	suppressed int // pauses not logged since lastLog
+}
+
+func newListener(l *loop, fe *frontend, addr netip.AddrPort) (*listener, error) {
+	fd, err := sock.Listen(addr, listenBacklog, true)
+	if err != nil {
+		return nil, err
+	}
+	// Accepted sockets inherit TCP_NODELAY and the keepalive settings
+	// from the listener: set once here instead of per connection.
+	fe.tuneSocket(fd)
+	bound, err := sock.LocalAddr(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ln := &listener{loop: l, fe: fe, fd: fd, addr: bound}
+	ln.pauseTimer.Fire = ln.unpause
+	var gen uint32
+	ln.idx, gen = l.alloc(ln)
+	if err := l.poll.Add(fd, unix.EPOLLIN|unix.EPOLLET, token(ln.idx, gen, 0)); err != nil {
+		l.releaseSlot(ln.idx)
+		unix.Close(fd)
+		return nil, err
+	}
+	return ln, nil
+}
+
+func (ln *listener) onEvent(ev uint32, _ uint32) {
+	if !ln.paused {
+		ln.acceptSome()
+	}
+}
+
+func (ln *listener) resume() {
+	if ln.fd >= 0 && !ln.paused {
+		ln.acceptSome()
+	}
+}
+
+// acceptSome accepts until the backlog is empty (EAGAIN, as edge-triggered
+// epoll requires) or the budget is spent, in which case it queues itself to
+// continue after the other handlers of this wake-up had their turn.
+func (ln *listener) acceptSome() {
+	for i := 0; i < acceptBudget; i++ {
+		fd, peer, err := sock.Accept(ln.fd)
+		switch {
+		case err == nil:
+			ln.loop.startConn(ln.fe, fd, peer)
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
+			ln.pause(err)
+			return
+		default:
+			// ECONNABORTED and friends concern one client that already
+			// left; the next accept may well succeed.
+			continue
+		}
+	}
+	ln.loop.again = append(ln.loop.again, ln)
+}
+
+// pause stops accepting for acceptPause. Clients wait in the kernel backlog
+// meanwhile instead of the loop spinning on an accept that cannot succeed.
+func (ln *listener) pause(err error) {
+	ln.paused = true
+	ln.loop.wheel.Schedule(&ln.pauseTimer, acceptPause)
+	now := ln.loop.now
+	if now.Sub(ln.lastLog) < acceptLogEvery {
+		ln.suppressed++
+		return
+	}
+	ln.loop.srv.log.Warn().Err(err).Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).
+		Int("pauses_not_logged", ln.suppressed).Dur("pause", acceptPause).
+		Msg("accept failed for lack of resources; pausing this listener")
+	ln.lastLog = now
+	ln.suppressed = 0
+}
+
+// unpause runs from the timing wheel. Edge-triggered epoll will not report
+// clients that queued during the pause again, so accept right away.
+func (ln *listener) unpause() {
+	ln.paused = false
+	if ln.fd >= 0 {
+		ln.acceptSome()
+	}
+}
+
+// close stops accepting. Closing the fd removes it from the epoll set.
+func (ln *listener) close() {
+	if ln.fd < 0 {
+		return
+	}
+	ln.loop.wheel.Stop(&ln.pauseTimer)
+	unix.Close(ln.fd)
+	ln.fd = -1
+	ln.loop.releaseSlot(ln.idx)
+}

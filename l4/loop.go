@@ -1,0 +1,254 @@
+package l4
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/l4/internal/netpoll"
+	"github.com/splicerlb/splicer/l4/internal/splice"
+	"github.com/splicerlb/splicer/l4/internal/timer"
+)
+
+const (
+	// tick is the timing wheel resolution: timeouts fire at most one tick
+	// late, and an idle loop wakes at most this often while timers are armed.
+	tick = 10 * time.Millisecond
+	// wheelSlots covers 5.12 s per revolution; longer timeouts take rounds.
+	wheelSlots = 512
+	// maxEvents bounds one epoll_wait batch.
+	maxEvents = 256
+)
+
+// handler is whatever owns an fd registered with a loop's poller: a
+// listener or a connection. side says which of the owner's fds fired.
+type handler interface {
+	onEvent(ev uint32, side uint32)
+}
+
+// resumer is a handler with work left after using its per-wake-up budget;
+// the loop calls resume once the current batch of events is handled.
+type resumer interface {
+	resume()
+}
+
+// slot binds an epoll token to its handler. gen changes every time the slot
+// is freed, so an event carrying an older gen belongs to a closed fd.
+type slot struct {
+	gen uint32
+	h   handler
+}
+
+// loop is one event loop goroutine and everything it owns: the poller, the
+// timing wheel, a pipe cache, its listeners and its connections. Only the
+// loop goroutine touches these; other goroutines use post.
+type loop struct {
+	id    int
+	srv   *Server
+	poll  *netpoll.Poller
+	wheel *timer.Wheel
+	pipes *splice.Cache
+	now   time.Time // read once per wake-up
+
+	slots []slot
+	free  []uint32 // free slot indexes
+
+	listeners []*listener
+	conns     map[*conn]struct{} // live connections, for stop and shutdown
+	connPool  []*conn            // closed connections kept for reuse
+	again     []resumer          // work carried over to the next iteration
+
+	mu      sync.Mutex // guards tasks
+	tasks   []func(*loop)
+	spare   []func(*loop)
+	stopped bool
+}
+
+func newLoop(id int, s *Server) (*loop, error) {
+	p, err := netpoll.New()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	return &loop{
+		id:    id,
+		srv:   s,
+		poll:  p,
+		wheel: timer.New(tick, wheelSlots, now),
+		pipes: s.pipes.NewCache(),
+		now:   now,
+		conns: make(map[*conn]struct{}),
+	}, nil
+}
+
+// post queues f to run on the loop goroutine and wakes the loop. Tasks
+// posted after the loop stopped are dropped.
+func (l *loop) post(f func(*loop)) {
+	l.mu.Lock()
+	l.tasks = append(l.tasks, f)
+	l.mu.Unlock()
+	// An error here means the poller is closed: the loop is gone and the
+	// task has nothing left to act on.
+	_ = l.poll.Wake()
+}
+
+// run is the loop goroutine. It returns after stop has closed everything.
+func (l *loop) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	events := make([]unix.EpollEvent, maxEvents)
+	for !l.stopped {
+		timeout := l.waitTimeout()
+		n, err := l.poll.Wait(events, timeout)
+		if err != nil {
+			l.srv.log.Error().Err(err).Int("loop", l.id).Msg("epoll_wait failed; loop stopping")
+			l.stop()
+			break
+		}
+		l.now = time.Now()
+		for i := 0; i < n; i++ {
+			l.dispatch(&events[i])
+		}
+		l.runAgain()
+		l.wheel.Advance(l.now)
+		l.runTasks()
+	}
+}
+
+// waitTimeout is the epoll_wait timeout: zero while work is carried over,
+// else the time to the next armed timer, rounded up to a millisecond.
+func (l *loop) waitTimeout() int {
+	if len(l.again) > 0 {
+		return 0
+	}
+	d := l.wheel.Next(time.Now())
+	if d < 0 {
+		return -1
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+func (l *loop) dispatch(ev *unix.EpollEvent) {
+	idx, tag := netpoll.SplitToken(netpoll.EventData(ev))
+	if int(idx) >= len(l.slots) {
+		return
+	}
+	s := &l.slots[idx]
+	if s.h == nil || s.gen != tag>>1 {
+		return // the fd was closed earlier in this batch
+	}
+	s.h.onEvent(ev.Events, tag&1)
+}
+
+// runAgain resumes the handlers that ran out of budget. Each gets one more
+// turn per iteration; those still unfinished queue themselves again.
+func (l *loop) runAgain() {
+	if len(l.again) == 0 {
+		return
+	}
+	batch := l.again
+	l.again = nil
+	for i, r := range batch {
+		batch[i] = nil
+		r.resume()
+	}
+	if l.again == nil {
+		l.again = batch[:0]
+	}
+}
+
+func (l *loop) runTasks() {
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.mu.Unlock()
+	for i, f := range tasks {
+		f(l)
+		tasks[i] = nil
+	}
+	l.spare = tasks
+}
+
+// alloc reserves a slot for h and returns its index and generation.
+func (l *loop) alloc(h handler) (uint32, uint32) {
+	var idx uint32
+	if n := len(l.free); n > 0 {
+		idx = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		idx = uint32(len(l.slots))
+		l.slots = append(l.slots, slot{})
+	}
+	l.slots[idx].h = h
+	return idx, l.slots[idx].gen
+}
+
+// release frees a slot; events already queued for it become stale.
+func (l *loop) releaseSlot(idx uint32) {
+	s := &l.slots[idx]
+	s.h = nil
+	s.gen = (s.gen + 1) & (1<<31 - 1)
+	l.free = append(l.free, idx)
+}
+
+// token is the epoll data for side of the handler in slot idx.
+func token(idx, gen, side uint32) uint64 {
+	return netpoll.Token(idx, gen<<1|side)
+}
+
+// listen opens this loop's listening socket for one frontend address.
+func (l *loop) listen(fe *frontend, addr netip.AddrPort) (netip.AddrPort, error) {
+	ln, err := newListener(l, fe, addr)
+	if err != nil {
+		return addr, err
+	}
+	l.listeners = append(l.listeners, ln)
+	return ln.addr, nil
+}
+
+// closeListeners stops accepting on this loop; queued clients that were
+// never accepted are refused by the kernel.
+func (l *loop) closeListeners() {
+	for _, ln := range l.listeners {
+		ln.close()
+	}
+	l.listeners = nil
+}
+
+// stop closes every connection and listener and ends the loop.
+func (l *loop) stop() {
+	if l.stopped {
+		return
+	}
+	l.closeListeners()
+	for c := range l.conns {
+		c.close(closeAbort)
+	}
+	l.stopped = true
+	l.mu.Lock()
+	l.tasks = nil
+	l.mu.Unlock()
+	l.release()
+}
+
+// release frees the loop's own resources: idle pipes and the poller.
+func (l *loop) release() {
+	for _, ln := range l.listeners {
+		ln.close()
+	}
+	l.listeners = nil
+	l.pipes.Close()
+	if err := l.poll.Close(); err != nil && !errors.Is(err, netpoll.ErrClosed) {
+		l.srv.log.Warn().Err(err).Int("loop", l.id).Msg("closing poller")
+	}
+}
+
+// bumpGen moves slot idx to a new generation without freeing it, so events
+// queued under the old one are ignored; the owner re-registers its fds.
+func (l *loop) bumpGen(idx uint32) uint32 {
+	s := &l.slots[idx]
+	s.gen = (s.gen + 1) & (1<<31 - 1)
+	return s.gen
+}

@@ -1,0 +1,241 @@
+// Package l4 is splicer's data plane: epoll event loops that accept client
+// connections, pick a backend, connect to it without blocking and relay
+// bytes both ways with splice(2) through pooled pipes.
+//
+// A Server runs Workers loops. Each loop owns one SO_REUSEPORT listening
+// socket per frontend address, so the kernel spreads new connections over
+// the loops, and every connection lives on the loop that accepted it for its
+// whole life: only that loop touches its fds. Other goroutines reach a loop
+// by posting a task and waking its poller.
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/l4/internal/splice"
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// ErrServerClosed is returned by Start and Shutdown once the server has been
+// shut down or closed.
+var ErrServerClosed = errors.New("l4: server closed")
+
+// Server serves every TCP frontend of a config.
+type Server struct {
+	cfg   *config.Config
+	log   zerolog.Logger
+	pipes *splice.Pool
+
+	frontends []*frontend
+	loops     []*loop
+	wg        sync.WaitGroup // one per running loop goroutine
+
+	mu       sync.Mutex // guards state changes below
+	started  bool
+	closing  bool
+	drained  chan struct{} // closed when active reaches 0 after closing
+	drainOne sync.Once
+
+	// active counts client connections across all loops.
+	active atomic.Int64
+}
+
+// NewServer prepares a server for cfg's TCP frontends: backend sets and
+// strategies are built, nothing is bound yet. UDP frontends are refused
+// until the UDP data plane exists.
+func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		drained: make(chan struct{}),
+		pipes:   splice.NewPool(cfg.Global.MaxPipes, cfg.Global.PipeSize, cfg.Global.BufferSize),
+	}
+	for i := range cfg.Frontends {
+		fc := &cfg.Frontends[i]
+		if fc.Protocol != config.ProtocolTCP {
+			return nil, fmt.Errorf("frontend %q: protocol %q is not served yet", fc.Name, fc.Protocol)
+		}
+		fe, err := newFrontend(fc)
+		if err != nil {
+			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
+		}
+		s.frontends = append(s.frontends, fe)
+	}
+	return s, nil
+}
+
+// Start binds every listener on every loop and starts the loops. On error
+// nothing stays bound. Start may be called once.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return ErrServerClosed
+	}
+	if s.started {
+		return errors.New("l4: server already started")
+	}
+	workers := s.cfg.Global.Workers
+	for i := 0; i < workers; i++ {
+		l, err := newLoop(i, s)
+		if err != nil {
+			s.closeLoopsLocked()
+			return err
+		}
+		s.loops = append(s.loops, l)
+	}
+	if err := s.bindLocked(); err != nil {
+		s.closeLoopsLocked()
+		return err
+	}
+	s.started = true
+	for _, l := range s.loops {
+		s.wg.Add(1)
+		go l.run(&s.wg)
+	}
+	for _, fe := range s.frontends {
+		s.log.Info().Str("frontend", fe.cfg.Name).Strs("listen", addrStrings(fe.bound)).
+			Str("strategy", fe.cfg.Strategy).Int("backends", len(fe.cfg.Backends)).Msg("frontend listening")
+	}
+	return nil
+}
+
+// bindLocked opens one listening socket per loop for every frontend address.
+// A port 0 address is resolved by the first loop's bind and reused by the
+// others, so all loops share one port.
+func (s *Server) bindLocked() error {
+	for _, fe := range s.frontends {
+		for _, addr := range fe.cfg.Listen {
+			bound := addr
+			for _, l := range s.loops {
+				actual, err := l.listen(fe, bound)
+				if err != nil {
+					return fmt.Errorf("frontend %q: listen %s: %w", fe.cfg.Name, addr, err)
+				}
+				bound = actual
+			}
+			fe.bound = append(fe.bound, bound)
+		}
+	}
+	return nil
+}
+
+// closeLoopsLocked releases loops that never started running.
+func (s *Server) closeLoopsLocked() {
+	for _, l := range s.loops {
+		l.release()
+	}
+	s.loops = nil
+}
+
+// Addrs returns the addresses frontend name is bound to (ports resolved),
+// or nil for an unknown name or before Start.
+func (s *Server) Addrs(name string) []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fe := range s.frontends {
+		if fe.cfg.Name == name {
+			return append([]netip.AddrPort(nil), fe.bound...)
+		}
+	}
+	return nil
+}
+
+// ActiveConnections is the number of client connections being served.
+func (s *Server) ActiveConnections() int64 { return s.active.Load() }
+
+// PipesInUse is the number of splice pipes held by connections right now.
+func (s *Server) PipesInUse() int { return s.pipes.PipesInUse() }
+
+// Shutdown stops accepting, then waits for open connections to finish until
+// ctx ends, and finally closes whatever is left and stops the loops. It
+// returns ctx's error when connections had to be cut.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.beginClosing() {
+		return ErrServerClosed
+	}
+	s.postAll(func(l *loop) { l.closeListeners() })
+	var err error
+	select {
+	case <-s.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.stopLoops()
+	return err
+}
+
+// Close stops accepting and closes every connection at once.
+func (s *Server) Close() error {
+	if !s.beginClosing() {
+		return ErrServerClosed
+	}
+	s.stopLoops()
+	return nil
+}
+
+// beginClosing flips the server into closing; false when it already was.
+func (s *Server) beginClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.closing = true
+	if s.active.Load() == 0 {
+		s.drainOne.Do(func() { close(s.drained) })
+	}
+	return true
+}
+
+// connDone is called by a loop when a client connection ends.
+func (s *Server) connDone() {
+	if s.active.Add(-1) == 0 {
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		if closing {
+			s.drainOne.Do(func() { close(s.drained) })
+		}
+	}
+}
+
+// stopLoops asks every loop to close its fds and exit, and waits for them.
+func (s *Server) stopLoops() {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		s.postAll(func(l *loop) { l.stop() })
+		s.wg.Wait()
+	} else {
+		s.mu.Lock()
+		s.closeLoopsLocked()
+		s.mu.Unlock()
+	}
+	for _, fe := range s.frontends {
+		fe.set.Close()
+	}
+}
+
+// postAll runs f on every loop, each on its own goroutine.
+func (s *Server) postAll(f func(*loop)) {
+	for _, l := range s.loops {
+		l.post(f)
+	}
+}
+
+func addrStrings(addrs []netip.AddrPort) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}

@@ -1,0 +1,54 @@
+package backend
+
+// Active returns the connections currently held on the backend: successful
+// TryAcquire calls not yet Released. It is the count leastconn and p2c
+// compare. A TryAcquire racing past the cap may show in it for an instant.
+func (b *Backend) Active() int64 { return b.active.Load() }
+
+// TryAcquire reserves one connection slot. It fails, changing nothing, when
+// the backend is down, not Ready or at MaxConnections: a snapshot loaded just
+// before a drain or a failed check must not send it new connections. A
+// success counts one connection in Total and must be paired with exactly one
+// Release.
+//
+// Reaching the cap asks the owning Set for a snapshot without this backend;
+// the rebuild runs off the caller's goroutine, so TryAcquire never blocks.
+func (b *Backend) TryAcquire() bool {
+	if b.down.Load() || State(b.state.Load()) != Ready {
+		return false
+	}
+	n := b.active.Add(1)
+	if b.maxConns > 0 {
+		if n > b.maxConns {
+			// Undo through the same path as a release: if holders left
+			// meanwhile, this decrement may be the one that leaves the cap.
+			b.leave()
+			return false
+		}
+		if n == b.maxConns {
+			b.capCrossed()
+		}
+	}
+	b.ctr.total.Add(1)
+	return true
+}
+
+// Release frees a slot taken by a successful TryAcquire. Leaving the cap asks
+// the owning Set to bring the backend back into its snapshot.
+func (b *Backend) Release() { b.leave() }
+
+// leave decrements the active count. The count crosses the cap boundary
+// downwards exactly when a decrement lands on maxConns-1; every such crossing,
+// like every increment landing on maxConns, requests a rebuild that reads the
+// count afresh, so the last crossing always wins.
+func (b *Backend) leave() {
+	if n := b.active.Add(-1); b.maxConns > 0 && n == b.maxConns-1 {
+		b.capCrossed()
+	}
+}
+
+func (b *Backend) capCrossed() {
+	if s := b.owner.Load(); s != nil {
+		s.requestRebuild()
+	}
+}

@@ -1,0 +1,82 @@
+package backend
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// counters are the per-backend traffic counters the data plane updates and
+// stats read. Updates are single atomic adds: no lock, no allocation.
+type counters struct {
+	total     atomic.Uint64
+	bytesUp   atomic.Uint64
+	bytesDown atomic.Uint64
+	failures  [NumFailReasons]atomic.Uint64
+	resets    atomic.Uint64
+	connect   connectHistogram
+}
+
+// AddBytes counts bytes relayed: up from client to backend, down from
+// backend to client.
+func (b *Backend) AddBytes(up, down uint64) {
+	if up != 0 {
+		b.ctr.bytesUp.Add(up)
+	}
+	if down != 0 {
+		b.ctr.bytesDown.Add(down)
+	}
+}
+
+// AddFailure counts one failed connect; an unknown reason counts as
+// FailOther.
+func (b *Backend) AddFailure(r FailReason) {
+	if int(r) >= NumFailReasons {
+		r = FailOther
+	}
+	b.ctr.failures[r].Add(1)
+}
+
+// AddReset counts a connection the backend broke after it was established:
+// a reset or a write error, which the data plane passes on to the client as
+// a reset. Passive health checks count these.
+func (b *Backend) AddReset() { b.ctr.resets.Add(1) }
+
+// ObserveConnect records the time a successful connect took; a negative
+// duration counts as zero.
+func (b *Backend) ObserveConnect(d time.Duration) { b.ctr.connect.observe(d) }
+
+// Stats is a point-in-time copy of a backend's counters. Each field is read
+// atomically; the fields are not read together, so a counter may run a
+// little ahead of another.
+type Stats struct {
+	// Active is the number of connections held now (see Backend.Active).
+	Active int64
+	// Total counts successful TryAcquire calls: connections assigned to
+	// the backend, including those whose connect failed afterwards.
+	Total uint64
+	// BytesUp and BytesDown count bytes relayed client to backend and
+	// backend to client.
+	BytesUp, BytesDown uint64
+	// Failures counts failed connects, indexed by FailReason.
+	Failures [NumFailReasons]uint64
+	// Resets counts established connections the backend broke.
+	Resets uint64
+	// Connect is the connect-time histogram of successful connects.
+	Connect ConnectTimes
+}
+
+// Stats returns a copy of the backend's counters.
+func (b *Backend) Stats() Stats {
+	s := Stats{
+		Active:    b.active.Load(),
+		Total:     b.ctr.total.Load(),
+		BytesUp:   b.ctr.bytesUp.Load(),
+		BytesDown: b.ctr.bytesDown.Load(),
+		Resets:    b.ctr.resets.Load(),
+		Connect:   b.ctr.connect.read(),
+	}
+	for i := range b.ctr.failures {
+		s.Failures[i] = b.ctr.failures[i].Load()
+	}
+	return s
+}

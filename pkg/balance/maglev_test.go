@@ -1,0 +1,174 @@
+package balance
+
+import (
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+)
+
+// owners returns, for every slot of the maglev table behind s, the index in
+// bs of its owner: key k lands on slot k mod size.
+func owners(t *testing.T, strat Strategy, s *backend.Set, bs []*backend.Backend, size int) []int {
+	t.Helper()
+	snap := s.Load()
+	out := make([]int, size)
+	for k := range out {
+		out[k] = indexOf(bs, strat.Pick(snap, uint64(k)))
+	}
+	return out
+}
+
+func shares(owner []int, n int) []int {
+	c := make([]int, n)
+	for _, o := range owner {
+		c[o]++
+	}
+	return c
+}
+
+func TestMaglevEvenShares(t *testing.T) {
+	const size, n = DefaultMaglevTableSize, 10
+	strat := mustStrategy(t, Maglev, Options{})
+	bs := newBackends(t, equalWeights(n)...)
+	got := shares(owners(t, strat, mustSet(t, bs, strat, 0), bs, size), n)
+	for i, c := range got {
+		// Within 1% of a tenth; the turn-taking actually gives 6553 or 6554.
+		if c < size/n-size/n/100 || c > size/n+size/n/100 {
+			t.Fatalf("shares %v: b%d owns %d slots, want %d within 1%%", got, i, c, size/n)
+		}
+	}
+}
+
+func TestMaglevWeightedShares(t *testing.T) {
+	const size = DefaultMaglevTableSize
+	strat := mustStrategy(t, Maglev, Options{})
+	weights := []int{1, 2, 3, 4}
+	bs := newBackends(t, weights...)
+	got := shares(owners(t, strat, mustSet(t, bs, strat, 0), bs, size), len(bs))
+	for i, c := range got {
+		want := size * weights[i] / 10
+		if c < want-size/100 || c > want+size/100 {
+			t.Fatalf("shares %v: b%d owns %d slots, want %d within 1%% of the table", got, i, c, want)
+		}
+	}
+}
+
+// TestMaglevBackendDown takes one of 10 backends out and brings it back: only
+// its keys move, evenly over the others, and they all come back.
+func TestMaglevBackendDown(t *testing.T) {
+	const size, n, gone = DefaultMaglevTableSize, 10, 3
+	strat := mustStrategy(t, Maglev, Options{})
+	bs := newBackends(t, equalWeights(n)...)
+	s := mustSet(t, bs, strat, 0)
+	before := owners(t, strat, s, bs, size)
+
+	bs[gone].SetHealthy(false)
+	after := owners(t, strat, s, bs, size)
+	gained := make([]int, n)
+	removed := 0
+	for k := range before {
+		switch {
+		case before[k] == gone:
+			removed++
+			gained[after[k]]++
+		case after[k] != before[k]:
+			t.Fatalf("key %d moved from b%d to b%d though b%d stayed up", k, before[k], after[k], before[k])
+		}
+	}
+	if gained[gone] != 0 {
+		t.Fatalf("the down backend still owns %d slots", gained[gone])
+	}
+	for i, g := range gained {
+		// Survivors take turns at the freed slots: a ninth each, give or take one.
+		if i != gone && (g < removed/(n-1) || g > removed/(n-1)+1) {
+			t.Fatalf("gains %v of %d freed slots: b%d got %d, want about a ninth", gained, removed, i, g)
+		}
+	}
+
+	bs[gone].SetHealthy(true) // slow start is off: the original table returns
+	back := owners(t, strat, s, bs, size)
+	for k := range before {
+		if back[k] != before[k] {
+			t.Fatalf("after recovery key %d is on b%d, was on b%d", k, back[k], before[k])
+		}
+	}
+}
+
+// TestMaglevDeterministic builds two Sets independently from the same
+// config, as two splicer instances would, and compares every slot, with all
+// backends up and with one down.
+func TestMaglevDeterministic(t *testing.T) {
+	const size = 10007
+	weights := []int{3, 1, 4, 1, 5, 9, 2, 6}
+	var tables [2][][]int
+	for inst := range tables {
+		strat := mustStrategy(t, Maglev, Options{MaglevTableSize: size})
+		bs := newBackends(t, weights...)
+		s := mustSet(t, bs, strat, 0)
+		tables[inst] = append(tables[inst], owners(t, strat, s, bs, size))
+		bs[5].SetHealthy(false)
+		tables[inst] = append(tables[inst], owners(t, strat, s, bs, size))
+	}
+	for state := range tables[0] {
+		for k := range tables[0][state] {
+			if a, b := tables[0][state][k], tables[1][state][k]; a != b {
+				t.Fatalf("state %d, slot %d: instance 1 picks b%d, instance 2 b%d", state, k, a, b)
+			}
+		}
+	}
+}
+
+// TestMaglevSlowStart recovers a backend with a long slow start: it starts
+// with about its ramped share, and only on slots that were its own.
+func TestMaglevSlowStart(t *testing.T) {
+	const size, n = DefaultMaglevTableSize, 10
+	strat := mustStrategy(t, Maglev, Options{})
+	bs := newBackends(t, equalWeights(n)...)
+	s := mustSet(t, bs, strat, time.Hour)
+	base := owners(t, strat, s, bs, size)
+	bs[0].SetHealthy(false)
+	bs[0].SetHealthy(true)
+
+	snap := s.Load()
+	eff, sum := 0, 0
+	for i := range snap.Len() {
+		sum += int(snap.Weight(i))
+		if snap.Backend(i) == bs[0] {
+			eff = int(snap.Weight(i))
+		}
+	}
+	if eff >= int(snap.Weight(1)) {
+		t.Fatalf("recovered backend at weight %d, want it ramping below %d", eff, snap.Weight(1))
+	}
+	ramped := owners(t, strat, s, bs, size)
+	owned := 0
+	for k, o := range ramped {
+		if o != 0 {
+			continue
+		}
+		owned++
+		if base[k] != 0 {
+			t.Fatalf("ramping b0 owns slot %d, which was b%d's", k, base[k])
+		}
+	}
+	if want := size * eff / sum; owned < want-size/100 || owned > want+size/100 {
+		t.Fatalf("ramping b0 owns %d slots, want %d (weight %d of %d) within 1%% of the table", owned, want, eff, sum)
+	}
+}
+
+// TestMaglevGoldenTable pins a small table: instances of different versions
+// must build the same table from the same config, so any change to the
+// hashes or the turn-taking that alters it is a breaking one.
+func TestMaglevGoldenTable(t *testing.T) {
+	const size = 31
+	strat := mustStrategy(t, Maglev, Options{MaglevTableSize: size})
+	bs := newBackends(t, 1, 2, 1)
+	got := owners(t, strat, mustSet(t, bs, strat, 0), bs, size)
+	want := []int{0, 1, 1, 1, 1, 2, 1, 2, 1, 1, 2, 1, 2, 1, 1, 0, 0, 1, 1, 1, 2, 0, 0, 1, 1, 2, 0, 0, 0, 1, 2}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Fatalf("table %v, want %v", got, want)
+		}
+	}
+}

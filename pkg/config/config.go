@@ -1,0 +1,194 @@
+// Package config holds splicer's configuration: the TOML schema, strict
+// decoding, defaults, semantic validation with field paths and line numbers,
+// and a fluent Builder for tests and embedders.
+//
+// A *Config returned by Load, Parse or Builder.Build is complete: every
+// default is filled in and every field has been validated, so consumers read
+// fields directly and never re-check them.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Protocols accepted by Frontend.Protocol.
+const (
+	ProtocolTCP = "tcp"
+	ProtocolUDP = "udp"
+)
+
+// Strategies accepted by Frontend.Strategy.
+const (
+	StrategyRoundRobin = "roundrobin"
+	StrategyLeastConn  = "leastconn"
+	StrategyP2C        = "p2c"
+	StrategyMaglev     = "maglev"
+)
+
+// Health check kinds accepted by Health.Check.
+const (
+	CheckNone       = "none"
+	CheckTCP        = "tcp"
+	CheckSendExpect = "send_expect"
+	CheckPostgres   = "postgres"
+	CheckMySQL      = "mysql"
+	CheckRedis      = "redis"
+	CheckHTTP       = "http"
+)
+
+// Values accepted by Frontend.OnDown.
+const (
+	OnDownKeep  = "keep"
+	OnDownClose = "close"
+)
+
+// Config is a complete, validated splicer configuration.
+type Config struct {
+	// File is the path the config was loaded from ("" when built in code).
+	File      string
+	Global    Global
+	Log       Log
+	Admin     Admin
+	Frontends []Frontend
+}
+
+// Global holds process-wide settings ([global]).
+type Global struct {
+	// Workers is the number of event loops; 0 in the file means one per CPU
+	// and is resolved to runtime.NumCPU() by Load.
+	Workers int
+	// MaxConnections caps client connections across all frontends.
+	MaxConnections int
+	// MaxPipes caps splice pipes in flight across all loops; beyond it the
+	// data plane copies through pooled user-space buffers.
+	MaxPipes int
+	// PipeSize is the capacity asked of each pipe with F_SETPIPE_SZ, in bytes.
+	PipeSize int
+	// BufferSize is the size of a fallback copy buffer, in bytes.
+	BufferSize int
+	// ShutdownTimeout bounds how long a graceful shutdown waits for
+	// connections to finish before closing them.
+	ShutdownTimeout time.Duration
+}
+
+// Log holds logging settings ([log]).
+type Log struct {
+	Level  string // debug | info | warn | error
+	Format string // json | console
+}
+
+// Admin holds the admin HTTP port settings ([admin]).
+type Admin struct {
+	// Listen is the admin address; "" disables the admin port.
+	Listen     string
+	TokensFile string
+	AuditLog   string
+}
+
+// Frontend is one balanced service ([[frontend]]).
+type Frontend struct {
+	Name     string
+	Listen   []netip.AddrPort
+	Protocol string
+	Strategy string
+	// MaglevTableSize is the lookup table size for the maglev strategy (prime).
+	MaglevTableSize int
+
+	// MaxConnections caps this frontend's client connections; 0 means only
+	// the global cap applies.
+	MaxConnections int
+	// MaxQueue bounds the clients waiting for a backend slot; 0 disables
+	// queueing (the client is closed when no backend can take it).
+	MaxQueue     int
+	QueueTimeout time.Duration
+
+	ConnectTimeout   time.Duration
+	IdleTimeout      time.Duration
+	HalfCloseTimeout time.Duration
+	// Retries is how many other backends are tried after a failed connect.
+	Retries int
+
+	// TCPKeepalive enables keepalive probes on client and backend sockets.
+	TCPKeepalive      bool
+	KeepaliveIdle     time.Duration
+	KeepaliveInterval time.Duration
+	KeepaliveCount    int
+
+	// Allow and Deny are checked at accept: a client must match Allow (when
+	// non-empty) and must not match Deny.
+	Allow []netip.Prefix
+	Deny  []netip.Prefix
+
+	// MaxConnectionsPerClient caps connections per source address (0: off).
+	MaxConnectionsPerClient int
+	// ConnectionRatePerClient caps new connections per second per source
+	// address with a token bucket of the same burst (0: off).
+	ConnectionRatePerClient int
+
+	// SlowStart is the time a recovered backend takes to ramp to its weight.
+	SlowStart time.Duration
+	// OnDown says what happens to a backend's connections when it is marked
+	// down: OnDownKeep leaves them, OnDownClose closes them.
+	OnDown string
+
+	// UDP only.
+	// Responses ends a flow after this many replies; 0 keeps no flow state
+	// (no reply expected); -1 (the default) means unlimited.
+	Responses int
+	// MaxFlows bounds the UDP flow table of this frontend.
+	MaxFlows int
+
+	Health   Health
+	Backends []Backend
+}
+
+// Health configures the active and passive health checks of a frontend's
+// backends ([frontend.health]).
+type Health struct {
+	Check        string
+	Interval     time.Duration
+	Timeout      time.Duration
+	FastInterval time.Duration
+	DownInterval time.Duration
+	Rise         int
+	Fall         int
+	// PassiveFall marks a backend down after this many consecutive connect
+	// failures or resets seen by the data plane; 0 disables it.
+	PassiveFall int
+	// Port, when non-zero, probes this port instead of the service port.
+	Port int
+
+	// send_expect: Send (text) or SendHex, and Expect (reply prefix) or
+	// ExpectRegex.
+	Send        string
+	SendHex     string
+	Expect      string
+	ExpectRegex string
+
+	// postgres
+	User     string
+	Database string
+
+	// redis: the AUTH password comes from a file or an environment variable,
+	// never from the config text.
+	PasswordFile string
+	PasswordEnv  string
+
+	// http
+	Path   string
+	Status int
+}
+
+// Backend is one server behind a frontend ([[frontend.backend]]).
+type Backend struct {
+	// Name labels the backend in stats; it defaults to the address.
+	Name    string
+	Address netip.AddrPort
+	// Weight is between 1 and 256.
+	Weight int
+	// MaxConnections caps this backend's connections (0: unlimited).
+	MaxConnections int
+	// Backup backends take traffic only when no primary is available.
+	Backup bool
+}

@@ -1,0 +1,105 @@
+package config
+
+// The raw* types mirror the TOML schema. Every field is a pointer so that
+// defaults and the protocol-specific rules can tell a key that was set from
+// one that was left out, per array element. Both the TOML decoder and the
+// Builder fill them, so both go through the same defaults and validation.
+//
+// The toml tags are the schema: unknown-key detection and its "did you mean"
+// suggestions read them by reflection.
+
+type rawConfig struct {
+	Global    *rawGlobal    `toml:"global"`
+	Log       *rawLog       `toml:"log"`
+	Admin     *rawAdmin     `toml:"admin"`
+	Frontends []rawFrontend `toml:"frontend"`
+}
+
+type rawGlobal struct {
+	Workers         *intSetting      `toml:"workers"`
+	MaxConnections  *intSetting      `toml:"max_connections"`
+	MaxPipes        *intSetting      `toml:"max_pipes"`
+	PipeSize        *sizeSetting     `toml:"pipe_size"`
+	BufferSize      *sizeSetting     `toml:"buffer_size"`
+	ShutdownTimeout *durationSetting `toml:"shutdown_timeout"`
+}
+
+type rawLog struct {
+	Level  *stringSetting `toml:"level"`
+	Format *stringSetting `toml:"format"`
+}
+
+type rawAdmin struct {
+	Listen     *stringSetting `toml:"listen"`
+	TokensFile *stringSetting `toml:"tokens_file"`
+	AuditLog   *stringSetting `toml:"audit_log"`
+}
+
+type rawFrontend struct {
+	Name            *stringSetting `toml:"name"`
+	Listen          *listSetting   `toml:"listen"`
+	Protocol        *stringSetting `toml:"protocol"`
+	Strategy        *stringSetting `toml:"strategy"`
+	MaglevTableSize *intSetting    `toml:"maglev_table_size"`
+
+	MaxConnections *intSetting      `toml:"max_connections"`
+	MaxQueue       *intSetting      `toml:"max_queue"`
+	QueueTimeout   *durationSetting `toml:"queue_timeout"`
+
+	ConnectTimeout   *durationSetting `toml:"connect_timeout"`
+	IdleTimeout      *durationSetting `toml:"idle_timeout"`
+	HalfCloseTimeout *durationSetting `toml:"half_close_timeout"`
+	Retries          *intSetting      `toml:"retries"`
+
+	TCPKeepalive      *boolSetting     `toml:"tcp_keepalive"`
+	KeepaliveIdle     *durationSetting `toml:"keepalive_idle"`
+	KeepaliveInterval *durationSetting `toml:"keepalive_interval"`
+	KeepaliveCount    *intSetting      `toml:"keepalive_count"`
+
+	Allow                   *listSetting `toml:"allow"`
+	Deny                    *listSetting `toml:"deny"`
+	MaxConnectionsPerClient *intSetting  `toml:"max_connections_per_client"`
+	ConnectionRatePerClient *intSetting  `toml:"connection_rate_per_client"`
+
+	SlowStart *durationSetting `toml:"slow_start"`
+	OnDown    *stringSetting   `toml:"on_down"`
+
+	Responses *intSetting `toml:"responses"`
+	MaxFlows  *intSetting `toml:"max_flows"`
+
+	Health   *rawHealth   `toml:"health"`
+	Backends []rawBackend `toml:"backend"`
+}
+
+type rawHealth struct {
+	Check        *stringSetting   `toml:"check"`
+	Interval     *durationSetting `toml:"interval"`
+	Timeout      *durationSetting `toml:"timeout"`
+	FastInterval *durationSetting `toml:"fast_interval"`
+	DownInterval *durationSetting `toml:"down_interval"`
+	Rise         *intSetting      `toml:"rise"`
+	Fall         *intSetting      `toml:"fall"`
+	PassiveFall  *intSetting      `toml:"passive_fall"`
+	Port         *intSetting      `toml:"port"`
+
+	Send        *stringSetting `toml:"send"`
+	SendHex     *stringSetting `toml:"send_hex"`
+	Expect      *stringSetting `toml:"expect"`
+	ExpectRegex *stringSetting `toml:"expect_regex"`
+
+	User         *stringSetting `toml:"user"`
+	Database     *stringSetting `toml:"database"`
+	PasswordFile *stringSetting `toml:"password_file"`
+	PasswordEnv  *stringSetting `toml:"password_env"`
+
+	Path   *stringSetting `toml:"path"`
+	Status *intSetting    `toml:"status"`
+}
+
+type rawBackend struct {
+	Name           *stringSetting `toml:"name"`
+	Address        *stringSetting `toml:"address"`
+	Weight         *intSetting    `toml:"weight"`
+	MaxConnections *intSetting    `toml:"max_connections"`
+	Backup         *boolSetting   `toml:"backup"`
+}

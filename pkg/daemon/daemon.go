@@ -1,0 +1,60 @@
+// Package daemon wires a validated config into running components and owns
+// their life: start, wait for the stop signal, graceful shutdown bounded by
+// global.shutdown_timeout.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/logging"
+)
+
+// Daemon is one running splicer instance.
+type Daemon struct {
+	cfg *config.Config
+	log zerolog.Logger
+	srv *l4.Server
+}
+
+// New builds the components for cfg without binding anything yet.
+func New(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
+	srv, err := l4.NewServer(cfg, logging.Component(log, "l4"))
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{cfg: cfg, log: log, srv: srv}, nil
+}
+
+// Run starts serving and blocks until ctx ends, then shuts down gracefully:
+// listeners close at once and open connections get up to
+// global.shutdown_timeout to finish before they are closed. Connections cut
+// at the deadline are logged, not treated as a failure of Run.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.srv.Start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	d.log.Info().Str("config", d.cfg.File).Int("workers", d.cfg.Global.Workers).
+		Int("frontends", len(d.cfg.Frontends)).Msg("splicer started")
+	<-ctx.Done()
+
+	timeout := d.cfg.Global.ShutdownTimeout
+	d.log.Info().Int64("connections", d.srv.ActiveConnections()).Dur("timeout", timeout).
+		Msg("shutting down: stopped accepting, waiting for connections")
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	left := d.srv.ActiveConnections()
+	switch err := d.srv.Shutdown(sctx); {
+	case errors.Is(err, context.DeadlineExceeded):
+		d.log.Warn().Int64("connections", left).Msg("shutdown timeout reached; remaining connections closed")
+	case err != nil:
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	d.log.Info().Msg("splicer stopped")
+	return nil
+}
