@@ -107,12 +107,14 @@ func (l *loop) run(wg *sync.WaitGroup) {
 			l.stop()
 			break
 		}
+		// Advance first: the wheel measures new timers from the time of
+		// its last Advance, which must be this wake-up's, not the last one's.
 		l.now = time.Now()
+		l.wheel.Advance(l.now)
 		for i := 0; i < n; i++ {
 			l.dispatch(&events[i])
 		}
 		l.runAgain()
-		l.wheel.Advance(l.now)
 		l.runTasks()
 	}
 }

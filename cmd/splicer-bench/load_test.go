@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startServer serves ln with handle until the test ends.
+func startServer(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := acceptLoop(ctx, ln, handle); err != nil {
+			t.Errorf("acceptLoop: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestLoadThroughIOCopy drives every load shape through the io.Copy proxy
+// in front of the echo server, both in-process on real loopback sockets.
+func TestLoadThroughIOCopy(t *testing.T) {
+	echoAddr := startServer(t, echoConn)
+	proxyAddr := startServer(t, func(c net.Conn) { proxyConn(c, echoAddr) })
+	ctx := context.Background()
+
+	for name, addr := range map[string]string{"direct": echoAddr, "iocopy": proxyAddr} {
+		t.Run(name, func(t *testing.T) {
+			cr := connectionRate(ctx, addr, 4, 200*time.Millisecond)
+			if cr.ops == 0 || cr.errors != 0 || cr.err != nil {
+				t.Errorf("connection rate: %d ok, %d failed (%v)", cr.ops, cr.errors, cr.err)
+			}
+			if cr.elapsed < 200*time.Millisecond || cr.rate() <= 0 {
+				t.Errorf("connection rate elapsed %v, rate %v", cr.elapsed, cr.rate())
+			}
+
+			rr, err := requestResponse(ctx, addr, 3, 200*time.Millisecond)
+			if err != nil {
+				t.Fatalf("request/response: %v", err)
+			}
+			if rr.ops == 0 || rr.errors != 0 || rr.hist.total != uint64(rr.ops) {
+				t.Errorf("request/response: %d requests, %d errors, %d latencies", rr.ops, rr.errors, rr.hist.total)
+			}
+			if p50, p99 := rr.hist.percentile(50), rr.hist.percentile(99); p50 <= 0 || p99 < p50 {
+				t.Errorf("p50 %v, p99 %v", p50, p99)
+			}
+
+			set := holdIdle(ctx, addr, 20)
+			defer set.close()
+			if set.held != 20 || set.errors != 0 {
+				t.Fatalf("idle: held %d of 20, %d errors (%v)", set.held, set.errors, set.err)
+			}
+			// The held connections still relay after the others.
+			in := make([]byte, 2)
+			if err := echo(set.conns[19], []byte("ok"), in); err != nil {
+				t.Fatalf("echo on a held connection: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadAgainstClosedPort(t *testing.T) {
+	addr := closedPort(t)
+	ctx := context.Background()
+
+	cr := connectionRate(ctx, addr, 2, 100*time.Millisecond)
+	if cr.ops != 0 || cr.errors == 0 || !errors.Is(cr.err, syscall.ECONNREFUSED) {
+		t.Errorf("connection rate to a closed port: %d ok, %d failed, err %v", cr.ops, cr.errors, cr.err)
+	}
+	if _, err := requestResponse(ctx, addr, 2, 100*time.Millisecond); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("request/response error = %v, want ECONNREFUSED", err)
+	}
+	set := holdIdle(ctx, addr, 5)
+	if set.held != 0 || set.errors != 5 || !errors.Is(set.err, syscall.ECONNREFUSED) {
+		t.Errorf("idle: held %d, %d errors, err %v", set.held, set.errors, set.err)
+	}
+}
+
+func TestEchoMismatch(t *testing.T) {
+	// A backend that answers with other bytes must be caught.
+	addr := startServer(t, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 4)
+		if _, err := c.Read(buf); err == nil {
+			c.Write([]byte("nope"))
+		}
+	})
+	dialer := net.Dialer{Timeout: opTimeout}
+	err := echoOnce(context.Background(), &dialer, addr, []byte("ping"), make([]byte, 4))
+	if !errors.Is(err, errEchoMismatch) {
+		t.Fatalf("echoOnce error = %v, want errEchoMismatch", err)
+	}
+}

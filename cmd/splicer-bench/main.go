@@ -1,0 +1,220 @@
+// Command splicer-bench measures splicer side by side with direct loopback,
+// HAProxy (tcp mode), nginx (stream) and a goroutine-per-connection io.Copy
+// proxy, and prints one markdown table. `make bench` runs it.
+//
+// Usage:
+//
+//	splicer-bench -splicer bin/splicer [-rounds 3] [-duration 5s] [-idle 8000]
+//	              [-splicer-idle 9000] [-only splicer,haproxy,...] [-out FILE]
+//
+// It installs nothing: iperf3 must be on PATH, and a missing HAProxy, nginx
+// (with its stream module) or splicer binary skips that column with the
+// package to install. Every proxy and backend is a child process on
+// loopback that the harness starts, measures through /proc, and stops by PID;
+// the temporary directory holding their configs is removed on exit, Ctrl-C
+// included.
+//
+// Exit codes: 0 the report was printed; 1 the run failed or was
+// interrupted; 2 the command line is wrong.
+//
+// The echo and iocopy subcommands are internal: the harness re-executes
+// itself with them to run the echo backend and the io.Copy proxy as separate
+// processes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// options are the command-line settings of a run.
+type options struct {
+	splicer     string
+	rounds      int
+	duration    time.Duration
+	idle        int
+	splicerIdle int
+	only        map[string]bool
+	out         string
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "echo":
+			os.Exit(subcommandExit(runEcho(os.Args[2:])))
+		case "iocopy":
+			os.Exit(subcommandExit(runIOCopy(os.Args[2:])))
+		}
+	}
+	// SIGHUP and SIGPIPE (the terminal or the pipe reading the report went
+	// away) would otherwise end the harness before it stops its children
+	// and removes its temporary directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	go func() {
+		// The first signal starts the cleanup; a second Ctrl-C ends the
+		// harness at once (Pdeathsig then takes the children down). A
+		// broken pipe stays ignored, so that the cleanup's own writes to
+		// it fail instead of killing the harness.
+		<-ctx.Done()
+		signal.Ignore(syscall.SIGPIPE)
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// subcommandExit reports a hidden subcommand's error and returns its exit
+// code.
+func subcommandExit(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, err)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitUsage
+	}
+	return exitFail
+}
+
+// parseOptions parses and checks the command line.
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("splicer-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.splicer, "splicer", "bin/splicer", "splicer `binary` to measure")
+	fs.IntVar(&o.rounds, "rounds", 3, "`rounds` of every test; the report shows medians")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each iperf3, connection-rate and request/response test")
+	fs.IntVar(&o.idle, "idle", 8000, "idle connections held in the idle test")
+	fs.IntVar(&o.splicerIdle, "splicer-idle", 9000, "idle connections for the extra splicer capacity check (0 skips it)")
+	only := fs.String("only", "", "comma-separated `targets` to run, of "+strings.Join(targetNames(), ","))
+	fs.StringVar(&o.out, "out", "", "also write the report, with machine details, to this markdown `file`")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.rounds < 1:
+		return o, errors.New("-rounds must be at least 1")
+	case o.duration < time.Second:
+		return o, errors.New("-duration must be at least 1s (iperf3 counts whole seconds)")
+	case o.idle < 1:
+		return o, errors.New("-idle must be at least 1")
+	case o.splicerIdle < 0:
+		return o, errors.New("-splicer-idle must not be negative")
+	}
+	o.only = make(map[string]bool)
+	for name := range strings.SplitSeq(*only, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if !slices.Contains(targetNames(), name) {
+			return o, fmt.Errorf("-only: unknown target %q (want %s)", name, strings.Join(targetNames(), ","))
+		}
+		o.only[name] = true
+	}
+	return o, nil
+}
+
+// run is the harness without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "splicer-bench: %v\n", err)
+		return exitUsage
+	}
+	if err := bench(ctx, opts, args, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "splicer-bench: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// bench runs every test and writes the report.
+func bench(ctx context.Context, opts options, args []string, stdout, stderr io.Writer) error {
+	tl, err := findTools(opts.splicer)
+	if err != nil {
+		return err
+	}
+	fds, err := fdLimit()
+	if err != nil {
+		return err
+	}
+	targets, skipped := buildTargets(tl, opts.only, fds)
+	for _, name := range targetNames() {
+		if why, ok := skipped[name]; ok {
+			fmt.Fprintf(stderr, "skipping %s: %s\n", name, why)
+		}
+	}
+	if len(targets) == 0 {
+		return errors.New("no target left to measure")
+	}
+	res := newResults()
+	res.skipped = skipped
+	cols := make([]string, len(targets))
+	var splicer *target
+	for i, t := range targets {
+		cols[i] = t.name
+		if t.maxIdle > 0 && t.maxIdle < opts.idle {
+			res.notes = append(res.notes, t.capNote)
+		}
+		if t.name == targetSplicer {
+			splicer = t
+		}
+	}
+	r, err := newRunner(ctx, tl, opts, stderr)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	fmt.Fprintf(stderr, "measuring %s: %d rounds of %d tests, %v each\n",
+		strings.Join(cols, ", "), opts.rounds, len(allTests()), opts.duration)
+	r.run(ctx, targets, res)
+	if _, failed := res.failed[targetSplicer]; splicer != nil && !failed && opts.splicerIdle > 0 && ctx.Err() == nil {
+		res.capacity = r.capacity(ctx, splicer, opts.splicerIdle, fds)
+		fmt.Fprintln(stderr, res.capacity)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted, no report: %w", err)
+	}
+	fmt.Fprintln(stdout)
+	writeReport(stdout, cols, res)
+	if opts.out == "" {
+		return nil
+	}
+	return writeOut(opts.out, tl, fds, args, cols, res)
+}
+
+// writeOut writes the report with the machine details to path.
+func writeOut(path string, tl *tools, fds int, args, cols []string, res *results) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	writeHeader(f, tl, fds, args)
+	writeReport(f, cols, res)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

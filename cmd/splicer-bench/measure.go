@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Load shapes, fixed by the issue so that runs compare.
+const (
+	connRateClients = 32
+	reqRespConns    = 16
+)
+
+// measurement is what one test measured on one instance.
+type measurement struct {
+	values map[metric]float64
+	note   string // anything the reader should know, such as errors seen
+}
+
+// test is one side-by-side test. Each run gets a fresh instance, so that no
+// test inherits another's heap, pipes or TIME_WAIT sockets in the proxy.
+type test struct {
+	name    string
+	metrics []metric // the rows it fills; all are marked failed when it fails
+	run     func(ctx context.Context, r *runner, t *target, in *instance) (measurement, error)
+}
+
+// allTests lists the tests in the order each round runs them.
+func allTests() []test {
+	return []test{
+		{"iperf3 1 stream", []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
+		{"iperf3 8 streams", []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
+		{"connection rate", []metric{connRate, connCPUPer1000}, connRateTest},
+		{"request/response", []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest},
+		{"idle connections", []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest},
+	}
+}
+
+// sampleProxy samples the instance's proxy process tree; ok is false for
+// direct, which has no proxy to charge.
+func sampleProxy(in *instance) (u usage, ok bool, err error) {
+	if in.proc == nil {
+		return usage{}, false, nil
+	}
+	u, err = sampleTree(in.proc.pid())
+	return u, err == nil, err
+}
+
+// proxyCPU runs f and returns the CPU time the proxy spent meanwhile; ok is
+// false for direct.
+func proxyCPU(in *instance, f func() error) (cpu time.Duration, ok bool, err error) {
+	before, ok, err := sampleProxy(in)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := f(); err != nil {
+		return 0, false, err
+	}
+	after, _, err := sampleProxy(in)
+	if err != nil {
+		return 0, false, err
+	}
+	return after.sub(before).cpu, ok, nil
+}
+
+// iperfTest measures throughput with the given number of streams, and the
+// proxy's CPU use both as cores kept busy and per Gbit moved.
+func iperfTest(streams int, gbps, cores, cpuPerGbit metric) func(context.Context, *runner, *target, *instance) (measurement, error) {
+	return func(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+		var res iperfResult
+		start := time.Now()
+		cpu, charged, err := proxyCPU(in, func() error {
+			var err error
+			res, err = runIperf(ctx, r.tools.iperf3, in.iperfAddr, streams, r.opts.duration)
+			return err
+		})
+		elapsed := time.Since(start)
+		if err != nil {
+			// A failed test can leave iperf3 -s waiting mid-test and busy
+			// for every later client; a fresh one keeps the failure here.
+			if rerr := r.restartIperf(ctx); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return measurement{}, err
+		}
+		m := measurement{values: map[metric]float64{gbps: res.bitsPerSecond / 1e9}}
+		if charged && res.bytes > 0 {
+			m.values[cores] = cpu.Seconds() / elapsed.Seconds()
+			m.values[cpuPerGbit] = cpu.Seconds() / res.gbits()
+		}
+		return m, nil
+	}
+}
+
+// connRateTest measures new connections per second, each echoing
+// messageSize bytes before it closes.
+func connRateTest(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+	var res loadResult
+	cpu, charged, err := proxyCPU(in, func() error {
+		res = connectionRate(ctx, in.echoAddr, connRateClients, r.opts.duration)
+		if res.ops == 0 {
+			return fmt.Errorf("no connection completed: %w", res.err)
+		}
+		return nil
+	})
+	if err != nil {
+		return measurement{}, err
+	}
+	m := measurement{values: map[metric]float64{connRate: res.rate()}}
+	if charged {
+		m.values[connCPUPer1000] = cpu.Seconds() / (float64(res.ops) / 1000)
+	}
+	if res.errors > 0 {
+		m.note = fmt.Sprintf("%d of %d connections failed, first: %v", res.errors, res.ops+res.errors, res.err)
+	}
+	return m, nil
+}
+
+// reqRespTest measures request rate and latency on persistent connections.
+// Any failed request fails the test: a connection that dies mid-test would
+// silently lower the rate.
+func reqRespTest(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+	var res loadResult
+	cpu, charged, err := proxyCPU(in, func() error {
+		var err error
+		res, err = requestResponse(ctx, in.echoAddr, reqRespConns, r.opts.duration)
+		if err == nil && res.errors > 0 {
+			err = fmt.Errorf("%d of %d connections failed: %w", res.errors, reqRespConns, res.err)
+		}
+		return err
+	})
+	if err != nil {
+		return measurement{}, err
+	}
+	if res.ops == 0 {
+		return measurement{}, errors.New("no request completed")
+	}
+	m := measurement{values: map[metric]float64{
+		reqRate: res.rate(),
+		reqP50:  micros(res.hist.percentile(50)),
+		reqP99:  micros(res.hist.percentile(99)),
+	}}
+	if charged {
+		m.values[reqCPUPer100k] = cpu.Seconds() / (float64(res.ops) / 100_000)
+	}
+	return m, nil
+}
+
+// micros converts d to microseconds.
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// idleTest holds r.opts.idle connections (or the target's cap) open.
+func idleTest(ctx context.Context, r *runner, t *target, in *instance) (measurement, error) {
+	n := r.opts.idle
+	if t.maxIdle > 0 {
+		n = min(n, t.maxIdle)
+	}
+	return holdAndMeasure(ctx, in, n)
+}
+
+// holdAndMeasure opens n idle connections through in and measures what each
+// costs: proxy RSS and fds, and kernel slab memory for the whole path
+// (client, proxy and echo-server sockets alike, so direct is the baseline).
+func holdAndMeasure(ctx context.Context, in *instance, n int) (measurement, error) {
+	before, charged, err := sampleProxy(in)
+	if err != nil {
+		return measurement{}, err
+	}
+	slabBefore, err := kernelSlab()
+	if err != nil {
+		return measurement{}, err
+	}
+	set := holdIdle(ctx, in.echoAddr, n)
+	defer set.close()
+	after, _, err := sampleProxy(in)
+	if err != nil {
+		return measurement{}, err
+	}
+	slabAfter, err := kernelSlab()
+	if err != nil {
+		return measurement{}, err
+	}
+	if set.held == 0 {
+		return measurement{}, fmt.Errorf("no idle connection held: %w", set.err)
+	}
+	held := float64(set.held)
+	m := measurement{values: map[metric]float64{
+		idleHeld:   held,
+		idleKernel: float64(slabAfter-slabBefore) / held / 1024,
+	}}
+	if charged {
+		d := after.sub(before)
+		m.values[idleRSS] = float64(d.rss) / held / 1024
+		m.values[idleFDs] = float64(d.fds) / held
+	}
+	if set.errors > 0 {
+		m.note = fmt.Sprintf("held %d of %d, first failure: %v", set.held, n, set.err)
+	}
+	return m, nil
+}

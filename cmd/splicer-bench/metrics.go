@@ -1,0 +1,69 @@
+package main
+
+import "strconv"
+
+// metric is one row of the report.
+type metric int
+
+// The rows, in report order.
+const (
+	iperf1Gbps metric = iota
+	iperf1Cores
+	iperf1CPUPerGbit
+	iperf8Gbps
+	iperf8Cores
+	iperf8CPUPerGbit
+	connRate
+	connCPUPer1000
+	reqRate
+	reqP50
+	reqP99
+	reqCPUPer100k
+	idleHeld
+	idleRSS
+	idleFDs
+	idleKernel
+	metricCount // the number of rows; not a metric
+)
+
+// metricSpec says how a row reads.
+type metricSpec struct {
+	label  string
+	format func(float64) string
+	// proxyOnly rows measure the proxy process, so direct has no value.
+	proxyOnly bool
+}
+
+// spec returns the row's label, with its unit, and number format.
+func (m metric) spec() metricSpec { return metricSpecs()[m] }
+
+// metricSpecs lists every row's spec, indexed by metric.
+func metricSpecs() [metricCount]metricSpec {
+	return [metricCount]metricSpec{
+		iperf1Gbps:       {"iperf3 1 stream (Gbit/s)", fixed(1), false},
+		iperf1Cores:      {"proxy CPU during iperf3 1 stream (cores)", fixed(2), true},
+		iperf1CPUPerGbit: {"proxy CPU per Gbit, 1 stream (CPU-s)", sig3, true},
+		iperf8Gbps:       {"iperf3 8 streams (Gbit/s)", fixed(1), false},
+		iperf8Cores:      {"proxy CPU during iperf3 8 streams (cores)", fixed(2), true},
+		iperf8CPUPerGbit: {"proxy CPU per Gbit, 8 streams (CPU-s)", sig3, true},
+		connRate:         {"connection rate, 32 clients (conn/s)", fixed(0), false},
+		connCPUPer1000:   {"proxy CPU per 1000 connections (CPU-s)", sig3, true},
+		reqRate:          {"request rate, 16 connections (req/s)", fixed(0), false},
+		reqP50:           {"request latency p50 (µs)", fixed(1), false},
+		reqP99:           {"request latency p99 (µs)", fixed(1), false},
+		reqCPUPer100k:    {"proxy CPU per 100k requests (CPU-s)", sig3, true},
+		idleHeld:         {"idle connections held", fixed(0), false},
+		idleRSS:          {"proxy RSS per idle connection (KiB)", fixed(2), true},
+		idleFDs:          {"proxy fds per idle connection", fixed(2), true},
+		idleKernel:       {"kernel Slab per idle connection, whole path (KiB)", fixed(2), false},
+	}
+}
+
+// fixed formats with d decimals.
+func fixed(d int) func(float64) string {
+	return func(v float64) string { return strconv.FormatFloat(v, 'f', d, 64) }
+}
+
+// sig3 formats with three significant digits, for CPU costs that span
+// orders of magnitude between targets.
+func sig3(v float64) string { return strconv.FormatFloat(v, 'g', 3, 64) }

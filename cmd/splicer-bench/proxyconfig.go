@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Settings every proxy gets, so that the columns compare like with like:
+// the same number of workers, timeouts and pipe budget, no logging on the
+// data path, and one listener per route.
+const (
+	proxyWorkers = 2 // event loops, threads or worker processes
+	// maxPipes bounds the splice pipes of splicer and HAProxy alike.
+	maxPipes       = 1024
+	connectTimeout = "2s"
+	idleTimeout    = "10m"
+)
+
+// splicerCommand configures splicer with one frontend per route, no health
+// checks (the backends are local and known up) and no admin port. Its
+// connection cap is the fd limit: fds, not the cap, are what bound it.
+func splicerCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
+	return func(dir string, routes []route) ([]string, error) {
+		var b strings.Builder
+		fmt.Fprintf(&b, `[global]
+workers = %d
+max_connections = %d
+max_pipes = %d
+shutdown_timeout = "2s"
+
+[log]
+level = "warn"
+
+[admin]
+listen = ""
+`, proxyWorkers, fdLimit, maxPipes)
+		for _, r := range routes {
+			fmt.Fprintf(&b, `
+[[frontend]]
+name = %q
+listen = %q
+connect_timeout = %q
+idle_timeout = %q
+
+  [frontend.health]
+  check = "none"
+
+  [[frontend.backend]]
+  address = %q
+`, r.name, r.listen, connectTimeout, idleTimeout, r.backend)
+		}
+		path, err := writeConfig(dir, "splicer.toml", b.String())
+		if err != nil {
+			return nil, err
+		}
+		return []string{bin, "run", "-c", path, "-log-level", "warn"}, nil
+	}
+}
+
+// haproxyCommand configures HAProxy in tcp mode with splicing allowed
+// (option splice-auto), as splicer splices, and no logging. HAProxy refuses
+// to start when maxconn cannot fit its fd limit (two fds per connection,
+// two per pipe, a few more of its own), so maxconn is the largest that fits.
+func haproxyCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
+	maxconn := (fdLimit - 2*maxPipes - 100) / 2
+	return func(dir string, routes []route) ([]string, error) {
+		var b strings.Builder
+		fmt.Fprintf(&b, `global
+    nbthread %d
+    maxconn %d
+    maxpipes %d
+
+defaults
+    mode tcp
+    timeout connect %s
+    timeout client %s
+    timeout server %s
+    option splice-auto
+`, proxyWorkers, maxconn, maxPipes, connectTimeout, idleTimeout, idleTimeout)
+		for _, r := range routes {
+			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n    server backend %s\n", r.name, r.listen, r.backend)
+		}
+		path, err := writeConfig(dir, "haproxy.cfg", b.String())
+		if err != nil {
+			return nil, err
+		}
+		// -db: stay in the foreground, so the PID started is the one working.
+		return []string{bin, "-db", "-f", path}, nil
+	}
+}
+
+// nginxCommand configures nginx's stream module with half-close passed on
+// (proxy_half_close on, as splicer does) and one listening socket per
+// worker (reuseport), the usual tuning. It runs with dir as its prefix and
+// logs to stderr, so it touches no global file.
+func nginxCommand(bin, streamModule string, fdLimit int) func(string, []route) ([]string, error) {
+	return func(dir string, routes []route) ([]string, error) {
+		var b strings.Builder
+		if streamModule != "" {
+			fmt.Fprintf(&b, "load_module %s;\n", streamModule)
+		}
+		fmt.Fprintf(&b, `worker_processes %d;
+worker_rlimit_nofile %d;
+pid %s;
+error_log stderr warn;
+
+events {
+    worker_connections %d;
+}
+
+stream {
+    proxy_connect_timeout %s;
+    proxy_timeout %s;
+    proxy_half_close on;
+`, proxyWorkers, fdLimit, filepath.Join(dir, "nginx.pid"), fdLimit, connectTimeout, idleTimeout)
+		for _, r := range routes {
+			fmt.Fprintf(&b, "\n    server {\n        listen %s reuseport;\n        proxy_pass %s;\n    }\n", r.listen, r.backend)
+		}
+		b.WriteString("}\n")
+		path, err := writeConfig(dir, "nginx.conf", b.String())
+		if err != nil {
+			return nil, err
+		}
+		return []string{bin, "-p", dir + "/", "-c", path, "-e", "stderr", "-g", "daemon off;"}, nil
+	}
+}
+
+// writeConfig writes a generated config file and returns its path.
+func writeConfig(dir, name, text string) (string, error) {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", name, err)
+	}
+	return path, nil
+}

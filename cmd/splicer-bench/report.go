@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// keyMetrics are the rows of the ratio table: the ones issue 3 sets goals
+// on, and the throughput and latency figures quoted beside them.
+func keyMetrics() []metric {
+	return []metric{iperf1Gbps, iperf8Gbps, connRate, connCPUPer1000, reqRate, reqP99, idleRSS, idleFDs}
+}
+
+// medianOf returns a target's median for the metric being checked.
+type medianOf func(target string) (float64, bool)
+
+// goal is one of issue 3's goals for splicer, checked on the medians.
+type goal struct {
+	text string
+	// check reports whether the goal is met; ok is false when a median it
+	// needs is missing, so nothing can be said.
+	check func(med medianOf) (met, ok bool)
+}
+
+// goals returns issue 3's goals by metric.
+func goals() map[metric]goal {
+	return map[metric]goal{
+		iperf1Gbps: {"≥ 0.75× direct and ≥ 1.5× haproxy", func(med medianOf) (bool, bool) {
+			s, d, h, ok := med3(med, targetSplicer, targetDirect, targetHAProxy)
+			return s >= 0.75*d && s >= 1.5*h, ok
+		}},
+		connRate: {"≥ 1.2× the best of haproxy and nginx", atLeastBest(1.2)},
+		connCPUPer1000: {"below both haproxy and nginx", func(med medianOf) (bool, bool) {
+			s, h, n, ok := med3(med, targetSplicer, targetHAProxy, targetNginx)
+			return s < h && s < n, ok
+		}},
+		reqRate: {"≥ 1.1× the best of haproxy and nginx", atLeastBest(1.1)},
+		idleRSS: {"≤ 2 KiB", func(med medianOf) (bool, bool) {
+			s, ok := med(targetSplicer)
+			return s <= 2, ok
+		}},
+		idleFDs: {"exactly 2", func(med medianOf) (bool, bool) {
+			s, ok := med(targetSplicer)
+			return math.Abs(s-2) < 0.005, ok // exact at the table's precision
+		}},
+	}
+}
+
+// atLeastBest is the goal "splicer ≥ factor × max(haproxy, nginx)".
+func atLeastBest(factor float64) func(medianOf) (bool, bool) {
+	return func(med medianOf) (bool, bool) {
+		s, h, n, ok := med3(med, targetSplicer, targetHAProxy, targetNginx)
+		return s >= factor*max(h, n), ok
+	}
+}
+
+// med3 looks up three targets' medians; ok only when all three exist.
+func med3(med medianOf, a, b, c string) (va, vb, vc float64, ok bool) {
+	va, okA := med(a)
+	vb, okB := med(b)
+	vc, okC := med(c)
+	return va, vb, vc, okA && okB && okC
+}
+
+// writeReport writes the main table (rows metrics, columns cols), the
+// ratios of splicer to the others with issue 3's goals, the notes and the
+// per-round values.
+func writeReport(w io.Writer, cols []string, res *results) {
+	writeMainTable(w, cols, res)
+	fmt.Fprintln(w)
+	writeRatioTable(w, res)
+	writeNotes(w, res)
+	writeRounds(w, cols, res)
+}
+
+// writeMainTable writes one markdown table of medians.
+func writeMainTable(w io.Writer, cols []string, res *results) {
+	fmt.Fprintf(w, "| metric (median of rounds) | %s |\n", strings.Join(cols, " | "))
+	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---:|", len(cols)))
+	for m := range metricCount {
+		cells := make([]string, len(cols))
+		for i, c := range cols {
+			cells[i] = res.cell(c, m)
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", m.spec().label, strings.Join(cells, " | "))
+	}
+}
+
+// writeRatioTable writes splicer's medians over direct's, HAProxy's and
+// nginx's for the key metrics, beside issue 3's goal and whether it is met.
+func writeRatioTable(w io.Writer, res *results) {
+	others := []string{targetDirect, targetHAProxy, targetNginx}
+	gs := goals()
+	fmt.Fprintln(w, "| metric | splicer/direct | splicer/haproxy | splicer/nginx | goal (issue 3) | verdict |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	for _, m := range keyMetrics() {
+		s, sok := res.median(targetSplicer, m)
+		cells := make([]string, len(others))
+		for i, o := range others {
+			cells[i] = "-"
+			if v, ok := res.median(o, m); ok && sok && v != 0 {
+				cells[i] = fmt.Sprintf("%.2f×", s/v)
+			}
+		}
+		g := gs[m]
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", m.spec().label, strings.Join(cells, " | "), g.text, g.verdict(res, m))
+	}
+}
+
+// verdict is "met" or "missed", "n/a" when a needed median is missing, and
+// "" for a metric without a goal.
+func (g goal) verdict(res *results, m metric) string {
+	if g.check == nil {
+		return ""
+	}
+	met, ok := g.check(func(t string) (float64, bool) { return res.median(t, m) })
+	switch {
+	case !ok:
+		return "n/a"
+	case met:
+		return "met"
+	default:
+		return "missed"
+	}
+}
+
+// writeNotes lists skipped and failed targets, caps, remarks and the
+// capacity check.
+func writeNotes(w io.Writer, res *results) {
+	var notes []string
+	for _, t := range targetNames() {
+		if why, ok := res.skipped[t]; ok {
+			notes = append(notes, fmt.Sprintf("%s skipped: %s", t, why))
+		}
+		if why, ok := res.failed[t]; ok {
+			notes = append(notes, fmt.Sprintf("%s failed to start: %s", t, firstLine(why)))
+		}
+	}
+	notes = append(notes, res.notes...)
+	if res.capacity != "" {
+		notes = append(notes, res.capacity)
+	}
+	if res.anyRoundFailed() {
+		notes = append(notes, "* some rounds failed; the median is of the others (see per-round values)")
+	}
+	fmt.Fprintln(w)
+	for _, n := range notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+}
+
+// writeRounds writes every metric's per-round values, in run order, as a
+// compact code block: the spread between rounds is the noise.
+func writeRounds(w io.Writer, cols []string, res *results) {
+	fmt.Fprintln(w, "\nPer-round values (in round order; x = failed):")
+	fmt.Fprintln(w, "\n```")
+	for m := range metricCount {
+		var parts []string
+		for _, c := range cols {
+			if r := res.rounds(c, m); r != "" {
+				parts = append(parts, c+" "+r)
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s: %s\n", m.spec().label, strings.Join(parts, " | "))
+		}
+	}
+	fmt.Fprintln(w, "```")
+}
