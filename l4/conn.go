@@ -68,6 +68,7 @@ type conn struct {
 	timer      timer.Timer // connect timeout, then idle / half-closed timeout
 	lastActive time.Time
 	noSplice   bool // splice(2) refused these fds: copy through buffers
+	keepalive  bool // the backend socket has its keepalive settings
 	queued     bool // in loop.again
 }
 
@@ -187,6 +188,9 @@ func markReady(ev uint32, in, out *half) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 		in.srcReady = true
 	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		in.srcHup = true
+	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLHUP) != 0 {
 		out.dstReady = true
 	}
@@ -208,13 +212,15 @@ func (c *conn) failSide(side uint32) {
 	}
 }
 
-// onConnectEvent completes or fails the non-blocking connect. EPOLLOUT
-// means the handshake finished one way or the other; SO_ERROR says which.
+// onConnectEvent completes or fails the non-blocking connect. A failed
+// connect always reports EPOLLERR and EPOLLHUP (the socket is closed with
+// an error), so EPOLLOUT alone means connected and needs no SO_ERROR read;
+// otherwise SO_ERROR says what went wrong.
 func (c *conn) onConnectEvent(ev uint32) {
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 		return
 	}
-	if err := sock.ConnectError(c.bfd); err != nil {
+	if err := connectResult(c.bfd, ev); err != nil {
 		c.loop.wheel.Stop(&c.timer)
 		c.connectFailed(err)
 		if c.state != stateClosed {
@@ -223,15 +229,28 @@ func (c *conn) onConnectEvent(ev uint32) {
 		return
 	}
 	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
-	c.fe.tuneSocket(c.bfd)
+	// Nagle would delay small replies; a failure only costs latency.
+	_ = sock.SetNoDelay(c.bfd)
 	c.state = stateRelaying
 	c.up.dstReady = true
 	// A server that speaks first (PostgreSQL, MySQL) may have sent its
 	// greeting already; the edge for it came with this event.
-	c.down.srcReady = ev&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0
+	markReady(ev&^unix.EPOLLOUT, &c.down, &c.up)
 	c.lastActive = c.loop.now
-	c.loop.wheel.Schedule(&c.timer, c.fe.cfg.IdleTimeout)
+	c.armIdle()
 	c.relay()
+}
+
+// connectResult is nil when the event says the connect succeeded.
+func connectResult(fd int, ev uint32) error {
+	if ev&(unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		return nil
+	}
+	if err := sock.ConnectError(fd); err != nil {
+		return err
+	}
+	// Connected, then hung up before we looked: nothing to relay to.
+	return unix.ECONNRESET
 }
 
 // relay pumps both directions and decides what happens next.
@@ -293,13 +312,25 @@ func (c *conn) timeout() time.Duration {
 	return t
 }
 
-// armIdle (re)arms the timer for the limit in force from the last activity.
+// keepalivePending reports whether the backend socket still waits for its
+// keepalive settings. Client sockets inherit them from the listener; backend
+// sockets get them only once the connection has sat idle for keepalive_idle,
+// because until then the kernel would send no probe anyway, and most
+// connections end before: four setsockopt calls saved per connection.
+func (c *conn) keepalivePending() bool {
+	return c.fe.cfg.TCPKeepalive && !c.keepalive
+}
+
+// armIdle (re)arms the timer for whatever comes first counted from the last
+// activity: the inactivity limit in force, or the moment the backend socket
+// needs its keepalive settings.
 func (c *conn) armIdle() {
-	d := c.timeout() - c.loop.now.Sub(c.lastActive)
-	if d < 0 {
-		d = 0
+	idle := c.loop.now.Sub(c.lastActive)
+	d := c.timeout() - idle
+	if c.keepalivePending() {
+		d = min(d, c.fe.cfg.KeepaliveIdle-idle)
 	}
-	c.loop.wheel.Schedule(&c.timer, d)
+	c.loop.wheel.Schedule(&c.timer, max(d, 0))
 }
 
 // onTimer runs from the timing wheel. While relaying, activity does not
@@ -313,9 +344,14 @@ func (c *conn) onTimer() {
 			c.connectNext()
 		}
 	case stateRelaying:
-		if c.loop.now.Sub(c.lastActive) >= c.timeout() {
+		idle := c.loop.now.Sub(c.lastActive)
+		if idle >= c.timeout() {
 			c.close(closeAbort)
 			return
+		}
+		if c.keepalivePending() && idle >= c.fe.cfg.KeepaliveIdle {
+			c.fe.setKeepalive(c.bfd)
+			c.keepalive = true
 		}
 		c.armIdle()
 	}

@@ -95,13 +95,17 @@ func isTried(tried []*backend.Backend, b *backend.Backend) bool {
 	return false
 }
 
-// tuneSocket sets the frontend's socket options (TCP_NODELAY, keepalive) on
-// a backend socket, or on a listening socket whose accepted client sockets
-// inherit them.
-func (fe *frontend) tuneSocket(fd int) {
-	// Failures here cost latency or dead-peer detection, not correctness;
-	// the connection goes on either way.
+// tuneListener sets TCP_NODELAY and the frontend's keepalive settings on a
+// listening socket: Linux copies them to every socket it accepts, so client
+// sockets cost no setsockopt of their own.
+func (fe *frontend) tuneListener(fd int) {
+	// Failures here cost latency or dead-peer detection, not correctness.
 	_ = sock.SetNoDelay(fd)
+	fe.setKeepalive(fd)
+}
+
+// setKeepalive applies the frontend's keepalive settings to fd, if enabled.
+func (fe *frontend) setKeepalive(fd int) {
 	if fe.cfg.TCPKeepalive {
 		_ = sock.SetKeepAlive(fd, fe.cfg.KeepaliveIdle, fe.cfg.KeepaliveInterval, fe.cfg.KeepaliveCount)
 	}

@@ -47,7 +47,7 @@ func newListener(l *loop, fe *frontend, addr netip.AddrPort) (*listener, error) 
 	}
 	// Accepted sockets inherit TCP_NODELAY and the keepalive settings
 	// from the listener: set once here instead of per connection.
-	fe.tuneSocket(fd)
+	fe.tuneListener(fd)
 	bound, err := sock.LocalAddr(fd)
 	if err != nil {
 		unix.Close(fd)

@@ -99,9 +99,17 @@ func (l *loop) post(f func(*loop)) {
 func (l *loop) run(wg *sync.WaitGroup) {
 	defer wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
+	busy := false
 	for !l.stopped {
 		timeout := l.waitTimeout()
+		if busy {
+			// Under load the next event is usually already queued: look
+			// without blocking (a raw syscall, see netpoll) before paying
+			// for a blocking wait.
+			timeout = 0
+		}
 		n, err := l.poll.Wait(events, timeout)
+		busy = n > 0
 		if err != nil {
 			l.srv.log.Error().Err(err).Int("loop", l.id).Msg("epoll_wait failed; loop stopping")
 			l.stop()

@@ -14,6 +14,10 @@ import (
 // transfer cannot starve its neighbours.
 const wakeBudget = 1 << 20
 
+// bulkBelow is the fill size under which a direction that was splicing
+// goes back to copying: see half.bulk.
+const bulkBelow = 16 << 10
+
 // half is one direction of a connection: bytes read from src are carried
 // to dst through a pipe (splice) or, failing that, a user-space buffer.
 //
@@ -34,8 +38,20 @@ type half struct {
 
 	srcReady bool
 	dstReady bool
-	eof      bool // src sent FIN
-	shut     bool // FIN passed on: dst was shut down for writing
+	// srcHup is set once epoll reported EPOLLRDHUP or EPOLLHUP on src: its
+	// FIN is in, so a short read must not be taken as "drained" (the EOF
+	// behind the data would never raise another edge).
+	srcHup bool
+	eof    bool // src sent FIN
+	shut   bool // FIN passed on: dst was shut down for writing
+
+	// bulk selects the carrier for the next fill. Small messages (queries,
+	// replies) are copied through a buffer: a short read proves the socket
+	// drained, saving the EAGAIN read that splice needs, and the written
+	// segments are whole instead of the page fragments splice passes on.
+	// A read that fills the whole buffer means a stream: from then on the
+	// direction splices, until a fill comes back under bulkBelow.
+	bulk bool
 
 	bytes     uint64 // delivered to dst over the connection's life
 	unflushed uint64 // delivered but not yet added to the backend counters
@@ -89,10 +105,16 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 		switch {
 		case h.eof:
 			if !h.shut {
+				h.shut = true
+				if c.other(h).eof {
+					// dst sent its FIN and we read it: the connection is
+					// about to close, and close(2) sends our FIN (its
+					// receive queue is empty, so no reset). Skip the call.
+					return pumpDone, nil
+				}
 				// ENOTCONN here means dst already went away; the other
 				// direction will see that as its own EOF or error.
 				_ = unix.Shutdown(h.dst, unix.SHUT_WR)
-				h.shut = true
 			}
 			return pumpDone, nil
 		case !h.srcReady:
@@ -106,6 +128,7 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 			h.eof = true
 		case err == nil:
 			budget -= n
+			h.adapt(n, budget)
 		case errors.Is(err, unix.EAGAIN):
 			h.srcReady = false
 		case errors.Is(err, splice.ErrSpliceUnsupported):
@@ -120,13 +143,41 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 	}
 }
 
-// takeCarrier gives h a pipe from the loop's cache, or a buffer when the
-// global pipe cap is reached or this connection cannot splice.
+// other returns the direction opposite h.
+func (c *conn) other(h *half) *half {
+	if h == &c.up {
+		return &c.down
+	}
+	return &c.up
+}
+
+// adapt updates the carrier choice after a fill of n bytes that left
+// budget, and notes when a short buffered read proved src drained.
+func (h *half) adapt(n, budget int) {
+	if h.buf == nil {
+		if n < bulkBelow {
+			h.bulk = false
+		}
+		return
+	}
+	switch {
+	case n == h.buf.Cap():
+		h.bulk = true
+	case n < h.buf.Cap() && budget > 0 && !h.srcHup:
+		// read(2) returned less than asked: the receive queue is empty
+		// now, and edge-triggered epoll reports any later arrival.
+		h.srcReady = false
+	}
+}
+
+// takeCarrier gives h a pipe from the loop's cache when it is in bulk mode,
+// else (or when the global pipe cap is reached, or this connection cannot
+// splice) a buffer.
 func (c *conn) takeCarrier(h *half) splice.Carrier {
 	if h.carrier != nil {
 		return h.carrier
 	}
-	if !c.noSplice {
+	if h.bulk && !c.noSplice {
 		if p, ok := c.loop.pipes.GetPipe(); ok {
 			h.pipe, h.carrier = p, p
 			return p

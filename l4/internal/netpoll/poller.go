@@ -133,7 +133,7 @@ func (p *Poller) Wait(events []unix.EpollEvent, timeoutMsec int) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	n, err := unix.EpollWait(p.epfd, events, timeoutMsec)
+	n, err := epollWait(p.epfd, events, timeoutMsec)
 	if err != nil {
 		if err == unix.EINTR {
 			return 0, nil
@@ -232,4 +232,22 @@ func EventData(ev *unix.EpollEvent) uint64 {
 
 func setEventData(ev *unix.EpollEvent, data uint64) {
 	*(*uint64)(unsafe.Pointer(&ev.Fd)) = data
+}
+
+// epollWait is epoll_wait(2). A zero timeout cannot block, so it is made as
+// a raw syscall: the Go scheduler need not prepare for a blocking call
+// (entersyscall/exitsyscall), and the loop's P is never handed off for it.
+// A call that may block goes through the scheduler as usual.
+func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	if msec != 0 || len(events) == 0 {
+		return unix.EpollWait(epfd, events, msec)
+	}
+	// epoll_pwait with no signal mask is epoll_wait, and exists on every
+	// Linux architecture (arm64 has no plain epoll_wait).
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }

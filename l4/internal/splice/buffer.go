@@ -30,7 +30,7 @@ func (b *Buffer) Fill(src int, max int) (int, error) {
 		return 0, ErrInvalidMax
 	}
 	for {
-		n, err := unix.Read(src, b.buf[:min(max, len(b.buf))])
+		n, err := rawRead(src, b.buf[:min(max, len(b.buf))])
 		if err == unix.EINTR {
 			continue
 		}
@@ -47,7 +47,7 @@ func (b *Buffer) Fill(src int, max int) (int, error) {
 func (b *Buffer) Drain(dst int) (int, error) {
 	total := 0
 	for b.off < b.end {
-		n, err := unix.Write(dst, b.buf[b.off:b.end])
+		n, err := rawWrite(dst, b.buf[b.off:b.end])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -62,6 +62,9 @@ func (b *Buffer) Drain(dst int) (int, error) {
 	b.off, b.end = 0, 0
 	return total, nil
 }
+
+// Cap returns the most bytes one Fill can read.
+func (b *Buffer) Cap() int { return len(b.buf) }
 
 // Len returns the bytes held in the buffer.
 func (b *Buffer) Len() int { return b.end - b.off }

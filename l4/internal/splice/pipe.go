@@ -61,7 +61,7 @@ func (p *Pipe) Fill(src int, max int) (int, error) {
 	}
 	// The pipe is empty here, so EAGAIN can only mean src is empty.
 	for {
-		n, err := unix.Splice(src, nil, p.wfd, nil, min(max, p.size), spliceFlags)
+		n, err := rawSplice(src, p.wfd, min(max, p.size), spliceFlags)
 		switch err {
 		case nil:
 			p.held = int(n)
@@ -82,7 +82,7 @@ func (p *Pipe) Fill(src int, max int) (int, error) {
 func (p *Pipe) Drain(dst int) (int, error) {
 	total := 0
 	for p.held > 0 {
-		n, err := unix.Splice(p.rfd, nil, dst, nil, p.held, spliceFlags)
+		n, err := rawSplice(p.rfd, dst, p.held, spliceFlags)
 		switch {
 		case err == unix.EINTR:
 			continue
