@@ -155,8 +155,8 @@ func (s *Server) ActiveConnections() int64 { return s.active.Load() }
 func (s *Server) PipesInUse() int { return s.pipes.PipesInUse() }
 
 // Shutdown stops accepting, then waits for open connections to finish until
-// ctx ends, and finally closes whatever is left and stops the loops. It
-// returns ctx's error when connections had to be cut.
+// ctx ends, and finally closes whatever is left and stops the loops. When
+// connections had to be cut, the error wraps ctx's error and says how many.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.beginClosing() {
 		return ErrServerClosed
@@ -166,7 +166,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-s.drained:
 	case <-ctx.Done():
-		err = ctx.Err()
+		err = fmt.Errorf("%w: %d connections closed", ctx.Err(), s.active.Load())
 	}
 	s.stopLoops()
 	return err

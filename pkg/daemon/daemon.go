@@ -48,10 +48,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Msg("shutting down: stopped accepting, waiting for connections")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	left := d.srv.ActiveConnections()
 	switch err := d.srv.Shutdown(sctx); {
 	case errors.Is(err, context.DeadlineExceeded):
-		d.log.Warn().Int64("connections", left).Msg("shutdown timeout reached; remaining connections closed")
+		d.log.Warn().Err(err).Msg("shutdown timeout reached; remaining connections closed")
 	case err != nil:
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/demo"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunCutsConnectionsAtShutdownTimeout holds a connection open across a
+// stop: Run must wait for it no longer than shutdown_timeout, close it, log
+// that it did, and return without error.
+func TestRunCutsConnectionsAtShutdownTimeout(t *testing.T) {
+	back, err := demo.Start(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := ln.Addr().String()
+	ln.Close()
+	const timeout = 300 * time.Millisecond
+	cfg, err := config.New().ShutdownTimeout(timeout).AdminListen("").
+		Frontend("t").Listen(front).Backend(back.Addr().String(), 1).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	d, err := New(cfg, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+
+	var c net.Conn
+	deadline := time.Now().Add(5 * time.Second)
+	for c == nil {
+		if c, err = net.Dial("tcp", front); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			c = nil
+			time.Sleep(10 * time.Millisecond) // the daemon is still binding
+		}
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "hello") {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
+
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if d := time.Since(stopped); d < timeout || d > timeout+time.Second {
+		t.Errorf("Run returned %v after the stop, want about %v", d, timeout)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("connection still open after shutdown")
+	}
+	if !strings.Contains(logs.String(), `"message":"shutdown timeout reached; remaining connections closed"`) ||
+		!strings.Contains(logs.String(), "1 connections closed") {
+		t.Errorf("log lacks the cut connection:\n%s", logs.String())
+	}
+}
