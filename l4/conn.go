@@ -149,7 +149,11 @@ func (c *conn) connectNext() {
 // for the old socket are ignored, and the client fd is re-registered under
 // the new generation.
 func (c *conn) connectFailed(err error) {
-	c.be.AddFailure(backend.ClassifyFailure(err))
+	reason := backend.ClassifyFailure(err)
+	c.be.AddFailure(reason)
+	if o := c.fe.observer; o != nil {
+		o.ConnectFailed(c.be, reason)
+	}
 	c.be.Release()
 	c.be = nil
 	if c.bfd >= 0 {
@@ -207,7 +211,7 @@ func (c *conn) failSide(side uint32) {
 	if side == sideClient {
 		c.close(closeResetBackend)
 	} else {
-		c.be.AddReset()
+		c.backendReset()
 		c.close(closeResetClient)
 	}
 }
@@ -229,6 +233,9 @@ func (c *conn) onConnectEvent(ev uint32) {
 		return
 	}
 	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
+	if o := c.fe.observer; o != nil {
+		o.Connected(c.be)
+	}
 	// Nagle would delay small replies; a failure only costs latency.
 	_ = sock.SetNoDelay(c.bfd)
 	c.state = stateRelaying
@@ -239,6 +246,14 @@ func (c *conn) onConnectEvent(ev uint32) {
 	c.lastActive = c.loop.now
 	c.armIdle()
 	c.relay()
+}
+
+// backendReset counts an established connection the backend broke.
+func (c *conn) backendReset() {
+	c.be.AddReset()
+	if o := c.fe.observer; o != nil {
+		o.Reset(c.be)
+	}
 }
 
 // connectResult is nil when the event says the connect succeeded.
@@ -265,7 +280,7 @@ func (c *conn) relay() {
 		c.close(closeResetBackend)
 		return
 	case downRes == pumpSrcFailed || upRes == pumpDstFailed:
-		c.be.AddReset()
+		c.backendReset()
 		c.close(closeResetClient)
 		return
 	case c.up.finished() && c.down.finished():

@@ -22,6 +22,8 @@ type frontend struct {
 
 	// noBackend counts clients closed because no backend could take them.
 	noBackend atomic.Uint64
+	// observer, when set, hears of connect outcomes and resets.
+	observer Observer
 }
 
 func newFrontend(fc *config.Frontend) (*frontend, error) {

@@ -117,11 +117,16 @@ func testConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.F
 	return cfg
 }
 
+// testLogger logs warnings and errors through t.
+func testLogger(t testing.TB) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+}
+
 // startServer starts a server for cfg; cleanup closes it and checks that
 // every connection and pipe was released.
 func startServer(t testing.TB, cfg *config.Config) *Server {
 	t.Helper()
-	s, err := NewServer(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	s, err := NewServer(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

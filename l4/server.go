@@ -140,10 +140,8 @@ func (s *Server) closeLoopsLocked() {
 func (s *Server) Addrs(name string) []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, fe := range s.frontends {
-		if fe.cfg.Name == name {
-			return append([]netip.AddrPort(nil), fe.bound...)
-		}
+	if fe := s.frontend(name); fe != nil {
+		return append([]netip.AddrPort(nil), fe.bound...)
 	}
 	return nil
 }

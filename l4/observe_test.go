@@ -1,0 +1,127 @@
+package l4
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+)
+
+// recorder is an Observer that counts what it is told, per backend.
+type recorder struct {
+	mu        sync.Mutex
+	failed    map[*backend.Backend][]backend.FailReason
+	resets    map[*backend.Backend]int
+	connected map[*backend.Backend]int
+}
+
+func newRecorder() *recorder {
+	return &recorder{
+		failed:    make(map[*backend.Backend][]backend.FailReason),
+		resets:    make(map[*backend.Backend]int),
+		connected: make(map[*backend.Backend]int),
+	}
+}
+
+func (r *recorder) ConnectFailed(b *backend.Backend, reason backend.FailReason) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed[b] = append(r.failed[b], reason)
+}
+
+func (r *recorder) Reset(b *backend.Backend) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resets[b]++
+}
+
+func (r *recorder) Connected(b *backend.Backend) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.connected[b]++
+}
+
+func TestObserverHearsOutcomes(t *testing.T) {
+	live := startBackend(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, 1))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	dead := closedPort(t)
+	cfg := testConfig(t, []netip.AddrPort{dead, live.addr}, nil)
+	s, err := NewServer(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	if err := s.Observe("fe", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Observe("nope", rec); err != ErrUnknownFrontend {
+		t.Fatalf("Observe unknown: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Observe("fe", rec); err == nil {
+		t.Fatal("Observe after Start accepted")
+	}
+	// Round-robin sends the first client to the dead backend, which
+	// refuses; the retry reaches the live one, which resets.
+	c := dialFE(t, s)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("x"))
+	io.Copy(io.Discard, c)
+	waitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
+
+	bs := s.Backends("fe")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.failed[bs[0]]; len(got) != 1 || got[0] != backend.FailRefused {
+		t.Errorf("dead backend failures %v, want [refused]", got)
+	}
+	if rec.connected[bs[1]] != 1 || rec.resets[bs[1]] != 1 || rec.connected[bs[0]] != 0 {
+		t.Errorf("connected %v, resets %v", rec.connected, rec.resets)
+	}
+}
+
+func TestCloseBackendConnections(t *testing.T) {
+	b1, b2 := startBackend(t, echo), startBackend(t, echo)
+	s := startServer(t, testConfig(t, []netip.AddrPort{b1.addr, b2.addr}, nil))
+	var conns []*net.TCPConn
+	for i := 0; i < 6; i++ {
+		c := dialFE(t, s)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	target := s.Backends("fe")[0]
+	if err := s.CloseBackendConnections("fe", target); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "the backend's connections closed", func() bool { return target.Active() == 0 })
+	if got := s.ActiveConnections(); got != 3 {
+		t.Fatalf("%d connections left, want the other backend's 3", got)
+	}
+	closed := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("y")); err == nil {
+			if _, err := io.ReadFull(c, make([]byte, 1)); err == nil {
+				continue // still relayed: the other backend's
+			}
+		}
+		closed++
+	}
+	if closed != 3 {
+		t.Errorf("%d clients cut, want 3", closed)
+	}
+}
