@@ -233,9 +233,6 @@ func (c *conn) onConnectEvent(ev uint32) {
 		return
 	}
 	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
-	if o := c.fe.observer; o != nil {
-		o.Connected(c.be)
-	}
 	// Nagle would delay small replies; a failure only costs latency.
 	_ = sock.SetNoDelay(c.bfd)
 	c.state = stateRelaying
@@ -394,6 +391,9 @@ func (c *conn) close(mode closeMode) {
 	c.dropCarrier(&c.up)
 	c.dropCarrier(&c.down)
 	if c.be != nil {
+		if o := c.fe.observer; o != nil && mode == closeGraceful {
+			o.Served(c.be)
+		}
 		c.be.Release()
 	}
 	l.releaseSlot(c.idx)

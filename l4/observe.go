@@ -14,8 +14,11 @@ type Observer interface {
 	ConnectFailed(b *backend.Backend, reason backend.FailReason)
 	// Reset reports an established connection that b broke.
 	Reset(b *backend.Backend)
-	// Connected reports a successful connect to b.
-	Connected(b *backend.Backend)
+	// Served reports a connection to b that ended cleanly, both sides
+	// having sent their FIN. A bare successful connect is not reported: a
+	// backend that accepts and then resets every connection must still
+	// build up a streak of failures.
+	Served(b *backend.Backend)
 }
 
 // ErrUnknownFrontend is returned for a frontend name the server lacks.

@@ -39,16 +39,19 @@ func (r *recorder) Reset(b *backend.Backend) {
 	r.resets[b]++
 }
 
-func (r *recorder) Connected(b *backend.Backend) {
+func (r *recorder) Served(b *backend.Backend) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.connected[b]++
 }
 
 func TestObserverHearsOutcomes(t *testing.T) {
+	// The live backend resets a client that sends a byte and closes
+	// cleanly on one that sends none.
 	live := startBackend(t, func(c net.Conn) {
-		io.ReadFull(c, make([]byte, 1))
-		c.(*net.TCPConn).SetLinger(0)
+		if _, err := io.ReadFull(c, make([]byte, 1)); err == nil {
+			c.(*net.TCPConn).SetLinger(0)
+		}
 		c.Close()
 	})
 	dead := closedPort(t)
@@ -85,8 +88,20 @@ func TestObserverHearsOutcomes(t *testing.T) {
 	if got := rec.failed[bs[0]]; len(got) != 1 || got[0] != backend.FailRefused {
 		t.Errorf("dead backend failures %v, want [refused]", got)
 	}
-	if rec.connected[bs[1]] != 1 || rec.resets[bs[1]] != 1 || rec.connected[bs[0]] != 0 {
-		t.Errorf("connected %v, resets %v", rec.connected, rec.resets)
+	if rec.connected[bs[1]] != 0 || rec.resets[bs[1]] != 1 || rec.connected[bs[0]] != 0 {
+		t.Errorf("served %v, resets %v", rec.connected, rec.resets)
+	}
+	rec.mu.Unlock()
+
+	// A clean exchange with the live backend counts as served.
+	c = dialFE(t, s)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.CloseWrite()
+	io.Copy(io.Discard, c)
+	waitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
+	rec.mu.Lock()
+	if rec.connected[bs[1]] != 1 {
+		t.Errorf("served %v after a clean close, want 1 for the live backend", rec.connected)
 	}
 }
 

@@ -19,9 +19,10 @@ import (
 
 // Daemon is one running splicer instance.
 type Daemon struct {
-	cfg *config.Config
-	log zerolog.Logger
-	srv *l4.Server
+	cfg    *config.Config
+	log    zerolog.Logger
+	srv    *l4.Server
+	checks *checks
 }
 
 // New builds the components for cfg without binding anything yet.
@@ -30,10 +31,15 @@ func New(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc, err := newChecks(cfg, srv, logging.Component(log, "health"))
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
 	if n, raised := spareProc(cfg.Global.Workers); raised {
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
-	return &Daemon{cfg: cfg, log: log, srv: srv}, nil
+	return &Daemon{cfg: cfg, log: log, srv: srv, checks: hc}, nil
 }
 
 // spareProc makes GOMAXPROCS at least workers+1 unless the operator set
@@ -60,6 +66,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.srv.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	d.checks.start()
+	defer d.checks.stop()
 	d.log.Info().Str("config", d.cfg.File).Int("workers", d.cfg.Global.Workers).
 		Int("frontends", len(d.cfg.Frontends)).Msg("splicer started")
 	<-ctx.Done()

@@ -1,0 +1,124 @@
+package health
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// ErrConfig is wrapped by every error NewChecker and New return about their
+// input, so callers can tell a bad health section with errors.Is.
+var ErrConfig = errors.New("invalid health check")
+
+// NewChecker builds the TCP-side Checker for h.Check: tcp, send_expect,
+// postgres, mysql, redis or http. When h.Port is set the checker probes that
+// port on the backend's address instead of the service port. It reads the
+// redis password (h.PasswordFile or the variable h.PasswordEnv) now, once,
+// and fails when it cannot. h.Check "none" has no checker: the caller runs
+// no scheduler, and the error says so.
+func NewChecker(h config.Health) (Checker, error) {
+	return newChecker(h, "tcp")
+}
+
+// NewUDPChecker builds the Checker of a UDP frontend: send_expect sends its
+// request as one datagram on a connected UDP socket and matches the first
+// reply datagram (an ICMP port unreachable fails the probe with "connection
+// refused"); every other kind probes over TCP as NewChecker's does, which is
+// why the config requires a side port for them on UDP frontends.
+func NewUDPChecker(h config.Health) (Checker, error) {
+	return newChecker(h, "udp")
+}
+
+func newChecker(h config.Health, network string) (Checker, error) {
+	if h.Port < 0 || h.Port > 65535 {
+		return nil, fmt.Errorf("health.port %d outside 0..65535: %w", h.Port, ErrConfig)
+	}
+	c := &checker{kind: h.Check, port: uint16(h.Port)}
+	switch h.Check {
+	case config.CheckTCP:
+		c.probe = probeTCP
+	case config.CheckSendExpect:
+		p, err := newSendExpect(h, network)
+		if err != nil {
+			return nil, err
+		}
+		c.probe = p.probe
+	case config.CheckPostgres:
+		c.probe = (&postgres{startup: pgStartup(h.User, h.Database)}).probe
+	case config.CheckMySQL:
+		c.probe = probeMySQL
+	case config.CheckRedis:
+		p := &redis{}
+		password, err := redisPassword(h)
+		if err != nil {
+			return nil, err
+		}
+		if password != "" {
+			p.auth = redisCommand("AUTH", password)
+		}
+		c.probe = p.probe
+	case config.CheckHTTP:
+		p, err := newHTTPProbe(h.Path, h.Status)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", err, ErrConfig)
+		}
+		c.probe = p.probe
+	default:
+		return nil, fmt.Errorf("health.check %q has no probe: %w", h.Check, ErrConfig)
+	}
+	return c, nil
+}
+
+func newSendExpect(h config.Health, network string) (*sendExpect, error) {
+	p := &sendExpect{network: network, send: []byte(h.Send), expect: []byte(h.Expect)}
+	if h.SendHex != "" {
+		b, err := hex.DecodeString(h.SendHex)
+		if err != nil {
+			return nil, fmt.Errorf("health.send_hex: %w: %w", err, ErrConfig)
+		}
+		p.send = b
+	}
+	if h.ExpectRegex != "" {
+		re, err := regexp.Compile(h.ExpectRegex)
+		if err != nil {
+			return nil, fmt.Errorf("health.expect_regex: %w: %w", err, ErrConfig)
+		}
+		p.re, p.expect = re, nil
+	}
+	switch {
+	case len(p.send) == 0:
+		return nil, fmt.Errorf("send_expect needs health.send or health.send_hex: %w", ErrConfig)
+	case p.re == nil && len(p.expect) == 0:
+		return nil, fmt.Errorf("send_expect needs health.expect or health.expect_regex: %w", ErrConfig)
+	}
+	return p, nil
+}
+
+// redisPassword returns the AUTH password from h's secret source, "" when
+// none is configured. A file's trailing line break is not part of it.
+func redisPassword(h config.Health) (string, error) {
+	switch {
+	case h.PasswordFile != "":
+		b, err := os.ReadFile(h.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("health.password_file: %w: %w", err, ErrConfig)
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("health.password_file %s is empty: %w", h.PasswordFile, ErrConfig)
+		}
+		return pw, nil
+	case h.PasswordEnv != "":
+		pw := os.Getenv(h.PasswordEnv)
+		if pw == "" {
+			return "", fmt.Errorf("health.password_env: variable %s is unset or empty: %w", h.PasswordEnv, ErrConfig)
+		}
+		return pw, nil
+	}
+	return "", nil
+}

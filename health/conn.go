@@ -1,0 +1,34 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/netip"
+)
+
+// maxReply bounds what any probe reads from a target (a reply, a message, a
+// greeting), so a misbehaving server cannot make a probe buffer without end.
+const maxReply = 64 << 10
+
+// dial connects to addr over network ("tcp" or "udp") and ties the conn to
+// ctx: the conn's deadline is ctx's, and the conn is closed as soon as ctx is
+// done, so no read or write outlives the probe. The caller must call release
+// exactly once; it closes the conn and cancels the close-on-done hook.
+func dial(ctx context.Context, network string, addr netip.AddrPort) (conn net.Conn, release func(), err error) {
+	var d net.Dialer
+	conn, err = d.DialContext(ctx, network, addr.String())
+	if err != nil {
+		return nil, nil, failed(ctx, "connect", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			conn.Close()
+			return nil, nil, failed(ctx, "connect", err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, func() {
+		stop()
+		conn.Close()
+	}, nil
+}

@@ -1,0 +1,222 @@
+package health
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// pgMessage frames a backend message.
+func pgMessage(typ byte, body []byte) string {
+	return string(append(binary.BigEndian.AppendUint32([]byte{typ}, uint32(4+len(body))), body...))
+}
+
+// pgError builds an ErrorResponse with severity, SQLSTATE and message.
+func pgError(severity, code, msg string) string {
+	body := "S" + severity + "\x00V" + severity + "\x00C" + code + "\x00M" + msg + "\x00\x00"
+	return pgMessage('E', []byte(body))
+}
+
+// pgAuth builds an authentication request with the given code and payload.
+func pgAuth(code uint32, payload string) string {
+	return pgMessage('R', append(binary.BigEndian.AppendUint32(nil, code), payload...))
+}
+
+// fakePostgres reads a StartupMessage, checks it is the one the probe must
+// send, answers reply and waits for the client to hang up. seen receives
+// the bytes after the reply (a Terminate, for trusted sessions).
+func fakePostgres(t *testing.T, reply string, seen chan<- []byte) func(net.Conn) {
+	want := pgStartup("splicer", "app")
+	return func(c net.Conn) {
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Errorf("read startup: %v", err)
+			return
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("startup message %q, want %q", got, want)
+		}
+		if _, err := io.WriteString(c, reply); err != nil {
+			return
+		}
+		rest, _ := io.ReadAll(c)
+		if seen != nil {
+			seen <- rest
+		}
+	}
+}
+
+func TestPgStartup(t *testing.T) {
+	want := "\x00\x00\x00\x43\x00\x03\x00\x00" +
+		"user\x00splicer\x00database\x00app\x00application_name\x00splicer-health\x00\x00"
+	if got := string(pgStartup("splicer", "app")); got != want {
+		t.Fatalf("pgStartup = %q\nwant %q", got, want)
+	}
+	noDB := "\x00\x00\x00\x30\x00\x03\x00\x00user\x00u\x00application_name\x00splicer-health\x00\x00"
+	if got := string(pgStartup("u", "")); got != noDB {
+		t.Fatalf("pgStartup without database = %q\nwant %q", got, noDB)
+	}
+}
+
+func TestPostgresProbe(t *testing.T) {
+	h := config.Health{Check: "postgres", User: "splicer", Database: "app"}
+	notice := pgMessage('N', []byte("SNOTICE\x00Cxx000\x00Mhello\x00\x00"))
+	runProbeCases(t, []probeCase{
+		{name: "md5 request", health: h, server: fakePostgres(t, pgAuth(5, "salt"), nil), ok: true,
+			msg: "postgres probe %s: authentication md5 password"},
+		{name: "sasl request", health: h, server: fakePostgres(t, pgAuth(10, "SCRAM-SHA-256\x00\x00"), nil), ok: true,
+			msg: "postgres probe %s: authentication sasl"},
+		{name: "unknown method", health: h, server: fakePostgres(t, pgAuth(42, ""), nil), ok: true,
+			msg: "postgres probe %s: authentication method 42"},
+		{name: "notice first", health: h, server: fakePostgres(t, notice+pgAuth(3, ""), nil), ok: true,
+			msg: "postgres probe %s: authentication cleartext password"},
+		{name: "password failed", health: h,
+			server: fakePostgres(t, pgError("FATAL", "28P01", `password authentication failed for user "splicer"`), nil), ok: true,
+			msg: `postgres probe %s: server answers sessions: error 28P01 (FATAL): password authentication failed for user "splicer"`},
+		{name: "no hba entry", health: h,
+			server: fakePostgres(t, pgError("FATAL", "28000", `no pg_hba.conf entry for host "127.0.0.1"`), nil), ok: true,
+			msg: `postgres probe %s: server answers sessions: error 28000 (FATAL): no pg_hba.conf entry for host "127.0.0.1"`},
+		{name: "no database", health: h,
+			server: fakePostgres(t, pgError("FATAL", "3D000", `database "app" does not exist`), nil), ok: true,
+			msg: `postgres probe %s: server answers sessions: error 3D000 (FATAL): database "app" does not exist`},
+		{name: "shutting down", health: h,
+			server: fakePostgres(t, pgError("FATAL", "57P03", "the database system is shutting down"), nil), ok: false,
+			msg: "postgres probe %s: server error 57P03 (FATAL): the database system is shutting down"},
+		{name: "too many clients", health: h,
+			server: fakePostgres(t, pgError("FATAL", "53300", "sorry, too many clients already"), nil), ok: false,
+			msg: "postgres probe %s: server error 53300 (FATAL): sorry, too many clients already"},
+		{name: "error without code", health: h,
+			server: fakePostgres(t, pgMessage('E', []byte("SFATAL\x00Mx\x00\x00")), nil), ok: false,
+			msg: "postgres probe %s: malformed reply: error without SQLSTATE"},
+		{name: "unterminated error", health: h,
+			server: fakePostgres(t, pgMessage('E', []byte("SFATAL")), nil), ok: false,
+			msg: "postgres probe %s: malformed reply: unterminated error field"},
+		{name: "short auth", health: h, server: fakePostgres(t, pgMessage('R', []byte{0, 5}), nil), ok: false,
+			msg: "postgres probe %s: malformed reply: authentication message of 2 bytes"},
+		{name: "unexpected type", health: h, server: fakePostgres(t, pgMessage('Z', []byte("I")), nil), ok: false,
+			msg: "postgres probe %s: malformed reply: message type 'Z'"},
+		{name: "too many notices", health: h,
+			server: fakePostgres(t, notice+notice+notice+notice+notice+pgAuth(5, "salt"), nil), ok: false,
+			msg: "postgres probe %s: malformed reply: more than 4 notices before authentication"},
+		{name: "http server", health: h, server: closeAfter(len(pgStartup("splicer", "app")), "HTTP/1.1 400 Bad Request\r\n\r\n"), ok: false,
+			msg: "postgres probe %s: malformed reply: type 'H' with length 1414811695"},
+		{name: "truncated", health: h, server: closeAfter(len(pgStartup("splicer", "app")), pgAuth(5, "salt")[:7]), ok: false,
+			msg: "postgres probe %s: read: unexpected EOF"},
+		{name: "closed", health: h, server: closeAfter(len(pgStartup("splicer", "app")), ""), ok: false,
+			msg: "postgres probe %s: read: EOF"},
+		{name: "refused", health: h, ok: false,
+			msg: "postgres probe %s: connect: connection refused"},
+	})
+}
+
+// TestPostgresTrustTerminates: after AuthenticationOk the probe ends the
+// session with a Terminate message instead of dropping it.
+func TestPostgresTrustTerminates(t *testing.T) {
+	seen := make(chan []byte, 1)
+	addr := serve(t, fakePostgres(t, pgAuth(0, ""), seen))
+	c, err := NewChecker(config.Health{Check: "postgres", User: "splicer", Database: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, c, addr, 0, true, "postgres probe "+addr.String()+": authentication ok")
+	if got := <-seen; !bytes.Equal(got, pgTerminate) {
+		t.Fatalf("after AuthenticationOk the server got %q, want Terminate %q", got, pgTerminate)
+	}
+}
+
+// mysqlPacket frames a payload with sequence 0.
+func mysqlPacket(payload string) string {
+	n := len(payload)
+	return string([]byte{byte(n), byte(n >> 8), byte(n >> 16), 0}) + payload
+}
+
+func TestMySQLProbe(t *testing.T) {
+	h := config.Health{Check: "mysql", User: "splicer"}
+	greeting := "\x0a8.0.36\x00\x08\x00\x00\x00abcdefgh\x00\xff\xf7"
+	runProbeCases(t, []probeCase{
+		{name: "greeting", health: h, server: replyAfter(0, mysqlPacket(greeting)), ok: true,
+			msg: `mysql probe %s: greeting protocol 10, server "8.0.36"`},
+		{name: "too many connections", health: h,
+			server: closeAfter(0, mysqlPacket("\xff\x10\x04Too many connections")), ok: false,
+			msg: "mysql probe %s: server error 1040: Too many connections"},
+		{name: "host blocked with sqlstate", health: h,
+			server: closeAfter(0, mysqlPacket("\xff\x69\x04#HY000Host '10.0.0.9' is blocked because of many connection errors")), ok: false,
+			msg: "mysql probe %s: server error 1129: Host '10.0.0.9' is blocked because of many connection errors"},
+		{name: "short error", health: h, server: closeAfter(0, mysqlPacket("\xff\x10")), ok: false,
+			msg: "mysql probe %s: malformed error packet of 2 bytes"},
+		{name: "protocol 9", health: h, server: closeAfter(0, mysqlPacket("\x095.0\x00")), ok: false,
+			msg: "mysql probe %s: greeting protocol version 9, want 10"},
+		{name: "unterminated version", health: h, server: closeAfter(0, mysqlPacket("\x0a8.0")), ok: false,
+			msg: "mysql probe %s: malformed greeting: unterminated server version"},
+		{name: "wrong sequence", health: h, server: closeAfter(0, "\x01\x00\x00\x03\x0a"), ok: false,
+			msg: "mysql probe %s: malformed greeting: sequence 3, want 0"},
+		{name: "ssh server", health: h, server: closeAfter(0, "SSH-2.0-OpenSSH_9.2\r\n"), ok: false,
+			msg: "mysql probe %s: malformed greeting: packet length 4739923"},
+		{name: "truncated", health: h, server: closeAfter(0, mysqlPacket(greeting)[:10]), ok: false,
+			msg: "mysql probe %s: read: unexpected EOF"},
+		{name: "refused", health: h, ok: false,
+			msg: "mysql probe %s: connect: connection refused"},
+	})
+}
+
+func TestRedisProbe(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "redis.pass")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SPLICER_TEST_REDIS_PW", "wrong")
+	plain := config.Health{Check: "redis"}
+	withFile := config.Health{Check: "redis", PasswordFile: pwFile}
+	withEnv := config.Health{Check: "redis", PasswordEnv: "SPLICER_TEST_REDIS_PW"}
+	auth := map[string]string{
+		"s3cret": "+OK",
+		"wrong":  "-WRONGPASS invalid username-password pair or user is disabled.",
+	}
+	runProbeCases(t, []probeCase{
+		{name: "pong", health: plain, server: fakeRedis(nil, "+PONG"), ok: true,
+			msg: "redis probe %s: PONG"},
+		{name: "loading", health: plain,
+			server: fakeRedis(nil, "-LOADING Redis is loading the dataset in memory"), ok: false,
+			msg: `redis probe %s: reply "-LOADING Redis is loading the dataset in memory": server loading`},
+		{name: "masterdown", health: plain,
+			server: fakeRedis(nil, "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."), ok: false,
+			msg: `redis probe %s: reply "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.": replica lost its master`},
+		{name: "busy", health: plain, server: fakeRedis(nil, "-BUSY Redis is busy running a script."), ok: false,
+			msg: `redis probe %s: reply "-BUSY Redis is busy running a script.": server busy running a script`},
+		{name: "other error", health: plain, server: fakeRedis(nil, "-ERR boom"), ok: false,
+			msg: `redis probe %s: reply "-ERR boom": error reply`},
+		{name: "needs password", health: plain, server: fakeRedis(nil, "-NOAUTH Authentication required."), ok: false,
+			msg: `redis probe %s: reply "-NOAUTH Authentication required.": server needs a password (set health.password_file or health.password_env)`},
+		{name: "auth from file", health: withFile, server: fakeRedis(auth, "+PONG"), ok: true,
+			msg: "redis probe %s: PONG"},
+		{name: "auth from env rejected", health: withEnv, server: fakeRedis(auth, "+PONG"), ok: false,
+			msg: `redis probe %s: AUTH reply "-WRONGPASS invalid username-password pair or user is disabled.": password rejected`},
+		{name: "http server", health: plain, server: closeAfter(len(redisCommand("PING")), "HTTP/1.1 400 Bad Request\r\n\r\n"), ok: false,
+			msg: `redis probe %s: reply "HTTP/1.1 400 Bad Request": unexpected reply`},
+		{name: "endless line", health: plain, server: replyAfter(14, string(bytes.Repeat([]byte("x"), redisMaxLine+1))), ok: false,
+			msg: `redis probe %s: reply "` + string(bytes.Repeat([]byte("x"), 64)) + `"...: line longer than 4096 bytes`},
+		{name: "partial line", health: plain, server: closeAfter(14, "+PON"), ok: false,
+			msg: `redis probe %s: read: EOF after partial reply "+PON"`},
+		{name: "refused", health: plain, ok: false,
+			msg: "redis probe %s: connect: connection refused"},
+	})
+}
+
+// TestRedisCommand pins the RESP encoding the probe sends.
+func TestRedisCommand(t *testing.T) {
+	if got, want := string(redisCommand("AUTH", "pa ss")), "*2\r\n$4\r\nAUTH\r\n$5\r\npa ss\r\n"; got != want {
+		t.Fatalf("redisCommand = %q, want %q", got, want)
+	}
+	r := bufio.NewReader(bytes.NewReader(redisPing))
+	if args, err := readRESP(r); err != nil || len(args) != 1 || args[0] != "PING" {
+		t.Fatalf("PING decodes to %q, %v", args, err)
+	}
+}

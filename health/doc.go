@@ -1,0 +1,86 @@
+// Package health decides whether backends can take traffic: active probes
+// run by a Scheduler, plus passive reports from the data plane.
+//
+// # Probes
+//
+// NewChecker builds a Checker from a frontend's [config.Health]; every
+// probe dials its own connection, honours the ctx that carries the probe
+// timeout (the conn's deadline is ctx's, and the conn is closed when ctx is
+// done) and returns a Result whose message builds up the cause:
+//
+//	postgres probe 127.0.0.1:5432: connect: connection refused
+//	redis probe 127.0.0.1:6379: reply "-LOADING Redis is loading the dataset in memory": server loading
+//
+// The kinds:
+//
+//   - tcp: the connection opens.
+//   - send_expect: the request (send, or send_hex decoded) is written and
+//     the reply must start with expect or match expect_regex; the probe reads
+//     until it matches, cannot match any more, ends, reaches 64 KiB or times
+//     out. NewUDPChecker sends it as one datagram and judges the first reply
+//     datagram; an ICMP port unreachable reads as "connection refused".
+//   - postgres: a StartupMessage (protocol 3.0, user and database) and the
+//     first reply. Up: an authentication request of any kind (the probe
+//     never answers it, so it needs no password; after AuthenticationOk it
+//     sends Terminate), or an error about these credentials: SQLSTATE class
+//     28, 3D000 (no such database) or 42501 (no CONNECT privilege), since
+//     only a server running sessions gets that far. Down: any other error,
+//     notably 57P03 (starting up, or in smart shutdown: TCP still accepts but
+//     every session is refused) and 53300 (too many connections), and any
+//     malformed reply. Up to four NoticeResponses before the verdict are
+//     skipped.
+//   - mysql: the greeting must be a protocol 10 handshake; an ERR packet
+//     (too many connections, host blocked) is down with its text. The probe
+//     sends nothing and hangs up after the greeting, which MySQL counts
+//     toward max_connect_errors for the balancer's address; client traffic
+//     through the balancer resets that count, but an idle standby can
+//     reach it: raise max_connect_errors there, or use an http check
+//     (clustercheck).
+//   - redis: PING must answer +PONG; with a password (password_file, read
+//     once by NewChecker without its trailing line break, or the variable
+//     password_env), AUTH goes first and must answer +OK. Any error reply is
+//     down with the reply in the message (-LOADING, -MASTERDOWN, -BUSY,
+//     -NOAUTH, -WRONGPASS are explained).
+//   - http: GET path over a fresh connection (no keep-alive, no proxy from
+//     the environment, redirects not followed) must answer status.
+//
+// When port is set, every probe targets it on the backend's address instead
+// of the service port.
+//
+// # Scheduler
+//
+// A Scheduler (New, then Run in a goroutine the caller owns) watches one
+// frontend's backends with one goroutine each. The first probe comes at a
+// random point in [0, interval) so probes do not start as one herd; then
+// one comes every interval while the verdict is settled, every fast_interval
+// while a streak contradicts it, and every down_interval while the backend
+// is down. Each probe gets timeout.
+//
+// Verdicts flip on full streaks only: fall consecutive failures take an up
+// backend down, rise consecutive successes bring a down backend up. A
+// backend starts with the verdict it carries: a new backend is up, so
+// traffic flows from the start as in HAProxy, and a dead one is taken out
+// after its first probe plus (fall-1) fast intervals; a backend kept across
+// a reload keeps its verdict. Backends in Maint are not probed and keep
+// their verdict.
+//
+// Only flips are reported: the Scheduler calls Backend.SetHealthy (which
+// publishes a new snapshot and starts slow start on recovery), then the
+// onChange callback, and logs one line (info "backend up", warn "backend
+// down", with backend, address, cause and duration).
+//
+// Passive detection: the data plane calls ReportFailure for a failed connect
+// or a reset and ReportSuccess for a completed connect; both are lock-free
+// and allocation-free. The passive_fall-th consecutive failure takes the
+// backend down at once (its probe goroutine applies it within
+// microseconds); active probes bring it back with rise. passive_fall 0
+// disables it.
+//
+// State returns a copy of a backend's health for stats: verdict, last
+// result with its message and duration, the current streaks, and the times
+// of the last check and the last flip.
+//
+// Cancelling Run's ctx stops every goroutine, cutting short probes in flight
+// (their results are dropped), and Run returns once all have exited. The
+// "none" check kind has no Checker: build no Scheduler and backends stay up.
+package health

@@ -1,0 +1,227 @@
+package health
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// hang reads until the client hangs up, never answering.
+func hang(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
+
+func TestTCPProbe(t *testing.T) {
+	runProbeCases(t, []probeCase{
+		{name: "listening", health: config.Health{Check: "tcp"}, server: hang, ok: true,
+			msg: "tcp probe %s: connected"},
+		{name: "refused", health: config.Health{Check: "tcp"}, ok: false,
+			msg: "tcp probe %s: connect: connection refused"},
+	})
+}
+
+func TestSidePort(t *testing.T) {
+	side := serve(t, hang)
+	c, err := NewChecker(config.Health{Check: "tcp", Port: int(side.Port())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := closedPort(t, "tcp")
+	checkResult(t, c, service, 0, true, "tcp probe "+side.String()+": connected")
+}
+
+func TestSendExpectProbe(t *testing.T) {
+	ping := config.Health{Check: "send_expect", Send: "PING\r\n", Expect: "+PONG"}
+	hexPing := config.Health{Check: "send_expect", SendHex: "50494e470d0a", Expect: "+PONG"}
+	regex := config.Health{Check: "send_expect", Send: "PING\r\n", ExpectRegex: `^\+P.NG\r\n`}
+	runProbeCases(t, []probeCase{
+		{name: "prefix", health: ping, server: replyAfter(6, "+PONG\r\n"), ok: true,
+			msg: "send_expect probe %s: reply matched"},
+		{name: "hex request", health: hexPing, server: replyAfter(6, "+PONG\r\n"), ok: true,
+			msg: "send_expect probe %s: reply matched"},
+		{name: "prefix mismatch", health: ping, server: replyAfter(6, "-ERR no\r\n"), ok: false,
+			msg: `send_expect probe %s: reply "-ERR no\r\n" does not start with "+PONG"`},
+		{name: "short reply then close", health: ping, server: closeAfter(6, "+PO"), ok: false,
+			msg: `send_expect probe %s: reply "+PO" does not start with "+PONG" (connection closed)`},
+		{name: "close before reply", health: ping, server: closeAfter(6, ""), ok: false,
+			msg: "send_expect probe %s: connection closed before a reply"},
+		{name: "regexp", health: regex, server: replyAfter(6, "+PING\r\n"), ok: true,
+			msg: "send_expect probe %s: reply matched"},
+		{name: "regexp mismatch", health: regex, server: closeAfter(6, "+PANG"), ok: false,
+			msg: `send_expect probe %s: reply "+PANG" does not match /^\+P.NG\r\n/ (connection closed)`},
+		{name: "no reply", health: ping, server: hang, timeout: 200 * time.Millisecond, ok: false,
+			msg: "send_expect probe %s: read: i/o timeout"},
+		{name: "partial reply", health: ping, server: replyAfter(6, "+PO"), timeout: 200 * time.Millisecond, ok: false,
+			msg: `send_expect probe %s: read: i/o timeout after partial reply "+PO"`},
+		{name: "refused", health: ping, ok: false,
+			msg: "send_expect probe %s: connect: connection refused"},
+	})
+}
+
+func TestSendExpectUDP(t *testing.T) {
+	h := config.Health{Check: "send_expect", Send: "ping", Expect: "pong"}
+	cases := []struct {
+		name string
+		addr func(t *testing.T) netip.AddrPort
+		ok   bool
+		msg  string
+	}{
+		{"reply", func(t *testing.T) netip.AddrPort {
+			return serveUDP(t, func([]byte) []byte { return []byte("pong 1") })
+		}, true, "send_expect probe %s: reply matched"},
+		{"echo", func(t *testing.T) netip.AddrPort {
+			return serveUDP(t, func(b []byte) []byte { return b })
+		}, false, `send_expect probe %s: reply "ping" does not start with "pong"`},
+		{"short", func(t *testing.T) netip.AddrPort {
+			return serveUDP(t, func([]byte) []byte { return []byte("po") })
+		}, false, `send_expect probe %s: reply "po" does not start with "pong"`},
+		{"empty datagram", func(t *testing.T) netip.AddrPort {
+			return serveUDP(t, func([]byte) []byte { return nil })
+		}, false, "send_expect probe %s: empty reply"},
+		{"closed port", func(t *testing.T) netip.AddrPort { return closedPort(t, "udp") },
+			false, "send_expect probe %s: read: connection refused"},
+	}
+	c, err := NewUDPChecker(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := tc.addr(t)
+			checkResult(t, c, addr, 0, tc.ok, fmt.Sprintf(tc.msg, addr))
+		})
+	}
+}
+
+// afterHTTPRequest returns a handler that reads one HTTP request, answers
+// reply and closes the conn.
+func afterHTTPRequest(reply string) func(net.Conn) {
+	return func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, reply)
+	}
+}
+
+func TestHTTPProbe(t *testing.T) {
+	statusServer := func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/primary":
+			w.WriteHeader(http.StatusOK)
+		case "/moved":
+			http.Redirect(w, r, "/primary", http.StatusMovedPermanently)
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(statusServer)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln) //nolint:errcheck // ErrServerClosed at cleanup
+	t.Cleanup(func() { srv.Close() })
+	web := netip.MustParseAddrPort(ln.Addr().String())
+
+	cases := []struct {
+		name   string
+		path   string
+		status int
+		addr   netip.AddrPort
+		ok     bool
+		msg    string
+	}{
+		{"leader", "/primary", 200, web, true, "GET /primary: status 200"},
+		{"replica", "/replica", 200, web, false, "GET /replica: status 503, want 200"},
+		{"query kept", "/replica?lag=10", 503, web, true, "GET /replica?lag=10: status 503"},
+		{"redirect not followed", "/moved", 200, web, false, "GET /moved: status 301, want 200"},
+		{"refused", "/", 200, closedPort(t, "tcp"), false, "GET /: connection refused"},
+		{"not http", "/", 200, serve(t, afterHTTPRequest("SSH-2.0-OpenSSH_9.2\r\n")), false,
+			`GET /: net/http: HTTP/1.x transport connection broken: malformed HTTP response "SSH-2.0-OpenSSH_9.2"`},
+		{"no reply", "/", 200, serve(t, hang), false, "GET /: i/o timeout"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewChecker(config.Health{Check: "http", Path: tc.path, Status: tc.status})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkResult(t, c, tc.addr, 300*time.Millisecond, tc.ok, "http probe "+tc.addr.String()+": "+tc.msg)
+		})
+	}
+}
+
+func TestNewCheckerRejects(t *testing.T) {
+	t.Setenv("SPLICER_TEST_EMPTY", "")
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		h    config.Health
+		want string
+	}{
+		{"none", config.Health{Check: "none"}, `health.check "none" has no probe: invalid health check`},
+		{"unknown", config.Health{Check: "icmp"}, `health.check "icmp" has no probe: invalid health check`},
+		{"port", config.Health{Check: "tcp", Port: 70000}, "health.port 70000 outside 0..65535: invalid health check"},
+		{"bad hex", config.Health{Check: "send_expect", SendHex: "zz", Expect: "x"},
+			"health.send_hex: encoding/hex: invalid byte: U+007A 'z': invalid health check"},
+		{"bad regexp", config.Health{Check: "send_expect", Send: "x", ExpectRegex: "("},
+			"health.expect_regex: error parsing regexp: missing closing ): `(`: invalid health check"},
+		{"nothing to send", config.Health{Check: "send_expect", Expect: "x"},
+			"send_expect needs health.send or health.send_hex: invalid health check"},
+		{"nothing to expect", config.Health{Check: "send_expect", Send: "x"},
+			"send_expect needs health.expect or health.expect_regex: invalid health check"},
+		{"missing password file", config.Health{Check: "redis", PasswordFile: filepath.Join(dir, "nope")},
+			"health.password_file: open " + filepath.Join(dir, "nope") + ": no such file or directory: invalid health check"},
+		{"empty password file", config.Health{Check: "redis", PasswordFile: empty},
+			"health.password_file " + empty + " is empty: invalid health check"},
+		{"empty password env", config.Health{Check: "redis", PasswordEnv: "SPLICER_TEST_EMPTY"},
+			"health.password_env: variable SPLICER_TEST_EMPTY is unset or empty: invalid health check"},
+		{"url as path", config.Health{Check: "http", Path: "http://x/", Status: 200},
+			`health.path "http://x/": want a path, not a URL: invalid health check`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewChecker(tc.h)
+			if c != nil || err == nil || err.Error() != tc.want || !errors.Is(err, ErrConfig) {
+				t.Fatalf("NewChecker = %v, %v\nwant error %q wrapping ErrConfig", c, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckHonoursCancel: a probe stuck on a silent server returns as soon
+// as its ctx is cancelled, well before any deadline.
+func TestCheckHonoursCancel(t *testing.T) {
+	addr := serve(t, hang)
+	c, err := NewChecker(config.Health{Check: "send_expect", Send: "x", Expect: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan Result)
+	go func() { done <- c.Check(ctx, addr) }()
+	cancel()
+	select {
+	case r := <-done:
+		want := "send_expect probe " + addr.String() + ": "
+		if r.OK || (r.Msg != want+"read: context canceled" && r.Msg != want+"connect: context canceled" && r.Msg != want+"write: context canceled") {
+			t.Fatalf("Check = %+v, want a failure caused by cancellation", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Check ignored ctx cancellation")
+	}
+}

@@ -1,0 +1,101 @@
+package health
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// redisMaxLine bounds one reply line; a PING or AUTH reply is short.
+const redisMaxLine = 4096
+
+// redisCauses explains the error replies an operator meets most; any other
+// error reply is reported as it is.
+var redisCauses = map[string]string{
+	"LOADING":    "server loading",
+	"MASTERDOWN": "replica lost its master",
+	"BUSY":       "server busy running a script",
+	"NOAUTH":     "server needs a password (set health.password_file or health.password_env)",
+	"WRONGPASS":  "password rejected",
+}
+
+// redis sends PING, after AUTH when a password is set, and wants +PONG.
+type redis struct {
+	auth []byte // the AUTH command; nil without a password
+}
+
+// redisCommand encodes args as a RESP array of bulk strings.
+func redisCommand(args ...string) []byte {
+	b := []byte("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		b = append(b, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n"...)
+	}
+	return b
+}
+
+var redisPing = redisCommand("PING")
+
+func (p *redis) probe(ctx context.Context, addr netip.AddrPort) (string, error) {
+	conn, release, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	// AUTH and PING go in one write: one round trip, and a rejected AUTH
+	// is reported from its own reply before PING's is read.
+	req := append(append([]byte(nil), p.auth...), redisPing...)
+	if _, err := conn.Write(req); err != nil {
+		return "", failed(ctx, "write", err)
+	}
+	r := bufio.NewReaderSize(conn, redisMaxLine)
+	if p.auth != nil {
+		line, err := redisReadLine(ctx, r)
+		if err != nil {
+			return "", err
+		}
+		if line != "+OK" {
+			return "", fmt.Errorf("AUTH %w", redisReplyError(line))
+		}
+	}
+	line, err := redisReadLine(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	if line != "+PONG" {
+		return "", redisReplyError(line)
+	}
+	return "PONG", nil
+}
+
+// redisReadLine reads one CRLF-terminated reply line, without the CRLF.
+func redisReadLine(ctx context.Context, r *bufio.Reader) (string, error) {
+	line, err := r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return "", fmt.Errorf("reply %s: line longer than %d bytes", quote(line), redisMaxLine)
+	}
+	if err != nil {
+		if len(line) > 0 {
+			return "", fmt.Errorf("%w after partial reply %s", failed(ctx, "read", err), quote(line))
+		}
+		return "", failed(ctx, "read", err)
+	}
+	return string(bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})), nil
+}
+
+// redisReplyError describes a reply other than the one wanted.
+func redisReplyError(line string) error {
+	if !strings.HasPrefix(line, "-") {
+		return fmt.Errorf("reply %q: unexpected reply", line)
+	}
+	prefix, _, _ := strings.Cut(line[1:], " ")
+	cause, ok := redisCauses[prefix]
+	if !ok {
+		cause = "error reply"
+	}
+	return fmt.Errorf("reply %q: %s", line, cause)
+}

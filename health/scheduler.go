@@ -1,0 +1,143 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// ErrStarted is returned by Run on a Scheduler that has run before.
+var ErrStarted = errors.New("health: scheduler already started")
+
+// Scheduler runs the active health checks of one frontend's backends and
+// takes in the data plane's passive reports. It owns one goroutine per
+// backend while Run runs; verdicts reach the backends through SetHealthy.
+type Scheduler struct {
+	interval, fastInterval, downInterval, timeout time.Duration
+	passiveFall                                   int32
+
+	checker   Checker
+	targets   []*target
+	byBackend map[*backend.Backend]*target // read-only after New
+	onChange  func(b *backend.Backend, up bool, r Result)
+	log       zerolog.Logger
+	started   atomic.Bool
+}
+
+// New builds a Scheduler probing backends with checker on h's timing: the
+// first probe of each backend at a random point in [0, interval), then every
+// interval while nothing changes, every fast_interval while a streak
+// contradicts the verdict, every down_interval while down (0 for either
+// means interval). Each probe gets h.Timeout. Backends start with the
+// verdict they carry (a new Backend is up, so traffic flows from the start;
+// one kept across a reload keeps its verdict), and every flip needs a full
+// streak: h.Fall failures to go down, h.Rise successes to come up.
+//
+// On every flip the Scheduler calls b.SetHealthy, then onChange (when not
+// nil) from the backend's probe goroutine, so onChange must not block for
+// long, and logs one line: info when up, warn when down. Backends in Maint
+// are not probed and keep their verdict. For h.Check "none" build no
+// Scheduler at all. The error wraps ErrConfig.
+func New(h config.Health, checker Checker, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result), log zerolog.Logger) (*Scheduler, error) {
+	switch {
+	case checker == nil:
+		return nil, fmt.Errorf("no checker: %w", ErrConfig)
+	case h.Interval <= 0 || h.Timeout <= 0 || h.FastInterval < 0 || h.DownInterval < 0:
+		return nil, fmt.Errorf("health intervals and timeout must be positive: %w", ErrConfig)
+	case h.Rise < 1 || h.Fall < 1 || h.PassiveFall < 0:
+		return nil, fmt.Errorf("health rise %d, fall %d, passive_fall %d: rise and fall must be at least 1: %w", h.Rise, h.Fall, h.PassiveFall, ErrConfig)
+	}
+	s := &Scheduler{
+		interval:     h.Interval,
+		fastInterval: orDefault(h.FastInterval, h.Interval),
+		downInterval: orDefault(h.DownInterval, h.Interval),
+		timeout:      h.Timeout,
+		passiveFall:  int32(h.PassiveFall),
+		checker:      checker,
+		byBackend:    make(map[*backend.Backend]*target, len(backends)),
+		onChange:     onChange,
+		log:          log,
+	}
+	for _, b := range backends {
+		if b == nil {
+			return nil, fmt.Errorf("nil backend: %w", ErrConfig)
+		}
+		if s.byBackend[b] != nil {
+			return nil, fmt.Errorf("backend %q listed twice: %w", b.Name(), ErrConfig)
+		}
+		t := newTarget(b, h.Rise, h.Fall)
+		s.targets = append(s.targets, t)
+		s.byBackend[b] = t
+	}
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// Run probes every backend until ctx is done, then waits for every probe
+// goroutine to return (a probe in flight is cut short by ctx and its result
+// dropped) and returns nil. Run runs once; a second call returns ErrStarted.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.started.Swap(true) {
+		return ErrStarted
+	}
+	var wg sync.WaitGroup
+	for _, t := range s.targets {
+		wg.Go(func() { s.watch(ctx, t) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// State returns a copy of b's health state; false when b is not one of the
+// Scheduler's backends. Safe for concurrent use.
+func (s *Scheduler) State(b *backend.Backend) (State, bool) {
+	t := s.byBackend[b]
+	if t == nil {
+		return State{}, false
+	}
+	st := *t.state.Load()
+	st.PassiveFailures = int(t.passive.Load())
+	return st, true
+}
+
+// ReportFailure records a failure the data plane saw on b (a refused or
+// timed-out connect, a reset); cause says which. The passive_fall-th
+// consecutive one takes b down at once, by waking b's probe goroutine; active
+// probes then bring it back with rise. Without passive_fall, or for a backend
+// the Scheduler does not know, it does nothing. Safe from any goroutine: it
+// never blocks and allocates only when it reaches the threshold.
+func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
+	t := s.byBackend[b]
+	if t == nil || s.passiveFall == 0 || t.passive.Add(1) != s.passiveFall {
+		return
+	}
+	c := cause // a copy, so only this branch moves a string to the heap
+	t.passiveCause.Store(&c)
+	select {
+	case t.wake <- struct{}{}:
+	default: // a wake-up is already pending; it reads the latest cause
+	}
+}
+
+// ReportSuccess records a connection the data plane completed to b, which
+// resets b's passive failure streak. Safe from any goroutine; it never
+// blocks, allocates nothing, and writes shared memory only to end a streak.
+func (s *Scheduler) ReportSuccess(b *backend.Backend) {
+	if t := s.byBackend[b]; t != nil && t.passive.Load() != 0 {
+		t.passive.Store(0)
+	}
+}

@@ -1,0 +1,543 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// waitFor polls cond until it holds, failing the test after a deadline
+// generous enough for a loaded machine.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recorder wraps a Checker and keeps every result per target, in order.
+type recorder struct {
+	Checker
+	mu  sync.Mutex
+	log map[netip.AddrPort][]Result
+}
+
+func newRecorder(c Checker) *recorder {
+	return &recorder{Checker: c, log: make(map[netip.AddrPort][]Result)}
+}
+
+func (r *recorder) Check(ctx context.Context, target netip.AddrPort) Result {
+	res := r.Checker.Check(ctx, target)
+	r.mu.Lock()
+	r.log[target] = append(r.log[target], res)
+	r.mu.Unlock()
+	return res
+}
+
+func (r *recorder) results(target netip.AddrPort) []Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Result(nil), r.log[target]...)
+}
+
+// checkerFunc adapts a function to Checker.
+type checkerFunc func(ctx context.Context, target netip.AddrPort) Result
+
+func (f checkerFunc) Check(ctx context.Context, target netip.AddrPort) Result { return f(ctx, target) }
+
+// transition is one onChange call; probes is how many results the recorder
+// held for the backend then, so the flip's probe is probes-1.
+type transition struct {
+	up     bool
+	msg    string
+	probes int
+}
+
+// transitions collects onChange calls.
+type transitions struct {
+	rec  *recorder
+	mu   sync.Mutex
+	list map[*backend.Backend][]transition
+}
+
+func newTransitions(rec *recorder) *transitions {
+	return &transitions{rec: rec, list: make(map[*backend.Backend][]transition)}
+}
+
+func (ts *transitions) onChange(b *backend.Backend, up bool, r Result) {
+	if b.Healthy() != up {
+		panic("onChange called before SetHealthy")
+	}
+	n := 0
+	if ts.rec != nil {
+		n = len(ts.rec.results(b.Address()))
+	}
+	ts.mu.Lock()
+	ts.list[b] = append(ts.list[b], transition{up: up, msg: r.Msg, probes: n})
+	ts.mu.Unlock()
+}
+
+func (ts *transitions) of(b *backend.Backend) []transition {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([]transition(nil), ts.list[b]...)
+}
+
+// syncBuffer is a log sink safe for the scheduler's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func newBackend(t *testing.T, addr netip.AddrPort) *backend.Backend {
+	t.Helper()
+	b, err := backend.New(backend.Spec{Address: addr, Weight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// start runs s until the test ends (or stop is called) and returns stop,
+// which cancels Run and waits for it.
+func start(t *testing.T, s *Scheduler) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// fastHealth is a health section with short intervals for tests.
+func fastHealth(interval time.Duration) config.Health {
+	return config.Health{
+		Interval: interval, Timeout: interval,
+		FastInterval: interval, DownInterval: interval,
+		Rise: 2, Fall: 3,
+	}
+}
+
+// flapper serves send_expect "PING" -> "+OK" while healthy, and closes the
+// conn without a reply while not; it flips every period until the test ends.
+func flapper(t *testing.T, period time.Duration) netip.AddrPort {
+	var healthy atomic.Bool
+	healthy.Store(true)
+	addr := serve(t, func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil || !healthy.Load() {
+			return
+		}
+		_, _ = io.WriteString(c, "+OK")
+		_, _ = io.Copy(io.Discard, c)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				healthy.Store(!healthy.Load())
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return addr
+}
+
+// TestFlapTransitionsExact: a backend flapping every 300 ms, probed every
+// 100 ms with rise 2 and fall 3, flips exactly at the 3rd consecutive
+// failure and the 2nd consecutive success, never earlier, and each flip
+// logs one line.
+func TestFlapTransitionsExact(t *testing.T) {
+	addr := flapper(t, 300*time.Millisecond)
+	c, err := NewChecker(config.Health{Check: "send_expect", Send: "PING", Expect: "+OK"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder(c)
+	ts := newTransitions(rec)
+	var logs syncBuffer
+	b := newBackend(t, addr)
+	s, err := New(fastHealth(100*time.Millisecond), rec, []*backend.Backend{b}, ts.onChange, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, s)
+	waitFor(t, "two down and two up transitions", func() bool { return len(ts.of(b)) >= 4 })
+	stop()
+
+	results := rec.results(addr)
+	got := ts.of(b)
+	// Replay the recorded results through the rules, independently of the
+	// tracker: the flips must land on exactly these probes.
+	var want []transition
+	up, streak := true, 0
+	for i, r := range results {
+		if r.OK == up {
+			streak = 0
+			continue
+		}
+		streak++
+		if (up && streak == 3) || (!up && streak == 2) {
+			up, streak = !up, 0
+			want = append(want, transition{up: up, msg: r.Msg, probes: i + 1})
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d transitions %+v, want %d %+v", len(got), got, len(want), want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("transition %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	downMsg := "send_expect probe " + addr.String() + ": connection closed before a reply"
+	if got[0].msg != downMsg {
+		t.Errorf("down cause %q, want %q", got[0].msg, downMsg)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != len(got) {
+		t.Fatalf("%d log lines for %d transitions:\n%s", len(lines), len(got), logs.String())
+	}
+	if !strings.Contains(lines[0], `"level":"warn"`) || !strings.Contains(lines[0], `"message":"backend down"`) ||
+		!strings.Contains(lines[0], `"address":"`+addr.String()+`"`) || !strings.Contains(lines[0], `"cause":"`+downMsg+`"`) {
+		t.Errorf("down log line %s", lines[0])
+	}
+	if !got[1].up || !strings.Contains(lines[1], `"level":"info"`) || !strings.Contains(lines[1], `"message":"backend up"`) {
+		t.Errorf("up log line %s", lines[1])
+	}
+}
+
+// TestDetectionTime: a backend that dies is marked down within
+// fall*interval + timeout (plus a margin for a loaded machine).
+func TestDetectionTime(t *testing.T) {
+	const (
+		interval = 100 * time.Millisecond
+		timeout  = 100 * time.Millisecond
+		fall     = 3
+		margin   = 400 * time.Millisecond
+	)
+	// Connects complete in the kernel's backlog: no accept loop needed.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	c, err := NewChecker(config.Health{Check: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, addr)
+	down := make(chan time.Time, 1)
+	h := fastHealth(interval)
+	h.Timeout, h.Fall = timeout, fall
+	s, err := New(h, c, []*backend.Backend{b}, func(_ *backend.Backend, up bool, _ Result) {
+		if !up {
+			down <- time.Now()
+		}
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, s)
+	waitFor(t, "a first successful probe", func() bool {
+		st, _ := s.State(b)
+		return st.Last.OK
+	})
+	died := time.Now()
+	ln.Close()
+	select {
+	case at := <-down:
+		elapsed := at.Sub(died)
+		t.Logf("detected in %v (bound %v + margin %v)", elapsed, fall*interval+timeout, margin)
+		if elapsed > fall*interval+timeout+margin {
+			t.Fatalf("detected in %v, want at most %v", elapsed, fall*interval+timeout+margin)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("never marked down")
+	}
+	if b.Healthy() {
+		t.Fatal("backend still healthy after the down transition")
+	}
+	st, _ := s.State(b)
+	want := "tcp probe " + addr.String() + ": connect: connection refused"
+	if st.Up || st.Failures < fall || st.Last.Msg != want || st.LastChange.IsZero() {
+		t.Fatalf("State = %+v, want down, >= %d failures, last %q, a LastChange", st, fall, want)
+	}
+}
+
+// TestMaintSkipped: a backend in Maint gets no probe and keeps its verdict.
+func TestMaintSkipped(t *testing.T) {
+	var ready, maint atomic.Int32
+	readyB := newBackend(t, netip.MustParseAddrPort("127.0.0.1:1"))
+	maintB := newBackend(t, netip.MustParseAddrPort("127.0.0.1:2"))
+	if err := maintB.SetState(backend.Maint); err != nil {
+		t.Fatal(err)
+	}
+	c := checkerFunc(func(_ context.Context, target netip.AddrPort) Result {
+		if target == maintB.Address() {
+			maint.Add(1)
+		} else {
+			ready.Add(1)
+		}
+		return Result{Msg: "failing"}
+	})
+	h := fastHealth(10 * time.Millisecond)
+	h.Fall = 1
+	s, err := New(h, c, []*backend.Backend{readyB, maintB}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, s)
+	waitFor(t, "ten probes of the ready backend", func() bool { return ready.Load() >= 10 })
+	stop()
+	if n := maint.Load(); n != 0 {
+		t.Fatalf("maint backend probed %d times", n)
+	}
+	if !maintB.Healthy() || readyB.Healthy() {
+		t.Fatalf("healthy: maint %v (want true), ready %v (want false)", maintB.Healthy(), readyB.Healthy())
+	}
+	if st, _ := s.State(maintB); st != (State{Up: true}) {
+		t.Fatalf("maint State = %+v, want untouched", st)
+	}
+}
+
+// TestInitialVerdictCarriesOver: a backend already down (kept across a
+// reload) starts down and needs rise successes.
+func TestInitialVerdictCarriesOver(t *testing.T) {
+	b := newBackend(t, netip.MustParseAddrPort("127.0.0.1:1"))
+	b.SetHealthy(false)
+	rec := newRecorder(checkerFunc(func(context.Context, netip.AddrPort) Result { return Result{OK: true, Msg: "fine"} }))
+	ts := newTransitions(rec)
+	s, err := New(fastHealth(10*time.Millisecond), rec, []*backend.Backend{b}, ts.onChange, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.State(b); st.Up {
+		t.Fatal("State starts up for a down backend")
+	}
+	start(t, s)
+	waitFor(t, "the up transition", func() bool { return len(ts.of(b)) == 1 })
+	if got, want := ts.of(b)[0], (transition{up: true, msg: "fine", probes: 2}); got != want {
+		t.Fatalf("transition %+v, want %+v", got, want)
+	}
+}
+
+// TestPassive: passive_fall consecutive reported failures take a backend
+// down at once although its probe passes; a success in between resets the
+// streak; active probes then bring it back with rise.
+func TestPassive(t *testing.T) {
+	var probesOK atomic.Bool
+	rec := newRecorder(checkerFunc(func(context.Context, netip.AddrPort) Result {
+		return Result{OK: probesOK.Load(), Msg: "probe"}
+	}))
+	ts := newTransitions(rec)
+	b := newBackend(t, netip.MustParseAddrPort("127.0.0.1:1"))
+	h := fastHealth(10 * time.Millisecond)
+	h.PassiveFall = 3
+	// Probes fail until the passive streak is in, but fall is out of reach:
+	// only the passive path can take the backend down.
+	h.Fall = 100
+	s, err := New(h, rec, []*backend.Backend{b}, ts.onChange, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, s)
+	s.ReportFailure(b, "connect: connection reset by peer")
+	s.ReportFailure(b, "connect: connection reset by peer")
+	if st, _ := s.State(b); st.PassiveFailures != 2 {
+		t.Fatalf("PassiveFailures = %d, want 2", st.PassiveFailures)
+	}
+	s.ReportSuccess(b)
+	if st, _ := s.State(b); st.PassiveFailures != 0 {
+		t.Fatalf("PassiveFailures after a success = %d, want 0", st.PassiveFailures)
+	}
+	for range 2 {
+		s.ReportFailure(b, "connect: connection reset by peer")
+	}
+	if !b.Healthy() {
+		t.Fatal("down after 2 passive failures with passive_fall 3")
+	}
+	s.ReportFailure(b, "read: connection reset by peer")
+	waitFor(t, "the passive down transition", func() bool { return len(ts.of(b)) == 1 })
+	if got := ts.of(b)[0]; got.up || got.msg != "passive: read: connection reset by peer" {
+		t.Fatalf("transition %+v, want down with the passive cause", got)
+	}
+	probesOK.Store(true)
+	waitFor(t, "the up transition", func() bool { return len(ts.of(b)) == 2 })
+	got := ts.of(b)[1]
+	// Every probe failed until probesOK: the flip must come on exactly the
+	// rise-th success.
+	results := rec.results(b.Address())[:got.probes]
+	oks := 0
+	for _, r := range results {
+		if r.OK {
+			oks++
+		}
+	}
+	if !got.up || oks != h.Rise || !results[len(results)-1].OK {
+		t.Fatalf("up transition %+v after results %+v", got, results)
+	}
+}
+
+// TestPassiveDisabled: without passive_fall, reports change nothing.
+func TestPassiveDisabled(t *testing.T) {
+	b := newBackend(t, netip.MustParseAddrPort("127.0.0.1:1"))
+	s, err := New(fastHealth(time.Hour), checkerFunc(func(context.Context, netip.AddrPort) Result { return Result{} }),
+		[]*backend.Backend{b}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newBackend(t, netip.MustParseAddrPort("127.0.0.1:2"))
+	for range 10 {
+		s.ReportFailure(b, "x")
+		s.ReportFailure(other, "x")
+	}
+	if st, _ := s.State(b); st.PassiveFailures != 0 {
+		t.Fatalf("PassiveFailures = %d with passive_fall 0", st.PassiveFailures)
+	}
+	if _, ok := s.State(other); ok {
+		t.Fatal("State of an unknown backend reported ok")
+	}
+}
+
+// TestNoGoroutineLeft: cancelling Run while probes hang on silent servers
+// returns promptly and leaves no goroutine behind.
+func TestNoGoroutineLeft(t *testing.T) {
+	silent := serve(t, hang)
+	baseline := runtime.NumGoroutine()
+	kinds := []config.Health{
+		{Check: "tcp"},
+		{Check: "send_expect", Send: "x", Expect: "y"},
+		{Check: "postgres", User: "u"},
+		{Check: "redis"},
+		{Check: "http", Path: "/", Status: 200},
+	}
+	var probing atomic.Int32
+	for _, k := range kinds {
+		c, err := NewChecker(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted := checkerFunc(func(ctx context.Context, target netip.AddrPort) Result {
+			probing.Add(1)
+			return c.Check(ctx, target)
+		})
+		h := fastHealth(5 * time.Millisecond)
+		h.Timeout = time.Minute // probes hang until Run is cancelled
+		bs := []*backend.Backend{newBackend(t, silent), newBackend(t, closedPort(t, "tcp"))}
+		s, err := New(h, counted, bs, nil, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := start(t, s)
+		waitFor(t, k.Check+" probes in flight", func() bool { return probing.Load() >= 2 })
+		stop()
+		probing.Store(0)
+	}
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+}
+
+func TestNewRejects(t *testing.T) {
+	b := newBackend(t, netip.MustParseAddrPort("127.0.0.1:1"))
+	ok := checkerFunc(func(context.Context, netip.AddrPort) Result { return Result{OK: true} })
+	good := fastHealth(time.Second)
+	with := func(f func(*config.Health)) config.Health {
+		h := good
+		f(&h)
+		return h
+	}
+	cases := []struct {
+		name     string
+		h        config.Health
+		c        Checker
+		backends []*backend.Backend
+		want     string
+	}{
+		{"no checker", good, nil, nil, "no checker: invalid health check"},
+		{"zero interval", with(func(h *config.Health) { h.Interval = 0 }), ok, nil,
+			"health intervals and timeout must be positive: invalid health check"},
+		{"negative fast interval", with(func(h *config.Health) { h.FastInterval = -1 }), ok, nil,
+			"health intervals and timeout must be positive: invalid health check"},
+		{"zero rise", with(func(h *config.Health) { h.Rise = 0 }), ok, nil,
+			"health rise 0, fall 3, passive_fall 0: rise and fall must be at least 1: invalid health check"},
+		{"nil backend", good, ok, []*backend.Backend{nil}, "nil backend: invalid health check"},
+		{"duplicate", good, ok, []*backend.Backend{b, b}, `backend "127.0.0.1:1" listed twice: invalid health check`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(tc.h, tc.c, tc.backends, nil, zerolog.Nop())
+			if s != nil || err == nil || err.Error() != tc.want || !errors.Is(err, ErrConfig) {
+				t.Fatalf("New = %v, %v; want error %q wrapping ErrConfig", s, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunOnce(t *testing.T) {
+	s, err := New(fastHealth(time.Hour), checkerFunc(func(context.Context, netip.AddrPort) Result { return Result{} }),
+		nil, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatalf("first Run = %v", err)
+	}
+	if err := s.Run(ctx); !errors.Is(err, ErrStarted) {
+		t.Fatalf("second Run = %v, want ErrStarted", err)
+	}
+}

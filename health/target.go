@@ -1,0 +1,131 @@
+package health
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+)
+
+// target is one backend under watch. Its tracker belongs to its watch
+// goroutine; everything else is shared through atomics.
+type target struct {
+	b  *backend.Backend
+	tr tracker
+
+	// wake carries "passive_fall reached" from ReportFailure to watch; its
+	// buffer of one lets the sender never block.
+	wake         chan struct{}
+	passive      atomic.Int32 // consecutive passive failures
+	passiveCause atomic.Pointer[string]
+
+	// state is the immutable snapshot State copies, replaced by watch.
+	state atomic.Pointer[State]
+}
+
+func newTarget(b *backend.Backend, rise, fall int) *target {
+	t := &target{
+		b:    b,
+		tr:   tracker{rise: rise, fall: fall, up: b.Healthy()},
+		wake: make(chan struct{}, 1),
+	}
+	t.state.Store(&State{Up: t.tr.up})
+	return t
+}
+
+// watch probes t until ctx is done: first at a random point in [0,
+// interval) so a frontend's probes do not start as one herd, then at the
+// pace nextDelay picks. It also applies the passive verdicts ReportFailure
+// signals.
+func (s *Scheduler) watch(ctx context.Context, t *target) {
+	timer := time.NewTimer(rand.N(s.interval))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.wake:
+			s.passiveDown(t)
+		case <-timer.C:
+			if t.b.State() != backend.Maint {
+				s.probe(ctx, t)
+			}
+			timer.Reset(s.nextDelay(&t.tr))
+		}
+	}
+}
+
+// nextDelay is the wait before t's next probe.
+func (s *Scheduler) nextDelay(tr *tracker) time.Duration {
+	switch {
+	case tr.changing():
+		return s.fastInterval
+	case !tr.up:
+		return s.downInterval
+	}
+	return s.interval
+}
+
+// probe runs one active check of t and applies its result.
+func (s *Scheduler) probe(ctx context.Context, t *target) {
+	pctx, cancel := context.WithTimeout(ctx, s.timeout)
+	r := s.checker.Check(pctx, t.b.Address())
+	cancel()
+	if ctx.Err() != nil {
+		return // shutting down: a probe cut short says nothing of the backend
+	}
+	if r.OK {
+		t.passive.Store(0) // any success ends a passive streak
+	}
+	flipped := t.tr.observe(r.OK)
+	s.publish(t, r, flipped)
+	if flipped {
+		s.announce(t.b, t.tr.up, r)
+	}
+}
+
+// passiveDown applies a passive_fall streak to t.
+func (s *Scheduler) passiveDown(t *target) {
+	r := Result{Msg: "passive: " + *t.passiveCause.Load()}
+	t.passive.Store(0)
+	if t.tr.markDown() {
+		s.publish(t, r, true)
+		s.announce(t.b, false, r)
+	}
+}
+
+// publish replaces t's State snapshot after a result.
+func (s *Scheduler) publish(t *target, r Result, flipped bool) {
+	now := time.Now()
+	prev := t.state.Load()
+	next := &State{
+		Up:         t.tr.up,
+		Last:       r,
+		LastCheck:  now,
+		LastChange: prev.LastChange,
+		Successes:  t.tr.successes,
+		Failures:   t.tr.failures,
+	}
+	if flipped {
+		next.LastChange = now
+	}
+	t.state.Store(next)
+}
+
+// announce reports a flip: to the backend (a new snapshot), to onChange and
+// in one log line.
+func (s *Scheduler) announce(b *backend.Backend, up bool, r Result) {
+	b.SetHealthy(up)
+	if s.onChange != nil {
+		s.onChange(b, up, r)
+	}
+	ev := s.log.Warn()
+	msg := "backend down"
+	if up {
+		ev, msg = s.log.Info(), "backend up"
+	}
+	ev.Str("backend", b.Name()).Stringer("address", b.Address()).
+		Str("cause", r.Msg).Dur("duration", r.Duration).Msg(msg)
+}

@@ -1,0 +1,251 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/demo"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startDemo(t *testing.T) *demo.Server {
+	t.Helper()
+	s, err := demo.Start(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// runDaemon runs a daemon for cfg until the test ends.
+func runDaemon(t *testing.T, cfg *config.Config) *Daemon {
+	t.Helper()
+	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return d
+}
+
+// greeting connects to front and returns the demo backend's greeting line,
+// or "" when the connection is refused or cut before one arrives.
+func greeting(t *testing.T, front string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", front, 5*time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return line
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDownBackendGetsNoConnections stops one of two backends: once the
+// active check marks it down, every new client goes to the other.
+func TestDownBackendGetsNoConnections(t *testing.T) {
+	a, b := startDemo(t), startDemo(t)
+	front := freeAddr(t)
+	cfg, err := config.New().AdminListen("").Frontend("t").Listen(front).
+		Backend(a.Addr().String(), 1).Backend(b.Addr().String(), 1).
+		HealthCheck("tcp").HealthInterval(50 * time.Millisecond).HealthTimeout(50 * time.Millisecond).
+		HealthRise(1).HealthFall(2).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runDaemon(t, cfg)
+	waitFor(t, 5*time.Second, "daemon serving", func() bool { return greeting(t, front) != "" })
+
+	a.Close()
+	down := d.srv.Backends("t")[0]
+	waitFor(t, 2*time.Second, "backend a marked down", func() bool { return !down.Healthy() })
+	want := "hello from demo backend " + b.Addr().String() + "\n"
+	for i := 0; i < 20; i++ {
+		if got := greeting(t, front); got != want {
+			t.Fatalf("client %d after a went down: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// resettingBackend accepts and resets every connection on its service
+// port, while a side port answers health probes.
+func resettingBackend(t *testing.T) (service, side string, accepted func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sideLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close(); sideLn.Close() })
+	count := make(chan int, 1)
+	count <- 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := <-count
+			count <- n + 1
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := sideLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	accepted = func() int { n := <-count; count <- n; return n }
+	return ln.Addr().String(), sideLn.Addr().String(), accepted
+}
+
+// TestPassiveFallTakesResettingBackendOut checks passive detection: the
+// probe port answers, the service port resets every connection, and after
+// passive_fall resets the backend is out.
+func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
+	service, side, accepted := resettingBackend(t)
+	good := startDemo(t)
+	port := int(netip.MustParseAddrPort(side).Port())
+	front := freeAddr(t)
+	// A day-long interval keeps active probes (which would succeed on the
+	// side port and reset the passive streak) out of the test.
+	cfg, err := config.New().AdminListen("").Frontend("t").Listen(front).Retries(0).
+		Backend(service, 1).Backend(good.Addr().String(), 1).
+		HealthCheck("tcp").HealthPort(port).HealthInterval(24 * time.Hour).HealthPassiveFall(3).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runDaemon(t, cfg)
+	bad := d.srv.Backends("t")[0]
+	waitFor(t, 5*time.Second, "daemon serving", func() bool { return greeting(t, front) != "" || accepted() > 0 })
+	for i := 0; i < 20 && bad.Healthy(); i++ {
+		greeting(t, front)
+	}
+	waitFor(t, time.Second, "resetting backend marked down", func() bool { return !bad.Healthy() })
+	if n := accepted(); n != 3 {
+		t.Errorf("backend taken out after %d resets, want passive_fall = 3", n)
+	}
+	want := "hello from demo backend " + good.Addr().String() + "\n"
+	for i := 0; i < 10; i++ {
+		if got := greeting(t, front); got != want {
+			t.Fatalf("client %d after the bad backend went down: %q", i, got)
+		}
+	}
+	if n := accepted(); n != 3 {
+		t.Errorf("the down backend got %d connections, want still 3", n)
+	}
+}
+
+// TestOnDownClose marks a backend down through its probe port while a
+// client holds a connection to it: on_down = "close" cuts the connection
+// within one interval; the default keeps it.
+func TestOnDownClose(t *testing.T) {
+	for _, tc := range []struct {
+		onDown  string
+		cutWant bool
+	}{{config.OnDownClose, true}, {config.OnDownKeep, false}} {
+		t.Run(tc.onDown, func(t *testing.T) {
+			svc := startDemo(t)
+			sideLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for {
+					c, err := sideLn.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			port := sideLn.Addr().(*net.TCPAddr).Port
+			const interval = 50 * time.Millisecond
+			front := freeAddr(t)
+			cfg, err := config.New().AdminListen("").Frontend("t").Listen(front).OnDown(tc.onDown).
+				Backend(svc.Addr().String(), 1).
+				HealthCheck("tcp").HealthPort(port).HealthInterval(interval).HealthTimeout(interval).
+				HealthFall(1).Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := runDaemon(t, cfg)
+			var c net.Conn
+			waitFor(t, 5*time.Second, "daemon serving", func() bool {
+				c, err = net.Dial("tcp", front)
+				return err == nil
+			})
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			r := bufio.NewReader(c)
+			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "hello") {
+				t.Fatalf("greeting %q, %v", line, err)
+			}
+			sideLn.Close()
+			be := d.srv.Backends("t")[0]
+			waitFor(t, 2*time.Second, "backend marked down", func() bool { return !be.Healthy() })
+			downAt := time.Now()
+			if tc.cutWant {
+				c.SetReadDeadline(downAt.Add(interval + 500*time.Millisecond))
+				if _, err := r.ReadByte(); err == nil || strings.Contains(err.Error(), "timeout") {
+					t.Fatalf("connection not cut after the backend went down: %v", err)
+				}
+				return
+			}
+			// keep: the connection still echoes.
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte("still here\n")); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := r.ReadString('\n'); err != nil || line != "still here\n" {
+				t.Fatalf("kept connection: %q, %v", line, err)
+			}
+		})
+	}
+}
