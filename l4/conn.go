@@ -49,8 +49,10 @@ const maxTries = 11
 type conn struct {
 	loop   *loop
 	fe     *frontend
-	idx    uint32 // slot in loop.slots
-	gen    uint32 // slot generation the fds are registered with
+	id     uint64    // server-wide, for the admin API; 0 while unused
+	start  time.Time // when the client was accepted
+	idx    uint32    // slot in loop.slots
+	gen    uint32    // slot generation the fds are registered with
 	state  connState
 	client netip.AddrPort
 	key    uint64 // balancing key derived from the client address
@@ -77,6 +79,10 @@ type conn struct {
 func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
 	c := l.newConn()
 	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, peer
+	c.id = l.srv.nextID.Add(1)
+	c.start = l.now
+	fe.active.Add(1)
+	fe.total.Add(1)
 	c.key = keyFor(peer.Addr())
 	c.lastActive = l.now
 	c.idx, c.gen = l.alloc(c)
@@ -311,6 +317,8 @@ func (c *conn) flush() {
 		return
 	}
 	c.be.AddBytes(c.up.unflushed, c.down.unflushed)
+	c.fe.bytesIn.Add(c.up.unflushed)
+	c.fe.bytesOut.Add(c.down.unflushed)
 	c.up.unflushed, c.down.unflushed = 0, 0
 }
 
@@ -398,6 +406,7 @@ func (c *conn) close(mode closeMode) {
 	}
 	l.releaseSlot(c.idx)
 	delete(l.conns, c)
+	c.fe.active.Add(-1)
 	l.srv.connDone()
 	if !c.queued {
 		l.recycle(c)

@@ -20,8 +20,15 @@ type frontend struct {
 	strategy balance.Strategy
 	bound    []netip.AddrPort
 
-	// noBackend counts clients closed because no backend could take them.
+	// Counters of the frontend as a whole; the per-backend ones live in
+	// pkg/backend. active and total count client connections;
+	// noBackend counts clients closed because no backend could take them;
+	// bytesIn and bytesOut count bytes relayed client to backend and back.
+	active    atomic.Int64
+	total     atomic.Uint64
 	noBackend atomic.Uint64
+	bytesIn   atomic.Uint64
+	bytesOut  atomic.Uint64
 	// observer, when set, hears of connect outcomes and resets.
 	observer Observer
 }

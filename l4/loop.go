@@ -61,6 +61,8 @@ type loop struct {
 	connPool  []*conn            // closed connections kept for reuse
 	again     []resumer          // work carried over to the next iteration
 
+	exited chan struct{} // closed when run returns
+
 	mu      sync.Mutex // guards tasks
 	tasks   []func(*loop)
 	spare   []func(*loop)
@@ -74,13 +76,14 @@ func newLoop(id int, s *Server) (*loop, error) {
 	}
 	now := time.Now()
 	return &loop{
-		id:    id,
-		srv:   s,
-		poll:  p,
-		wheel: timer.New(tick, wheelSlots, now),
-		pipes: s.pipes.NewCache(),
-		now:   now,
-		conns: make(map[*conn]struct{}),
+		id:     id,
+		srv:    s,
+		poll:   p,
+		wheel:  timer.New(tick, wheelSlots, now),
+		pipes:  s.pipes.NewCache(),
+		now:    now,
+		conns:  make(map[*conn]struct{}),
+		exited: make(chan struct{}),
 	}, nil
 }
 
@@ -98,6 +101,7 @@ func (l *loop) post(f func(*loop)) {
 // run is the loop goroutine. It returns after stop has closed everything.
 func (l *loop) run(wg *sync.WaitGroup) {
 	defer wg.Done()
+	defer close(l.exited)
 	events := make([]unix.EpollEvent, maxEvents)
 	busy := false
 	for !l.stopped {

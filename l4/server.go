@@ -45,6 +45,8 @@ type Server struct {
 
 	// active counts client connections across all loops.
 	active atomic.Int64
+	// nextID numbers connections for the admin API.
+	nextID atomic.Uint64
 }
 
 // NewServer prepares a server for cfg's TCP frontends: backend sets and

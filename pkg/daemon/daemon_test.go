@@ -43,15 +43,9 @@ func TestRunCutsConnectionsAtShutdownTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer back.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := ln.Addr().String()
-	ln.Close()
 	const timeout = 300 * time.Millisecond
 	cfg, err := config.New().ShutdownTimeout(timeout).AdminListen("").
-		Frontend("t").Listen(front).Backend(back.Addr().String(), 1).Build()
+		Frontend("t").Listen("127.0.0.1:0").Backend(back.Addr().String(), 1).Build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,16 +58,9 @@ func TestRunCutsConnectionsAtShutdownTimeout(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 
-	var c net.Conn
-	deadline := time.Now().Add(5 * time.Second)
-	for c == nil {
-		if c, err = net.Dial("tcp", front); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			c = nil
-			time.Sleep(10 * time.Millisecond) // the daemon is still binding
-		}
+	c, err := net.Dial("tcp", frontAddr(t, d))
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))

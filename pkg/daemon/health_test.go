@@ -15,14 +15,19 @@ import (
 	"github.com/splicerlb/splicer/pkg/demo"
 )
 
-func freeAddr(t *testing.T) string {
+// frontAddr waits until the daemon's frontend "t" is bound and returns its
+// address. Tests listen on port 0: a port picked in advance could be taken
+// by another test's client before the daemon binds it.
+func frontAddr(t *testing.T, d *Daemon) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	var addr string
+	waitFor(t, 5*time.Second, "frontend bound", func() bool {
+		if a := d.srv.Addrs("t"); len(a) > 0 {
+			addr = a[0].String()
+		}
+		return addr != ""
+	})
+	return addr
 }
 
 func startDemo(t *testing.T) *demo.Server {
@@ -83,8 +88,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // active check marks it down, every new client goes to the other.
 func TestDownBackendGetsNoConnections(t *testing.T) {
 	a, b := startDemo(t), startDemo(t)
-	front := freeAddr(t)
-	cfg, err := config.New().AdminListen("").Frontend("t").Listen(front).
+	cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").
 		Backend(a.Addr().String(), 1).Backend(b.Addr().String(), 1).
 		HealthCheck("tcp").HealthInterval(50 * time.Millisecond).HealthTimeout(50 * time.Millisecond).
 		HealthRise(1).HealthFall(2).Build()
@@ -92,7 +96,7 @@ func TestDownBackendGetsNoConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := runDaemon(t, cfg)
-	waitFor(t, 5*time.Second, "daemon serving", func() bool { return greeting(t, front) != "" })
+	front := frontAddr(t, d)
 
 	a.Close()
 	down := d.srv.Backends("t")[0]
@@ -152,18 +156,17 @@ func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
 	service, side, accepted := resettingBackend(t)
 	good := startDemo(t)
 	port := int(netip.MustParseAddrPort(side).Port())
-	front := freeAddr(t)
 	// A day-long interval keeps active probes (which would succeed on the
 	// side port and reset the passive streak) out of the test.
-	cfg, err := config.New().AdminListen("").Frontend("t").Listen(front).Retries(0).
+	cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").Retries(0).
 		Backend(service, 1).Backend(good.Addr().String(), 1).
 		HealthCheck("tcp").HealthPort(port).HealthInterval(24 * time.Hour).HealthPassiveFall(3).Build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := runDaemon(t, cfg)
+	front := frontAddr(t, d)
 	bad := d.srv.Backends("t")[0]
-	waitFor(t, 5*time.Second, "daemon serving", func() bool { return greeting(t, front) != "" || accepted() > 0 })
 	for i := 0; i < 20 && bad.Healthy(); i++ {
 		greeting(t, front)
 	}
@@ -207,8 +210,7 @@ func TestOnDownClose(t *testing.T) {
 			}()
 			port := sideLn.Addr().(*net.TCPAddr).Port
 			const interval = 50 * time.Millisecond
-			front := freeAddr(t)
-			cfg, err := config.New().AdminListen("").Frontend("t").Listen(front).OnDown(tc.onDown).
+			cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").OnDown(tc.onDown).
 				Backend(svc.Addr().String(), 1).
 				HealthCheck("tcp").HealthPort(port).HealthInterval(interval).HealthTimeout(interval).
 				HealthFall(1).Build()
@@ -216,11 +218,10 @@ func TestOnDownClose(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := runDaemon(t, cfg)
-			var c net.Conn
-			waitFor(t, 5*time.Second, "daemon serving", func() bool {
-				c, err = net.Dial("tcp", front)
-				return err == nil
-			})
+			c, err := net.Dial("tcp", frontAddr(t, d))
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			r := bufio.NewReader(c)

@@ -1,0 +1,122 @@
+package l4
+
+import (
+	"cmp"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// FrontendCounters are a frontend's own counters, read one by one.
+type FrontendCounters struct {
+	Active   int64  // client connections now
+	Total    uint64 // client connections accepted
+	Rejected uint64 // clients closed because no backend could take them
+	BytesIn  uint64 // relayed client to backend
+	BytesOut uint64 // relayed backend to client
+}
+
+// Counters returns frontend name's counters, false for an unknown name.
+func (s *Server) Counters(name string) (FrontendCounters, bool) {
+	fe := s.frontend(name)
+	if fe == nil {
+		return FrontendCounters{}, false
+	}
+	return FrontendCounters{
+		Active:   fe.active.Load(),
+		Total:    fe.total.Load(),
+		Rejected: fe.noBackend.Load(),
+		BytesIn:  fe.bytesIn.Load(),
+		BytesOut: fe.bytesOut.Load(),
+	}, true
+}
+
+// ConnInfo describes one live client connection.
+type ConnInfo struct {
+	ID       uint64
+	Frontend string
+	Client   netip.AddrPort
+	Backend  string // the backend's name; "" while none is connected
+	Started  time.Time
+	BytesIn  uint64 // relayed client to backend
+	BytesOut uint64 // relayed backend to client
+}
+
+// ErrNoConnection is returned by CloseConnection for an unknown ID.
+var ErrNoConnection = errors.New("l4: no such connection")
+
+// Connections lists the live connections of frontend name ("" for all)
+// whose ID is above after, ordered by ID, at most limit of them, and how
+// many match in all. Every loop is asked, so it costs a wake-up of each:
+// meant for operators, not for a hot path.
+func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, int) {
+	var all []ConnInfo
+	s.eachLoop(func(l *loop) {
+		for c := range l.conns {
+			if name != "" && c.fe.cfg.Name != name {
+				continue
+			}
+			info := ConnInfo{
+				ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client, Started: c.start,
+				BytesIn: c.up.bytes, BytesOut: c.down.bytes,
+			}
+			if c.be != nil && c.state == stateRelaying {
+				info.Backend = c.be.Name()
+			}
+			all = append(all, info)
+		}
+	})
+	total := len(all)
+	slices.SortFunc(all, func(a, b ConnInfo) int { return cmp.Compare(a.ID, b.ID) })
+	i, _ := slices.BinarySearchFunc(all, after+1, func(c ConnInfo, id uint64) int { return cmp.Compare(c.ID, id) })
+	all = all[i:]
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return all, total
+}
+
+// CloseConnection closes the live connection with the given ID: both
+// sockets are closed at once, as on an idle timeout.
+func (s *Server) CloseConnection(id uint64) error {
+	found := false
+	s.eachLoop(func(l *loop) {
+		for c := range l.conns {
+			if c.id == id {
+				c.close(closeAbort)
+				found = true
+				return
+			}
+		}
+	})
+	if !found {
+		return ErrNoConnection
+	}
+	return nil
+}
+
+// eachLoop runs f on each running loop in turn, on the loop's own
+// goroutine (so f may touch the loop's connections), and waits for each
+// before the next: f needs no locking for what it gathers. A loop that
+// stops meanwhile is skipped.
+func (s *Server) eachLoop(f func(*loop)) {
+	s.mu.Lock()
+	loops := s.loops
+	running := s.started && !s.closing
+	s.mu.Unlock()
+	if !running {
+		return
+	}
+	for _, l := range loops {
+		done := make(chan struct{})
+		l.post(func(l *loop) {
+			defer close(done)
+			f(l)
+		})
+		select {
+		case <-done:
+		case <-l.exited:
+		}
+	}
+}
