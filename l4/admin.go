@@ -13,6 +13,7 @@ type FrontendCounters struct {
 	Active   int64  // client connections now
 	Total    uint64 // client connections accepted
 	Rejected uint64 // clients closed because no backend could take them
+	Denied   uint64 // clients refused by the access list
 	BytesIn  uint64 // relayed client to backend
 	BytesOut uint64 // relayed backend to client
 }
@@ -27,6 +28,7 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		Active:   fe.active.Load(),
 		Total:    fe.total.Load(),
 		Rejected: fe.noBackend.Load(),
+		Denied:   fe.denied.Load(),
 		BytesIn:  fe.bytesIn.Load(),
 		BytesOut: fe.bytesOut.Load(),
 	}, true

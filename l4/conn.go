@@ -81,13 +81,11 @@ func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
 	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, peer
 	c.id = l.srv.nextID.Add(1)
 	c.start = l.now
-	fe.active.Add(1)
-	fe.total.Add(1)
+	fe.total.Add(1) // active was counted by the listener's reservation
 	c.key = keyFor(peer.Addr())
 	c.lastActive = l.now
 	c.idx, c.gen = l.alloc(c)
 	l.conns[c] = struct{}{}
-	l.srv.active.Add(1)
 
 	if err := l.poll.Add(fd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
 		l.srv.log.Warn().Err(err).Msg("registering client socket")
@@ -406,8 +404,7 @@ func (c *conn) close(mode closeMode) {
 	}
 	l.releaseSlot(c.idx)
 	delete(l.conns, c)
-	c.fe.active.Add(-1)
-	l.srv.connDone()
+	l.srv.connDone(c.fe)
 	if !c.queued {
 		l.recycle(c)
 	}

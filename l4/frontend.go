@@ -29,6 +29,10 @@ type frontend struct {
 	noBackend atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
+	// denied counts clients refused by the access list.
+	denied atomic.Uint64
+
+	acl acl
 	// observer, when set, hears of connect outcomes and resets.
 	observer Observer
 }
@@ -55,7 +59,10 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &frontend{cfg: fc, backends: bs, set: set, strategy: strat}, nil
+	return &frontend{
+		cfg: fc, backends: bs, set: set, strategy: strat,
+		acl: acl{allow: fc.Allow, deny: fc.Deny},
+	}, nil
 }
 
 // pick chooses a backend for a client with balancing key key, skipping the

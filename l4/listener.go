@@ -34,10 +34,14 @@ type listener struct {
 	addr netip.AddrPort
 	idx  uint32
 
-	paused     bool
+	paused     bool // resting after EMFILE/ENFILE
+	full       bool // stopped at a connection cap
 	pauseTimer timer.Timer
 	lastLog    time.Time
 	suppressed int // pauses not logged since lastLog
+
+	deniedLog   time.Time // last access-list summary line
+	deniedSince uint64    // clients denied since that line
 }
 
 func newListener(l *loop, fe *frontend, addr netip.AddrPort) (*listener, error) {
@@ -66,13 +70,13 @@ func newListener(l *loop, fe *frontend, addr netip.AddrPort) (*listener, error) 
 }
 
 func (ln *listener) onEvent(ev uint32, _ uint32) {
-	if !ln.paused {
+	if !ln.paused && !ln.full {
 		ln.acceptSome()
 	}
 }
 
 func (ln *listener) resume() {
-	if ln.fd >= 0 && !ln.paused {
+	if ln.fd >= 0 && !ln.paused && !ln.full {
 		ln.acceptSome()
 	}
 }
@@ -81,10 +85,22 @@ func (ln *listener) resume() {
 // epoll requires) or the budget is spent, in which case it queues itself to
 // continue after the other handlers of this wake-up had their turn.
 func (ln *listener) acceptSome() {
+	srv := ln.loop.srv
 	for i := 0; i < acceptBudget; i++ {
+		if !srv.reserve(ln.fe) && !ln.blockAtCap() {
+			return
+		}
 		fd, peer, err := sock.Accept(ln.fd)
+		if err != nil {
+			srv.connDone(ln.fe)
+		}
 		switch {
 		case err == nil:
+			if !ln.fe.acl.admits(peer.Addr()) {
+				ln.deny(fd)
+				srv.connDone(ln.fe)
+				continue
+			}
 			ln.loop.startConn(ln.fe, fd, peer)
 		case errors.Is(err, unix.EAGAIN):
 			return
@@ -98,6 +114,45 @@ func (ln *listener) acceptSome() {
 		}
 	}
 	ln.loop.again = append(ln.loop.again, ln)
+}
+
+// blockAtCap is called when a connection cap leaves no room. It flags the
+// server as blocked, then tries once more: a connection that ended between
+// the failed reservation and the flag would not have seen the flag. It
+// returns true with a reservation taken, or false with the listener marked
+// full, to be resumed by the next release (Server.connDone).
+func (ln *listener) blockAtCap() bool {
+	ln.loop.srv.blocked.Store(true)
+	if ln.loop.srv.reserve(ln.fe) {
+		return true
+	}
+	ln.full = true
+	return false
+}
+
+// resumeFull accepts again on a listener that stopped at a cap.
+func (ln *listener) resumeFull() {
+	if ln.full && ln.fd >= 0 {
+		ln.full = false
+		if !ln.paused {
+			ln.acceptSome()
+		}
+	}
+}
+
+// deny closes a client the access list refuses, before any other work,
+// and counts it. Rather than a line per client (a scan could flood the
+// log), a summary line goes out at most every acceptLogEvery.
+func (ln *listener) deny(fd int) {
+	unix.Close(fd)
+	ln.fe.denied.Add(1)
+	ln.deniedSince++
+	if now := ln.loop.now; now.Sub(ln.deniedLog) >= acceptLogEvery {
+		ln.loop.srv.log.Info().Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).
+			Uint64("denied", ln.deniedSince).Msg("clients refused by the access list")
+		ln.deniedLog = now
+		ln.deniedSince = 0
+	}
 }
 
 // pause stops accepting for acceptPause. Clients wait in the kernel backlog

@@ -222,6 +222,13 @@ func (l *loop) listen(fe *frontend, addr netip.AddrPort) (netip.AddrPort, error)
 	return ln.addr, nil
 }
 
+// resumeFull restarts the listeners that stopped at a connection cap.
+func (l *loop) resumeFull() {
+	for _, ln := range l.listeners {
+		ln.resumeFull()
+	}
+}
+
 // closeListeners stops accepting on this loop; queued clients that were
 // never accepted are refused by the kernel.
 func (l *loop) closeListeners() {

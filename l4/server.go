@@ -47,6 +47,9 @@ type Server struct {
 	active atomic.Int64
 	// nextID numbers connections for the admin API.
 	nextID atomic.Uint64
+	// blocked is set while some listener has stopped accepting because a
+	// connection cap was reached; the next release resumes it.
+	blocked atomic.Bool
 }
 
 // NewServer prepares a server for cfg's TCP frontends: backend sets and
@@ -148,6 +151,14 @@ func (s *Server) Addrs(name string) []netip.AddrPort {
 	return nil
 }
 
+// Started reports whether the listeners are bound and the loops serving,
+// and the server not yet shutting down.
+func (s *Server) Started() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started && !s.closing
+}
+
 // ActiveConnections is the number of client connections being served.
 func (s *Server) ActiveConnections() int64 { return s.active.Load() }
 
@@ -195,8 +206,44 @@ func (s *Server) beginClosing() bool {
 	return true
 }
 
-// connDone is called by a loop when a client connection ends.
-func (s *Server) connDone() {
+// reserve counts one more client connection against the global and the
+// frontend cap, or fails without counting when either is reached. The
+// check and the count are one CAS each, so the caps hold exactly however
+// many loops accept at once. A listener reserves before it accepts:
+// a client that finds no room is left in the kernel's backlog, never
+// accepted and dropped.
+func (s *Server) reserve(fe *frontend) bool {
+	if !reserveUnder(&s.active, int64(s.cfg.Global.MaxConnections)) {
+		return false
+	}
+	if fe.cfg.MaxConnections > 0 && !reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)) {
+		s.active.Add(-1)
+		return false
+	}
+	if fe.cfg.MaxConnections == 0 {
+		fe.active.Add(1)
+	}
+	return true
+}
+
+// reserveUnder increments n unless it has reached max.
+func reserveUnder(n *atomic.Int64, max int64) bool {
+	for {
+		cur := n.Load()
+		if cur >= max {
+			return false
+		}
+		if n.CompareAndSwap(cur, cur+1) {
+			return true
+		}
+	}
+}
+
+// connDone releases a reservation: a connection ended, or a reserved
+// accept found no client or refused it. Listeners that stopped at a cap are
+// resumed on every loop.
+func (s *Server) connDone(fe *frontend) {
+	fe.active.Add(-1)
 	if s.active.Add(-1) == 0 {
 		s.mu.Lock()
 		closing := s.closing
@@ -204,6 +251,11 @@ func (s *Server) connDone() {
 		if closing {
 			s.drainOne.Do(func() { close(s.drained) })
 		}
+	}
+	// blocked is set by a listener before it re-checks for room, so either
+	// that re-check sees this release or this load sees the flag.
+	if s.blocked.Load() && s.blocked.CompareAndSwap(true, false) {
+		s.postAll(func(l *loop) { l.resumeFull() })
 	}
 }
 

@@ -1,0 +1,91 @@
+package l4
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// greeter is a backend that greets every client, then echoes.
+func greeter(c net.Conn) {
+	defer c.Close()
+	io.WriteString(c, "hi\n")
+	io.Copy(c, c)
+}
+
+// greeted reports whether c receives the greeting within d.
+func greeted(c *net.TCPConn, r *bufio.Reader, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	line, err := r.ReadString('\n')
+	return err == nil && line == "hi\n"
+}
+
+// checkCap opens cap+3 clients against a server whose effective cap is
+// cap: exactly cap are served, the rest wait in the kernel backlog and are
+// served one by one as served clients leave; none is dropped.
+func checkCap(t *testing.T, s *Server, b *testBackend, cap int) {
+	t.Helper()
+	type client struct {
+		c *net.TCPConn
+		r *bufio.Reader
+	}
+	var clients []client
+	for i := 0; i < cap+3; i++ {
+		c := dialFE(t, s)
+		clients = append(clients, client{c, bufio.NewReader(c)})
+	}
+	waitFor(t, 5*time.Second, "the first clients served", func() bool { return b.accepted.Load() == int64(cap) })
+	var served, waiting []client
+	for _, cl := range clients {
+		if greeted(cl.c, cl.r, 200*time.Millisecond) {
+			served = append(served, cl)
+		} else {
+			waiting = append(waiting, cl)
+		}
+	}
+	if len(served) != cap || b.accepted.Load() != int64(cap) {
+		t.Fatalf("%d served, backend accepted %d; want exactly %d", len(served), b.accepted.Load(), cap)
+	}
+	fc, _ := s.Counters("fe")
+	if fc.Total != uint64(cap) {
+		t.Fatalf("frontend accepted %d clients, want %d: the rest must stay in the backlog", fc.Total, cap)
+	}
+	// Each departure lets exactly one waiter in (which one is the kernel's
+	// choice: each loop's listener has its own backlog).
+	for i := range waiting {
+		served[i].c.Close()
+		want := int64(cap + i + 1)
+		waitFor(t, 2*time.Second, "one waiter let in", func() bool { return b.accepted.Load() >= want })
+		if got := b.accepted.Load(); got != want {
+			t.Fatalf("after %d departures the backend accepted %d, want %d", i+1, got, want)
+		}
+	}
+	for i, w := range waiting {
+		if !greeted(w.c, w.r, 2*time.Second) {
+			t.Errorf("waiter %d never served", i)
+		}
+	}
+}
+
+func TestFrontendCapKeepsClientsInBacklog(t *testing.T) {
+	b := startBackend(t, greeter)
+	cfg := testConfig(t, []netip.AddrPort{b.addr}, func(fb *config.FrontendBuilder) { fb.MaxConnections(4) })
+	s := startServer(t, cfg)
+	checkCap(t, s, b, 4)
+}
+
+func TestGlobalCapKeepsClientsInBacklog(t *testing.T) {
+	b := startBackend(t, greeter)
+	cfg, err := config.New().Workers(2).MaxConnections(3).Frontend("fe").Listen("127.0.0.1:0").
+		Backend(b.addr.String(), 1).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, cfg)
+	checkCap(t, s, b, 3)
+}
