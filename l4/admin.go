@@ -14,8 +14,12 @@ type FrontendCounters struct {
 	Total    uint64 // client connections accepted
 	Rejected uint64 // clients closed because no backend could take them
 	Denied   uint64 // clients refused by the access list
-	BytesIn  uint64 // relayed client to backend
-	BytesOut uint64 // relayed backend to client
+	// PerClient and RateLimited count clients refused by
+	// max_connections_per_client and connection_rate_per_client.
+	PerClient   uint64
+	RateLimited uint64
+	BytesIn     uint64 // relayed client to backend
+	BytesOut    uint64 // relayed backend to client
 }
 
 // Counters returns frontend name's counters, false for an unknown name.
@@ -25,12 +29,14 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		return FrontendCounters{}, false
 	}
 	return FrontendCounters{
-		Active:   fe.active.Load(),
-		Total:    fe.total.Load(),
-		Rejected: fe.noBackend.Load(),
-		Denied:   fe.denied.Load(),
-		BytesIn:  fe.bytesIn.Load(),
-		BytesOut: fe.bytesOut.Load(),
+		Active:      fe.active.Load(),
+		Total:       fe.total.Load(),
+		Rejected:    fe.noBackend.Load(),
+		Denied:      fe.denied.Load(),
+		PerClient:   fe.perClient.Load(),
+		RateLimited: fe.rateLimited.Load(),
+		BytesIn:     fe.bytesIn.Load(),
+		BytesOut:    fe.bytesOut.Load(),
 	}, true
 }
 

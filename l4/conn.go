@@ -402,6 +402,9 @@ func (c *conn) close(mode closeMode) {
 		}
 		c.be.Release()
 	}
+	if t := c.fe.clients; t != nil {
+		t.release(c.client.Addr())
+	}
 	l.releaseSlot(c.idx)
 	delete(l.conns, c)
 	l.srv.connDone(c.fe)

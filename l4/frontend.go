@@ -29,10 +29,14 @@ type frontend struct {
 	noBackend atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
-	// denied counts clients refused by the access list.
-	denied atomic.Uint64
+	// denied counts clients refused by the access list; perClient and
+	// rateLimited those refused by the per-client limits.
+	denied      atomic.Uint64
+	perClient   atomic.Uint64
+	rateLimited atomic.Uint64
 
-	acl acl
+	acl     acl
+	clients *clientTable // nil without per-client limits
 	// observer, when set, hears of connect outcomes and resets.
 	observer Observer
 }
@@ -61,7 +65,8 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 	}
 	return &frontend{
 		cfg: fc, backends: bs, set: set, strategy: strat,
-		acl: acl{allow: fc.Allow, deny: fc.Deny},
+		acl:     acl{allow: fc.Allow, deny: fc.Deny},
+		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
 	}, nil
 }
 

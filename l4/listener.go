@@ -101,6 +101,11 @@ func (ln *listener) acceptSome() {
 				srv.connDone(ln.fe)
 				continue
 			}
+			if !ln.admitClient(peer.Addr()) {
+				unix.Close(fd)
+				srv.connDone(ln.fe)
+				continue
+			}
 			ln.loop.startConn(ln.fe, fd, peer)
 		case errors.Is(err, unix.EAGAIN):
 			return
@@ -114,6 +119,23 @@ func (ln *listener) acceptSome() {
 		}
 	}
 	ln.loop.again = append(ln.loop.again, ln)
+}
+
+// admitClient applies the per-client limits, counting a refusal by reason.
+func (ln *listener) admitClient(ip netip.Addr) bool {
+	t := ln.fe.clients
+	if t == nil {
+		return true
+	}
+	switch t.admit(ip, ln.loop.now) {
+	case refusedNone:
+		return true
+	case refusedRate:
+		ln.fe.rateLimited.Add(1)
+	default:
+		ln.fe.perClient.Add(1)
+	}
+	return false
 }
 
 // blockAtCap is called when a connection cap leaves no room. It flags the

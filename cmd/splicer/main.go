@@ -5,6 +5,8 @@
 //	splicer run     -c FILE [-log-level L] [-log-format F] [-demo]
 //	splicer check   -c FILE
 //	splicer version
+//	splicer stats   [-admin ADDR]
+//	splicer backend [-admin ADDR] drain|ready|maint|weight FRONTEND BACKEND [N]
 //
 // Exit codes: 0 success; 1 the configuration is invalid or the daemon failed;
 // 2 the command line is wrong.
@@ -19,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/splicerlb/splicer/pkg/admin"
 )
 
 // Exit codes, documented in docs/operations.md.
@@ -47,6 +51,11 @@ Usage:
   splicer run -c FILE      run the daemon
   splicer check -c FILE    validate a config and print its frontends and backends
   splicer version          print version, commit and Go version
+  splicer stats [-admin ADDR]
+                           print the running daemon's frontends and backends
+  splicer backend [-admin ADDR] drain|ready|maint FRONTEND BACKEND
+  splicer backend [-admin ADDR] weight FRONTEND BACKEND N
+                           change a backend of the running daemon
 
 Run 'splicer COMMAND -h' for a command's flags.
 `
@@ -65,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "version":
 		return cmdVersion(args[1:], stdout, stderr)
+	case "stats":
+		return cmdAdmin(ctx, "stats", admin.RunStats, args[1:], stdout, stderr)
+	case "backend":
+		return cmdAdmin(ctx, "backend", admin.RunBackend, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

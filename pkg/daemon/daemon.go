@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 
@@ -21,12 +22,22 @@ import (
 type Daemon struct {
 	cfg    *config.Config
 	log    zerolog.Logger
+	opts   Options
 	srv    *l4.Server
 	checks *checks
+	// adminLn is the admin port's listener, bound by Run before anything
+	// else so that a taken port fails the start.
+	adminLn net.Listener
+}
+
+// Options are what the daemon needs beyond the config.
+type Options struct {
+	// Version is reported by the admin API and metrics.
+	Version string
 }
 
 // New builds the components for cfg without binding anything yet.
-func New(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
+func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
 	srv, err := l4.NewServer(cfg, logging.Component(log, "l4"))
 	if err != nil {
 		return nil, err
@@ -39,7 +50,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if n, raised := spareProc(cfg.Global.Workers); raised {
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
-	return &Daemon{cfg: cfg, log: log, srv: srv, checks: hc}, nil
+	return &Daemon{cfg: cfg, log: log, opts: opts, srv: srv, checks: hc}, nil
 }
 
 // spareProc makes GOMAXPROCS at least workers+1 unless the operator set
@@ -63,6 +74,11 @@ func spareProc(workers int) (int, bool) {
 // global.shutdown_timeout to finish before they are closed. Connections cut
 // at the deadline are logged, not treated as a failure of Run.
 func (d *Daemon) Run(ctx context.Context) error {
+	stopAdmin, err := d.startAdmin()
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	if err := d.srv.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

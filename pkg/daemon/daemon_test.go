@@ -50,7 +50,7 @@ func TestRunCutsConnectionsAtShutdownTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	d, err := New(cfg, zerolog.New(&logs))
+	d, err := New(cfg, zerolog.New(&logs), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

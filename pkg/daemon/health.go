@@ -18,6 +18,7 @@ import (
 // reports where passive_fall is set.
 type checks struct {
 	schedulers []*health.Scheduler
+	byFrontend map[string]*health.Scheduler
 	wg         sync.WaitGroup
 	cancel     context.CancelFunc
 }
@@ -25,7 +26,7 @@ type checks struct {
 // newChecks builds the schedulers for cfg's frontends and connects them to
 // srv: passive reports in, on_down = "close" out. Nothing runs until start.
 func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks, error) {
-	hc := &checks{}
+	hc := &checks{byFrontend: make(map[string]*health.Scheduler)}
 	for i := range cfg.Frontends {
 		fe := &cfg.Frontends[i]
 		if fe.Health.Check == config.CheckNone {
@@ -56,6 +57,7 @@ func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks,
 			}
 		}
 		hc.schedulers = append(hc.schedulers, s)
+		hc.byFrontend[fe.Name] = s
 	}
 	return hc, nil
 }

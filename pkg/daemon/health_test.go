@@ -43,7 +43,7 @@ func startDemo(t *testing.T) *demo.Server {
 // runDaemon runs a daemon for cfg until the test ends.
 func runDaemon(t *testing.T, cfg *config.Config) *Daemon {
 	t.Helper()
-	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,140 @@
+package l4
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+func TestTokenBucketRefill(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var b bucket
+	const rate, burst = 2, 2
+	steps := []struct {
+		at   time.Duration
+		want bool
+	}{
+		{0, true}, {0, true}, {0, false}, // the burst, then empty
+		{250 * time.Millisecond, false}, // half a token
+		{500 * time.Millisecond, true},  // one token after 0.5 s at 2/s
+		{500 * time.Millisecond, false},
+		{10 * time.Second, true}, {10 * time.Second, true}, // refilled to the burst, not beyond
+		{10 * time.Second, false},
+	}
+	for i, s := range steps {
+		if got := b.take(t0.Add(s.at), rate, burst); got != s.want {
+			t.Fatalf("step %d at +%v: take = %v, want %v", i, s.at, got, s.want)
+		}
+	}
+}
+
+func TestClientTableLimitsAndForgets(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	tab := newClientTable(2, 0)
+	for i, want := range []int{refusedNone, refusedNone, refusedPerClient} {
+		if got := tab.admit(a, now); got != want {
+			t.Fatalf("admit %d: %d, want %d", i, got, want)
+		}
+	}
+	if got := tab.admit(b, now); got != refusedNone {
+		t.Fatalf("another address refused: %d", got)
+	}
+	tab.release(a)
+	if got := tab.admit(a, now); got != refusedNone {
+		t.Fatalf("after a release: %d", got)
+	}
+	tab.release(a)
+	tab.release(a)
+	tab.release(b)
+	if n := tab.size(); n != 0 {
+		t.Errorf("%d addresses remembered with no connection and no rate limit", n)
+	}
+	if newClientTable(0, 0) != nil {
+		t.Error("a table was built with no limit")
+	}
+
+	// With a rate limit an entry is kept until its bucket refills; a full
+	// shard forgets such entries to make room.
+	rt := newClientTable(0, 1)
+	s := rt.shard(a)
+	for i := 0; len(s.m) < maxClientsPerShard; i++ {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if rt.shard(ip) == s {
+			rt.admit(ip, now)
+			rt.release(ip)
+		}
+	}
+	if got := rt.admit(a, now); got != refusedTableFull {
+		t.Fatalf("full shard with fresh buckets: %d, want table full", got)
+	}
+	if got := rt.admit(a, now.Add(2*time.Second)); got != refusedNone {
+		t.Fatalf("full shard once buckets refilled: %d, want admitted", got)
+	}
+	if n := len(s.m); n != 1 {
+		t.Errorf("shard kept %d entries after forgetting the idle ones, want 1", n)
+	}
+}
+
+func TestPerClientLimitsThroughProxy(t *testing.T) {
+	b := startBackend(t, echo)
+	s := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, func(fb *config.FrontendBuilder) {
+		fb.MaxConnectionsPerClient(2)
+	}))
+	addr := s.Addrs("fe")[0].String()
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	if dialFrom(t, "127.0.0.1", addr) {
+		t.Error("third connection from 127.0.0.1 served past max_connections_per_client = 2")
+	}
+	if !dialFrom(t, "127.0.0.2", addr) {
+		t.Error("another client address refused")
+	}
+	held[0].Close()
+	waitFor(t, 5*time.Second, "a slot freed", func() bool {
+		fc, _ := s.Counters("fe")
+		return fc.Active == 1
+	})
+	if !dialFrom(t, "127.0.0.1", addr) {
+		t.Error("refused after one of its connections ended")
+	}
+	if fc, _ := s.Counters("fe"); fc.PerClient != 1 {
+		t.Errorf("per-client refusals %d, want 1", fc.PerClient)
+	}
+}
+
+func TestConnectionRatePerClient(t *testing.T) {
+	b := startBackend(t, echo)
+	s := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, func(fb *config.FrontendBuilder) {
+		fb.ConnectionRatePerClient(3)
+	}))
+	addr := s.Addrs("fe")[0].String()
+	served := 0
+	for i := 0; i < 4; i++ {
+		if dialFrom(t, "127.0.0.4", addr) {
+			served++
+		}
+	}
+	// Four connections well within a second: the burst of 3 passes (the
+	// refill over the test's few milliseconds is far below one token).
+	if fc, _ := s.Counters("fe"); served != 3 || fc.RateLimited != 1 {
+		t.Errorf("served %d, rate-limited %d; want 3 and 1", served, fc.RateLimited)
+	}
+}

@@ -1,0 +1,252 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browserWait bounds every wait on the browser; generous because the test
+// machine may be loaded and Chromium starts slowly.
+const browserWait = 60 * time.Second
+
+func TestPageServed(t *testing.T) {
+	got := do(t, newTestServer(newFakeSource(), Options{}).Handler(), http.MethodGet, "/", "")
+	if got.status != 200 || got.header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		got.header.Get("Content-Security-Policy") != pageCSP || got.body != string(pageHTML) {
+		t.Errorf("GET /: %d %q %q", got.status, got.header.Get("Content-Type"), got.header.Get("Content-Security-Policy"))
+	}
+	// Self-contained: no reference to any other origin.
+	if m := regexp.MustCompile(`(src|href)=|https?://`).FindString(got.body); m != "" {
+		t.Errorf("page refers to an external asset: %q", m)
+	}
+}
+
+// TestPageInChromium loads the page in headless Chromium, checks that it
+// renders each backend with its health colour, then clicks drain and waits
+// for the state to reach the Source and the page.
+func TestPageInChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no %s: %v", chromiumPath, err)
+	}
+	src := newFakeSource()
+	base := startTestServer(t, src)
+	tab := startChromium(t)
+
+	if _, err := tab.call("Page.navigate", map[string]any{"url": base + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	const rowsJS = `JSON.stringify([...document.querySelectorAll("tr[data-backend]")].map(r => [
+		r.closest("table").dataset.frontend, r.dataset.backend, r.className,
+		r.querySelector("td.health").textContent,
+		getComputedStyle(r.querySelector("td.health")).backgroundColor]))`
+	want := `[["pg","a","up ready","UP","rgb(200, 239, 200)"],` +
+		`["pg","[::1]:5433","down drain","DOWN","rgb(245, 194, 194)"]]`
+	tab.waitEval(t, rowsJS, want)
+
+	tab.waitEval(t, `(document.querySelector('tr[data-backend="a"] button[data-state="drain"]').click(), "clicked")`, "clicked")
+	waitFor(t, "backend a drained in the Source", func() bool {
+		return src.Stats().Frontends[0].Backends[0].State == "drain"
+	})
+	tab.waitEval(t, `document.querySelector('tr[data-backend="a"] td.state').textContent`, "drain")
+	tab.waitEval(t, `document.getElementById("error").textContent`, "")
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(browserWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// devtoolsTab speaks the DevTools protocol to one page target.
+type devtoolsTab struct {
+	ws     *wsConn
+	nextID int
+}
+
+// call sends one command and returns its result, skipping the events that
+// arrive in between.
+func (d *devtoolsTab) call(method string, params any) (json.RawMessage, error) {
+	d.nextID++
+	msg, err := json.Marshal(map[string]any{"id": d.nextID, "method": method, "params": params})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(browserWait)
+	if err := d.ws.writeText(msg, deadline); err != nil {
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	for {
+		raw, err := d.ws.readText(deadline)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		var resp struct {
+			ID     int             `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &resp); err != nil {
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		if resp.ID != d.nextID {
+			continue
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("%s: %s", method, resp.Error.Message)
+		}
+		return resp.Result, nil
+	}
+}
+
+// eval runs expr in the page and returns its value as a string; a thrown
+// exception (an element not rendered yet) is returned as an error.
+func (d *devtoolsTab) eval(expr string) (string, error) {
+	raw, err := d.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true})
+	if err != nil {
+		return "", err
+	}
+	var res struct {
+		Result struct {
+			Value any `json:"value"`
+		} `json:"result"`
+		Exception *struct {
+			Text string `json:"text"`
+		} `json:"exceptionDetails"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return "", err
+	}
+	if res.Exception != nil {
+		return "", errors.New(res.Exception.Text)
+	}
+	return fmt.Sprint(res.Result.Value), nil
+}
+
+// waitEval evaluates expr until it yields want, since the page renders
+// asynchronously after its fetch. An exception counts as "not yet": the
+// element it reads may not exist before the first render.
+func (d *devtoolsTab) waitEval(t *testing.T, expr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(browserWait)
+	for {
+		got, err := d.eval(expr)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %q (error %v), want %q", expr, got, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var devtoolsLine = regexp.MustCompile(`DevTools listening on (ws://[^\s]+)`)
+
+// startChromium runs headless Chromium on a free DevTools port and connects
+// to its first tab; everything is torn down by t.Cleanup.
+func startChromium(t *testing.T) *devtoolsTab {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, chromiumPath,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+		"--user-data-dir="+t.TempDir(), "about:blank")
+	// Chromium forks renderers; its own process group lets cleanup kill
+	// exactly the processes this test started, and nothing else.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		<-drained
+		_ = cmd.Wait()
+	})
+
+	// Chromium prints its DevTools address on stderr; keep draining the
+	// pipe afterwards so it never blocks on a full one.
+	found := make(chan string, 1)
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := devtoolsLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	var browserURL string
+	select {
+	case browserURL = <-found:
+	case <-drained:
+		t.Fatal("chromium exited without a DevTools address")
+	case <-time.After(browserWait):
+		t.Fatal("timed out waiting for chromium's DevTools address")
+	}
+
+	host := strings.TrimPrefix(browserURL, "ws://")
+	host = host[:strings.IndexByte(host, '/')]
+	var pageURL string
+	waitFor(t, "a page target", func() bool {
+		pageURL, err = pageTarget("http://" + host + "/json/list")
+		return err == nil
+	})
+	ws, err := dialWebSocket(pageURL, browserWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &devtoolsTab{ws: ws}
+}
+
+// pageTarget returns the DevTools WebSocket URL of the first page target.
+func pageTarget(listURL string) (string, error) {
+	resp, err := http.Get(listURL)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var targets []struct {
+		Type string `json:"type"`
+		WS   string `json:"webSocketDebuggerUrl"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&targets); err != nil {
+		return "", err
+	}
+	for _, tg := range targets {
+		if tg.Type == "page" && tg.WS != "" {
+			return tg.WS, nil
+		}
+	}
+	return "", errors.New("no page target yet")
+}

@@ -1,0 +1,402 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func newTestServer(src Source, opts Options) *Server {
+	return New(src, nil, zerolog.Nop(), opts)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t testing.TB, h http.Handler, method, target, body string) response {
+	t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return response{rec.Code, rec.Header(), rec.Body.String()}
+}
+
+// compactJSON returns s without insignificant space, plus the newline the
+// encoder ends with, for exact comparison with a response body.
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(s)); err != nil {
+		t.Fatalf("bad expected JSON: %v", err)
+	}
+	return buf.String() + "\n"
+}
+
+const wantStatsJSON = `{
+ "version": "1.2.3", "started_at": "2026-11-26T12:00:00Z", "uptime_seconds": 3725,
+ "pipes_in_use": 3, "pipes_max": 4096, "fds": 42,
+ "frontends": [{
+  "name": "pg", "listen": ["127.0.0.1:6432"], "protocol": "tcp", "strategy": "leastconn",
+  "active": 2, "total": 10, "rejected": 1, "queued": 4, "bytes_in": 1000, "bytes_out": 5000,
+  "backends": [{
+   "name": "a", "address": "127.0.0.1:5432", "weight": 100, "effective_weight": 100,
+   "state": "ready", "backup": false,
+   "health": {"checked": true, "up": true, "last_ok": true, "last_message": "ok",
+    "last_duration_seconds": 0.0015, "last_check": "2026-11-26T13:00:00Z",
+    "last_change": "2026-11-26T12:01:00Z", "successes": 5, "failures": 0},
+   "active": 2, "total": 7, "bytes_in": 700, "bytes_out": 3500,
+   "connect_failures": {"other": 0, "refused": 2, "reset": 0, "timeout": 1, "unreachable": 0},
+   "resets": 1, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
+   "connect_buckets": [{"le": 0.001, "count": 6}, {"le": 0.01, "count": 7}],
+   "connect_count": 7, "connect_sum_seconds": 0.0042
+  }, {
+   "name": "[::1]:5433", "address": "[::1]:5433", "weight": 50, "effective_weight": 10,
+   "state": "drain", "backup": true,
+   "health": {"checked": true, "up": false, "last_ok": false,
+    "last_message": "connect: connection refused", "last_duration_seconds": 0.0002,
+    "last_check": "2026-11-26T13:00:00Z", "successes": 0, "failures": 3},
+   "active": 0, "total": 3, "bytes_in": 300, "bytes_out": 1500,
+   "connect_failures": {"other": 0, "refused": 0, "reset": 0, "timeout": 0, "unreachable": 0},
+   "resets": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
+   "connect_buckets": [{"le": 0.001, "count": 3}, {"le": 0.01, "count": 3}],
+   "connect_count": 3, "connect_sum_seconds": 0.0009
+  }]
+ }, {
+  "name": "cache", "listen": ["127.0.0.1:6380", "[::1]:6380"], "protocol": "tcp", "strategy": "maglev",
+  "active": 0, "total": 0, "rejected": 0, "queued": 0, "bytes_in": 0, "bytes_out": 0,
+  "backends": []
+ }]
+}`
+
+func TestStatsJSON(t *testing.T) {
+	h := newTestServer(newFakeSource(), Options{}).Handler()
+	got := do(t, h, http.MethodGet, "/api/v1/stats", "")
+	if got.status != http.StatusOK || got.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", got.status, got.header.Get("Content-Type"))
+	}
+	if want := compactJSON(t, wantStatsJSON); got.body != want {
+		t.Errorf("body:\n%s\nwant:\n%s", got.body, want)
+	}
+}
+
+func TestProbes(t *testing.T) {
+	tests := []struct {
+		name       string
+		ready      bool
+		target     string
+		wantStatus int
+		wantBody   string
+	}{
+		{"healthz while not ready", false, "/healthz", 200, "ok\n"},
+		{"healthz when ready", true, "/healthz", 200, "ok\n"},
+		{"readyz when ready", true, "/readyz", 200, "ready\n"},
+		{"readyz while not ready", false, "/readyz", 503, "not ready\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newFakeSource()
+			src.setReady(tc.ready)
+			got := do(t, newTestServer(src, Options{}).Handler(), http.MethodGet, tc.target, "")
+			if got.status != tc.wantStatus || got.body != tc.wantBody {
+				t.Errorf("got %d %q, want %d %q", got.status, got.body, tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestRoutingErrors(t *testing.T) {
+	const statePath = "/api/v1/frontends/pg/backends/a/state"
+	tests := []struct {
+		name, method, target string
+		wantStatus           int
+		wantAllow            string
+		wantBody             string
+	}{
+		{"GET on a mutation", "GET", statePath + "?state=drain", 405, "POST",
+			`{"error":"method GET not allowed on ` + statePath + `; allowed: POST"}`},
+		{"PUT on state", "PUT", statePath, 405, "POST",
+			`{"error":"method PUT not allowed on ` + statePath + `; allowed: POST"}`},
+		{"GET on weight", "GET", "/api/v1/frontends/pg/backends/a/weight", 405, "PUT",
+			`{"error":"method GET not allowed on /api/v1/frontends/pg/backends/a/weight; allowed: PUT"}`},
+		{"POST on stats", "POST", "/api/v1/stats", 405, "GET, HEAD",
+			`{"error":"method POST not allowed on /api/v1/stats; allowed: GET, HEAD"}`},
+		{"GET on a connection", "GET", "/api/v1/connections/3", 405, "DELETE",
+			`{"error":"method GET not allowed on /api/v1/connections/3; allowed: DELETE"}`},
+		{"DELETE on the list", "DELETE", "/api/v1/connections", 405, "GET, HEAD",
+			`{"error":"method DELETE not allowed on /api/v1/connections; allowed: GET, HEAD"}`},
+		{"unknown path", "GET", "/api/v2/stats", 404, "",
+			`{"error":"no such path \"/api/v2/stats\""}`},
+		{"unknown page", "GET", "/index.html", 404, "",
+			`{"error":"no such path \"/index.html\""}`},
+	}
+	src := newFakeSource()
+	h := newTestServer(src, Options{}).Handler()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := do(t, h, tc.method, tc.target, "")
+			if got.status != tc.wantStatus || got.header.Get("Allow") != tc.wantAllow || got.body != tc.wantBody+"\n" {
+				t.Errorf("got %d Allow %q %s, want %d Allow %q %s",
+					got.status, got.header.Get("Allow"), got.body, tc.wantStatus, tc.wantAllow, tc.wantBody)
+			}
+		})
+	}
+	if st := src.Stats().Frontends[0].Backends[0].State; st != "ready" {
+		t.Errorf("refused requests changed the state to %q", st)
+	}
+}
+
+// TestHeadServedWhereGetIs goes through a real server, which is what drops
+// the body of a HEAD answer.
+func TestHeadServedWhereGetIs(t *testing.T) {
+	ts := httptest.NewServer(newTestServer(newFakeSource(), Options{}).Handler())
+	defer ts.Close()
+	resp, err := http.Head(ts.URL + "/api/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD /api/v1/stats: %d %q, want 200 application/json", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestSetState(t *testing.T) {
+	tests := []struct {
+		name, target, body string
+		wantStatus         int
+		wantBody           string
+		// wantState is the state of backend `be` of pg afterwards.
+		be, wantState string
+	}{
+		{"drain by body", "/api/v1/frontends/pg/backends/a/state", `{"state":"drain"}`, 200,
+			`{"frontend":"pg","backend":"a","state":"drain"}`, "a", "drain"},
+		{"maint by query", "/api/v1/frontends/pg/backends/a/state?state=maint", "", 200,
+			`{"frontend":"pg","backend":"a","state":"maint"}`, "a", "maint"},
+		{"percent-encoded IPv6 name", "/api/v1/frontends/pg/backends/%5B%3A%3A1%5D%3A5433/state", `{"state":"ready"}`, 200,
+			`{"frontend":"pg","backend":"[::1]:5433","state":"ready"}`, "[::1]:5433", "ready"},
+		{"bad state", "/api/v1/frontends/pg/backends/a/state", `{"state":"off"}`, 400,
+			`{"error":"field \"state\": \"off\" is not one of ready, drain, maint"}`, "a", "ready"},
+		{"missing state", "/api/v1/frontends/pg/backends/a/state", `{}`, 400,
+			`{"error":"missing field \"state\""}`, "a", "ready"},
+		{"empty body", "/api/v1/frontends/pg/backends/a/state", ``, 400,
+			`{"error":"missing field \"state\""}`, "a", "ready"},
+		{"state of wrong type", "/api/v1/frontends/pg/backends/a/state", `{"state":1}`, 400,
+			`{"error":"field \"state\": want a string, got number"}`, "a", "ready"},
+		{"unknown field", "/api/v1/frontends/pg/backends/a/state", `{"stat":"drain"}`, 400,
+			`{"error":"request body: json: unknown field \"stat\""}`, "a", "ready"},
+		{"two values", "/api/v1/frontends/pg/backends/a/state", `{"state":"drain"} {}`, 400,
+			`{"error":"request body: more than one JSON value"}`, "a", "ready"},
+		{"unknown frontend", "/api/v1/frontends/nope/backends/a/state", `{"state":"drain"}`, 404,
+			`{"error":"no frontend \"nope\": not found"}`, "a", "ready"},
+		{"unknown backend", "/api/v1/frontends/pg/backends/10.0.0.1:1/state", `{"state":"drain"}`, 404,
+			`{"error":"frontend \"pg\" has no backend \"10.0.0.1:1\": not found"}`, "a", "ready"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newFakeSource()
+			h := newTestServer(src, Options{}).Handler()
+			got := do(t, h, http.MethodPost, tc.target, tc.body)
+			if got.status != tc.wantStatus || got.body != tc.wantBody+"\n" {
+				t.Errorf("got %d %s, want %d %s", got.status, got.body, tc.wantStatus, tc.wantBody)
+			}
+			var st struct {
+				Frontends []struct {
+					Backends []struct{ Name, State string }
+				}
+			}
+			if err := json.Unmarshal([]byte(do(t, h, http.MethodGet, "/api/v1/stats", "").body), &st); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range st.Frontends[0].Backends {
+				if b.Name == tc.be && b.State != tc.wantState {
+					t.Errorf("stats show %s in state %q, want %q", b.Name, b.State, tc.wantState)
+				}
+			}
+		})
+	}
+}
+
+func TestSetWeight(t *testing.T) {
+	const path = "/api/v1/frontends/pg/backends/a/weight"
+	tests := []struct {
+		name, target, body string
+		wantStatus         int
+		wantBody           string
+		wantWeight         int
+	}{
+		{"set", path, `{"weight":7}`, 200, `{"frontend":"pg","backend":"a","weight":7}`, 7},
+		{"lowest", path, `{"weight":1}`, 200, `{"frontend":"pg","backend":"a","weight":1}`, 1},
+		{"highest", path, `{"weight":256}`, 200, `{"frontend":"pg","backend":"a","weight":256}`, 256},
+		{"zero", path, `{"weight":0}`, 400, `{"error":"field \"weight\": 0 is out of range 1..256"}`, 100},
+		{"too high", path, `{"weight":257}`, 400, `{"error":"field \"weight\": 257 is out of range 1..256"}`, 100},
+		{"missing", path, `{}`, 400, `{"error":"missing field \"weight\""}`, 100},
+		{"string", path, `{"weight":"5"}`, 400, `{"error":"field \"weight\": want a int, got string"}`, 100},
+		{"fraction", path, `{"weight":1.5}`, 400, `{"error":"field \"weight\": want a int, got number 1.5"}`, 100},
+		{"not JSON", path, `weight=5`, 400, `{"error":"request body: invalid character 'w' looking for beginning of value"}`, 100},
+		{"unknown backend", "/api/v1/frontends/pg/backends/b/weight", `{"weight":5}`, 404,
+			`{"error":"frontend \"pg\" has no backend \"b\": not found"}`, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newFakeSource()
+			h := newTestServer(src, Options{}).Handler()
+			got := do(t, h, http.MethodPut, tc.target, tc.body)
+			if got.status != tc.wantStatus || got.body != tc.wantBody+"\n" {
+				t.Errorf("got %d %s, want %d %s", got.status, got.body, tc.wantStatus, tc.wantBody)
+			}
+			if w := src.Stats().Frontends[0].Backends[0].Weight; w != tc.wantWeight {
+				t.Errorf("weight afterwards %d, want %d", w, tc.wantWeight)
+			}
+		})
+	}
+}
+
+func TestConnections(t *testing.T) {
+	c3 := `{"id":3,"frontend":"pg","client":"127.0.0.1:40001","backend":"a","age_seconds":1.5,"bytes_in":10,"bytes_out":20}`
+	c5 := `{"id":5,"frontend":"cache","client":"127.0.0.1:40002","backend":"","age_seconds":0.25,"bytes_in":0,"bytes_out":0}`
+	c8 := `{"id":8,"frontend":"pg","client":"127.0.0.1:40003","backend":"a","age_seconds":0.5,"bytes_in":30,"bytes_out":40}`
+	c9 := `{"id":9,"frontend":"pg","client":"[::1]:40004","backend":"[::1]:5433","age_seconds":2,"bytes_in":50,"bytes_out":60}`
+	tests := []struct {
+		name, query string
+		wantStatus  int
+		wantBody    string
+	}{
+		{"all", "", 200, `{"connections":[` + c3 + `,` + c5 + `,` + c8 + `,` + c9 + `],"total":4,"next_after":0}`},
+		{"first page", "?limit=2", 200, `{"connections":[` + c3 + `,` + c5 + `],"total":4,"next_after":5}`},
+		{"second page", "?limit=2&after=5", 200, `{"connections":[` + c8 + `,` + c9 + `],"total":4,"next_after":0}`},
+		{"past the end", "?after=9", 200, `{"connections":[],"total":4,"next_after":0}`},
+		{"one frontend", "?frontend=pg&limit=1&after=3", 200, `{"connections":[` + c8 + `],"total":3,"next_after":8}`},
+		{"limit clamped", "?limit=100000", 200, `{"connections":[` + c3 + `,` + c5 + `,` + c8 + `,` + c9 + `],"total":4,"next_after":0}`},
+		{"unknown frontend", "?frontend=nope", 404, `{"error":"no frontend \"nope\": not found"}`},
+		{"zero limit", "?limit=0", 400, `{"error":"parameter \"limit\": \"0\" is not a positive number"}`},
+		{"bad limit", "?limit=x", 400, `{"error":"parameter \"limit\": \"x\" is not a positive number"}`},
+		{"bad after", "?after=-1", 400, `{"error":"parameter \"after\": \"-1\" is not a connection ID"}`},
+	}
+	h := newTestServer(newFakeSource(), Options{}).Handler()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := do(t, h, http.MethodGet, "/api/v1/connections"+tc.query, "")
+			if got.status != tc.wantStatus || got.body != tc.wantBody+"\n" {
+				t.Errorf("got %d %s\nwant %d %s", got.status, got.body, tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestCloseConnection(t *testing.T) {
+	tests := []struct {
+		name, id   string
+		wantStatus int
+		wantBody   string
+		wantTotal  int
+	}{
+		{"live", "8", 204, "", 3},
+		{"unknown", "7", 404, `{"error":"no connection 7: not found"}` + "\n", 4},
+		{"not a number", "x", 400, `{"error":"connection ID \"x\" is not a number"}` + "\n", 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newFakeSource()
+			h := newTestServer(src, Options{}).Handler()
+			got := do(t, h, http.MethodDelete, "/api/v1/connections/"+tc.id, "")
+			if got.status != tc.wantStatus || got.body != tc.wantBody {
+				t.Errorf("got %d %q, want %d %q", got.status, got.body, tc.wantStatus, tc.wantBody)
+			}
+			if _, total, _ := src.Connections("", 0, 10); total != tc.wantTotal {
+				t.Errorf("%d connections left, want %d", total, tc.wantTotal)
+			}
+		})
+	}
+}
+
+// TestRouteNeeds pins the permission of every route, so a new mutation
+// cannot slip in as a read.
+func TestRouteNeeds(t *testing.T) {
+	tests := []struct {
+		method, target string
+		want           Need
+	}{
+		{"GET", "/", NeedRead},
+		{"GET", "/healthz", NeedRead},
+		{"GET", "/readyz", NeedRead},
+		{"GET", "/metrics", NeedRead},
+		{"GET", "/api/v1/stats", NeedRead},
+		{"GET", "/api/v1/connections", NeedRead},
+		{"POST", "/api/v1/frontends/pg/backends/a/state?state=drain", NeedOperate},
+		{"PUT", "/api/v1/frontends/pg/backends/a/weight", NeedOperate},
+		{"DELETE", "/api/v1/connections/3", NeedOperate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			var seen []Need
+			deny := func(_ *http.Request, need Need) error {
+				seen = append(seen, need)
+				if need == NeedOperate {
+					return errors.New("token lacks operate")
+				}
+				return ErrUnauthenticated
+			}
+			got := do(t, newTestServer(newFakeSource(), Options{Authorizer: deny}).Handler(), tc.method, tc.target, "")
+			if len(seen) != 1 || seen[0] != tc.want {
+				t.Fatalf("authorizer saw %v, want [%v]", seen, tc.want)
+			}
+			wantStatus, wantBody := 401, `{"error":"unauthenticated"}`+"\n"
+			if tc.want == NeedOperate {
+				wantStatus, wantBody = 403, `{"error":"token lacks operate"}`+"\n"
+			}
+			if got.status != wantStatus || got.body != wantBody {
+				t.Errorf("got %d %q, want %d %q", got.status, got.body, wantStatus, wantBody)
+			}
+		})
+	}
+}
+
+func TestServeAndShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(newFakeSource(), Options{})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Fatalf("GET /healthz: %d %q %v", resp.StatusCode, body, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after Shutdown")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("listener still accepts after Shutdown")
+	}
+}

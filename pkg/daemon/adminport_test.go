@@ -1,0 +1,124 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/stats"
+)
+
+// TestAdminStatsExact drives connections with known byte counts through the
+// daemon and checks the admin API's figures to the byte.
+func TestAdminStatsExact(t *testing.T) {
+	back := startDemo(t)
+	cfg, err := config.New().AdminListen("127.0.0.1:0").Frontend("t").Listen("127.0.0.1:0").
+		Backend(back.Addr().String(), 1).HealthCheck("none").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runDaemon(t, cfg)
+	front := frontAddr(t, d)
+	base := "http://" + d.adminLn.Addr().String()
+
+	greetingLen := len("hello from demo backend " + back.Addr().String() + "\n")
+	const conns = 7
+	var sent int
+	for i := 0; i < conns; i++ {
+		c, err := net.Dial("tcp", front)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		msg := strings.Repeat("x", 100*(i+1))
+		sent += len(msg)
+		c.Write([]byte(msg))
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || len(got) != greetingLen+len(msg) {
+			t.Fatalf("conn %d: %d bytes back, %v", i, len(got), err)
+		}
+	}
+	var st stats.Stats
+	waitFor(t, 5*time.Second, "all connections closed in stats", func() bool {
+		st = getStats(t, base)
+		return len(st.Frontends) == 1 && st.Frontends[0].Active == 0
+	})
+	fe := st.Frontends[0]
+	if fe.Name != "t" || fe.Total != conns || fe.BytesIn != uint64(sent) || fe.BytesOut != uint64(sent+conns*greetingLen) {
+		t.Errorf("frontend %+v, want total %d, in %d, out %d", fe, conns, sent, sent+conns*greetingLen)
+	}
+	be := fe.Backends[0]
+	if be.Total != conns || be.Active != 0 || be.BytesIn != uint64(sent) || be.BytesOut != uint64(sent+conns*greetingLen) ||
+		be.ConnectCount != conns || be.ConnectFailures["refused"] != 0 || be.State != "ready" || !be.Health.Up || be.Health.Checked {
+		t.Errorf("backend %+v", be)
+	}
+
+	// Prometheus reads the same counters at scrape time.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	labels := `backend="` + back.Addr().String() + `",frontend="t"`
+	for _, want := range []string{
+		fmt.Sprintf(`splicer_backend_bytes_total{backend="%s",direction="in",frontend="t"} %d`, back.Addr(), sent),
+		fmt.Sprintf(`splicer_backend_bytes_total{backend="%s",direction="out",frontend="t"} %d`, back.Addr(), sent+conns*greetingLen),
+		fmt.Sprintf(`splicer_frontend_connections_total{frontend="t"} %d`, conns),
+		fmt.Sprintf(`splicer_backend_connections_total{%s} %d`, labels, conns),
+		fmt.Sprintf(`splicer_backend_connect_seconds_count{%s} %d`, labels, conns),
+		fmt.Sprintf(`splicer_backend_up{%s} 1`, labels),
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Runtime control shows in stats at once.
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/frontends/t/backends/"+back.Addr().String()+"/state",
+		strings.NewReader(`{"state":"drain"}`))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("drain: %s", resp.Status)
+	}
+	if got := getStats(t, base).Frontends[0].Backends[0].State; got != "drain" {
+		t.Errorf("state after drain %q", got)
+	}
+	// A drained backend takes no new client: with no other backend, the
+	// client is closed without a greeting.
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, _ := io.ReadAll(c); len(got) != 0 {
+		t.Errorf("drained backend greeted: %q", got)
+	}
+	c.Close()
+}
+
+func getStats(t *testing.T, base string) stats.Stats {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st stats.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/admin"
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/stats"
+)
+
+// source is the daemon seen by the admin API: it reads the data plane's and
+// the health checks' counters at request time and applies runtime control.
+// The admin server logs each change with the operator's address.
+type source struct {
+	d       *Daemon
+	version string
+	started time.Time
+}
+
+var _ admin.Source = (*source)(nil)
+
+// Stats implements admin.Source.
+func (s *source) Stats() stats.Stats {
+	d := s.d
+	now := time.Now()
+	out := stats.Stats{
+		Version:    s.version,
+		StartedAt:  s.started,
+		Uptime:     now.Sub(s.started).Seconds(),
+		PipesInUse: d.srv.PipesInUse(),
+		PipesMax:   d.cfg.Global.MaxPipes,
+		FDs:        openFDs(),
+	}
+	for i := range d.cfg.Frontends {
+		fe := &d.cfg.Frontends[i]
+		fc, _ := d.srv.Counters(fe.Name)
+		fs := stats.FrontendStats{
+			Name: fe.Name, Protocol: fe.Protocol, Strategy: fe.Strategy,
+			Active: fc.Active, Total: fc.Total, Rejected: fc.Rejected,
+			BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,
+		}
+		for _, a := range d.srv.Addrs(fe.Name) {
+			fs.Listen = append(fs.Listen, a.String())
+		}
+		for _, b := range d.srv.Backends(fe.Name) {
+			fs.Backends = append(fs.Backends, s.backendStats(fe.Name, b))
+		}
+		out.Frontends = append(out.Frontends, fs)
+	}
+	return out
+}
+
+func (s *source) backendStats(frontend string, b *backend.Backend) stats.BackendStats {
+	st := b.Stats()
+	bs := stats.BackendStats{
+		Name: b.Name(), Address: b.Address().String(),
+		Weight: b.Weight(), EffectiveWeight: b.EffectiveWeight(),
+		State: b.State().String(), Backup: b.Backup(),
+		Active: st.Active, Total: st.Total, BytesIn: st.BytesUp, BytesOut: st.BytesDown,
+		ConnectFailures: make(map[string]uint64, backend.NumFailReasons),
+		Resets:          st.Resets,
+		Health:          stats.HealthStats{Up: b.Healthy()},
+	}
+	for r, n := range st.Failures {
+		bs.ConnectFailures[backend.FailReason(r).String()] = n
+	}
+	// The histogram's buckets are per bound; Prometheus wants them
+	// cumulative, with the overflow bucket counted only in the total.
+	var cum uint64
+	for i, bound := range backend.ConnectBounds() {
+		cum += st.Connect.Buckets[i]
+		bs.ConnectBuckets = append(bs.ConnectBuckets, stats.Bucket{UpperBound: bound.Seconds(), Count: cum})
+	}
+	bs.ConnectCount = st.Connect.Count()
+	bs.ConnectSum = st.Connect.Sum.Seconds()
+	bs.ConnectP50 = stats.Quantile(bs.ConnectBuckets, bs.ConnectCount, 0.5)
+	bs.ConnectP99 = stats.Quantile(bs.ConnectBuckets, bs.ConnectCount, 0.99)
+	if sched := s.d.checks.byFrontend[frontend]; sched != nil {
+		if hs, ok := sched.State(b); ok {
+			bs.Health = stats.HealthStats{
+				Checked: true, Up: hs.Up,
+				LastOK: hs.Last.OK, LastMessage: hs.Last.Msg, LastDuration: hs.Last.Duration.Seconds(),
+				LastCheck: hs.LastCheck, LastChange: hs.LastChange,
+				Successes: hs.Successes, Failures: hs.Failures,
+			}
+		}
+	}
+	return bs
+}
+
+// find returns the backend named name in frontend fe.
+func (s *source) find(fe, name string) (*backend.Backend, error) {
+	bs := s.d.srv.Backends(fe)
+	if bs == nil {
+		return nil, fmt.Errorf("frontend %q: %w", fe, admin.ErrNotFound)
+	}
+	for _, b := range bs {
+		if b.Name() == name {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("frontend %q has no backend %q: %w", fe, name, admin.ErrNotFound)
+}
+
+// SetState implements admin.Source.
+func (s *source) SetState(fe, name, state string) error {
+	b, err := s.find(fe, name)
+	if err != nil {
+		return err
+	}
+	st, err := backend.ParseState(state)
+	if err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	if err := b.SetState(st); err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	return nil
+}
+
+// SetWeight implements admin.Source.
+func (s *source) SetWeight(fe, name string, weight int) error {
+	b, err := s.find(fe, name)
+	if err != nil {
+		return err
+	}
+	if err := b.SetWeight(weight); err != nil {
+		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
+	}
+	return nil
+}
+
+// Connections implements admin.Source.
+func (s *source) Connections(fe string, after uint64, limit int) ([]stats.Conn, int, error) {
+	if fe != "" && s.d.srv.Backends(fe) == nil {
+		return nil, 0, fmt.Errorf("frontend %q: %w", fe, admin.ErrNotFound)
+	}
+	infos, total := s.d.srv.Connections(fe, after, limit)
+	now := time.Now()
+	out := make([]stats.Conn, len(infos))
+	for i, c := range infos {
+		out[i] = stats.Conn{
+			ID: c.ID, Frontend: c.Frontend, Client: c.Client.String(), Backend: c.Backend,
+			Age: now.Sub(c.Started).Seconds(), BytesIn: c.BytesIn, BytesOut: c.BytesOut,
+		}
+	}
+	return out, total, nil
+}
+
+// CloseConnection implements admin.Source.
+func (s *source) CloseConnection(id uint64) error {
+	err := s.d.srv.CloseConnection(id)
+	if errors.Is(err, l4.ErrNoConnection) {
+		return fmt.Errorf("connection %d: %w", id, admin.ErrNotFound)
+	}
+	return err
+}
+
+// Ready implements admin.Source: listeners bound and the config loaded.
+func (s *source) Ready() bool { return s.d.srv.Started() }
+
+// openFDs counts the process's open file descriptors; -1 if unknown.
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents) - 1 // the directory's own fd
+}

@@ -1,0 +1,145 @@
+// Package metrics exposes splicer's counters to Prometheus. Its Collector
+// reads a stats snapshot at scrape time, so the data plane does no work for
+// metrics beyond the atomic counters it keeps anyway.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/splicerlb/splicer/pkg/stats"
+)
+
+// Collector is a prometheus.Collector over a stats snapshot function. Every
+// scrape calls the function once and emits constant metrics from the result,
+// so figures of one scrape come from one snapshot. Register it on the
+// daemon's own registry; it never touches the default one.
+type Collector struct {
+	read func() stats.Stats
+
+	buildInfo, uptime, pipesInUse, pipesMax, openFDs *prometheus.Desc
+
+	feActive, feTotal, feRejected, feQueued, feBytes *prometheus.Desc
+
+	beActive, beTotal, beBytes, beFailures, beResets, beConnect *prometheus.Desc
+	beUp, beWeight, beEffWeight, beState                        *prometheus.Desc
+}
+
+// NewCollector returns a Collector that calls read on every scrape; read
+// must be safe to call from any goroutine.
+func NewCollector(read func() stats.Stats) *Collector {
+	fe := []string{"frontend"}
+	be := []string{"frontend", "backend"}
+	desc := func(name, help string, labels []string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc("splicer_"+name, help, append(append([]string{}, labels...), extra...), nil)
+	}
+	return &Collector{
+		read:       read,
+		buildInfo:  desc("build_info", "Always 1; the version label tells which splicer runs.", nil, "version"),
+		uptime:     desc("uptime_seconds", "Seconds since the daemon started.", nil),
+		pipesInUse: desc("pipes_in_use", "Splice pipes currently holding data in flight.", nil),
+		pipesMax:   desc("pipes_max", "Bound of the splice pipe pool.", nil),
+		openFDs:    desc("open_fds", "File descriptors the process has open.", nil),
+
+		feActive:   desc("frontend_connections_active", "Client connections open on the frontend.", fe),
+		feTotal:    desc("frontend_connections_total", "Client connections accepted by the frontend.", fe),
+		feRejected: desc("frontend_connections_rejected_total", "Client connections refused at a connection cap or queue timeout.", fe),
+		feQueued:   desc("frontend_connections_queued_total", "Client connections that had to wait for a free slot.", fe),
+		feBytes:    desc("frontend_bytes_total", "Bytes relayed by the frontend; in is client to backend, out is backend to client.", fe, "direction"),
+
+		beActive:    desc("backend_connections_active", "Connections open to the backend.", be),
+		beTotal:     desc("backend_connections_total", "Connections established to the backend.", be),
+		beBytes:     desc("backend_bytes_total", "Bytes relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
+		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason.", be, "reason"),
+		beResets:    desc("backend_resets_total", "Relayed connections ended by a reset.", be),
+		beConnect:   desc("backend_connect_seconds", "Time to establish a connection to the backend.", be),
+		beUp:        desc("backend_up", "1 when the backend passes its health checks (or is not checked), else 0.", be),
+		beWeight:    desc("backend_weight", "Configured weight of the backend.", be),
+		beEffWeight: desc("backend_effective_weight", "Weight the balancer uses now, lower during slow start.", be),
+		beState:     desc("backend_state", "1 for the backend's current administrative state, 0 for the others.", be, "state"),
+	}
+}
+
+// Describe sends every descriptor the Collector may emit.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs,
+		c.feActive, c.feTotal, c.feRejected, c.feQueued, c.feBytes,
+		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.beConnect,
+		c.beUp, c.beWeight, c.beEffWeight, c.beState,
+	} {
+		ch <- d
+	}
+}
+
+// Collect reads one snapshot and sends its metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.read()
+	e := emitter(ch)
+	e.gauge(c.buildInfo, 1, st.Version)
+	e.gauge(c.uptime, st.Uptime)
+	e.gauge(c.pipesInUse, float64(st.PipesInUse))
+	e.gauge(c.pipesMax, float64(st.PipesMax))
+	e.gauge(c.openFDs, float64(st.FDs))
+	for _, fe := range st.Frontends {
+		e.gauge(c.feActive, float64(fe.Active), fe.Name)
+		e.counter(c.feTotal, fe.Total, fe.Name)
+		e.counter(c.feRejected, fe.Rejected, fe.Name)
+		e.counter(c.feQueued, fe.Queued, fe.Name)
+		e.counter(c.feBytes, fe.BytesIn, fe.Name, "in")
+		e.counter(c.feBytes, fe.BytesOut, fe.Name, "out")
+		for i := range fe.Backends {
+			c.collectBackend(e, fe.Name, &fe.Backends[i])
+		}
+	}
+}
+
+func (c *Collector) collectBackend(e emitter, fe string, b *stats.BackendStats) {
+	e.gauge(c.beActive, float64(b.Active), fe, b.Name)
+	e.counter(c.beTotal, b.Total, fe, b.Name)
+	e.counter(c.beBytes, b.BytesIn, fe, b.Name, "in")
+	e.counter(c.beBytes, b.BytesOut, fe, b.Name, "out")
+	// Every reason is emitted, zero or not, so rate() sees the series from
+	// before its first failure rather than missing the step from 0 to 1.
+	for _, reason := range stats.ConnectFailureReasons() {
+		e.counter(c.beFailures, b.ConnectFailures[reason], fe, b.Name, reason)
+	}
+	e.counter(c.beResets, b.Resets, fe, b.Name)
+	buckets := make(map[float64]uint64, len(b.ConnectBuckets))
+	for _, bk := range b.ConnectBuckets {
+		buckets[bk.UpperBound] = bk.Count
+	}
+	e.send(prometheus.NewConstHistogram(c.beConnect, b.ConnectCount, b.ConnectSum, buckets, fe, b.Name))
+	e.gauge(c.beUp, boolValue(b.Health.Up), fe, b.Name)
+	e.gauge(c.beWeight, float64(b.Weight), fe, b.Name)
+	e.gauge(c.beEffWeight, float64(b.EffectiveWeight), fe, b.Name)
+	for _, state := range stats.States() {
+		e.gauge(c.beState, boolValue(b.State == state), fe, b.Name, state)
+	}
+}
+
+// emitter sends constant metrics. A label value Prometheus refuses (not
+// UTF-8) becomes an invalid metric, which fails that scrape with a clear
+// error instead of panicking the daemon as the Must constructors would.
+type emitter chan<- prometheus.Metric
+
+func (e emitter) send(m prometheus.Metric, err error) {
+	if err != nil {
+		m = prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(err), err)
+	}
+	e <- m
+}
+
+func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	e.send(prometheus.NewConstMetric(d, prometheus.GaugeValue, v, labels...))
+}
+
+func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
+	e.send(prometheus.NewConstMetric(d, prometheus.CounterValue, float64(v), labels...))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,185 @@
+package metrics
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/splicerlb/splicer/pkg/stats"
+)
+
+func testStats() stats.Stats {
+	return stats.Stats{
+		Version: "1.2.3", Uptime: 3725.5, PipesInUse: 3, PipesMax: 4096, FDs: 42,
+		Frontends: []stats.FrontendStats{{
+			Name: "pg", Active: 2, Total: 10, Rejected: 1, Queued: 4, BytesIn: 1000, BytesOut: 5000,
+			Backends: []stats.BackendStats{{
+				Name: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 40, State: stats.StateDrain,
+				Health: stats.HealthStats{Checked: true, Up: true},
+				Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
+				ConnectFailures: map[string]uint64{"refused": 2, "timeout": 1, "unreachable": 0, "reset": 0, "other": 0},
+				Resets:          1,
+				ConnectBuckets:  []stats.Bucket{{UpperBound: 0.001, Count: 6}, {UpperBound: 0.01, Count: 7}},
+				ConnectCount:    8, ConnectSum: 0.125,
+			}},
+		}, {
+			Name: "idle",
+		}},
+	}
+}
+
+const wantExposition = `
+# HELP splicer_backend_connect_failures_total Failed connects to the backend by reason.
+# TYPE splicer_backend_connect_failures_total counter
+splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="other"} 0
+splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="refused"} 2
+splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="reset"} 0
+splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="timeout"} 1
+splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="unreachable"} 0
+# HELP splicer_backend_connect_seconds Time to establish a connection to the backend.
+# TYPE splicer_backend_connect_seconds histogram
+splicer_backend_connect_seconds_bucket{backend="127.0.0.1:5432",frontend="pg",le="0.001"} 6
+splicer_backend_connect_seconds_bucket{backend="127.0.0.1:5432",frontend="pg",le="0.01"} 7
+splicer_backend_connect_seconds_bucket{backend="127.0.0.1:5432",frontend="pg",le="+Inf"} 8
+splicer_backend_connect_seconds_sum{backend="127.0.0.1:5432",frontend="pg"} 0.125
+splicer_backend_connect_seconds_count{backend="127.0.0.1:5432",frontend="pg"} 8
+# HELP splicer_backend_connections_active Connections open to the backend.
+# TYPE splicer_backend_connections_active gauge
+splicer_backend_connections_active{backend="127.0.0.1:5432",frontend="pg"} 2
+# HELP splicer_backend_connections_total Connections established to the backend.
+# TYPE splicer_backend_connections_total counter
+splicer_backend_connections_total{backend="127.0.0.1:5432",frontend="pg"} 7
+# HELP splicer_backend_bytes_total Bytes relayed through the backend; in is client to backend, out is backend to client.
+# TYPE splicer_backend_bytes_total counter
+splicer_backend_bytes_total{backend="127.0.0.1:5432",direction="in",frontend="pg"} 700
+splicer_backend_bytes_total{backend="127.0.0.1:5432",direction="out",frontend="pg"} 3500
+# HELP splicer_backend_effective_weight Weight the balancer uses now, lower during slow start.
+# TYPE splicer_backend_effective_weight gauge
+splicer_backend_effective_weight{backend="127.0.0.1:5432",frontend="pg"} 40
+# HELP splicer_backend_resets_total Relayed connections ended by a reset.
+# TYPE splicer_backend_resets_total counter
+splicer_backend_resets_total{backend="127.0.0.1:5432",frontend="pg"} 1
+# HELP splicer_backend_state 1 for the backend's current administrative state, 0 for the others.
+# TYPE splicer_backend_state gauge
+splicer_backend_state{backend="127.0.0.1:5432",frontend="pg",state="drain"} 1
+splicer_backend_state{backend="127.0.0.1:5432",frontend="pg",state="maint"} 0
+splicer_backend_state{backend="127.0.0.1:5432",frontend="pg",state="ready"} 0
+# HELP splicer_backend_up 1 when the backend passes its health checks (or is not checked), else 0.
+# TYPE splicer_backend_up gauge
+splicer_backend_up{backend="127.0.0.1:5432",frontend="pg"} 1
+# HELP splicer_backend_weight Configured weight of the backend.
+# TYPE splicer_backend_weight gauge
+splicer_backend_weight{backend="127.0.0.1:5432",frontend="pg"} 100
+# HELP splicer_build_info Always 1; the version label tells which splicer runs.
+# TYPE splicer_build_info gauge
+splicer_build_info{version="1.2.3"} 1
+# HELP splicer_frontend_bytes_total Bytes relayed by the frontend; in is client to backend, out is backend to client.
+# TYPE splicer_frontend_bytes_total counter
+splicer_frontend_bytes_total{direction="in",frontend="idle"} 0
+splicer_frontend_bytes_total{direction="in",frontend="pg"} 1000
+splicer_frontend_bytes_total{direction="out",frontend="idle"} 0
+splicer_frontend_bytes_total{direction="out",frontend="pg"} 5000
+# HELP splicer_frontend_connections_active Client connections open on the frontend.
+# TYPE splicer_frontend_connections_active gauge
+splicer_frontend_connections_active{frontend="idle"} 0
+splicer_frontend_connections_active{frontend="pg"} 2
+# HELP splicer_frontend_connections_queued_total Client connections that had to wait for a free slot.
+# TYPE splicer_frontend_connections_queued_total counter
+splicer_frontend_connections_queued_total{frontend="idle"} 0
+splicer_frontend_connections_queued_total{frontend="pg"} 4
+# HELP splicer_frontend_connections_rejected_total Client connections refused at a connection cap or queue timeout.
+# TYPE splicer_frontend_connections_rejected_total counter
+splicer_frontend_connections_rejected_total{frontend="idle"} 0
+splicer_frontend_connections_rejected_total{frontend="pg"} 1
+# HELP splicer_frontend_connections_total Client connections accepted by the frontend.
+# TYPE splicer_frontend_connections_total counter
+splicer_frontend_connections_total{frontend="idle"} 0
+splicer_frontend_connections_total{frontend="pg"} 10
+# HELP splicer_open_fds File descriptors the process has open.
+# TYPE splicer_open_fds gauge
+splicer_open_fds 42
+# HELP splicer_pipes_in_use Splice pipes currently holding data in flight.
+# TYPE splicer_pipes_in_use gauge
+splicer_pipes_in_use 3
+# HELP splicer_pipes_max Bound of the splice pipe pool.
+# TYPE splicer_pipes_max gauge
+splicer_pipes_max 4096
+# HELP splicer_uptime_seconds Seconds since the daemon started.
+# TYPE splicer_uptime_seconds gauge
+splicer_uptime_seconds 3725.5
+`
+
+func TestCollectorExact(t *testing.T) {
+	c := NewCollector(testStats)
+	if err := testutil.CollectAndCompare(c, strings.NewReader(wantExposition)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCollectorLint(t *testing.T) {
+	problems, err := testutil.CollectAndLint(NewCollector(testStats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestCollectorReadsAtScrape checks that each scrape reads a fresh snapshot,
+// so a change made at runtime shows in the next scrape.
+func TestCollectorReadsAtScrape(t *testing.T) {
+	st := testStats()
+	c := NewCollector(func() stats.Stats { return st })
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	for _, want := range []float64{100, 7} {
+		st.Frontends[0].Backends[0].Weight = int(want)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() == "splicer_backend_weight" {
+				got = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if got != want {
+			t.Errorf("splicer_backend_weight = %v, want %v", got, want)
+		}
+	}
+}
+
+// TestCollectorBadLabel checks that a label value Prometheus refuses fails
+// the scrape with an error rather than a panic.
+func TestCollectorBadLabel(t *testing.T) {
+	st := testStats()
+	st.Frontends[0].Backends[0].Name = "bad\xff"
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(func() stats.Stats { return st }))
+	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), `label value "bad\xff" is not valid UTF-8`) {
+		t.Errorf("Gather error = %v, want one naming the bad label value", err)
+	}
+}
+
+func BenchmarkCollect(b *testing.B) {
+	st := testStats()
+	be := st.Frontends[0].Backends[0]
+	st.Frontends[0].Backends = nil
+	for i := range 20 {
+		be.Name = fmt.Sprintf("10.0.0.%d:5432", i+1)
+		st.Frontends[0].Backends = append(st.Frontends[0].Backends, be)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(func() stats.Stats { return st }))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

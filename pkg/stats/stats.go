@@ -1,0 +1,120 @@
+// Package stats holds the snapshot types that the daemon fills and the admin
+// API and the Prometheus collector read. It is a leaf package of plain data so
+// that pkg/admin and pkg/metrics can share it without importing each other.
+package stats
+
+import "time"
+
+// The administrative states a backend reports in BackendStats.State.
+const (
+	StateReady = "ready" // takes new connections when healthy
+	StateDrain = "drain" // takes no new connections; existing ones run on
+	StateMaint = "maint" // takes no new connections and is not health checked
+)
+
+// States returns the administrative states in display order, as a fresh
+// slice the caller may keep.
+func States() []string { return []string{StateReady, StateDrain, StateMaint} }
+
+// ConnectFailureReasons returns the keys every BackendStats.ConnectFailures
+// map carries, in display order, as a fresh slice the caller may keep.
+func ConnectFailureReasons() []string {
+	return []string{"refused", "timeout", "unreachable", "reset", "other"}
+}
+
+// Stats is a snapshot of the whole daemon. Each counter is read atomically on
+// its own, so counters of one snapshot may be a few events apart; no reader
+// should expect sums across backends to equal a frontend figure exactly while
+// traffic flows.
+type Stats struct {
+	Version    string          `json:"version"`
+	StartedAt  time.Time       `json:"started_at"`
+	Uptime     float64         `json:"uptime_seconds"`
+	PipesInUse int             `json:"pipes_in_use"`
+	PipesMax   int             `json:"pipes_max"`
+	FDs        int             `json:"fds"` // open file descriptors of the process
+	Frontends  []FrontendStats `json:"frontends"`
+}
+
+// FrontendStats describes one frontend and its backends. "In" is the
+// client-to-backend direction, "out" the backend-to-client one.
+type FrontendStats struct {
+	Name     string         `json:"name"`
+	Listen   []string       `json:"listen"`
+	Protocol string         `json:"protocol"`
+	Strategy string         `json:"strategy"`
+	Active   int64          `json:"active"`
+	Total    uint64         `json:"total"`
+	Rejected uint64         `json:"rejected"` // refused at a connection cap or queue timeout
+	Queued   uint64         `json:"queued"`   // ever made to wait for a slot
+	BytesIn  uint64         `json:"bytes_in"`
+	BytesOut uint64         `json:"bytes_out"`
+	Backends []BackendStats `json:"backends"`
+}
+
+// BackendStats describes one backend of a frontend. Name is unique within the
+// frontend and is what the admin API addresses the backend by.
+type BackendStats struct {
+	Name            string `json:"name"`
+	Address         string `json:"address"`
+	Weight          int    `json:"weight"`           // configured or set at runtime
+	EffectiveWeight int    `json:"effective_weight"` // after slow start
+	State           string `json:"state"`            // StateReady, StateDrain or StateMaint
+	Backup          bool   `json:"backup"`
+
+	Health HealthStats `json:"health"`
+
+	Active   int64  `json:"active"`
+	Total    uint64 `json:"total"`
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
+
+	// ConnectFailures counts failed connects by reason; it holds every key
+	// of ConnectFailureReasons, zero or not, so readers need no defaults.
+	ConnectFailures map[string]uint64 `json:"connect_failures"`
+	Resets          uint64            `json:"resets"`
+
+	// ConnectP50 and ConnectP99 are estimated from ConnectBuckets with
+	// Quantile, in seconds; 0 before the first connect.
+	ConnectP50 float64 `json:"connect_p50_seconds"`
+	ConnectP99 float64 `json:"connect_p99_seconds"`
+
+	// ConnectBuckets, ConnectCount and ConnectSum are the connect-time
+	// histogram in Prometheus form: cumulative counts by ascending finite
+	// upper bound; ConnectCount includes connects above the last bound.
+	ConnectBuckets []Bucket `json:"connect_buckets"`
+	ConnectCount   uint64   `json:"connect_count"`
+	ConnectSum     float64  `json:"connect_sum_seconds"`
+}
+
+// Bucket is one cumulative histogram bucket.
+type Bucket struct {
+	UpperBound float64 `json:"le"`    // seconds, inclusive
+	Count      uint64  `json:"count"` // observations at or below UpperBound
+}
+
+// HealthStats is a backend's health as its checker last saw it.
+type HealthStats struct {
+	// Checked is false when the frontend's check is "none"; the other
+	// fields then keep their zero values except Up, which is true.
+	Checked      bool      `json:"checked"`
+	Up           bool      `json:"up"`
+	LastOK       bool      `json:"last_ok"`      // result of the latest probe
+	LastMessage  string    `json:"last_message"` // why the latest probe failed, or its summary
+	LastDuration float64   `json:"last_duration_seconds"`
+	LastCheck    time.Time `json:"last_check,omitzero"`
+	LastChange   time.Time `json:"last_change,omitzero"` // latest up/down transition
+	Successes    int       `json:"successes"`            // consecutive, towards rise
+	Failures     int       `json:"failures"`             // consecutive, towards fall
+}
+
+// Conn is one live client connection.
+type Conn struct {
+	ID       uint64  `json:"id"`
+	Frontend string  `json:"frontend"`
+	Client   string  `json:"client"`
+	Backend  string  `json:"backend"` // backend name, empty while connecting
+	Age      float64 `json:"age_seconds"`
+	BytesIn  uint64  `json:"bytes_in"`
+	BytesOut uint64  `json:"bytes_out"`
+}
