@@ -180,6 +180,7 @@ func (c *conn) takeCarrier(h *half) splice.Carrier {
 	if h.bulk && !c.noSplice {
 		if p, ok := c.loop.pipes.GetPipe(); ok {
 			h.pipe, h.carrier = p, p
+			c.be.AddPipes(1)
 			return p
 		}
 	}
@@ -195,6 +196,7 @@ func (c *conn) dropCarrier(h *half) {
 	switch {
 	case h.pipe != nil:
 		c.loop.pipes.PutPipe(h.pipe)
+		c.be.AddPipes(-1)
 	case h.buf != nil:
 		c.loop.pipes.PutBuffer(h.buf)
 	}

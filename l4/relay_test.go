@@ -126,8 +126,8 @@ func TestIntegrityThousandConnections(t *testing.T) {
 		up += st.BytesUp
 		down += st.BytesDown
 		totalConns += st.Total
-		if st.Active != 0 {
-			t.Errorf("backend %s: %d active after all closed", b.Address(), st.Active)
+		if st.Active != 0 || st.Pipes != 0 {
+			t.Errorf("backend %s: %d active, %d pipes after all closed", b.Address(), st.Active, st.Pipes)
 		}
 	}
 	if up != total || down != total || totalConns != conns {
@@ -454,6 +454,10 @@ func TestSlowReaderHoldsNoMemory(t *testing.T) {
 		h.Write(chunk)
 	}
 	rss1, cpu1 := rssBytes(t), cpuTime(t)
+	// The stalled stream holds its data in one pipe, charged to its backend.
+	if st := s.frontends[0].backends[0].Stats(); st.Pipes != int64(s.PipesInUse()) || st.Pipes > 1 {
+		t.Errorf("backend holds %d pipes, server %d in use; want the same, at most 1", st.Pipes, s.PipesInUse())
+	}
 	if grew := rss1 - rss0; grew > 4<<20 {
 		t.Errorf("RSS grew by %d KiB during the stall", grew>>10)
 	}

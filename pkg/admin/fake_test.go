@@ -37,7 +37,7 @@ func newFakeSource() *fakeSource {
 						LastDuration: 0.0015, LastCheck: started.Add(time.Hour), LastChange: started.Add(time.Minute),
 						Successes: 5},
 					Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
-					ConnectFailures: failures(2, 1), Resets: 1,
+					ConnectFailures: failures(2, 1), Resets: 1, PipesInUse: 2,
 					ConnectP50: 0.0005, ConnectP99: 0.001,
 					ConnectBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 6}, {UpperBound: 0.01, Count: 7}},
 					ConnectCount:   7, ConnectSum: 0.0042,

@@ -59,7 +59,7 @@ const wantStatsJSON = `{
     "last_change": "2026-11-26T12:01:00Z", "successes": 5, "failures": 0},
    "active": 2, "total": 7, "bytes_in": 700, "bytes_out": 3500,
    "connect_failures": {"other": 0, "refused": 2, "reset": 0, "timeout": 1, "unreachable": 0},
-   "resets": 1, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
+   "resets": 1, "pipes_in_use": 2, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
    "connect_buckets": [{"le": 0.001, "count": 6}, {"le": 0.01, "count": 7}],
    "connect_count": 7, "connect_sum_seconds": 0.0042
   }, {
@@ -70,7 +70,7 @@ const wantStatsJSON = `{
     "last_check": "2026-11-26T13:00:00Z", "successes": 0, "failures": 3},
    "active": 0, "total": 3, "bytes_in": 300, "bytes_out": 1500,
    "connect_failures": {"other": 0, "refused": 0, "reset": 0, "timeout": 0, "unreachable": 0},
-   "resets": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
+   "resets": 0, "pipes_in_use": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
    "connect_buckets": [{"le": 0.001, "count": 3}, {"le": 0.01, "count": 3}],
    "connect_count": 3, "connect_sum_seconds": 0.0009
   }]

@@ -13,6 +13,7 @@ type counters struct {
 	bytesDown atomic.Uint64
 	failures  [NumFailReasons]atomic.Uint64
 	resets    atomic.Uint64
+	pipes     atomic.Int64
 	connect   connectHistogram
 }
 
@@ -35,6 +36,10 @@ func (b *Backend) AddFailure(r FailReason) {
 	}
 	b.ctr.failures[r].Add(1)
 }
+
+// AddPipes moves the count of splice pipes this backend's connections hold
+// by delta (+1 when a connection takes one, -1 when it gives it back).
+func (b *Backend) AddPipes(delta int64) { b.ctr.pipes.Add(delta) }
 
 // AddReset counts a connection the backend broke after it was established:
 // a reset or a write error, which the data plane passes on to the client as
@@ -61,6 +66,8 @@ type Stats struct {
 	Failures [NumFailReasons]uint64
 	// Resets counts established connections the backend broke.
 	Resets uint64
+	// Pipes is the number of splice pipes its connections hold now.
+	Pipes int64
 	// Connect is the connect-time histogram of successful connects.
 	Connect ConnectTimes
 }
@@ -73,6 +80,7 @@ func (b *Backend) Stats() Stats {
 		BytesUp:   b.ctr.bytesUp.Load(),
 		BytesDown: b.ctr.bytesDown.Load(),
 		Resets:    b.ctr.resets.Load(),
+		Pipes:     b.ctr.pipes.Load(),
 		Connect:   b.ctr.connect.read(),
 	}
 	for i := range b.ctr.failures {

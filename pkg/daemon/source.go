@@ -63,6 +63,7 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 		Active: st.Active, Total: st.Total, BytesIn: st.BytesUp, BytesOut: st.BytesDown,
 		ConnectFailures: make(map[string]uint64, backend.NumFailReasons),
 		Resets:          st.Resets,
+		PipesInUse:      st.Pipes,
 		Health:          stats.HealthStats{Up: b.Healthy()},
 	}
 	for r, n := range st.Failures {

@@ -20,8 +20,8 @@ type Collector struct {
 
 	feActive, feTotal, feRejected, feQueued, feBytes *prometheus.Desc
 
-	beActive, beTotal, beBytes, beFailures, beResets, beConnect *prometheus.Desc
-	beUp, beWeight, beEffWeight, beState                        *prometheus.Desc
+	beActive, beTotal, beBytes, beFailures, beResets, bePipes, beConnect *prometheus.Desc
+	beUp, beWeight, beEffWeight, beState                                 *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls read on every scrape; read
@@ -51,6 +51,7 @@ func NewCollector(read func() stats.Stats) *Collector {
 		beBytes:     desc("backend_bytes_total", "Bytes relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
 		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason.", be, "reason"),
 		beResets:    desc("backend_resets_total", "Relayed connections ended by a reset.", be),
+		bePipes:     desc("backend_pipes_in_use", "Splice pipes the backend's connections hold now.", be),
 		beConnect:   desc("backend_connect_seconds", "Time to establish a connection to the backend.", be),
 		beUp:        desc("backend_up", "1 when the backend passes its health checks (or is not checked), else 0.", be),
 		beWeight:    desc("backend_weight", "Configured weight of the backend.", be),
@@ -64,7 +65,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs,
 		c.feActive, c.feTotal, c.feRejected, c.feQueued, c.feBytes,
-		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.beConnect,
+		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.bePipes, c.beConnect,
 		c.beUp, c.beWeight, c.beEffWeight, c.beState,
 	} {
 		ch <- d
@@ -104,6 +105,7 @@ func (c *Collector) collectBackend(e emitter, fe string, b *stats.BackendStats) 
 		e.counter(c.beFailures, b.ConnectFailures[reason], fe, b.Name, reason)
 	}
 	e.counter(c.beResets, b.Resets, fe, b.Name)
+	e.gauge(c.bePipes, float64(b.PipesInUse), fe, b.Name)
 	buckets := make(map[float64]uint64, len(b.ConnectBuckets))
 	for _, bk := range b.ConnectBuckets {
 		buckets[bk.UpperBound] = bk.Count

@@ -22,6 +22,7 @@ func testStats() stats.Stats {
 				Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
 				ConnectFailures: map[string]uint64{"refused": 2, "timeout": 1, "unreachable": 0, "reset": 0, "other": 0},
 				Resets:          1,
+				PipesInUse:      2,
 				ConnectBuckets:  []stats.Bucket{{UpperBound: 0.001, Count: 6}, {UpperBound: 0.01, Count: 7}},
 				ConnectCount:    8, ConnectSum: 0.125,
 			}},
@@ -59,6 +60,9 @@ splicer_backend_bytes_total{backend="127.0.0.1:5432",direction="out",frontend="p
 # HELP splicer_backend_effective_weight Weight the balancer uses now, lower during slow start.
 # TYPE splicer_backend_effective_weight gauge
 splicer_backend_effective_weight{backend="127.0.0.1:5432",frontend="pg"} 40
+# HELP splicer_backend_pipes_in_use Splice pipes the backend's connections hold now.
+# TYPE splicer_backend_pipes_in_use gauge
+splicer_backend_pipes_in_use{backend="127.0.0.1:5432",frontend="pg"} 2
 # HELP splicer_backend_resets_total Relayed connections ended by a reset.
 # TYPE splicer_backend_resets_total counter
 splicer_backend_resets_total{backend="127.0.0.1:5432",frontend="pg"} 1

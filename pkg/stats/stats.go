@@ -73,6 +73,7 @@ type BackendStats struct {
 	// of ConnectFailureReasons, zero or not, so readers need no defaults.
 	ConnectFailures map[string]uint64 `json:"connect_failures"`
 	Resets          uint64            `json:"resets"`
+	PipesInUse      int64             `json:"pipes_in_use"` // splice pipes its connections hold now
 
 	// ConnectP50 and ConnectP99 are estimated from ConnectBuckets with
 	// Quantile, in seconds; 0 before the first connect.
