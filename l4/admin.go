@@ -18,8 +18,15 @@ type FrontendCounters struct {
 	// max_connections_per_client and connection_rate_per_client.
 	PerClient   uint64
 	RateLimited uint64
-	BytesIn     uint64 // relayed client to backend
-	BytesOut    uint64 // relayed backend to client
+	// Queued counts clients ever queued for a backend slot, QueuedNow
+	// those waiting now; QueueTimeouts and QueueFull count the waiters
+	// closed at queue_timeout and the clients closed for a full queue.
+	Queued        uint64
+	QueuedNow     int
+	QueueTimeouts uint64
+	QueueFull     uint64
+	BytesIn       uint64 // relayed client to backend
+	BytesOut      uint64 // relayed backend to client
 }
 
 // Counters returns frontend name's counters, false for an unknown name.
@@ -29,14 +36,18 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		return FrontendCounters{}, false
 	}
 	return FrontendCounters{
-		Active:      fe.active.Load(),
-		Total:       fe.total.Load(),
-		Rejected:    fe.noBackend.Load(),
-		Denied:      fe.denied.Load(),
-		PerClient:   fe.perClient.Load(),
-		RateLimited: fe.rateLimited.Load(),
-		BytesIn:     fe.bytesIn.Load(),
-		BytesOut:    fe.bytesOut.Load(),
+		Active:        fe.active.Load(),
+		Total:         fe.total.Load(),
+		Rejected:      fe.noBackend.Load(),
+		Denied:        fe.denied.Load(),
+		PerClient:     fe.perClient.Load(),
+		RateLimited:   fe.rateLimited.Load(),
+		Queued:        fe.queue.total.Load(),
+		QueuedNow:     fe.queue.len(),
+		QueueTimeouts: fe.queue.timeouts.Load(),
+		QueueFull:     fe.queue.full.Load(),
+		BytesIn:       fe.bytesIn.Load(),
+		BytesOut:      fe.bytesOut.Load(),
 	}, true
 }
 

@@ -27,6 +27,7 @@ type connState uint8
 
 const (
 	stateConnecting connState = iota // waiting for the backend's connect
+	stateQueued                      // waiting for a backend slot
 	stateRelaying                    // bytes flow both ways
 	stateClosed                      // fds closed; the struct awaits reuse
 )
@@ -63,6 +64,7 @@ type conn struct {
 	tried        [maxTries]*backend.Backend
 	ntried       int
 	connectStart time.Time
+	queuedAt     time.Time
 
 	up   half // client -> backend
 	down half // backend -> client
@@ -118,34 +120,56 @@ func (l *loop) recycle(c *conn) {
 // the client when every allowed try failed or no backend is available.
 // Bytes the client already sent wait in its socket, so a retry loses none.
 func (c *conn) connectNext() {
-	for c.ntried <= c.fe.cfg.Retries && c.ntried < maxTries {
+	if c.ntried == 0 && c.fe.cfg.MaxQueue > 0 && c.fe.queue.len() > 0 {
+		// Clients are already waiting for a slot: queue behind them
+		// rather than take the next free slot out of turn.
+		c.enqueue()
+		return
+	}
+	if c.ntried <= c.fe.cfg.Retries && c.ntried < maxTries {
 		b := c.fe.pick(c.key, c.tried[:c.ntried])
-		if b == nil {
-			break
+		if b == nil && c.ntried == 0 {
+			// The snapshot may lag a backend that just left its cap.
+			b = c.fe.acquireAny()
 		}
-		c.tried[c.ntried] = b
-		c.ntried++
-		c.be = b
-		c.connectStart = c.loop.now
-		fd, _, err := sock.Connect(b.Address())
-		if err != nil {
-			c.connectFailed(err)
-			continue
+		if b != nil {
+			c.connectTo(b)
+			return
 		}
-		c.bfd = fd
-		c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
-		if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
-			c.connectFailed(err)
-			if c.state == stateClosed {
-				return
-			}
-			continue
-		}
-		c.loop.wheel.Schedule(&c.timer, c.fe.cfg.ConnectTimeout)
+	}
+	if c.ntried == 0 && c.fe.atCap() {
+		c.enqueue()
 		return
 	}
 	c.fe.noBackend.Add(1)
 	c.close(closeAbort)
+}
+
+// connectTo starts a non-blocking connect to b, on which the caller holds
+// a slot; a failure moves on to the next backend.
+func (c *conn) connectTo(b *backend.Backend) {
+	c.tried[c.ntried] = b
+	c.ntried++
+	c.be = b
+	c.connectStart = c.loop.now
+	fd, _, err := sock.Connect(b.Address())
+	if err != nil {
+		c.connectFailed(err)
+		if c.state != stateClosed {
+			c.connectNext()
+		}
+		return
+	}
+	c.bfd = fd
+	c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
+	if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
+		c.connectFailed(err)
+		if c.state != stateClosed {
+			c.connectNext()
+		}
+		return
+	}
+	c.loop.wheel.Schedule(&c.timer, c.fe.cfg.ConnectTimeout)
 }
 
 // connectFailed records a failed attempt on the current backend and frees
@@ -158,8 +182,10 @@ func (c *conn) connectFailed(err error) {
 	if o := c.fe.observer; o != nil {
 		o.ConnectFailed(c.be, reason)
 	}
-	c.be.Release()
+	b := c.be
+	b.Release()
 	c.be = nil
+	c.fe.slotFreed(b)
 	if c.bfd >= 0 {
 		unix.Close(c.bfd)
 		c.bfd = -1
@@ -356,6 +382,8 @@ func (c *conn) armIdle() {
 // the last activity, so a busy connection costs no timer work per read.
 func (c *conn) onTimer() {
 	switch c.state {
+	case stateQueued:
+		c.queueTimedOut()
 	case stateConnecting:
 		c.connectFailed(errConnectTimeout)
 		if c.state != stateClosed {
@@ -380,6 +408,9 @@ func (c *conn) close(mode closeMode) {
 	if c.state == stateClosed {
 		return
 	}
+	if c.state == stateQueued {
+		c.fe.queue.remove(c)
+	}
 	c.state = stateClosed
 	l := c.loop
 	l.wheel.Stop(&c.timer)
@@ -401,6 +432,7 @@ func (c *conn) close(mode closeMode) {
 			o.Served(c.be)
 		}
 		c.be.Release()
+		c.fe.slotFreed(c.be)
 	}
 	if t := c.fe.clients; t != nil {
 		t.release(c.client.Addr())

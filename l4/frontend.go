@@ -37,6 +37,7 @@ type frontend struct {
 
 	acl     acl
 	clients *clientTable // nil without per-client limits
+	queue   waitQueue
 	// observer, when set, hears of connect outcomes and resets.
 	observer Observer
 }

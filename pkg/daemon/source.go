@@ -40,8 +40,9 @@ func (s *source) Stats() stats.Stats {
 		fc, _ := d.srv.Counters(fe.Name)
 		fs := stats.FrontendStats{
 			Name: fe.Name, Protocol: fe.Protocol, Strategy: fe.Strategy,
-			Active: fc.Active, Total: fc.Total, Rejected: fc.Rejected,
-			BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,
+			Active: fc.Active, Total: fc.Total, Queued: fc.Queued,
+			Rejected: fc.Rejected + fc.QueueFull + fc.QueueTimeouts,
+			BytesIn:  fc.BytesIn, BytesOut: fc.BytesOut,
 		}
 		for _, a := range d.srv.Addrs(fe.Name) {
 			fs.Listen = append(fs.Listen, a.String())

@@ -1,0 +1,171 @@
+package l4
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+)
+
+// waitQueue is a frontend's FIFO of clients waiting for a backend slot
+// while every eligible backend is at its max_connections. Waiters belong to
+// their loops; the queue only holds them in order. Its lock is taken on the
+// slow path alone: when a client finds every backend full, and when a
+// connection to a capped backend ends.
+type waitQueue struct {
+	mu sync.Mutex
+	q  []waiter // oldest first
+
+	total    atomic.Uint64 // clients ever queued
+	timeouts atomic.Uint64 // waiters closed at queue_timeout
+	full     atomic.Uint64 // clients closed because the queue was full
+}
+
+// waiter is a queued connection; id tells a recycled conn struct apart.
+type waiter struct {
+	c  *conn
+	id uint64
+}
+
+// push appends c unless the queue holds max waiters already.
+func (q *waitQueue) push(c *conn, max int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) >= max {
+		return false
+	}
+	q.q = append(q.q, waiter{c, c.id})
+	return true
+}
+
+// pushFront puts back a waiter that lost its slot to a race, keeping its
+// place at the head of the line.
+func (q *waitQueue) pushFront(c *conn) {
+	q.mu.Lock()
+	q.q = append(q.q, waiter{})
+	copy(q.q[1:], q.q)
+	q.q[0] = waiter{c, c.id}
+	q.mu.Unlock()
+}
+
+// pop takes the oldest waiter.
+func (q *waitQueue) pop() (waiter, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 {
+		return waiter{}, false
+	}
+	w := q.q[0]
+	q.q[0] = waiter{}
+	q.q = q.q[1:]
+	return w, true
+}
+
+// remove drops c from the queue; false when it is not there (a wake-up for
+// it is already on its way).
+func (q *waitQueue) remove(c *conn) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, w := range q.q {
+		if w.c == c && w.id == c.id {
+			q.q = append(q.q[:i], q.q[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// len is the number of waiters now.
+func (q *waitQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q)
+}
+
+// atCap reports whether some backend could take this client but for its
+// max_connections: the case where waiting makes sense. With every backend
+// down, draining or in maint a client is closed at once instead.
+func (fe *frontend) atCap() bool {
+	for _, b := range fe.backends {
+		if b.Healthy() && b.State() == backend.Ready && b.MaxConnections() > 0 &&
+			b.Active() >= int64(b.MaxConnections()) {
+			return true
+		}
+	}
+	return false
+}
+
+// slotFreed is called after a connection to b released its slot: when b
+// is capped, the oldest waiter is woken on its own loop to try again.
+func (fe *frontend) slotFreed(b *backend.Backend) {
+	if b.MaxConnections() == 0 {
+		return
+	}
+	w, ok := fe.queue.pop()
+	if !ok {
+		return
+	}
+	w.c.loop.post(func(*loop) {
+		if w.c.id == w.id && w.c.state == stateQueued {
+			w.c.dequeued()
+		}
+	})
+}
+
+// acquireAny takes a slot on any backend that has one, primaries first.
+// A waiter is woken right after a release, when the snapshot may not yet
+// show the backend that left its cap (snapshots are rebuilt off the
+// releasing goroutine); TryAcquire itself enforces state, health and cap.
+func (fe *frontend) acquireAny() *backend.Backend {
+	for _, backup := range []bool{false, true} {
+		for _, b := range fe.backends {
+			if b.Backup() == backup && b.TryAcquire() {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+// enqueue parks c until a backend slot frees or queue_timeout passes. Its
+// bytes stay unread in its socket, so none reaches a backend if it times
+// out.
+func (c *conn) enqueue() {
+	fe := c.fe
+	if fe.cfg.MaxQueue == 0 || !fe.queue.push(c, fe.cfg.MaxQueue) {
+		fe.queue.full.Add(1)
+		c.close(closeAbort)
+		return
+	}
+	fe.queue.total.Add(1)
+	c.state = stateQueued
+	c.queuedAt = c.loop.now
+	c.loop.wheel.Schedule(&c.timer, fe.cfg.QueueTimeout)
+}
+
+// dequeued runs on c's loop when a slot freed for it.
+func (c *conn) dequeued() {
+	c.loop.wheel.Stop(&c.timer)
+	c.state = stateConnecting
+	b := c.fe.pick(c.key, nil)
+	if b == nil {
+		b = c.fe.acquireAny()
+	}
+	if b == nil {
+		// Another connection took the slot first: back to the head of the
+		// line, with what is left of the timeout.
+		c.state = stateQueued
+		c.fe.queue.pushFront(c)
+		left := c.fe.cfg.QueueTimeout - c.loop.now.Sub(c.queuedAt)
+		c.loop.wheel.Schedule(&c.timer, max(left, 0))
+		return
+	}
+	c.connectTo(b)
+}
+
+// queueTimedOut closes a waiter whose queue_timeout passed (close takes it
+// out of the queue).
+func (c *conn) queueTimedOut() {
+	c.fe.queue.timeouts.Add(1)
+	c.close(closeAbort)
+}
