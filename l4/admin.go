@@ -25,8 +25,10 @@ type FrontendCounters struct {
 	QueuedNow     int
 	QueueTimeouts uint64
 	QueueFull     uint64
-	BytesIn       uint64 // relayed client to backend
-	BytesOut      uint64 // relayed backend to client
+	// QueueWait is the time waiters spent queued before they got a slot.
+	QueueWait QueueWait
+	BytesIn   uint64 // relayed client to backend
+	BytesOut  uint64 // relayed backend to client
 }
 
 // Counters returns frontend name's counters, false for an unknown name.
@@ -46,6 +48,7 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		QueuedNow:     fe.queue.len(),
 		QueueTimeouts: fe.queue.timeouts.Load(),
 		QueueFull:     fe.queue.full.Load(),
+		QueueWait:     fe.queue.wait.read(),
 		BytesIn:       fe.bytesIn.Load(),
 		BytesOut:      fe.bytesOut.Load(),
 	}, true

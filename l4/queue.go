@@ -3,6 +3,7 @@ package l4
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/splicerlb/splicer/pkg/backend"
 )
@@ -19,6 +20,47 @@ type waitQueue struct {
 	total    atomic.Uint64 // clients ever queued
 	timeouts atomic.Uint64 // waiters closed at queue_timeout
 	full     atomic.Uint64 // clients closed because the queue was full
+	wait     waitHistogram // time waiters spent queued before a slot
+}
+
+// QueueWaitBounds are the upper bounds of the queue-wait histogram.
+var QueueWaitBounds = [...]time.Duration{
+	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 500 * time.Millisecond, time.Second, 5 * time.Second,
+	10 * time.Second, 30 * time.Second,
+}
+
+// waitHistogram counts queue waits by bound with atomics; the last bucket
+// holds waits above every bound.
+type waitHistogram struct {
+	buckets [len(QueueWaitBounds) + 1]atomic.Uint64
+	sum     atomic.Int64 // nanoseconds
+}
+
+func (h *waitHistogram) observe(d time.Duration) {
+	i := 0
+	for i < len(QueueWaitBounds) && d > QueueWaitBounds[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+	h.sum.Add(int64(d))
+}
+
+// QueueWait is a read of the queue-wait histogram: Buckets[i] counts the
+// waits at most QueueWaitBounds[i] and above the bound before it (not
+// cumulative); the last entry counts those above every bound.
+type QueueWait struct {
+	Buckets [len(QueueWaitBounds) + 1]uint64
+	Sum     time.Duration
+}
+
+func (h *waitHistogram) read() QueueWait {
+	var w QueueWait
+	for i := range h.buckets {
+		w.Buckets[i] = h.buckets[i].Load()
+	}
+	w.Sum = time.Duration(h.sum.Load())
+	return w
 }
 
 // waiter is a queued connection; id tells a recycled conn struct apart.
@@ -146,6 +188,7 @@ func (c *conn) enqueue() {
 // dequeued runs on c's loop when a slot freed for it.
 func (c *conn) dequeued() {
 	c.loop.wheel.Stop(&c.timer)
+	c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
 	c.state = stateConnecting
 	b := c.fe.pick(c.key, nil)
 	if b == nil {

@@ -27,12 +27,18 @@ func newFakeSource() *fakeSource {
 		ready: true,
 		st: stats.Stats{
 			Version: "1.2.3", StartedAt: started, Uptime: 3725,
-			PipesInUse: 3, PipesMax: 4096, FDs: 42,
+			PipesInUse: 3, PipesMax: 4096, FDs: 42, Connections: 2, MaxConnections: 10000,
 			Frontends: []stats.FrontendStats{{
 				Name: "pg", Listen: []string{"127.0.0.1:6432"}, Protocol: "tcp", Strategy: "leastconn",
 				Active: 2, Total: 10, Rejected: 1, Queued: 4, BytesIn: 1000, BytesOut: 5000,
+				MaxConnections: 100, QueuedNow: 1, QueueTimeouts: 1,
+				Refused: map[string]uint64{"no_backend": 0, "queue_full": 0, "queue_timeout": 1,
+					"access_list": 5, "per_client": 0, "rate_limit": 0},
+				QueueWaitBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 2}, {UpperBound: 0.01, Count: 3}},
+				QueueWaitCount:   3, QueueWaitSum: 0.006,
 				Backends: []stats.BackendStats{{
 					Name: "a", Address: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 100, State: "ready",
+					MaxConnections: 50,
 					Health: stats.HealthStats{Checked: true, Up: true, LastOK: true, LastMessage: "ok",
 						LastDuration: 0.0015, LastCheck: started.Add(time.Hour), LastChange: started.Add(time.Minute),
 						Successes: 5},

@@ -47,13 +47,17 @@ func compactJSON(t *testing.T, s string) string {
 
 const wantStatsJSON = `{
  "version": "1.2.3", "started_at": "2026-11-26T12:00:00Z", "uptime_seconds": 3725,
- "pipes_in_use": 3, "pipes_max": 4096, "fds": 42,
+ "pipes_in_use": 3, "pipes_max": 4096, "fds": 42, "connections": 2, "max_connections": 10000,
  "frontends": [{
   "name": "pg", "listen": ["127.0.0.1:6432"], "protocol": "tcp", "strategy": "leastconn",
   "active": 2, "total": 10, "rejected": 1, "queued": 4, "bytes_in": 1000, "bytes_out": 5000,
+  "max_connections": 100, "queued_now": 1, "queue_timeouts": 1,
+  "refused": {"access_list": 5, "no_backend": 0, "per_client": 0, "queue_full": 0, "queue_timeout": 1, "rate_limit": 0},
+  "queue_wait_buckets": [{"le": 0.001, "count": 2}, {"le": 0.01, "count": 3}],
+  "queue_wait_count": 3, "queue_wait_sum_seconds": 0.006,
   "backends": [{
    "name": "a", "address": "127.0.0.1:5432", "weight": 100, "effective_weight": 100,
-   "state": "ready", "backup": false,
+   "state": "ready", "backup": false, "max_connections": 50,
    "health": {"checked": true, "up": true, "last_ok": true, "last_message": "ok",
     "last_duration_seconds": 0.0015, "last_check": "2026-11-26T13:00:00Z",
     "last_change": "2026-11-26T12:01:00Z", "successes": 5, "failures": 0},
@@ -64,7 +68,7 @@ const wantStatsJSON = `{
    "connect_count": 7, "connect_sum_seconds": 0.0042
   }, {
    "name": "[::1]:5433", "address": "[::1]:5433", "weight": 50, "effective_weight": 10,
-   "state": "drain", "backup": true,
+   "state": "drain", "backup": true, "max_connections": 0,
    "health": {"checked": true, "up": false, "last_ok": false,
     "last_message": "connect: connection refused", "last_duration_seconds": 0.0002,
     "last_check": "2026-11-26T13:00:00Z", "successes": 0, "failures": 3},
@@ -77,6 +81,8 @@ const wantStatsJSON = `{
  }, {
   "name": "cache", "listen": ["127.0.0.1:6380", "[::1]:6380"], "protocol": "tcp", "strategy": "maglev",
   "active": 0, "total": 0, "rejected": 0, "queued": 0, "bytes_in": 0, "bytes_out": 0,
+  "max_connections": 0, "queued_now": 0, "queue_timeouts": 0, "refused": null,
+  "queue_wait_buckets": null, "queue_wait_count": 0, "queue_wait_sum_seconds": 0,
   "backends": []
  }]
 }`

@@ -28,12 +28,14 @@ func (s *source) Stats() stats.Stats {
 	d := s.d
 	now := time.Now()
 	out := stats.Stats{
-		Version:    s.version,
-		StartedAt:  s.started,
-		Uptime:     now.Sub(s.started).Seconds(),
-		PipesInUse: d.srv.PipesInUse(),
-		PipesMax:   d.cfg.Global.MaxPipes,
-		FDs:        openFDs(),
+		Version:        s.version,
+		StartedAt:      s.started,
+		Uptime:         now.Sub(s.started).Seconds(),
+		PipesInUse:     d.srv.PipesInUse(),
+		PipesMax:       d.cfg.Global.MaxPipes,
+		FDs:            openFDs(),
+		Connections:    d.srv.ActiveConnections(),
+		MaxConnections: d.cfg.Global.MaxConnections,
 	}
 	for i := range d.cfg.Frontends {
 		fe := &d.cfg.Frontends[i]
@@ -41,9 +43,21 @@ func (s *source) Stats() stats.Stats {
 		fs := stats.FrontendStats{
 			Name: fe.Name, Protocol: fe.Protocol, Strategy: fe.Strategy,
 			Active: fc.Active, Total: fc.Total, Queued: fc.Queued,
-			Rejected: fc.Rejected + fc.QueueFull + fc.QueueTimeouts,
-			BytesIn:  fc.BytesIn, BytesOut: fc.BytesOut,
+			Rejected:       fc.Rejected + fc.QueueFull + fc.QueueTimeouts,
+			MaxConnections: fe.MaxConnections, QueuedNow: fc.QueuedNow, QueueTimeouts: fc.QueueTimeouts,
+			Refused: map[string]uint64{
+				"no_backend": fc.Rejected, "queue_full": fc.QueueFull, "queue_timeout": fc.QueueTimeouts,
+				"access_list": fc.Denied, "per_client": fc.PerClient, "rate_limit": fc.RateLimited,
+			},
+			BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,
 		}
+		var cum uint64
+		for i, bound := range l4.QueueWaitBounds {
+			cum += fc.QueueWait.Buckets[i]
+			fs.QueueWaitBuckets = append(fs.QueueWaitBuckets, stats.Bucket{UpperBound: bound.Seconds(), Count: cum})
+		}
+		fs.QueueWaitCount = cum + fc.QueueWait.Buckets[len(l4.QueueWaitBounds)]
+		fs.QueueWaitSum = fc.QueueWait.Sum.Seconds()
 		for _, a := range d.srv.Addrs(fe.Name) {
 			fs.Listen = append(fs.Listen, a.String())
 		}
@@ -60,7 +74,7 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 	bs := stats.BackendStats{
 		Name: b.Name(), Address: b.Address().String(),
 		Weight: b.Weight(), EffectiveWeight: b.EffectiveWeight(),
-		State: b.State().String(), Backup: b.Backup(),
+		State: b.State().String(), Backup: b.Backup(), MaxConnections: b.MaxConnections(),
 		Active: st.Active, Total: st.Total, BytesIn: st.BytesUp, BytesOut: st.BytesDown,
 		ConnectFailures: make(map[string]uint64, backend.NumFailReasons),
 		Resets:          st.Resets,

@@ -16,12 +16,13 @@ import (
 type Collector struct {
 	read func() stats.Stats
 
-	buildInfo, uptime, pipesInUse, pipesMax, openFDs *prometheus.Desc
+	buildInfo, uptime, pipesInUse, pipesMax, openFDs, connActive, connMax *prometheus.Desc
 
 	feActive, feTotal, feRejected, feQueued, feBytes *prometheus.Desc
+	feMax, feQueueLen, feRefused, feQueueWait        *prometheus.Desc
 
-	beActive, beTotal, beBytes, beFailures, beResets, bePipes, beConnect *prometheus.Desc
-	beUp, beWeight, beEffWeight, beState                                 *prometheus.Desc
+	beActive, beTotal, beBytes, beFailures, beResets, bePipes, beConnect, beMax *prometheus.Desc
+	beUp, beWeight, beEffWeight, beState                                        *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls read on every scrape; read
@@ -39,12 +40,18 @@ func NewCollector(read func() stats.Stats) *Collector {
 		pipesInUse: desc("pipes_in_use", "Splice pipes currently holding data in flight.", nil),
 		pipesMax:   desc("pipes_max", "Bound of the splice pipe pool.", nil),
 		openFDs:    desc("open_fds", "File descriptors the process has open.", nil),
+		connActive: desc("connections_active", "Client connections open across all frontends.", nil),
+		connMax:    desc("connections_max", "Cap on client connections across all frontends.", nil),
 
-		feActive:   desc("frontend_connections_active", "Client connections open on the frontend.", fe),
-		feTotal:    desc("frontend_connections_total", "Client connections accepted by the frontend.", fe),
-		feRejected: desc("frontend_connections_rejected_total", "Client connections refused at a connection cap or queue timeout.", fe),
-		feQueued:   desc("frontend_connections_queued_total", "Client connections that had to wait for a free slot.", fe),
-		feBytes:    desc("frontend_bytes_total", "Bytes relayed by the frontend; in is client to backend, out is backend to client.", fe, "direction"),
+		feActive:    desc("frontend_connections_active", "Client connections open on the frontend.", fe),
+		feTotal:     desc("frontend_connections_total", "Client connections accepted by the frontend.", fe),
+		feRejected:  desc("frontend_connections_rejected_total", "Client connections refused at a connection cap or queue timeout.", fe),
+		feQueued:    desc("frontend_connections_queued_total", "Client connections that had to wait for a free slot.", fe),
+		feBytes:     desc("frontend_bytes_total", "Bytes relayed by the frontend; in is client to backend, out is backend to client.", fe, "direction"),
+		feMax:       desc("frontend_connections_max", "Cap on the frontend's client connections; 0 means only the global cap.", fe),
+		feQueueLen:  desc("frontend_queue_length", "Clients waiting now for a backend slot.", fe),
+		feRefused:   desc("frontend_refused_total", "Clients turned away, by reason.", fe, "reason"),
+		feQueueWait: desc("frontend_queue_wait_seconds", "Time clients waited for a backend slot before they got one.", fe),
 
 		beActive:    desc("backend_connections_active", "Connections open to the backend.", be),
 		beTotal:     desc("backend_connections_total", "Connections established to the backend.", be),
@@ -52,6 +59,7 @@ func NewCollector(read func() stats.Stats) *Collector {
 		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason.", be, "reason"),
 		beResets:    desc("backend_resets_total", "Relayed connections ended by a reset.", be),
 		bePipes:     desc("backend_pipes_in_use", "Splice pipes the backend's connections hold now.", be),
+		beMax:       desc("backend_connections_max", "Cap on the backend's connections; 0 means none.", be),
 		beConnect:   desc("backend_connect_seconds", "Time to establish a connection to the backend.", be),
 		beUp:        desc("backend_up", "1 when the backend passes its health checks (or is not checked), else 0.", be),
 		beWeight:    desc("backend_weight", "Configured weight of the backend.", be),
@@ -63,9 +71,10 @@ func NewCollector(read func() stats.Stats) *Collector {
 // Describe sends every descriptor the Collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs,
+		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs, c.connActive, c.connMax,
 		c.feActive, c.feTotal, c.feRejected, c.feQueued, c.feBytes,
-		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.bePipes, c.beConnect,
+		c.feMax, c.feQueueLen, c.feRefused, c.feQueueWait,
+		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.bePipes, c.beConnect, c.beMax,
 		c.beUp, c.beWeight, c.beEffWeight, c.beState,
 	} {
 		ch <- d
@@ -81,6 +90,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge(c.pipesInUse, float64(st.PipesInUse))
 	e.gauge(c.pipesMax, float64(st.PipesMax))
 	e.gauge(c.openFDs, float64(st.FDs))
+	e.gauge(c.connActive, float64(st.Connections))
+	e.gauge(c.connMax, float64(st.MaxConnections))
 	for _, fe := range st.Frontends {
 		e.gauge(c.feActive, float64(fe.Active), fe.Name)
 		e.counter(c.feTotal, fe.Total, fe.Name)
@@ -88,6 +99,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		e.counter(c.feQueued, fe.Queued, fe.Name)
 		e.counter(c.feBytes, fe.BytesIn, fe.Name, "in")
 		e.counter(c.feBytes, fe.BytesOut, fe.Name, "out")
+		e.gauge(c.feMax, float64(fe.MaxConnections), fe.Name)
+		e.gauge(c.feQueueLen, float64(fe.QueuedNow), fe.Name)
+		for _, reason := range stats.RefusalReasons() {
+			e.counter(c.feRefused, fe.Refused[reason], fe.Name, reason)
+		}
+		e.send(prometheus.NewConstHistogram(c.feQueueWait, fe.QueueWaitCount, fe.QueueWaitSum,
+			histogramBuckets(fe.QueueWaitBuckets), fe.Name))
 		for i := range fe.Backends {
 			c.collectBackend(e, fe.Name, &fe.Backends[i])
 		}
@@ -106,11 +124,8 @@ func (c *Collector) collectBackend(e emitter, fe string, b *stats.BackendStats) 
 	}
 	e.counter(c.beResets, b.Resets, fe, b.Name)
 	e.gauge(c.bePipes, float64(b.PipesInUse), fe, b.Name)
-	buckets := make(map[float64]uint64, len(b.ConnectBuckets))
-	for _, bk := range b.ConnectBuckets {
-		buckets[bk.UpperBound] = bk.Count
-	}
-	e.send(prometheus.NewConstHistogram(c.beConnect, b.ConnectCount, b.ConnectSum, buckets, fe, b.Name))
+	e.send(prometheus.NewConstHistogram(c.beConnect, b.ConnectCount, b.ConnectSum, histogramBuckets(b.ConnectBuckets), fe, b.Name))
+	e.gauge(c.beMax, float64(b.MaxConnections), fe, b.Name)
 	e.gauge(c.beUp, boolValue(b.Health.Up), fe, b.Name)
 	e.gauge(c.beWeight, float64(b.Weight), fe, b.Name)
 	e.gauge(c.beEffWeight, float64(b.EffectiveWeight), fe, b.Name)
@@ -144,4 +159,14 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// histogramBuckets turns cumulative stats buckets into the map Prometheus'
+// constant histograms take.
+func histogramBuckets(bs []stats.Bucket) map[float64]uint64 {
+	m := make(map[float64]uint64, len(bs))
+	for _, b := range bs {
+		m[b.UpperBound] = b.Count
+	}
+	return m
 }

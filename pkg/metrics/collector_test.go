@@ -14,10 +14,15 @@ import (
 func testStats() stats.Stats {
 	return stats.Stats{
 		Version: "1.2.3", Uptime: 3725.5, PipesInUse: 3, PipesMax: 4096, FDs: 42,
+		Connections: 2, MaxConnections: 10000,
 		Frontends: []stats.FrontendStats{{
 			Name: "pg", Active: 2, Total: 10, Rejected: 1, Queued: 4, BytesIn: 1000, BytesOut: 5000,
+			MaxConnections: 100, QueuedNow: 1, QueueTimeouts: 1,
+			Refused:          map[string]uint64{"no_backend": 0, "queue_full": 0, "queue_timeout": 1, "access_list": 5},
+			QueueWaitBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 2}, {UpperBound: 0.01, Count: 3}},
+			QueueWaitCount:   3, QueueWaitSum: 0.006,
 			Backends: []stats.BackendStats{{
-				Name: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 40, State: stats.StateDrain,
+				Name: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 40, State: stats.StateDrain, MaxConnections: 50,
 				Health: stats.HealthStats{Checked: true, Up: true},
 				Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
 				ConnectFailures: map[string]uint64{"refused": 2, "timeout": 1, "unreachable": 0, "reset": 0, "other": 0},
@@ -114,6 +119,47 @@ splicer_pipes_max 4096
 # HELP splicer_uptime_seconds Seconds since the daemon started.
 # TYPE splicer_uptime_seconds gauge
 splicer_uptime_seconds 3725.5
+# HELP splicer_connections_active Client connections open across all frontends.
+# TYPE splicer_connections_active gauge
+splicer_connections_active 2
+# HELP splicer_connections_max Cap on client connections across all frontends.
+# TYPE splicer_connections_max gauge
+splicer_connections_max 10000
+# HELP splicer_frontend_connections_max Cap on the frontend's client connections; 0 means only the global cap.
+# TYPE splicer_frontend_connections_max gauge
+splicer_frontend_connections_max{frontend="idle"} 0
+splicer_frontend_connections_max{frontend="pg"} 100
+# HELP splicer_frontend_queue_length Clients waiting now for a backend slot.
+# TYPE splicer_frontend_queue_length gauge
+splicer_frontend_queue_length{frontend="idle"} 0
+splicer_frontend_queue_length{frontend="pg"} 1
+# HELP splicer_frontend_refused_total Clients turned away, by reason.
+# TYPE splicer_frontend_refused_total counter
+splicer_frontend_refused_total{frontend="idle",reason="access_list"} 0
+splicer_frontend_refused_total{frontend="idle",reason="no_backend"} 0
+splicer_frontend_refused_total{frontend="idle",reason="per_client"} 0
+splicer_frontend_refused_total{frontend="idle",reason="queue_full"} 0
+splicer_frontend_refused_total{frontend="idle",reason="queue_timeout"} 0
+splicer_frontend_refused_total{frontend="idle",reason="rate_limit"} 0
+splicer_frontend_refused_total{frontend="pg",reason="access_list"} 5
+splicer_frontend_refused_total{frontend="pg",reason="no_backend"} 0
+splicer_frontend_refused_total{frontend="pg",reason="per_client"} 0
+splicer_frontend_refused_total{frontend="pg",reason="queue_full"} 0
+splicer_frontend_refused_total{frontend="pg",reason="queue_timeout"} 1
+splicer_frontend_refused_total{frontend="pg",reason="rate_limit"} 0
+# HELP splicer_frontend_queue_wait_seconds Time clients waited for a backend slot before they got one.
+# TYPE splicer_frontend_queue_wait_seconds histogram
+splicer_frontend_queue_wait_seconds_bucket{frontend="idle",le="+Inf"} 0
+splicer_frontend_queue_wait_seconds_sum{frontend="idle"} 0
+splicer_frontend_queue_wait_seconds_count{frontend="idle"} 0
+splicer_frontend_queue_wait_seconds_bucket{frontend="pg",le="0.001"} 2
+splicer_frontend_queue_wait_seconds_bucket{frontend="pg",le="0.01"} 3
+splicer_frontend_queue_wait_seconds_bucket{frontend="pg",le="+Inf"} 3
+splicer_frontend_queue_wait_seconds_sum{frontend="pg"} 0.006
+splicer_frontend_queue_wait_seconds_count{frontend="pg"} 3
+# HELP splicer_backend_connections_max Cap on the backend's connections; 0 means none.
+# TYPE splicer_backend_connections_max gauge
+splicer_backend_connections_max{backend="127.0.0.1:5432",frontend="pg"} 50
 `
 
 func TestCollectorExact(t *testing.T) {

@@ -22,34 +22,59 @@ func ConnectFailureReasons() []string {
 	return []string{"refused", "timeout", "unreachable", "reset", "other"}
 }
 
+// RefusalReasons returns the keys of FrontendStats.Refused in display order:
+// no backend could take the client, the wait queue was full, the client
+// waited past queue_timeout, the access list, max_connections_per_client,
+// connection_rate_per_client.
+func RefusalReasons() []string {
+	return []string{"no_backend", "queue_full", "queue_timeout", "access_list", "per_client", "rate_limit"}
+}
+
 // Stats is a snapshot of the whole daemon. Each counter is read atomically on
 // its own, so counters of one snapshot may be a few events apart; no reader
 // should expect sums across backends to equal a frontend figure exactly while
 // traffic flows.
 type Stats struct {
-	Version    string          `json:"version"`
-	StartedAt  time.Time       `json:"started_at"`
-	Uptime     float64         `json:"uptime_seconds"`
-	PipesInUse int             `json:"pipes_in_use"`
-	PipesMax   int             `json:"pipes_max"`
-	FDs        int             `json:"fds"` // open file descriptors of the process
-	Frontends  []FrontendStats `json:"frontends"`
+	Version    string    `json:"version"`
+	StartedAt  time.Time `json:"started_at"`
+	Uptime     float64   `json:"uptime_seconds"`
+	PipesInUse int       `json:"pipes_in_use"`
+	PipesMax   int       `json:"pipes_max"`
+	FDs        int       `json:"fds"` // open file descriptors of the process
+	// Connections and MaxConnections are the global level of the pool:
+	// client connections now (with slots being taken), and the cap.
+	Connections    int64           `json:"connections"`
+	MaxConnections int             `json:"max_connections"`
+	Frontends      []FrontendStats `json:"frontends"`
 }
 
 // FrontendStats describes one frontend and its backends. "In" is the
 // client-to-backend direction, "out" the backend-to-client one.
 type FrontendStats struct {
-	Name     string         `json:"name"`
-	Listen   []string       `json:"listen"`
-	Protocol string         `json:"protocol"`
-	Strategy string         `json:"strategy"`
-	Active   int64          `json:"active"`
-	Total    uint64         `json:"total"`
-	Rejected uint64         `json:"rejected"` // refused at a connection cap or queue timeout
-	Queued   uint64         `json:"queued"`   // ever made to wait for a slot
-	BytesIn  uint64         `json:"bytes_in"`
-	BytesOut uint64         `json:"bytes_out"`
-	Backends []BackendStats `json:"backends"`
+	Name     string   `json:"name"`
+	Listen   []string `json:"listen"`
+	Protocol string   `json:"protocol"`
+	Strategy string   `json:"strategy"`
+	Active   int64    `json:"active"`
+	Total    uint64   `json:"total"`
+	Rejected uint64   `json:"rejected"` // refused at a connection cap or queue timeout
+	Queued   uint64   `json:"queued"`   // ever made to wait for a slot
+	BytesIn  uint64   `json:"bytes_in"`
+	BytesOut uint64   `json:"bytes_out"`
+	// MaxConnections is the frontend's cap (0: only the global one).
+	MaxConnections int `json:"max_connections"`
+	// QueuedNow is the number of clients waiting for a backend slot.
+	QueuedNow     int    `json:"queued_now"`
+	QueueTimeouts uint64 `json:"queue_timeouts"`
+	// Refused counts clients turned away, by reason: every key of
+	// RefusalReasons is present.
+	Refused map[string]uint64 `json:"refused"`
+	// QueueWaitBuckets, QueueWaitCount and QueueWaitSum are the histogram
+	// of the time waiters spent queued before a slot, in Prometheus form.
+	QueueWaitBuckets []Bucket       `json:"queue_wait_buckets"`
+	QueueWaitCount   uint64         `json:"queue_wait_count"`
+	QueueWaitSum     float64        `json:"queue_wait_sum_seconds"`
+	Backends         []BackendStats `json:"backends"`
 }
 
 // BackendStats describes one backend of a frontend. Name is unique within the
@@ -61,6 +86,8 @@ type BackendStats struct {
 	EffectiveWeight int    `json:"effective_weight"` // after slow start
 	State           string `json:"state"`            // StateReady, StateDrain or StateMaint
 	Backup          bool   `json:"backup"`
+	// MaxConnections is the backend's cap (0: none).
+	MaxConnections int `json:"max_connections"`
 
 	Health HealthStats `json:"health"`
 
