@@ -25,9 +25,10 @@ func greeted(c *net.TCPConn, r *bufio.Reader, d time.Duration) bool {
 	return err == nil && line == "hi\n"
 }
 
-// checkCap opens cap+3 clients against a server whose effective cap is
-// cap: exactly cap are served, the rest wait in the kernel backlog and are
-// served one by one as served clients leave; none is dropped.
+// checkCap opens cap+100 clients against a server whose effective cap is
+// cap: exactly cap are served, the rest wait in the kernel backlog (never
+// accepted) and are served one by one as served clients leave; none is
+// dropped.
 func checkCap(t *testing.T, s *Server, b *testBackend, cap int) {
 	t.Helper()
 	type client struct {
@@ -35,40 +36,55 @@ func checkCap(t *testing.T, s *Server, b *testBackend, cap int) {
 		r *bufio.Reader
 	}
 	var clients []client
-	for i := 0; i < cap+3; i++ {
+	for i := 0; i < cap+100; i++ {
 		c := dialFE(t, s)
 		clients = append(clients, client{c, bufio.NewReader(c)})
 	}
-	waitFor(t, 5*time.Second, "the first clients served", func() bool { return b.accepted.Load() == int64(cap) })
-	var served, waiting []client
+	// Wait until the served clients' greetings ("hi\n") went through.
+	waitFor(t, 5*time.Second, "the first clients served", func() bool {
+		fc, _ := s.Counters("fe")
+		return fc.BytesOut == uint64(3*cap)
+	})
+	served := 0
 	for _, cl := range clients {
-		if greeted(cl.c, cl.r, 200*time.Millisecond) {
-			served = append(served, cl)
-		} else {
-			waiting = append(waiting, cl)
+		if greeted(cl.c, cl.r, 20*time.Millisecond) {
+			served++
 		}
 	}
-	if len(served) != cap || b.accepted.Load() != int64(cap) {
-		t.Fatalf("%d served, backend accepted %d; want exactly %d", len(served), b.accepted.Load(), cap)
+	if served != cap || b.accepted.Load() != int64(cap) {
+		t.Fatalf("%d served, backend accepted %d; want exactly %d", served, b.accepted.Load(), cap)
 	}
 	fc, _ := s.Counters("fe")
 	if fc.Total != uint64(cap) {
 		t.Fatalf("frontend accepted %d clients, want %d: the rest must stay in the backlog", fc.Total, cap)
 	}
-	// Each departure lets exactly one waiter in (which one is the kernel's
-	// choice: each loop's listener has its own backlog).
-	for i := range waiting {
-		served[i].c.Close()
-		want := int64(cap + i + 1)
+	// Each departure lets exactly one waiter in. Which one is the kernel's
+	// choice (each loop's listener has its own backlog), so the client to
+	// close next is found among the connections the server holds.
+	byAddr := make(map[netip.AddrPort]client)
+	for _, cl := range clients {
+		byAddr[cl.c.LocalAddr().(*net.TCPAddr).AddrPort()] = cl
+	}
+	for i := 0; i < len(clients); i++ {
+		held, _ := s.Connections("fe", 0, 1000)
+		if len(held) == 0 {
+			break
+		}
+		victim := byAddr[held[0].Client]
+		delete(byAddr, held[0].Client)
+		victim.c.Close()
+		want := int64(min(cap+i+1, len(clients)))
 		waitFor(t, 2*time.Second, "one waiter let in", func() bool { return b.accepted.Load() >= want })
 		if got := b.accepted.Load(); got != want {
 			t.Fatalf("after %d departures the backend accepted %d, want %d", i+1, got, want)
 		}
+		waitFor(t, 2*time.Second, "the departed connection released", func() bool {
+			fc, _ := s.Counters("fe")
+			return fc.Active == want-int64(i+1)
+		})
 	}
-	for i, w := range waiting {
-		if !greeted(w.c, w.r, 2*time.Second) {
-			t.Errorf("waiter %d never served", i)
-		}
+	if got := b.accepted.Load(); got != int64(len(clients)) {
+		t.Errorf("backend accepted %d clients in all, want every one of %d", got, len(clients))
 	}
 }
 
