@@ -58,14 +58,20 @@ type clientEntry struct {
 }
 
 type clientShard struct {
-	mu sync.Mutex
-	m  map[netip.Addr]*clientEntry
+	mu        sync.Mutex
+	m         map[netip.Addr]*clientEntry
+	lastSweep time.Time
 }
 
+// sweepEvery is how often a shard drops its idle entries, at the first new
+// address after the period: expiry driven by traffic, with no goroutine.
+const sweepEvery = 10 * time.Second
+
 // clientTable enforces max_connections_per_client and
-// connection_rate_per_client. Its memory is bounded: a shard that is full
-// forgets the entries that hold nothing (no connection, a full bucket),
-// and refuses a new address only when none can be forgotten.
+// connection_rate_per_client. Its memory is bounded: entries that hold
+// nothing (no connection, a full bucket) expire every sweepEvery, a full
+// shard forgets them at once, and a new address is refused only when none
+// can be forgotten.
 type clientTable struct {
 	maxConns int     // 0: no cap
 	rate     float64 // new connections per second; 0: no limit
@@ -95,6 +101,10 @@ func (t *clientTable) admit(ip netip.Addr, now time.Time) int {
 	defer s.mu.Unlock()
 	e := s.m[ip]
 	if e == nil {
+		if now.Sub(s.lastSweep) >= sweepEvery {
+			t.forgetIdle(s, now)
+			s.lastSweep = now
+		}
 		if len(s.m) >= maxClientsPerShard && !t.forgetIdle(s, now) {
 			return refusedTableFull
 		}

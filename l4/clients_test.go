@@ -69,6 +69,8 @@ func TestClientTableLimitsAndForgets(t *testing.T) {
 			rt.release(ip)
 		}
 	}
+	// The shard's first sweep ran at its first address; within sweepEvery
+	// nothing expires, so the full shard refuses.
 	if got := rt.admit(a, now); got != refusedTableFull {
 		t.Fatalf("full shard with fresh buckets: %d, want table full", got)
 	}
@@ -77,6 +79,25 @@ func TestClientTableLimitsAndForgets(t *testing.T) {
 	}
 	if n := len(s.m); n != 1 {
 		t.Errorf("shard kept %d entries after forgetting the idle ones, want 1", n)
+	}
+
+	// Idle entries expire with the periodic sweep, full shard or not.
+	b4 := netip.MustParseAddr("198.51.100.7")
+	other := rt.shard(b4)
+	rt.admit(b4, now)
+	rt.release(b4)
+	for i := 0; ; i++ { // another address of the same shard, after sweepEvery
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+		if ip != b4 && rt.shard(ip) == other {
+			rt.admit(ip, now.Add(sweepEvery+2*time.Second))
+			break
+		}
+	}
+	other.mu.Lock()
+	_, kept := other.m[b4]
+	other.mu.Unlock()
+	if kept {
+		t.Error("an idle entry outlived the sweep period")
 	}
 }
 
