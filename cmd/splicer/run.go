@@ -52,7 +52,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer stopDemo()
 		log.Info().Int("count", len(addrs)).Msg("demo backends started")
 	}
-	d, err := daemon.New(cfg, log, daemon.Options{Version: version + " (" + commit + ")"})
+	d, err := daemon.New(cfg, log, daemon.Options{Version: version})
 	if err != nil {
 		log.Error().Err(err).Msg("startup failed")
 		return exitFail
