@@ -118,16 +118,16 @@ func (s *Server) CloseConnection(id uint64) error {
 	return nil
 }
 
-// eachLoop runs f on each running loop in turn, on the loop's own
-// goroutine (so f may touch the loop's connections), and waits for each
-// before the next: f needs no locking for what it gathers. A loop that
-// stops meanwhile is skipped.
+// eachLoop runs f on each loop in turn, on the loop's own goroutine (so f
+// may touch the loop's connections), and waits for each before the next:
+// f needs no locking for what it gathers. It works during a graceful
+// drain; a loop that has stopped is skipped.
 func (s *Server) eachLoop(f func(*loop)) {
 	s.mu.Lock()
 	loops := s.loops
-	running := s.started && !s.closing
+	started := s.started
 	s.mu.Unlock()
-	if !running {
+	if !started {
 		return
 	}
 	for _, l := range loops {

@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -26,10 +27,12 @@ const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 type connState uint8
 
 const (
-	stateConnecting connState = iota // waiting for the backend's connect
+	// stateClosed is the zero value: a recycled conn struct reads as
+	// closed, so code still holding it after close does nothing more.
+	stateClosed     connState = iota // fds closed; the struct awaits reuse
+	stateConnecting                  // waiting for the backend's connect
 	stateQueued                      // waiting for a backend slot
 	stateRelaying                    // bytes flow both ways
-	stateClosed                      // fds closed; the struct awaits reuse
 )
 
 // closeMode says how close treats each side.
@@ -81,6 +84,7 @@ type conn struct {
 func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
 	c := l.newConn()
 	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, peer
+	c.state = stateConnecting
 	c.id = l.srv.nextID.Add(1)
 	c.start = l.now
 	fe.total.Add(1) // active was counted by the listener's reservation
@@ -154,6 +158,17 @@ func (c *conn) connectTo(b *backend.Backend) {
 	c.connectStart = c.loop.now
 	fd, _, err := sock.Connect(b.Address())
 	if err != nil {
+		if isLocalFailure(err) {
+			// Out of fds, buffers or ephemeral ports: our shortage, not
+			// the backend's, so it is not counted against it, and trying
+			// another backend would only fail the same way.
+			b.Release()
+			c.be = nil
+			c.fe.slotFreed(b)
+			c.fe.noBackend.Add(1)
+			c.close(closeAbort)
+			return
+		}
 		c.connectFailed(err)
 		if c.state != stateClosed {
 			c.connectNext()
@@ -241,7 +256,9 @@ func (c *conn) failSide(side uint32) {
 	if side == sideClient {
 		c.close(closeResetBackend)
 	} else {
-		c.backendReset()
+		if !c.down.eof {
+			c.backendReset()
+		}
 		c.close(closeResetClient)
 	}
 }
@@ -283,6 +300,17 @@ func (c *conn) backendReset() {
 	}
 }
 
+// isLocalFailure reports whether a connect failed for lack of a local
+// resource rather than because of the backend.
+func isLocalFailure(err error) bool {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.EADDRNOTAVAIL} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // connectResult is nil when the event says the connect succeeded.
 func connectResult(fd int, ev uint32) error {
 	if ev&(unix.EPOLLERR|unix.EPOLLHUP) == 0 {
@@ -307,7 +335,11 @@ func (c *conn) relay() {
 		c.close(closeResetBackend)
 		return
 	case downRes == pumpSrcFailed || upRes == pumpDstFailed:
-		c.backendReset()
+		if !c.down.eof {
+			// After the backend's own FIN, a reset answers a client
+			// writing to a closed session: not a backend failure.
+			c.backendReset()
+		}
 		c.close(closeResetClient)
 		return
 	case c.up.finished() && c.down.finished():

@@ -140,3 +140,43 @@ func TestCloseBackendConnections(t *testing.T) {
 		t.Errorf("%d clients cut, want 3", closed)
 	}
 }
+
+// TestResetAfterBackendFINIsNotAFailure: a backend that ends a session
+// (FIN, then close) and resets a client writing afterwards is behaving
+// normally; passive health must not count that reset against it.
+func TestResetAfterBackendFINIsNotAFailure(t *testing.T) {
+	b := startBackend(t, func(c net.Conn) {
+		io.WriteString(c, "bye")
+		c.Close()
+	})
+	cfg := testConfig(t, []netip.AddrPort{b.addr}, nil)
+	s, err := NewServer(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	s.Observe("fe", rec)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := dialFE(t, s)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(c); err != nil || string(got) != "bye" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	// The session is over on the backend side; a late write is reset.
+	for i := 0; i < 3; i++ {
+		if _, err := c.Write([]byte("late")); err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // let the reset come back between writes
+	}
+	waitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
+	be := s.Backends("fe")[0]
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.resets[be] != 0 || be.Stats().Resets != 0 {
+		t.Errorf("reset after the backend's FIN counted: observer %d, counter %d", rec.resets[be], be.Stats().Resets)
+	}
+}

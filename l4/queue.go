@@ -117,6 +117,13 @@ func (q *waitQueue) remove(c *conn) bool {
 	return false
 }
 
+// isHead reports whether c is the oldest waiter.
+func (q *waitQueue) isHead(c *conn) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q) > 0 && q.q[0].c == c && q.q[0].id == c.id
+}
+
 // len is the number of waiters now.
 func (q *waitQueue) len() int {
 	q.mu.Lock()
@@ -150,7 +157,11 @@ func (fe *frontend) slotFreed(b *backend.Backend) {
 	w.c.loop.post(func(*loop) {
 		if w.c.id == w.id && w.c.state == stateQueued {
 			w.c.dequeued()
+			return
 		}
+		// The waiter left (timed out, reset) after it was popped: pass
+		// the wake-up on, or the freed slot would sit unused.
+		fe.slotFreed(b)
 	})
 }
 
@@ -183,26 +194,52 @@ func (c *conn) enqueue() {
 	c.state = stateQueued
 	c.queuedAt = c.loop.now
 	c.loop.wheel.Schedule(&c.timer, fe.cfg.QueueTimeout)
+	c.recheck()
+}
+
+// recheck closes the window between a waiter's failed pick and its push:
+// a slot released in between woke nobody (the queue was empty), so the
+// client at the head of the queue looks for a free slot once more, as a
+// listener does after raising its blocked flag. Only the head does, so a
+// newcomer never takes a slot meant for an older waiter.
+func (c *conn) recheck() {
+	if !c.fe.queue.isHead(c) {
+		return
+	}
+	b := c.fe.acquireAny()
+	if b == nil {
+		return
+	}
+	if c.fe.queue.remove(c) {
+		c.loop.wheel.Stop(&c.timer)
+		c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
+		c.state = stateConnecting
+		c.connectTo(b)
+		return
+	}
+	// A wake-up for c is already on its way: hand the slot to the next
+	// waiter instead.
+	b.Release()
+	c.fe.slotFreed(b)
 }
 
 // dequeued runs on c's loop when a slot freed for it.
 func (c *conn) dequeued() {
-	c.loop.wheel.Stop(&c.timer)
-	c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
-	c.state = stateConnecting
 	b := c.fe.pick(c.key, nil)
 	if b == nil {
 		b = c.fe.acquireAny()
 	}
 	if b == nil {
 		// Another connection took the slot first: back to the head of the
-		// line, with what is left of the timeout.
-		c.state = stateQueued
+		// line (the timer keeps running), then look once more in case the
+		// slot came back meanwhile.
 		c.fe.queue.pushFront(c)
-		left := c.fe.cfg.QueueTimeout - c.loop.now.Sub(c.queuedAt)
-		c.loop.wheel.Schedule(&c.timer, max(left, 0))
+		c.recheck()
 		return
 	}
+	c.loop.wheel.Stop(&c.timer)
+	c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
+	c.state = stateConnecting
 	c.connectTo(b)
 }
 

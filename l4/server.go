@@ -47,6 +47,8 @@ type Server struct {
 	active atomic.Int64
 	// nextID numbers connections for the admin API.
 	nextID atomic.Uint64
+	// stopping is set when Shutdown or Close begins.
+	stopping atomic.Bool
 	// blocked is set while some listener has stopped accepting because a
 	// connection cap was reached; the next release resumes it.
 	blocked atomic.Bool
@@ -200,6 +202,7 @@ func (s *Server) beginClosing() bool {
 		return false
 	}
 	s.closing = true
+	s.stopping.Store(true)
 	if s.active.Load() == 0 {
 		s.drainOne.Do(func() { close(s.drained) })
 	}
@@ -213,6 +216,11 @@ func (s *Server) beginClosing() bool {
 // a client that finds no room is left in the kernel's backlog, never
 // accepted and dropped.
 func (s *Server) reserve(fe *frontend) bool {
+	if s.stopping.Load() {
+		// Shutting down: loops that have not yet closed their listeners
+		// take no new client, which could only be cut at the deadline.
+		return false
+	}
 	if !reserveUnder(&s.active, int64(s.cfg.Global.MaxConnections)) {
 		return false
 	}
