@@ -1,7 +1,6 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // waitFor polls cond until it holds, failing the test after a deadline
@@ -99,24 +99,6 @@ func (ts *transitions) of(b *backend.Backend) []transition {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	return append([]transition(nil), ts.list[b]...)
-}
-
-// syncBuffer is a log sink safe for the scheduler's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 func newBackend(t *testing.T, addr netip.AddrPort) *backend.Backend {
@@ -207,7 +189,7 @@ func TestFlapTransitionsExact(t *testing.T) {
 	}
 	rec := newRecorder(c)
 	ts := newTransitions(rec)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	b := newBackend(t, addr)
 	s, err := New(fastHealth(100*time.Millisecond), rec, []*backend.Backend{b}, ts.onChange, zerolog.New(&logs))
 	if err != nil {

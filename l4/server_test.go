@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 func TestShutdownWaitsForOpenConnections(t *testing.T) {
@@ -155,30 +154,12 @@ func TestIPv6Frontend(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAcceptPausesWhenOutOfFDs lowers the process's open-files limit so
 // accept fails with EMFILE: the listener must pause (and log once) rather
 // than spin, and serve the waiting client once fds are free again.
 func TestAcceptPausesWhenOutOfFDs(t *testing.T) {
 	b := startBackend(t, echo)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	srv, err := NewServer(testConfig(t, []netip.AddrPort{b.addr}, nil),
 		zerolog.New(&logs).Level(zerolog.WarnLevel))
 	if err != nil {

@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +13,8 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/demo"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunCutsConnectionsAtShutdownTimeout holds a connection open across a
 // stop: Run must wait for it no longer than shutdown_timeout, close it, log
@@ -49,7 +31,7 @@ func TestRunCutsConnectionsAtShutdownTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	d, err := New(cfg, zerolog.New(&logs), Options{})
 	if err != nil {
 		t.Fatal(err)

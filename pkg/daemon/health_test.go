@@ -13,6 +13,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/demo"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // frontAddr waits until the daemon's frontend "t" is bound and returns its
@@ -75,13 +76,7 @@ func greeting(t *testing.T, front string) string {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, d, what, cond)
 }
 
 // TestDownBackendGetsNoConnections stops one of two backends: once the
