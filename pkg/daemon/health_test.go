@@ -162,8 +162,16 @@ func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
 	d := runDaemon(t, cfg)
 	front := frontAddr(t, d)
 	bad := d.srv.Backends("t")[0]
+	sched := d.checks.byFrontend["t"]
 	for i := 0; i < 20 && bad.Healthy(); i++ {
 		greeting(t, front)
+		// Passive reports are applied by the backend's probe goroutine,
+		// a moment after the data plane sees the reset: let each one land
+		// before the next client, so the count at the flip is exact.
+		waitFor(t, time.Second, "the reset reported", func() bool {
+			st, _ := sched.State(bad)
+			return !bad.Healthy() || (st.PassiveFailures == accepted() && accepted() < 3)
+		})
 	}
 	waitFor(t, time.Second, "resetting backend marked down", func() bool { return !bad.Healthy() })
 	if n := accepted(); n != 3 {
