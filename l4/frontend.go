@@ -35,6 +35,10 @@ type frontend struct {
 	perClient   atomic.Uint64
 	rateLimited atomic.Uint64
 
+	// blocked is set while a listener of this frontend has stopped at
+	// the frontend's own cap; the next release on it resumes it.
+	blocked atomic.Bool
+
 	acl     acl
 	clients *clientTable // nil without per-client limits
 	queue   waitQueue

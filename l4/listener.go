@@ -138,22 +138,39 @@ func (ln *listener) admitClient(ip netip.Addr) bool {
 	return false
 }
 
-// blockAtCap is called when a connection cap leaves no room. It flags the
-// server as blocked, then tries once more: a connection that ended between
-// the failed reservation and the flag would not have seen the flag. It
-// returns true with a reservation taken, or false with the listener marked
-// full, to be resumed by the next release (Server.connDone).
+// blockAtCap is called when a connection cap leaves no room. It raises
+// the blocked flag of the cap that refused (the server's or the
+// frontend's), then tries once more: a connection that ended between the
+// failed reservation and the flag would not have seen the flag. It returns
+// true with a reservation taken, or false with the listener marked full, to
+// be resumed by the next release (Server.connDone).
 func (ln *listener) blockAtCap() bool {
-	ln.loop.srv.blocked.Store(true)
-	if ln.loop.srv.reserve(ln.fe) {
+	srv := ln.loop.srv
+	// Two rounds: the second may be refused by the other cap, whose flag
+	// must then be raised too before the final check.
+	for round := 0; round < 2; round++ {
+		switch srv.reserveAt(ln.fe) {
+		case capNone:
+			return true
+		case capGlobal:
+			srv.blocked.Store(true)
+		case capFrontend:
+			ln.fe.blocked.Store(true)
+		}
+	}
+	if srv.reserve(ln.fe) {
 		return true
 	}
 	ln.full = true
 	return false
 }
 
-// resumeFull accepts again on a listener that stopped at a cap.
-func (ln *listener) resumeFull() {
+// resumeFull accepts again on a listener that stopped at a cap, if it
+// belongs to fe (nil: any frontend).
+func (ln *listener) resumeFull(fe *frontend) {
+	if fe != nil && ln.fe != fe {
+		return
+	}
 	if ln.full && ln.fd >= 0 {
 		ln.full = false
 		if !ln.paused {

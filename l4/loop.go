@@ -222,10 +222,11 @@ func (l *loop) listen(fe *frontend, addr netip.AddrPort) (netip.AddrPort, error)
 	return ln.addr, nil
 }
 
-// resumeFull restarts the listeners that stopped at a connection cap.
-func (l *loop) resumeFull() {
+// resumeFull restarts the listeners of fe (nil: of every frontend) that
+// stopped at a connection cap.
+func (l *loop) resumeFull(fe *frontend) {
 	for _, ln := range l.listeners {
-		ln.resumeFull()
+		ln.resumeFull(fe)
 	}
 }
 

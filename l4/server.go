@@ -49,8 +49,9 @@ type Server struct {
 	nextID atomic.Uint64
 	// stopping is set when Shutdown or Close begins.
 	stopping atomic.Bool
-	// blocked is set while some listener has stopped accepting because a
-	// connection cap was reached; the next release resumes it.
+	// blocked is set while some listener has stopped accepting at the
+	// global cap; the next release anywhere resumes it. A frontend's own
+	// cap has its own flag (frontend.blocked).
 	blocked atomic.Bool
 }
 
@@ -215,23 +216,33 @@ func (s *Server) beginClosing() bool {
 // many loops accept at once. A listener reserves before it accepts:
 // a client that finds no room is left in the kernel's backlog, never
 // accepted and dropped.
-func (s *Server) reserve(fe *frontend) bool {
+func (s *Server) reserve(fe *frontend) bool { return s.reserveAt(fe) == capNone }
+
+// Which cap, if any, refused a reservation.
+const (
+	capNone     = iota // reserved
+	capGlobal          // global.max_connections, or shutting down
+	capFrontend        // the frontend's max_connections
+)
+
+// reserveAt is reserve, saying which cap refused.
+func (s *Server) reserveAt(fe *frontend) int {
 	if s.stopping.Load() {
 		// Shutting down: loops that have not yet closed their listeners
 		// take no new client, which could only be cut at the deadline.
-		return false
+		return capGlobal
 	}
 	if !reserveUnder(&s.active, int64(s.cfg.Global.MaxConnections)) {
-		return false
+		return capGlobal
 	}
 	if fe.cfg.MaxConnections > 0 && !reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)) {
 		s.active.Add(-1)
-		return false
+		return capFrontend
 	}
 	if fe.cfg.MaxConnections == 0 {
 		fe.active.Add(1)
 	}
-	return true
+	return capNone
 }
 
 // reserveUnder increments n unless it has reached max.
@@ -248,8 +259,9 @@ func reserveUnder(n *atomic.Int64, max int64) bool {
 }
 
 // connDone releases a reservation: a connection ended, or a reserved
-// accept found no client or refused it. Listeners that stopped at a cap are
-// resumed on every loop.
+// accept found no client or refused it. Listeners that stopped at the
+// global cap are resumed on every loop, and those of fe that stopped at its
+// own cap too.
 func (s *Server) connDone(fe *frontend) {
 	fe.active.Add(-1)
 	if s.active.Add(-1) == 0 {
@@ -260,10 +272,12 @@ func (s *Server) connDone(fe *frontend) {
 			s.drainOne.Do(func() { close(s.drained) })
 		}
 	}
-	// blocked is set by a listener before it re-checks for room, so either
-	// that re-check sees this release or this load sees the flag.
+	// A blocked flag is set by a listener before it re-checks for room,
+	// so either that re-check sees this release or this load sees the flag.
 	if s.blocked.Load() && s.blocked.CompareAndSwap(true, false) {
-		s.postAll(func(l *loop) { l.resumeFull() })
+		s.postAll(func(l *loop) { l.resumeFull(nil) })
+	} else if fe.blocked.Load() && fe.blocked.CompareAndSwap(true, false) {
+		s.postAll(func(l *loop) { l.resumeFull(fe) })
 	}
 }
 
