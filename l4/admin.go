@@ -8,10 +8,12 @@ import (
 	"time"
 )
 
-// FrontendCounters are a frontend's own counters, read one by one.
+// FrontendCounters are a frontend's own counters, read one by one. On a
+// UDP frontend Active and Total count flows, and the queue and refusal
+// counters stay zero: a refused datagram is counted in Drops.
 type FrontendCounters struct {
-	Active   int64  // client connections now
-	Total    uint64 // client connections accepted
+	Active   int64  // client connections (UDP: flows) now
+	Total    uint64 // client connections accepted (UDP: flows opened)
 	Rejected uint64 // clients closed because no backend could take them
 	Denied   uint64 // clients refused by the access list
 	// PerClient and RateLimited count clients refused by
@@ -29,6 +31,11 @@ type FrontendCounters struct {
 	QueueWait QueueWait
 	BytesIn   uint64 // relayed client to backend
 	BytesOut  uint64 // relayed backend to client
+	// DatagramsIn and DatagramsOut count UDP datagrams relayed client to
+	// backend and back; Drops counts those dropped, by DropReason.
+	DatagramsIn  uint64
+	DatagramsOut uint64
+	Drops        [NumDropReasons]uint64
 }
 
 // Counters returns frontend name's counters, false for an unknown name.
@@ -37,7 +44,7 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 	if fe == nil {
 		return FrontendCounters{}, false
 	}
-	return FrontendCounters{
+	c := FrontendCounters{
 		Active:        fe.active.Load(),
 		Total:         fe.total.Load(),
 		Rejected:      fe.noBackend.Load(),
@@ -51,7 +58,13 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		QueueWait:     fe.queue.wait.read(),
 		BytesIn:       fe.bytesIn.Load(),
 		BytesOut:      fe.bytesOut.Load(),
-	}, true
+		DatagramsIn:   fe.udp.dgramsIn.Load(),
+		DatagramsOut:  fe.udp.dgramsOut.Load(),
+	}
+	for i := range c.Drops {
+		c.Drops[i] = fe.udp.drops[i].Load()
+	}
+	return c, true
 }
 
 // ConnInfo describes one live client connection.

@@ -21,7 +21,7 @@ type frontend struct {
 	bound    []netip.AddrPort
 
 	// Counters of the frontend as a whole; the per-backend ones live in
-	// pkg/backend. active and total count client connections;
+	// pkg/backend. active and total count client connections (UDP: flows);
 	// noBackend counts clients closed because no backend could take them;
 	// bytesIn and bytesOut count bytes relayed client to backend and back.
 	active    atomic.Int64
@@ -29,6 +29,7 @@ type frontend struct {
 	noBackend atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
+	udp       udpCounters
 	// denied counts clients refused by the access list; perClient and
 	// rateLimited those refused by the per-client limits.
 	denied      atomic.Uint64

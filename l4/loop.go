@@ -9,8 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/l4/internal/netpoll"
+	"github.com/splicerlb/splicer/l4/internal/sock"
 	"github.com/splicerlb/splicer/l4/internal/splice"
 	"github.com/splicerlb/splicer/l4/internal/timer"
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/config"
 )
 
 const (
@@ -60,6 +63,12 @@ type loop struct {
 	conns     map[*conn]struct{} // live connections, for stop and shutdown
 	connPool  []*conn            // closed connections kept for reuse
 	again     []resumer          // work carried over to the next iteration
+
+	udp      []*udpListener             // UDP frontend sockets, with their flows
+	flowPool []*flow                    // closed flows kept for reuse
+	sinks    map[*backend.Backend]*sink // responses = 0 sockets, by backend
+	flush    []*udpListener             // listeners with replies to send
+	recv     *sock.Batch                // receive batch shared by the UDP sockets
 
 	exited chan struct{} // closed when run returns
 
@@ -128,7 +137,40 @@ func (l *loop) run(wg *sync.WaitGroup) {
 		}
 		l.runAgain()
 		l.runTasks()
+		l.flushReplies()
 	}
+}
+
+// flushReplies sends the UDP replies queued during this turn, one
+// sendmmsg per frontend socket.
+func (l *loop) flushReplies() {
+	for i, ln := range l.flush {
+		ln.flushing = false
+		ln.flushReplies()
+		l.flush[i] = nil
+	}
+	l.flush = l.flush[:0]
+}
+
+// recvBatch returns the loop's receive batch, made on first use. One
+// batch serves every UDP socket of the loop: a handler forwards what it
+// read before it returns.
+func (l *loop) recvBatch() *sock.Batch {
+	if l.recv == nil {
+		l.recv = sock.NewBatch(udpBatch, sock.MaxDatagram, l.needPktinfo())
+	}
+	return l.recv
+}
+
+// needPktinfo reports whether a UDP socket of the loop is bound to a
+// wildcard address and so receives destination addresses.
+func (l *loop) needPktinfo() bool {
+	for _, ln := range l.udp {
+		if ln.wildcard {
+			return true
+		}
+	}
+	return false
 }
 
 // waitTimeout is the epoll_wait timeout: zero while work is carried over,
@@ -214,6 +256,14 @@ func token(idx, gen, side uint32) uint64 {
 
 // listen opens this loop's listening socket for one frontend address.
 func (l *loop) listen(fe *frontend, addr netip.AddrPort) (netip.AddrPort, error) {
+	if fe.cfg.Protocol == config.ProtocolUDP {
+		ln, err := newUDPListener(l, fe, addr)
+		if err != nil {
+			return addr, err
+		}
+		l.udp = append(l.udp, ln)
+		return ln.addr, nil
+	}
 	ln, err := newListener(l, fe, addr)
 	if err != nil {
 		return addr, err
@@ -231,12 +281,16 @@ func (l *loop) resumeFull(fe *frontend) {
 }
 
 // closeListeners stops accepting on this loop; queued clients that were
-// never accepted are refused by the kernel.
+// never accepted are refused by the kernel. UDP sockets stop opening flows
+// and close once their last flow ended: the replies leave through them.
 func (l *loop) closeListeners() {
 	for _, ln := range l.listeners {
 		ln.close()
 	}
 	l.listeners = nil
+	for _, ln := range l.udp {
+		ln.drain()
+	}
 }
 
 // stop closes every connection and listener and ends the loop.
@@ -248,11 +302,24 @@ func (l *loop) stop() {
 	for c := range l.conns {
 		c.close(closeAbort)
 	}
+	l.closeUDP()
 	l.stopped = true
 	l.mu.Lock()
 	l.tasks = nil
 	l.mu.Unlock()
 	l.release()
+}
+
+// closeUDP closes every flow, UDP socket and sink of the loop.
+func (l *loop) closeUDP() {
+	for _, ln := range l.udp {
+		ln.close()
+	}
+	l.udp = nil
+	for b, s := range l.sinks {
+		s.close(l)
+		delete(l.sinks, b)
+	}
 }
 
 // release frees the loop's own resources: idle pipes and the poller.
@@ -261,6 +328,7 @@ func (l *loop) release() {
 		ln.close()
 	}
 	l.listeners = nil
+	l.closeUDP()
 	l.pipes.Close()
 	if err := l.poll.Close(); err != nil && !errors.Is(err, netpoll.ErrClosed) {
 		l.srv.log.Warn().Err(err).Int("loop", l.id).Msg("closing poller")

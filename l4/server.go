@@ -27,7 +27,7 @@ import (
 // shut down or closed.
 var ErrServerClosed = errors.New("l4: server closed")
 
-// Server serves every TCP frontend of a config.
+// Server serves every frontend of a config, TCP and UDP.
 type Server struct {
 	cfg   *config.Config
 	log   zerolog.Logger
@@ -45,6 +45,9 @@ type Server struct {
 
 	// active counts client connections across all loops.
 	active atomic.Int64
+	// flows counts UDP flows across all loops; a graceful shutdown waits
+	// for them as for connections.
+	flows atomic.Int64
 	// nextID numbers connections for the admin API.
 	nextID atomic.Uint64
 	// stopping is set when Shutdown or Close begins.
@@ -55,9 +58,8 @@ type Server struct {
 	blocked atomic.Bool
 }
 
-// NewServer prepares a server for cfg's TCP frontends: backend sets and
-// strategies are built, nothing is bound yet. UDP frontends are refused
-// until the UDP data plane exists.
+// NewServer prepares a server for cfg's frontends: backend sets and
+// strategies are built, nothing is bound yet.
 func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
@@ -67,9 +69,6 @@ func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 	}
 	for i := range cfg.Frontends {
 		fc := &cfg.Frontends[i]
-		if fc.Protocol != config.ProtocolTCP {
-			return nil, fmt.Errorf("frontend %q: protocol %q is not served yet", fc.Name, fc.Protocol)
-		}
 		fe, err := newFrontend(fc)
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
@@ -181,6 +180,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-s.drained:
 	case <-ctx.Done():
 		err = fmt.Errorf("%w: %d connections closed", ctx.Err(), s.active.Load())
+		if n := s.flows.Load(); n > 0 {
+			err = fmt.Errorf("%w, and %d UDP flows", err, n)
+		}
 	}
 	s.stopLoops()
 	return err
@@ -204,10 +206,31 @@ func (s *Server) beginClosing() bool {
 	}
 	s.closing = true
 	s.stopping.Store(true)
-	if s.active.Load() == 0 {
+	if s.active.Load() == 0 && s.flows.Load() == 0 {
 		s.drainOne.Do(func() { close(s.drained) })
 	}
 	return true
+}
+
+// checkDrained closes drained once nothing is left to wait for after
+// closing began.
+func (s *Server) checkDrained() {
+	if s.active.Load() != 0 || s.flows.Load() != 0 {
+		return
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		s.drainOne.Do(func() { close(s.drained) })
+	}
+}
+
+// flowDone counts a UDP flow as ended.
+func (s *Server) flowDone() {
+	if s.flows.Add(-1) == 0 {
+		s.checkDrained()
+	}
 }
 
 // reserve counts one more client connection against the global and the
@@ -265,12 +288,7 @@ func reserveUnder(n *atomic.Int64, max int64) bool {
 func (s *Server) connDone(fe *frontend) {
 	fe.active.Add(-1)
 	if s.active.Add(-1) == 0 {
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		if closing {
-			s.drainOne.Do(func() { close(s.drained) })
-		}
+		s.checkDrained()
 	}
 	// A blocked flag is set by a listener before it re-checks for room,
 	// so either that re-check sees this release or this load sees the flag.

@@ -15,6 +15,11 @@ type counters struct {
 	resets    atomic.Uint64
 	pipes     atomic.Int64
 	connect   connectHistogram
+	// UDP: datagrams each way, and replies dropped for coming from an
+	// address other than the backend's.
+	dgramsUp   atomic.Uint64
+	dgramsDown atomic.Uint64
+	foreign    atomic.Uint64
 }
 
 // AddBytes counts bytes relayed: up from client to backend, down from
@@ -46,6 +51,22 @@ func (b *Backend) AddPipes(delta int64) { b.ctr.pipes.Add(delta) }
 // a reset. Passive health checks count these.
 func (b *Backend) AddReset() { b.ctr.resets.Add(1) }
 
+// AddDatagrams counts UDP datagrams relayed: up from client to backend,
+// down from backend to client.
+func (b *Backend) AddDatagrams(up, down uint64) {
+	if up != 0 {
+		b.ctr.dgramsUp.Add(up)
+	}
+	if down != 0 {
+		b.ctr.dgramsDown.Add(down)
+	}
+}
+
+// AddForeign counts a datagram dropped on a socket towards this backend
+// because it came from another address: a spoofed reply, or a backend
+// answering from an address other than the one it is configured under.
+func (b *Backend) AddForeign() { b.ctr.foreign.Add(1) }
+
 // ObserveConnect records the time a successful connect took; a negative
 // duration counts as zero.
 func (b *Backend) ObserveConnect(d time.Duration) { b.ctr.connect.observe(d) }
@@ -70,6 +91,11 @@ type Stats struct {
 	Pipes int64
 	// Connect is the connect-time histogram of successful connects.
 	Connect ConnectTimes
+	// DatagramsUp and DatagramsDown count UDP datagrams relayed client to
+	// backend and back; Foreign counts replies dropped for coming from
+	// another address (see AddForeign).
+	DatagramsUp, DatagramsDown uint64
+	Foreign                    uint64
 }
 
 // Stats returns a copy of the backend's counters.
@@ -82,6 +108,10 @@ func (b *Backend) Stats() Stats {
 		Resets:    b.ctr.resets.Load(),
 		Pipes:     b.ctr.pipes.Load(),
 		Connect:   b.ctr.connect.read(),
+
+		DatagramsUp:   b.ctr.dgramsUp.Load(),
+		DatagramsDown: b.ctr.dgramsDown.Load(),
+		Foreign:       b.ctr.foreign.Load(),
 	}
 	for i := range b.ctr.failures {
 		s.Failures[i] = b.ctr.failures[i].Load()

@@ -554,6 +554,8 @@ keepalive_interval = "10s"
 keepalive_count = 3
 on_down = "close"
 max_connections_per_client = 5
+max_connections = 10
+connect_timeout = "1s"
   [frontend.health]
   check = "redis"
   [[frontend.backend]]
@@ -569,7 +571,25 @@ max_connections_per_client = 5
 			`config.toml:12: frontend "dns": keepalive_interval: only applies to tcp frontends`,
 			`config.toml:13: frontend "dns": keepalive_count: only applies to tcp frontends`,
 			`config.toml:14: frontend "dns": on_down: only applies to tcp frontends`,
-			`config.toml:17: frontend "dns": health.check: "redis" probes over TCP; on a udp frontend set health.port to the backends' TCP port`,
+			`config.toml:16: frontend "dns": max_connections: only applies to tcp frontends`,
+			`config.toml:17: frontend "dns": connect_timeout: only applies to tcp frontends`,
+			`config.toml:19: frontend "dns": health.check: "redis" probes over TCP; on a udp frontend set health.port to the backends' TCP port`,
+		},
+	},
+	{
+		name: "udp frontend with a tcp check and no side port",
+		toml: `
+[[frontend]]
+name = "dns"
+protocol = "udp"
+listen = "127.0.0.1:5353"
+  [frontend.health]
+  check = "tcp"
+  [[frontend.backend]]
+  address = "127.0.0.1:53"
+`,
+		want: []string{
+			`config.toml:7: frontend "dns": health.check: "tcp" probes over TCP; on a udp frontend set health.port to the backends' TCP port`,
 		},
 	},
 	{

@@ -73,6 +73,7 @@ const (
 	defaultMaxFlows  = 10000
 
 	defaultCheck        = CheckTCP
+	defaultCheckUDP     = CheckNone
 	defaultInterval     = 2 * time.Second
 	defaultCheckTimeout = time.Second
 	// Two passes to come up and three failures to go down: one lost probe

@@ -107,10 +107,10 @@ listen = "[::1]:5353"
 		t.Fatal(err)
 	}
 	f := cfg.Frontends[0]
-	got := []any{cfg.Admin.Listen, f.Listen, f.IdleTimeout, f.Health.FastInterval, f.Health.DownInterval, f.Health.Database, f.Backends[0].Name}
-	want := []any{"", []netip.AddrPort{netip.MustParseAddrPort("[::1]:5353")}, 30 * time.Second, time.Second, 5 * time.Second, "probe", "[::1]:53"}
+	got := []any{cfg.Admin.Listen, f.Listen, f.IdleTimeout, f.Health.Check, f.Health.FastInterval, f.Health.DownInterval, f.Health.Database, f.Backends[0].Name}
+	want := []any{"", []netip.AddrPort{netip.MustParseAddrPort("[::1]:5353")}, 30 * time.Second, CheckNone, time.Second, 5 * time.Second, "probe", "[::1]:53"}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("admin listen, listen, idle_timeout, fast_interval, down_interval, database, backend name = %v, want %v", got, want)
+		t.Errorf("admin listen, listen, idle_timeout, health.check, fast_interval, down_interval, database, backend name = %v, want %v", got, want)
 	}
 }
 
@@ -219,7 +219,7 @@ func TestExampleCommentedFrontends(t *testing.T) {
 	for _, f := range cfg.Frontends {
 		names = append(names, f.Name+"/"+f.Protocol+"/"+f.Strategy+"/"+f.Health.Check)
 	}
-	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres dns/udp/roundrobin/tcp"; got != want {
+	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres dns/udp/roundrobin/send_expect"; got != want {
 		t.Errorf("frontends %q, want %q", got, want)
 	}
 }

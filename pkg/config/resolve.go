@@ -135,7 +135,7 @@ func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
 		Responses: get(sc, "responses", r.Responses, defaultResponses),
 		MaxFlows:  get(sc, "max_flows", r.MaxFlows, defaultMaxFlows),
 
-		Health: resolveHealth(sc, r.Health),
+		Health: resolveHealth(sc, r.Health, protocol),
 	}
 	for j := range r.Backends {
 		f.Backends = append(f.Backends, resolveBackend(sc, j, &r.Backends[j]))
@@ -175,12 +175,17 @@ func resolvePrefixes(sc scope, field string, s *listSetting) []netip.Prefix {
 	return prefixes
 }
 
-func resolveHealth(sc scope, r *rawHealth) Health {
+func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 	if r == nil {
 		r = &rawHealth{}
 	}
+	check := defaultCheck
+	if protocol == ProtocolUDP {
+		// No probe fits every UDP service: the operator names one.
+		check = defaultCheckUDP
+	}
 	h := Health{
-		Check:       get(sc, "health.check", r.Check, defaultCheck),
+		Check:       get(sc, "health.check", r.Check, check),
 		Interval:    get(sc, "health.interval", r.Interval, defaultInterval),
 		Timeout:     get(sc, "health.timeout", r.Timeout, defaultCheckTimeout),
 		Rise:        get(sc, "health.rise", r.Rise, defaultRise),

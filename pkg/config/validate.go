@@ -175,6 +175,8 @@ func validateProtocolOptions(f *Frontend, r *rawFrontend, sc scope) {
 		set   bool
 	}
 	tcpOnly := []option{
+		{"max_connections", r.MaxConnections != nil},
+		{"connect_timeout", r.ConnectTimeout != nil},
 		{"max_queue", r.MaxQueue != nil},
 		{"queue_timeout", r.QueueTimeout != nil},
 		{"half_close_timeout", r.HalfCloseTimeout != nil},
@@ -203,7 +205,7 @@ func validateProtocolOptions(f *Frontend, r *rawFrontend, sc scope) {
 			}
 		}
 		switch f.Health.Check {
-		case CheckPostgres, CheckMySQL, CheckRedis, CheckHTTP:
+		case CheckTCP, CheckPostgres, CheckMySQL, CheckRedis, CheckHTTP:
 			if f.Health.Port == 0 {
 				sc.addf("health.check", "%q probes over TCP; on a udp frontend set health.port to the backends' TCP port", f.Health.Check)
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 )
 
@@ -50,6 +51,13 @@ func (s *source) Stats() stats.Stats {
 				"access_list": fc.Denied, "per_client": fc.PerClient, "rate_limit": fc.RateLimited,
 			},
 			BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,
+			DatagramsIn: fc.DatagramsIn, DatagramsOut: fc.DatagramsOut,
+		}
+		if fe.Protocol == config.ProtocolUDP {
+			fs.Drops = make(map[string]uint64, l4.NumDropReasons)
+			for r, n := range fc.Drops {
+				fs.Drops[l4.DropReason(r).String()] = n
+			}
 		}
 		var cum uint64
 		for i, bound := range l4.QueueWaitBounds {
@@ -76,6 +84,7 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 		Weight: b.Weight(), EffectiveWeight: b.EffectiveWeight(),
 		State: b.State().String(), Backup: b.Backup(), MaxConnections: b.MaxConnections(),
 		Active: st.Active, Total: st.Total, BytesIn: st.BytesUp, BytesOut: st.BytesDown,
+		DatagramsIn: st.DatagramsUp, DatagramsOut: st.DatagramsDown, ForeignDrops: st.Foreign,
 		ConnectFailures: make(map[string]uint64, backend.NumFailReasons),
 		Resets:          st.Resets,
 		PipesInUse:      st.Pipes,

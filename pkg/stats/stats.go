@@ -30,6 +30,18 @@ func RefusalReasons() []string {
 	return []string{"no_backend", "queue_full", "queue_timeout", "access_list", "per_client", "rate_limit"}
 }
 
+// DropReasons returns the keys of FrontendStats.Drops in display order, as a
+// fresh slice the caller may keep: why UDP datagrams were dropped. New
+// flows refused at max_flows, for want of a backend, by the access list,
+// by the two per-client limits, during shutdown, or for want of a local
+// socket; datagrams the kernel would not send; ICMP errors from a backend
+// (each one a datagram it did not get); replies from an address other
+// than the flow's backend; replies where none is expected (responses = 0).
+func DropReasons() []string {
+	return []string{"max_flows", "no_backend", "access_list", "per_client", "rate_limit", "shutdown",
+		"local_error", "send_error", "refused", "foreign_source", "unsolicited"}
+}
+
 // Stats is a snapshot of the whole daemon. Each counter is read atomically on
 // its own, so counters of one snapshot may be a few events apart; no reader
 // should expect sums across backends to equal a frontend figure exactly while
@@ -49,7 +61,9 @@ type Stats struct {
 }
 
 // FrontendStats describes one frontend and its backends. "In" is the
-// client-to-backend direction, "out" the backend-to-client one.
+// client-to-backend direction, "out" the backend-to-client one. On a UDP
+// frontend Active and Total count flows; the queue and refusal fields stay
+// zero, and Datagrams and Drops say what happened to each datagram.
 type FrontendStats struct {
 	Name     string   `json:"name"`
 	Listen   []string `json:"listen"`
@@ -71,10 +85,17 @@ type FrontendStats struct {
 	Refused map[string]uint64 `json:"refused"`
 	// QueueWaitBuckets, QueueWaitCount and QueueWaitSum are the histogram
 	// of the time waiters spent queued before a slot, in Prometheus form.
-	QueueWaitBuckets []Bucket       `json:"queue_wait_buckets"`
-	QueueWaitCount   uint64         `json:"queue_wait_count"`
-	QueueWaitSum     float64        `json:"queue_wait_sum_seconds"`
-	Backends         []BackendStats `json:"backends"`
+	QueueWaitBuckets []Bucket `json:"queue_wait_buckets"`
+	QueueWaitCount   uint64   `json:"queue_wait_count"`
+	QueueWaitSum     float64  `json:"queue_wait_sum_seconds"`
+	// DatagramsIn and DatagramsOut count UDP datagrams relayed; zero on a
+	// TCP frontend.
+	DatagramsIn  uint64 `json:"datagrams_in"`
+	DatagramsOut uint64 `json:"datagrams_out"`
+	// Drops counts UDP datagrams dropped, by reason: every key of
+	// DropReasons on a UDP frontend, nil on a TCP one.
+	Drops    map[string]uint64 `json:"drops,omitempty"`
+	Backends []BackendStats    `json:"backends"`
 }
 
 // BackendStats describes one backend of a frontend. Name is unique within the
@@ -95,9 +116,16 @@ type BackendStats struct {
 	Total    uint64 `json:"total"`
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
+	// DatagramsIn and DatagramsOut count UDP datagrams relayed to and from
+	// the backend; ForeignDrops counts replies dropped for coming from
+	// another address than the backend's. All zero behind TCP frontends.
+	DatagramsIn  uint64 `json:"datagrams_in"`
+	DatagramsOut uint64 `json:"datagrams_out"`
+	ForeignDrops uint64 `json:"foreign_drops"`
 
 	// ConnectFailures counts failed connects by reason; it holds every key
 	// of ConnectFailureReasons, zero or not, so readers need no defaults.
+	// Behind a UDP frontend it counts the ICMP errors the backend sent.
 	ConnectFailures map[string]uint64 `json:"connect_failures"`
 	Resets          uint64            `json:"resets"`
 	PipesInUse      int64             `json:"pipes_in_use"` // splice pipes its connections hold now

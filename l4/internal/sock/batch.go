@@ -1,0 +1,216 @@
+//go:build linux
+
+package sock
+
+import (
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Batch is a fixed set of datagram slots for recvmmsg(2) and sendmmsg(2).
+// Every slot has its own buffer, peer address and control buffer, wired
+// into the mmsghdr array once, so that a call allocates nothing. A Batch
+// belongs to one goroutine.
+//
+// Receiving: Recv fills slots 0..n-1; Data, From and Dest read them.
+// Sending: Next hands out the buffer of the next free slot, Commit queues
+// it with its destination, Flush sends the queued slots.
+type Batch struct {
+	hdrs    []unix.Mmsghdr
+	iovs    []unix.Iovec
+	names   []unix.RawSockaddrInet6
+	ctrl    []byte // pktinfoSpace bytes per slot, when pktinfo is set
+	buf     []byte // bufSize bytes per slot
+	bufSize int
+	pktinfo bool
+	queued  int // slots committed for sending
+}
+
+// NewBatch returns a batch of slots datagrams of up to bufSize bytes each.
+// With pktinfo, received datagrams carry their destination address (see
+// EnablePktinfo) and sent ones may choose their source address.
+func NewBatch(slots, bufSize int, pktinfo bool) *Batch {
+	b := &Batch{
+		hdrs:    make([]unix.Mmsghdr, slots),
+		iovs:    make([]unix.Iovec, slots),
+		names:   make([]unix.RawSockaddrInet6, slots),
+		buf:     make([]byte, slots*bufSize),
+		bufSize: bufSize,
+		pktinfo: pktinfo,
+	}
+	if pktinfo {
+		b.ctrl = make([]byte, slots*pktinfoSpace)
+	}
+	for i := range b.hdrs {
+		b.iovs[i].Base = &b.buf[i*bufSize]
+		h := &b.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Iov = &b.iovs[i]
+		h.Iovlen = 1
+	}
+	return b
+}
+
+// Slots is the number of datagrams the batch holds.
+func (b *Batch) Slots() int { return len(b.hdrs) }
+
+// Recv reads up to Slots datagrams from fd with one recvmmsg call and
+// returns how many it read. EINTR is retried; other errors are the bare
+// errno (EAGAIN when nothing is queued).
+func (b *Batch) Recv(fd int) (int, error) {
+	for i := range b.hdrs {
+		b.resetSlot(i, b.bufSize)
+	}
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
+			uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}
+
+// resetSlot prepares slot i to receive (or send) size bytes.
+func (b *Batch) resetSlot(i, size int) {
+	h := &b.hdrs[i].Hdr
+	b.iovs[i].SetLen(size)
+	h.Namelen = sockaddrLen
+	h.Flags = 0
+	if b.pktinfo {
+		h.Control = &b.ctrl[i*pktinfoSpace]
+		h.SetControllen(pktinfoSpace)
+	} else {
+		h.Control = nil
+		h.SetControllen(0)
+	}
+	b.hdrs[i].Len = 0
+}
+
+// Data returns the payload of received slot i. It aliases the batch's
+// buffer: valid until the next Recv.
+func (b *Batch) Data(i int) []byte {
+	off := i * b.bufSize
+	return b.buf[off : off+int(b.hdrs[i].Len)]
+}
+
+// From returns the source address of received slot i.
+func (b *Batch) From(i int) netip.AddrPort {
+	return peer6(&b.names[i])
+}
+
+// Dest returns the address received slot i was sent to, as reported by
+// pktinfo; the zero Addr when the batch has no pktinfo or the kernel gave
+// none.
+func (b *Batch) Dest(i int) netip.Addr {
+	if !b.pktinfo {
+		return netip.Addr{}
+	}
+	h := &b.hdrs[i].Hdr
+	ctrl := b.ctrl[i*pktinfoSpace : i*pktinfoSpace+int(h.Controllen)]
+	for len(ctrl) >= unix.SizeofCmsghdr {
+		cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+		if cm.Len < unix.SizeofCmsghdr || int(cm.Len) > len(ctrl) {
+			break
+		}
+		data := ctrl[unix.CmsgLen(0):cm.Len]
+		switch {
+		case cm.Level == unix.IPPROTO_IP && cm.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom4(pi.Addr)
+		case cm.Level == unix.IPPROTO_IPV6 && cm.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom16(pi.Addr).Unmap()
+		}
+		next := unix.CmsgSpace(int(cm.Len) - unix.CmsgLen(0))
+		if next > len(ctrl) {
+			break
+		}
+		ctrl = ctrl[next:]
+	}
+	return netip.Addr{}
+}
+
+// Queued is the number of slots committed for sending.
+func (b *Batch) Queued() int { return b.queued }
+
+// Next returns the full buffer of the next free send slot; nil when every
+// slot is queued (Flush first).
+func (b *Batch) Next() []byte {
+	if b.queued == len(b.hdrs) {
+		return nil
+	}
+	off := b.queued * b.bufSize
+	return b.buf[off : off+b.bufSize]
+}
+
+// Commit queues the first size bytes of the slot Next returned for to.
+// With a valid from on a pktinfo batch, the datagram leaves from that
+// address: the one the client wrote to on a wildcard-bound socket.
+func (b *Batch) Commit(size int, to *RawAddr, from netip.Addr) {
+	i := b.queued
+	b.resetSlot(i, size)
+	h := &b.hdrs[i].Hdr
+	b.names[i] = to.sa
+	h.Namelen = to.len
+	h.Control = nil
+	h.SetControllen(0)
+	if b.pktinfo && from.IsValid() {
+		h.Control = &b.ctrl[i*pktinfoSpace]
+		h.SetControllen(putPktinfo(b.ctrl[i*pktinfoSpace:(i+1)*pktinfoSpace], from))
+	}
+	b.queued++
+}
+
+// putPktinfo writes a control message choosing source address from into
+// ctrl and returns its length.
+func putPktinfo(ctrl []byte, from netip.Addr) int {
+	clear(ctrl)
+	cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+	data := unsafe.Pointer(&ctrl[unix.CmsgLen(0)])
+	if from.Is4() {
+		cm.Level, cm.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		cm.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		(*unix.Inet4Pktinfo)(data).Spec_dst = from.As4()
+		return unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	}
+	cm.Level, cm.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	cm.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	(*unix.Inet6Pktinfo)(data).Addr = from.As16()
+	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+}
+
+// Flush sends every queued slot from fd with as few sendmmsg calls as the
+// kernel allows and empties the queue. A datagram the kernel refuses is
+// dropped: on EAGAIN (send buffer full) the rest of the queue with it,
+// since waiting would only delay datagrams whose senders retry anyway. It
+// returns how many were sent and how many dropped.
+func (b *Batch) Flush(fd int) (sent, dropped int) {
+	off := 0
+	for off < b.queued {
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[off])),
+			uintptr(b.queued-off), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			off += int(r)
+			sent += int(r)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			dropped += b.queued - off
+			off = b.queued
+		default:
+			// sendmmsg fails only on the first datagram it tries:
+			// drop that one and go on with the next.
+			off++
+			dropped++
+		}
+	}
+	b.queued = 0
+	return sent, dropped
+}

@@ -1,0 +1,201 @@
+//go:build linux
+
+package sock
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxDatagram is the largest UDP payload over IPv4 or IPv6 without jumbo
+// frames; buffers of this size never truncate a datagram.
+const MaxDatagram = 65535
+
+// Raw socket addresses are read and written as a RawSockaddrInet6, which
+// is large enough for either family.
+const sockaddrLen = unix.SizeofSockaddrInet6
+
+// pktinfoSpace is the control buffer of one datagram: room for an
+// IP_PKTINFO or IPV6_PKTINFO message, whichever is larger.
+var pktinfoSpace = max(unix.CmsgSpace(unix.SizeofInet4Pktinfo), unix.CmsgSpace(unix.SizeofInet6Pktinfo))
+
+// UDPSocket returns a non-blocking, close-on-exec UDP socket of the family
+// of remote, for sending to it from an ephemeral port. The socket is not
+// connected: the caller checks the source of every datagram it reads, so a
+// reply from any address other than remote is seen and can be counted,
+// where a connected socket would have the kernel drop it unseen. ICMP
+// errors are queued on the socket's error queue (IP_RECVERR), where
+// ReadError finds them; epoll reports them as EPOLLERR.
+func UDPSocket(remote netip.AddrPort) (int, error) {
+	fd, err := unix.Socket(family(remote), unix.SOCK_DGRAM|sockFlags, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
+	if family(remote) == unix.AF_INET6 {
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
+	}
+	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("setsockopt", err)
+	}
+	return fd, nil
+}
+
+// EnablePktinfo asks the kernel to report the destination address of every
+// datagram received on fd, a socket bound to a wildcard address, so that
+// replies can leave from the address the client wrote to.
+func EnablePktinfo(fd int, addr netip.AddrPort) error {
+	level, opt := unix.IPPROTO_IP, unix.IP_PKTINFO
+	if family(addr) == unix.AF_INET6 {
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO
+	}
+	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return fmt.Errorf("pktinfo on %s: %w", addr, os.NewSyscallError("setsockopt", err))
+	}
+	return nil
+}
+
+// RawAddr is a socket address in kernel form, built once and passed to
+// every send without conversion or allocation.
+type RawAddr struct {
+	sa  unix.RawSockaddrInet6
+	len uint32
+}
+
+// MakeRawAddr encodes ap; an invalid ap yields a zero-length address.
+func MakeRawAddr(ap netip.AddrPort) RawAddr {
+	var r RawAddr
+	r.set(ap)
+	return r
+}
+
+func (r *RawAddr) set(ap netip.AddrPort) {
+	addr := ap.Addr().Unmap()
+	port := ap.Port()
+	switch {
+	case addr.Is4():
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
+		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: addr.As4()}
+		putPort(&sa.Port, port)
+		r.len = unix.SizeofSockaddrInet4
+	case addr.Is6():
+		r.sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: addr.As16(), Scope_id: zoneIndex(addr.Zone())}
+		putPort(&r.sa.Port, port)
+		r.len = unix.SizeofSockaddrInet6
+	default:
+		r.len = 0
+	}
+}
+
+// peer6 decodes a received address stored in a RawSockaddrInet6, which
+// holds either family, as rawPeer does.
+func peer6(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), portOf(&sa4.Port))
+	case unix.AF_INET6:
+		var any unix.RawSockaddrAny
+		*(*unix.RawSockaddrInet6)(unsafe.Pointer(&any)) = *sa
+		return rawPeer(&any)
+	}
+	return netip.AddrPort{}
+}
+
+// putPort stores port in network byte order, on any host order.
+func putPort(p *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// SendTo sends p to addr as one datagram. EINTR is retried; other errors
+// are the bare errno (EAGAIN when the send buffer is full).
+func SendTo(fd int, p []byte, addr *RawAddr) error {
+	var base unsafe.Pointer
+	if len(p) > 0 {
+		base = unsafe.Pointer(&p[0])
+	}
+	for {
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&addr.sa)), uintptr(addr.len))
+		switch errno {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		default:
+			return errno
+		}
+	}
+}
+
+// RecvFrom reads one datagram into p, which should be MaxDatagram long
+// (a longer datagram is cut to len(p)), and returns its length and
+// source. EINTR is retried; other errors are the bare errno (EAGAIN when
+// nothing is queued).
+func RecvFrom(fd int, p []byte) (n int, from netip.AddrPort, err error) {
+	var rsa unix.RawSockaddrAny
+	for {
+		size := uint32(unix.SizeofSockaddrAny)
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&size)))
+		switch errno {
+		case 0:
+			return int(r), rawPeer(&rsa), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, netip.AddrPort{}, errno
+		}
+	}
+}
+
+// ReadError takes one error off fd's error queue (MSG_ERRQUEUE) and returns
+// the errno the kernel recorded for it: ECONNREFUSED for an ICMP port
+// unreachable, EHOSTUNREACH and the like for other ICMP errors. It returns
+// EAGAIN once the queue is empty. Taking the last error also clears the
+// socket's pending error, so epoll stops reporting EPOLLERR.
+func ReadError(fd int) (unix.Errno, error) {
+	var data [64]byte // the quoted datagram is not needed
+	var oob [128]byte
+	iov := unix.Iovec{Base: &data[0]}
+	iov.SetLen(len(data))
+	msg := unix.Msghdr{Iov: &iov, Control: &oob[0]}
+	msg.Iovlen = 1
+	msg.SetControllen(len(oob))
+	for {
+		_, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
+			unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		switch errno {
+		case 0:
+			return extendedErrno(oob[:msg.Controllen]), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}
+
+// extendedErrno finds the sock_extended_err of an IP_RECVERR or
+// IPV6_RECVERR control message; EIO when there is none.
+func extendedErrno(oob []byte) unix.Errno {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return unix.EIO
+	}
+	for _, m := range msgs {
+		ip4 := m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_RECVERR
+		ip6 := m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_RECVERR
+		if (ip4 || ip6) && len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})) {
+			ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+			return unix.Errno(ee.Errno)
+		}
+	}
+	return unix.EIO
+}

@@ -1,0 +1,388 @@
+package l4
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/l4/internal/sock"
+)
+
+const (
+	// udpBatch is the number of datagrams one recvmmsg or sendmmsg call
+	// moves. 32 amortises the syscall over a full batch under load; see
+	// docs/benchmarks.md for the measurement.
+	udpBatch = 32
+	// udpRecvRounds bounds the recvmmsg calls per wake-up of one frontend
+	// socket, so a flood on one cannot starve the loop's other sockets.
+	// The sockets are level-triggered: what is left is reported again.
+	udpRecvRounds = 4
+	// flowReadBudget bounds the replies read from one backend socket per
+	// wake-up, for the same reason.
+	flowReadBudget = 16
+)
+
+// DropReason says why the data plane dropped a UDP datagram.
+type DropReason uint8
+
+// The drop reasons. Each datagram dropped is counted once, under the first
+// reason that applies.
+const (
+	DropMaxFlows    DropReason = iota // new flow refused: max_flows reached
+	DropNoBackend                     // new flow refused: no backend could take it
+	DropAccessList                    // the client is refused by allow/deny
+	DropPerClient                     // max_connections_per_client (flows per client IP)
+	DropRateLimit                     // connection_rate_per_client (new flows per second)
+	DropShutdown                      // new flow refused: the server is shutting down
+	DropLocal                         // no socket for a new flow (out of fds or memory)
+	DropSendError                     // the kernel refused to send it (buffer full)
+	DropRefused                       // the backend answered with an ICMP error
+	DropForeign                       // a reply from an address other than the flow's backend
+	DropUnsolicited                   // a reply where none is expected (responses = 0)
+	NumDropReasons  = int(DropUnsolicited) + 1
+)
+
+var dropNames = [NumDropReasons]string{
+	DropMaxFlows:    "max_flows",
+	DropNoBackend:   "no_backend",
+	DropAccessList:  "access_list",
+	DropPerClient:   "per_client",
+	DropRateLimit:   "rate_limit",
+	DropShutdown:    "shutdown",
+	DropLocal:       "local_error",
+	DropSendError:   "send_error",
+	DropRefused:     "refused",
+	DropForeign:     "foreign_source",
+	DropUnsolicited: "unsolicited",
+}
+
+// String is the reason's name in stats and metrics.
+func (r DropReason) String() string {
+	if int(r) < NumDropReasons {
+		return dropNames[r]
+	}
+	return "unknown"
+}
+
+// udpCounters are a UDP frontend's datagram counters; its flows are
+// counted in frontend.active and frontend.total, its bytes in
+// frontend.bytesIn and bytesOut. "In" is client to backend.
+type udpCounters struct {
+	dgramsIn  atomic.Uint64
+	dgramsOut atomic.Uint64
+	drops     [NumDropReasons]atomic.Uint64
+}
+
+func (c *udpCounters) drop(r DropReason) { c.drops[r].Add(1) }
+
+// flowKey identifies a flow: the client's address and, on a socket bound
+// to a wildcard address, the local address it wrote to (else invalid).
+type flowKey struct {
+	client netip.AddrPort
+	local  netip.Addr
+}
+
+// udpListener is one loop's socket for one address of a UDP frontend and
+// the flows of the clients whose datagrams the kernel steers to it.
+// SO_REUSEPORT hashes a client's address to the same socket every time, so
+// a flow lives on one loop without any locking.
+type udpListener struct {
+	loop     *loop
+	fe       *frontend
+	fd       int
+	addr     netip.AddrPort
+	idx      uint32
+	wildcard bool // bound to 0.0.0.0 or ::: replies need pktinfo
+
+	flows    map[flowKey]*flow
+	send     *sock.Batch // replies to clients, flushed once per loop turn
+	flushing bool        // in loop.flush
+	draining bool        // shutting down: no new flows; close when the last ends
+
+	errLog  time.Time // last "cannot open a backend socket" line
+	errLogN int       // such failures since
+}
+
+func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, error) {
+	fd, err := sock.ListenUDP(addr, true)
+	if err != nil {
+		return nil, err
+	}
+	bound, err := sock.LocalAddr(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ln := &udpListener{
+		loop: l, fe: fe, fd: fd, addr: bound,
+		wildcard: bound.Addr().IsUnspecified(),
+		flows:    make(map[flowKey]*flow),
+	}
+	if ln.wildcard {
+		if err := sock.EnablePktinfo(fd, bound); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+	}
+	ln.send = sock.NewBatch(udpBatch, sock.MaxDatagram, ln.wildcard)
+	var gen uint32
+	ln.idx, gen = l.alloc(ln)
+	// Level-triggered: a socket left with datagrams after its budget is
+	// reported again by the next epoll_wait.
+	if err := l.poll.Add(fd, unix.EPOLLIN, token(ln.idx, gen, 0)); err != nil {
+		l.releaseSlot(ln.idx)
+		unix.Close(fd)
+		return nil, err
+	}
+	return ln, nil
+}
+
+// onEvent reads datagrams from clients and forwards each to its flow's
+// backend, opening flows as needed.
+func (ln *udpListener) onEvent(_ uint32, _ uint32) {
+	b := ln.loop.recvBatch()
+	for round := 0; round < udpRecvRounds && ln.fd >= 0; round++ {
+		n, err := b.Recv(ln.fd)
+		if err != nil {
+			return // EAGAIN; any other error is the socket's, seen again next time
+		}
+		for i := 0; i < n; i++ {
+			var local netip.Addr
+			if ln.wildcard {
+				local = b.Dest(i)
+			}
+			ln.forward(flowKey{client: b.From(i), local: local}, b.Data(i))
+		}
+		if n < b.Slots() {
+			return
+		}
+	}
+}
+
+// forward sends one client datagram on to the client's backend.
+func (ln *udpListener) forward(key flowKey, data []byte) {
+	fe := ln.fe
+	f := ln.flows[key]
+	if f == nil {
+		if fe.cfg.Responses == 0 {
+			ln.fireAndForget(key.client.Addr(), data)
+			return
+		}
+		if f = ln.openFlow(key); f == nil {
+			return
+		}
+	}
+	if err := sock.SendTo(f.fd, data, &f.to); err != nil {
+		fe.udp.drop(DropSendError)
+		return
+	}
+	f.requests++
+	f.lastActive = ln.loop.now
+	n := uint64(len(data))
+	fe.udp.dgramsIn.Add(1)
+	fe.bytesIn.Add(n)
+	f.be.AddDatagrams(1, 0)
+	f.be.AddBytes(n, 0)
+}
+
+// admit applies the checks every new flow passes, counting the drop when
+// one fails: shutdown, access list, max_flows, per-client limits. On
+// success the flow is reserved against max_flows and the client table.
+func (ln *udpListener) admit(ip netip.Addr) bool {
+	fe := ln.fe
+	switch {
+	case ln.draining || ln.loop.srv.stopping.Load():
+		fe.udp.drop(DropShutdown)
+		return false
+	case !fe.acl.admits(ip):
+		fe.udp.drop(DropAccessList)
+		return false
+	case !reserveUnder(&fe.active, int64(fe.cfg.MaxFlows)):
+		fe.udp.drop(DropMaxFlows)
+		return false
+	}
+	if fe.clients != nil {
+		switch fe.clients.admit(ip, ln.loop.now) {
+		case refusedNone:
+		case refusedRate:
+			fe.active.Add(-1)
+			fe.udp.drop(DropRateLimit)
+			return false
+		default:
+			fe.active.Add(-1)
+			fe.udp.drop(DropPerClient)
+			return false
+		}
+	}
+	return true
+}
+
+// unadmit returns what admit reserved.
+func (ln *udpListener) unadmit(ip netip.Addr) {
+	ln.fe.active.Add(-1)
+	if ln.fe.clients != nil {
+		ln.fe.clients.release(ip)
+	}
+}
+
+// openFlow admits a new client, picks its backend and opens the backend
+// socket. It returns nil, the datagram counted as dropped, when any step
+// refuses.
+func (ln *udpListener) openFlow(key flowKey) *flow {
+	fe := ln.fe
+	ip := key.client.Addr()
+	if !ln.admit(ip) {
+		return nil
+	}
+	be := fe.pick(keyFor(ip), nil)
+	if be == nil {
+		ln.unadmit(ip)
+		fe.noBackend.Add(1)
+		fe.udp.drop(DropNoBackend)
+		return nil
+	}
+	fd, err := sock.UDPSocket(be.Address())
+	if err != nil {
+		be.Release()
+		ln.unadmit(ip)
+		fe.udp.drop(DropLocal)
+		ln.logSocketError(err)
+		return nil
+	}
+	f := ln.loop.newFlow()
+	f.ln, f.key, f.fd, f.be = ln, key, fd, be
+	f.to = sock.MakeRawAddr(be.Address())
+	f.beAddr = unmapped(be.Address())
+	f.client = sock.MakeRawAddr(key.client)
+	f.lastActive = ln.loop.now
+	var gen uint32
+	f.idx, gen = ln.loop.alloc(f)
+	if err := ln.loop.poll.Add(fd, unix.EPOLLIN, token(f.idx, gen, 0)); err != nil {
+		ln.loop.releaseSlot(f.idx)
+		unix.Close(fd)
+		be.Release()
+		ln.unadmit(ip)
+		ln.loop.recycleFlow(f)
+		fe.udp.drop(DropLocal)
+		ln.logSocketError(err)
+		return nil
+	}
+	ln.flows[key] = f
+	fe.total.Add(1)
+	ln.loop.srv.flows.Add(1)
+	ln.loop.wheel.Schedule(&f.timer, fe.cfg.IdleTimeout)
+	return f
+}
+
+// fireAndForget sends a datagram for a frontend with responses = 0: a
+// backend is picked for it alone and no flow is kept. The send goes out
+// on the loop's shared socket for that backend.
+func (ln *udpListener) fireAndForget(ip netip.Addr, data []byte) {
+	fe := ln.fe
+	if !ln.admit(ip) {
+		return
+	}
+	ln.unadmit(ip) // nothing stays open
+	be := fe.pick(keyFor(ip), nil)
+	if be == nil {
+		fe.noBackend.Add(1)
+		fe.udp.drop(DropNoBackend)
+		return
+	}
+	defer be.Release()
+	s, err := ln.loop.sink(fe, be)
+	if err != nil {
+		fe.udp.drop(DropLocal)
+		ln.logSocketError(err)
+		return
+	}
+	if err := sock.SendTo(s.fd, data, &s.to); err != nil {
+		fe.udp.drop(DropSendError)
+		return
+	}
+	n := uint64(len(data))
+	fe.total.Add(1)
+	fe.udp.dgramsIn.Add(1)
+	fe.bytesIn.Add(n)
+	be.AddDatagrams(1, 0)
+	be.AddBytes(n, 0)
+}
+
+// logSocketError logs a failure to open a backend socket, at most once per
+// acceptLogEvery, with the count of failures since the last line.
+func (ln *udpListener) logSocketError(err error) {
+	ln.errLogN++
+	if now := ln.loop.now; now.Sub(ln.errLog) >= acceptLogEvery {
+		ln.loop.srv.log.Warn().Err(err).Str("frontend", ln.fe.cfg.Name).Int("failures", ln.errLogN).
+			Msg("cannot open a UDP socket to a backend; datagrams of new flows dropped")
+		ln.errLog = now
+		ln.errLogN = 0
+	}
+}
+
+// reply queues the n bytes just read into the replyBuf slot for a client
+// and makes sure the loop flushes them at the end of its turn.
+func (ln *udpListener) reply(n int, to *sock.RawAddr, from netip.Addr) {
+	ln.send.Commit(n, to, from)
+	if !ln.flushing {
+		ln.flushing = true
+		ln.loop.flush = append(ln.loop.flush, ln)
+	}
+}
+
+// replyBuf returns a free send slot to read a reply into, flushing the
+// batch first when it is full.
+func (ln *udpListener) replyBuf() []byte {
+	buf := ln.send.Next()
+	if buf == nil {
+		ln.flushReplies()
+		buf = ln.send.Next()
+	}
+	return buf
+}
+
+// flushReplies sends the queued replies with sendmmsg.
+func (ln *udpListener) flushReplies() {
+	if ln.send.Queued() == 0 {
+		return
+	}
+	if ln.fd < 0 {
+		ln.send.Flush(-1) // closed: drop them all (EBADF)
+		return
+	}
+	_, dropped := ln.send.Flush(ln.fd)
+	for ; dropped > 0; dropped-- {
+		ln.fe.udp.drop(DropSendError)
+	}
+}
+
+// drain stops opening flows; the socket closes once the last flow ended,
+// for it is where the flows' replies leave from.
+func (ln *udpListener) drain() {
+	ln.draining = true
+	if len(ln.flows) == 0 {
+		ln.close()
+	}
+}
+
+// close closes every flow and the socket.
+func (ln *udpListener) close() {
+	for _, f := range ln.flows {
+		f.close()
+	}
+	if ln.fd < 0 {
+		return
+	}
+	ln.flushReplies()
+	unix.Close(ln.fd)
+	ln.fd = -1
+	ln.loop.releaseSlot(ln.idx)
+}
+
+// unmapped is ap with an IPv4-mapped address turned into plain IPv4, the
+// form received source addresses come in.
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -1,0 +1,387 @@
+package l4
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// 100 clients send 10 datagrams each through 2 echo backends: every reply
+// reaches the client that asked, and each client stays on one backend.
+func TestUDPFlowsStayOnTheirBackend(t *testing.T) {
+	b1 := startUDPBackend(t, taggedEcho('A'))
+	b2 := startUDPBackend(t, taggedEcho('B'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b1.addr, b2.addr}, nil))
+	fe := s.Addrs("fe")[0]
+
+	const clients, each = 100, 10
+	tags := make([]byte, clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		c := udpClient(t, fe)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				msg := []byte(fmt.Sprintf("client %d datagram %d", i, j))
+				got, err := udpExchange(c, msg, 5*time.Second)
+				if err != nil {
+					errs <- fmt.Errorf("client %d datagram %d: %w", i, j, err)
+					return
+				}
+				if !bytes.Equal(got[1:], msg) {
+					errs <- fmt.Errorf("client %d got %q, want the echo of %q", i, got, msg)
+					return
+				}
+				if j == 0 {
+					tags[i] = got[0]
+				} else if got[0] != tags[i] {
+					errs <- fmt.Errorf("client %d moved from backend %c to %c", i, tags[i], got[0])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	perTag := map[byte]int{}
+	for _, tag := range tags {
+		perTag[tag]++
+	}
+	if perTag['A'] == 0 || perTag['B'] == 0 || perTag['A']+perTag['B'] != clients {
+		t.Errorf("clients per backend = %v, want both backends used by %d clients", perTag, clients)
+	}
+	c := counters(t, s)
+	if c.Total != clients || c.Active != clients || c.DatagramsIn != clients*each || c.DatagramsOut != clients*each {
+		t.Errorf("flows total %d active %d, datagrams in %d out %d; want %d, %d, %d, %d",
+			c.Total, c.Active, c.DatagramsIn, c.DatagramsOut, clients, clients, clients*each, clients*each)
+	}
+	if d := totalDrops(c); d != 0 {
+		t.Errorf("drops = %v, want none", c.Drops)
+	}
+	if got := b1.received.Load() + b2.received.Load(); got != clients*each {
+		t.Errorf("backends received %d datagrams, want %d", got, clients*each)
+	}
+	st1 := s.Backends("fe")[0].Stats()
+	if st1.DatagramsUp != uint64(b1.received.Load()) || st1.DatagramsDown != st1.DatagramsUp {
+		t.Errorf("backend A datagrams up %d down %d, want %d each", st1.DatagramsUp, st1.DatagramsDown, b1.received.Load())
+	}
+}
+
+// responses = 1 ends a flow on its reply; the client's next datagram opens
+// a new one.
+func TestUDPResponsesOneFreesFlowOnReply(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.Responses(1)
+	}))
+	base := openFDs(t)
+	c := udpClient(t, s.Addrs("fe")[0])
+	for i := 1; i <= 3; i++ {
+		if _, err := udpExchange(c, []byte("query"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Second, "the flow closed on its reply", func() bool { return counters(t, s).Active == 0 })
+		if got := counters(t, s).Total; got != uint64(i) {
+			t.Fatalf("after query %d: flows opened = %d, want %d", i, got, i)
+		}
+	}
+	// The client socket is the one fd this test added.
+	waitFor(t, 2*time.Second, "fds back to baseline", func() bool { return openFDs(t) <= base+1 })
+}
+
+// responses = 0 keeps no flow: every datagram is picked and sent on the
+// loop's shared socket for its backend.
+func TestUDPResponsesZeroKeepsNoFlow(t *testing.T) {
+	b := startUDPBackend(t, func([]byte) udpReply { return udpReply{} })
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.Responses(0)
+	}))
+	base := openFDs(t)
+	const clients, each = 5, 10
+	for i := 0; i < clients; i++ {
+		c := udpClient(t, s.Addrs("fe")[0])
+		for j := 0; j < each; j++ {
+			if _, err := c.Write([]byte("log line")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, 5*time.Second, "every datagram at the backend", func() bool { return b.received.Load() == clients*each })
+	c := counters(t, s)
+	if c.Active != 0 || c.Total != clients*each || c.DatagramsIn != clients*each || totalDrops(c) != 0 {
+		t.Errorf("active %d total %d in %d drops %v; want 0, %d, %d, none", c.Active, c.Total, c.DatagramsIn, c.Drops, clients*each, clients*each)
+	}
+	// The clients' sockets, plus at most one shared socket per loop.
+	if got, max := openFDs(t), base+clients+2; got > max {
+		t.Errorf("open fds = %d, want at most %d", got, max)
+	}
+}
+
+// A flow ends after idle_timeout without traffic; one with traffic lives on.
+func TestUDPIdleTimeout(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	const idle = 300 * time.Millisecond
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.IdleTimeout(idle)
+	}))
+	quiet := udpClient(t, s.Addrs("fe")[0])
+	busy := udpClient(t, s.Addrs("fe")[0])
+	for _, c := range []*net.UDPConn{quiet, busy} {
+		if _, err := udpExchange(c, []byte("hello"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	// Keep busy talking for three idle periods.
+	for time.Since(start) < 3*idle {
+		if _, err := udpExchange(busy, []byte("still here"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(idle / 6) // pacing the busy client, not waiting for a result
+	}
+	c := counters(t, s)
+	if c.Active != 1 || c.Total != 2 {
+		t.Fatalf("after %v: active %d total %d, want the busy flow alone (1 of 2)", time.Since(start), c.Active, c.Total)
+	}
+	waitFor(t, 2*time.Second, "the busy flow idle too", func() bool { return counters(t, s).Active == 0 })
+}
+
+// max_flows refuses new flows beyond the cap and counts them; flows
+// already open keep working.
+func TestUDPMaxFlows(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.MaxFlows(3)
+	}))
+	var open []*net.UDPConn
+	for i := 0; i < 3; i++ {
+		c := udpClient(t, s.Addrs("fe")[0])
+		if _, err := udpExchange(c, []byte("in"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	for i := 0; i < 2; i++ {
+		c := udpClient(t, s.Addrs("fe")[0])
+		if _, err := udpExchange(c, []byte("over"), 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a client beyond max_flows got %v, want no reply", err)
+		}
+	}
+	for _, c := range open {
+		if _, err := udpExchange(c, []byte("again"), 5*time.Second); err != nil {
+			t.Fatalf("an open flow stopped working: %v", err)
+		}
+	}
+	c := counters(t, s)
+	if c.Drops[DropMaxFlows] != 2 || c.Active != 3 || c.Total != 3 {
+		t.Errorf("max_flows drops %d, active %d, total %d; want 2, 3, 3", c.Drops[DropMaxFlows], c.Active, c.Total)
+	}
+}
+
+// A reply from an address other than the flow's backend is dropped and
+// counted; the genuine reply goes through.
+func TestUDPForeignReplyDropped(t *testing.T) {
+	spoofer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spoofer.Close()
+	var spoofed sync.WaitGroup
+	spoofed.Add(1)
+	b := startUDPBackend(t, func(p []byte) udpReply {
+		// Before answering, reply to the same flow from another socket,
+		// as a spoofer guessing the port, or a backend answering from
+		// the wrong address, would.
+		return udpReply{data: []byte("forged"), via: spoofer}
+	})
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, nil))
+	c := udpClient(t, s.Addrs("fe")[0])
+	if got, err := udpExchange(c, []byte("query"), 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client got %q, %v; want nothing", got, err)
+	}
+	waitFor(t, 2*time.Second, "the forged reply counted", func() bool { return counters(t, s).Drops[DropForeign] == 1 })
+	if got := s.Backends("fe")[0].Stats().Foreign; got != 1 {
+		t.Errorf("backend foreign = %d, want 1", got)
+	}
+	if got := counters(t, s).DatagramsOut; got != 0 {
+		t.Errorf("datagrams out = %d, want 0", got)
+	}
+}
+
+// On a socket bound to a wildcard address, replies leave from the address
+// the client wrote to: a client connected to 127.0.0.2 hears back.
+func TestUDPWildcardRepliesFromDestination(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.Listen("0.0.0.0:0")
+	}))
+	var port uint16
+	for _, a := range s.Addrs("fe") {
+		if a.Addr().IsUnspecified() {
+			port = a.Port()
+		}
+	}
+	if port == 0 {
+		t.Fatalf("no wildcard address among %v", s.Addrs("fe"))
+	}
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		c := udpClient(t, netip.AddrPortFrom(netip.MustParseAddr(ip), port))
+		got, err := udpExchange(c, []byte("who is there"), 5*time.Second)
+		if err != nil {
+			t.Fatalf("client of %s: %v", ip, err)
+		}
+		if string(got) != "Awho is there" {
+			t.Fatalf("client of %s got %q", ip, got)
+		}
+	}
+}
+
+// The access list applies to UDP clients: a refused client's datagrams
+// are dropped and counted.
+func TestUDPAccessList(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.Allow("127.0.0.2/32")
+	}))
+	c := udpClient(t, s.Addrs("fe")[0]) // from 127.0.0.1
+	if _, err := udpExchange(c, []byte("let me in"), 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a denied client got %v, want no reply", err)
+	}
+	cc := counters(t, s)
+	if cc.Drops[DropAccessList] != 1 || cc.Total != 0 || b.received.Load() != 0 {
+		t.Errorf("access-list drops %d, flows %d, backend got %d; want 1, 0, 0", cc.Drops[DropAccessList], cc.Total, b.received.Load())
+	}
+}
+
+// An ICMP port unreachable from a dead backend counts as a refused connect,
+// reaches the observer and ends the flow, so the client's retry is picked
+// afresh; once the observer marks the backend down, every new flow reaches
+// a live backend.
+func TestUDPDeadBackendReported(t *testing.T) {
+	live1 := startUDPBackend(t, taggedEcho('A'))
+	live2 := startUDPBackend(t, taggedEcho('B'))
+	dead := deadUDPPort(t)
+	cfg := udpConfig(t, []netip.AddrPort{dead, live1.addr, live2.addr}, nil)
+	s, err := NewServer(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &markDown{after: 2}
+	if err := s.Observe("fe", obs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	deadBE := s.Backends("fe")[0]
+
+	// Clients retry on silence, as DNS resolvers do.
+	ask := func(c *net.UDPConn) error {
+		for try := 0; try < 5; try++ {
+			if _, err := udpExchange(c, []byte("q"), 300*time.Millisecond); err == nil {
+				return nil
+			}
+		}
+		return errors.New("no reply after 5 tries")
+	}
+	for i := 0; i < 10; i++ {
+		if err := ask(udpClient(t, s.Addrs("fe")[0])); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	waitFor(t, 2*time.Second, "the dead backend marked down", func() bool { return !deadBE.Healthy() })
+	refused := deadBE.Stats().Failures[0]
+	if refused < 2 || counters(t, s).Drops[DropRefused] != refused {
+		t.Errorf("refused failures %d, refused drops %d; want at least 2 and equal", refused, counters(t, s).Drops[DropRefused])
+	}
+	before := live1.received.Load() + live2.received.Load()
+	for i := 0; i < 20; i++ {
+		c := udpClient(t, s.Addrs("fe")[0])
+		if _, err := udpExchange(c, []byte("q"), 5*time.Second); err != nil {
+			t.Fatalf("new flow %d after mark-down: %v", i, err)
+		}
+	}
+	if got := live1.received.Load() + live2.received.Load() - before; got != 20 {
+		t.Errorf("live backends got %d of 20 new flows' datagrams", got)
+	}
+	if got := deadBE.Stats().Failures[0]; got != refused {
+		t.Errorf("the down backend was tried again: refused %d, then %d", refused, got)
+	}
+}
+
+// markDown is an Observer that marks a backend down after a number of
+// failures, as the health scheduler does with passive_fall.
+type markDown struct {
+	after int
+	mu    sync.Mutex
+	fails map[string]int
+}
+
+func (m *markDown) ConnectFailed(b *backend.Backend, _ backend.FailReason) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fails == nil {
+		m.fails = map[string]int{}
+	}
+	m.fails[b.Name()]++
+	if m.fails[b.Name()] >= m.after {
+		b.SetHealthy(false)
+	}
+}
+func (m *markDown) Reset(*backend.Backend)  {}
+func (m *markDown) Served(*backend.Backend) {}
+
+// A graceful shutdown refuses new flows, keeps relaying for open ones and
+// returns once they have ended.
+func TestUDPShutdownDrainsFlows(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	const idle = 500 * time.Millisecond
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.IdleTimeout(idle)
+	}))
+	old := udpClient(t, s.Addrs("fe")[0])
+	if _, err := udpExchange(old, []byte("before"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	waitFor(t, 2*time.Second, "shutdown begun", func() bool { return !s.Started() })
+	if _, err := udpExchange(old, []byte("during"), 5*time.Second); err != nil {
+		t.Fatalf("an open flow during shutdown: %v", err)
+	}
+	late := udpClient(t, s.Addrs("fe")[0])
+	if _, err := udpExchange(late, []byte("new"), 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a new flow during shutdown got %v, want no reply", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last flow went idle")
+	}
+	if got := counters(t, s).Drops[DropShutdown]; got != 1 {
+		t.Errorf("shutdown drops = %d, want 1", got)
+	}
+}

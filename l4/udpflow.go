@@ -1,0 +1,239 @@
+package l4
+
+import (
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/l4/internal/sock"
+	"github.com/splicerlb/splicer/l4/internal/timer"
+	"github.com/splicerlb/splicer/pkg/backend"
+)
+
+// flow is one client's conversation through a UDP frontend: the backend
+// picked by its first datagram and a socket of its own towards it, whose
+// ephemeral port tells the backend's replies apart from other flows'. It
+// belongs to its listener's loop.
+type flow struct {
+	ln     *udpListener
+	key    flowKey
+	fd     int // -1 once closed
+	idx    uint32
+	be     *backend.Backend
+	to     sock.RawAddr   // the backend, for sendto
+	beAddr netip.AddrPort // the backend as received source addresses read
+	client sock.RawAddr   // the client, for replies
+
+	requests, replies uint64
+	lastActive        time.Time
+	timer             timer.Timer
+}
+
+// newFlow takes a flow struct from the loop's free list.
+func (l *loop) newFlow() *flow {
+	if n := len(l.flowPool); n > 0 {
+		f := l.flowPool[n-1]
+		l.flowPool = l.flowPool[:n-1]
+		return f
+	}
+	f := &flow{fd: -1}
+	f.timer.Fire = f.expire
+	return f
+}
+
+// recycleFlow returns a closed flow to the free list, cleared except for
+// its timer callback, which is bound to the struct.
+func (l *loop) recycleFlow(f *flow) {
+	fire := f.timer.Fire
+	*f = flow{fd: -1}
+	f.timer.Fire = fire
+	l.flowPool = append(l.flowPool, f)
+}
+
+// onEvent handles the backend socket: ICMP errors first, then replies.
+func (f *flow) onEvent(ev uint32, _ uint32) {
+	if ev&unix.EPOLLERR != 0 {
+		if f.readErrors() {
+			return
+		}
+	}
+	if ev&unix.EPOLLIN != 0 {
+		f.readReplies()
+	}
+}
+
+// readErrors takes the ICMP errors off the socket's error queue. An error
+// means the backend did not get the flow's datagrams (ECONNREFUSED: no one
+// listens), so it counts as a failed connect and the flow ends: the
+// client's next datagram opens a new flow, picked afresh. It reports
+// whether the flow was closed.
+func (f *flow) readErrors() bool {
+	failed := false
+	for {
+		errno, err := sock.ReadError(f.fd)
+		if err != nil {
+			break // EAGAIN: the queue is empty
+		}
+		failed = true
+		f.ln.fe.udp.drop(DropRefused)
+		backendFailed(f.ln.fe, f.be, errno)
+	}
+	if failed {
+		f.close()
+	}
+	return failed
+}
+
+// backendFailed counts an ICMP error from b and reports it to the observer.
+func backendFailed(fe *frontend, b *backend.Backend, errno unix.Errno) {
+	reason := backend.ClassifyFailure(errno)
+	b.AddFailure(reason)
+	if fe.observer != nil {
+		fe.observer.ConnectFailed(b, reason)
+	}
+}
+
+// readReplies reads the backend's replies straight into the listener's
+// send batch and queues them for the client. A datagram from any other
+// address is dropped and counted. The flow ends after its expected number
+// of replies: responses for each datagram the client sent.
+func (f *flow) readReplies() {
+	ln := f.ln
+	fe := ln.fe
+	for i := 0; i < flowReadBudget; i++ {
+		buf := ln.replyBuf()
+		n, from, err := sock.RecvFrom(f.fd, buf)
+		if err != nil {
+			// EAGAIN; or ECONNREFUSED, the pending error of an ICMP
+			// message that readErrors counts when epoll reports it.
+			return
+		}
+		if from != f.beAddr {
+			fe.udp.drop(DropForeign)
+			f.be.AddForeign()
+			continue
+		}
+		ln.reply(n, &f.client, f.key.local)
+		f.replies++
+		f.lastActive = ln.loop.now
+		fe.udp.dgramsOut.Add(1)
+		fe.bytesOut.Add(uint64(n))
+		f.be.AddDatagrams(0, 1)
+		f.be.AddBytes(0, uint64(n))
+		if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
+			f.close()
+			return
+		}
+	}
+}
+
+// expire runs from the timing wheel at the idle deadline measured from
+// the flow's start or last re-arm. Traffic since then only moved
+// lastActive, so the timer is re-armed for the rest of the idle time
+// instead of being touched per datagram.
+func (f *flow) expire() {
+	if f.fd < 0 {
+		return
+	}
+	idle := f.ln.fe.cfg.IdleTimeout
+	if left := idle - f.ln.loop.now.Sub(f.lastActive); left > 0 {
+		f.ln.loop.wheel.Schedule(&f.timer, left)
+		return
+	}
+	f.close()
+}
+
+// close ends the flow: its socket closes (a late reply gets an ICMP port
+// unreachable from the kernel) and its reservations are returned. A flow
+// that got a reply counts as served for passive health.
+func (f *flow) close() {
+	if f.fd < 0 {
+		return
+	}
+	ln := f.ln
+	l := ln.loop
+	fe := ln.fe
+	l.wheel.Stop(&f.timer)
+	// Closing the fd removes it from the epoll set.
+	unix.Close(f.fd)
+	f.fd = -1
+	l.releaseSlot(f.idx)
+	delete(ln.flows, f.key)
+	f.be.Release()
+	ln.unadmit(f.key.client.Addr())
+	if fe.observer != nil && f.replies > 0 {
+		fe.observer.Served(f.be)
+	}
+	l.srv.flowDone()
+	l.recycleFlow(f)
+	if ln.draining && len(ln.flows) == 0 {
+		ln.close()
+	}
+}
+
+// sink is a loop's shared socket towards one backend of a frontend with
+// responses = 0, where no flow is kept. Nothing is expected back: a reply
+// is dropped and counted, an ICMP error counted against the backend.
+type sink struct {
+	fe  *frontend
+	be  *backend.Backend
+	fd  int
+	idx uint32
+	to  sock.RawAddr
+	buf []byte
+}
+
+// sink returns the loop's sink towards b, opening it on first use.
+func (l *loop) sink(fe *frontend, b *backend.Backend) (*sink, error) {
+	if s := l.sinks[b]; s != nil {
+		return s, nil
+	}
+	fd, err := sock.UDPSocket(b.Address())
+	if err != nil {
+		return nil, err
+	}
+	s := &sink{fe: fe, be: b, fd: fd, to: sock.MakeRawAddr(b.Address())}
+	var gen uint32
+	s.idx, gen = l.alloc(s)
+	if err := l.poll.Add(fd, unix.EPOLLIN, token(s.idx, gen, 0)); err != nil {
+		l.releaseSlot(s.idx)
+		unix.Close(fd)
+		return nil, err
+	}
+	if l.sinks == nil {
+		l.sinks = make(map[*backend.Backend]*sink)
+	}
+	l.sinks[b] = s
+	return s, nil
+}
+
+func (s *sink) onEvent(ev uint32, _ uint32) {
+	if ev&unix.EPOLLERR != 0 {
+		for {
+			errno, err := sock.ReadError(s.fd)
+			if err != nil {
+				break
+			}
+			s.fe.udp.drop(DropRefused)
+			backendFailed(s.fe, s.be, errno)
+		}
+	}
+	if ev&unix.EPOLLIN == 0 {
+		return
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, sock.MaxDatagram)
+	}
+	for i := 0; i < flowReadBudget; i++ {
+		if _, _, err := sock.RecvFrom(s.fd, s.buf); err != nil {
+			return
+		}
+		s.fe.udp.drop(DropUnsolicited)
+	}
+}
+
+func (s *sink) close(l *loop) {
+	unix.Close(s.fd)
+	l.releaseSlot(s.idx)
+}

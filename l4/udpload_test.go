@@ -1,0 +1,234 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// 50000 clients, each from its own address and port, send one query: each
+// query is answered, or refused at max_flows and counted. Once they stop,
+// every flow ends within idle_timeout plus a second, and fds come back to
+// where they were; RSS stays bounded on the way.
+func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	const idle = time.Second
+	// max_flows stays well inside the 20000-fd limit, which this process
+	// shares with the clients and the backend.
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.IdleTimeout(idle).MaxFlows(12000)
+	}))
+	fe := s.Addrs("fe")[0]
+	fds := openFDs(t)
+	rss := rssBytes(t)
+
+	// Two source addresses times 25000 ports below the ephemeral range:
+	// 50000 distinct client addresses.
+	type source struct {
+		ip   [4]byte
+		port int
+	}
+	sources := make(chan source, 64)
+	go func() {
+		defer close(sources)
+		for port := 2000; port < 27000; port++ {
+			for _, last := range []byte{2, 3} {
+				sources <- source{[4]byte{127, 0, 0, last}, port}
+			}
+		}
+	}()
+	var answered, unanswered, skipped atomic.Int64
+	var peakRSS atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 64)
+			for src := range sources {
+				ok, err := queryOnce(src.ip, src.port, fe, buf)
+				switch {
+				case errors.Is(err, unix.EADDRINUSE):
+					skipped.Add(1) // a port some other program holds
+				case err != nil:
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				case ok:
+					if answered.Add(1)%5000 == 0 {
+						peakRSS.Store(max(peakRSS.Load(), rssBytes(t)))
+					}
+				default:
+					unanswered.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	sent := answered.Load() + unanswered.Load()
+	if sent < 49000 {
+		t.Fatalf("only %d queries sent (%d source ports in use elsewhere)", sent, skipped.Load())
+	}
+	c := counters(t, s)
+	if uint64(unanswered.Load()) != c.Drops[DropMaxFlows] || c.Total != uint64(answered.Load()) ||
+		totalDrops(c) != c.Drops[DropMaxFlows] {
+		t.Errorf("answered %d, unanswered %d; flows opened %d, drops %v: want every unanswered query dropped at max_flows",
+			answered.Load(), unanswered.Load(), c.Total, c.Drops)
+	}
+	t.Logf("%d queries: %d answered, %d dropped at max_flows; peak flows-side RSS growth %d KiB",
+		sent, answered.Load(), c.Drops[DropMaxFlows], (peakRSS.Load()-rss)/1024)
+	waitFor(t, idle+time.Second, "every flow idle", func() bool { return counters(t, s).Active == 0 })
+	waitFor(t, time.Second, "fds back to baseline", func() bool { return openFDs(t) <= fds })
+	if grown := peakRSS.Load() - rss; grown > 128<<20 {
+		t.Errorf("RSS grew by %d MiB during the run, want at most 128", grown>>20)
+	}
+}
+
+// queryOnce sends one datagram to fe from ip:port and waits for the reply.
+// It reports false when none came within the wait.
+func queryOnce(ip [4]byte, port int, fe netip.AddrPort, buf []byte) (bool, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: ip, Port: port}); err != nil {
+		return false, err
+	}
+	tv := unix.NsecToTimeval(int64(500 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return false, err
+	}
+	to := &unix.SockaddrInet4{Addr: fe.Addr().As4(), Port: int(fe.Port())}
+	if err := unix.Sendto(fd, []byte("query"), 0, to); err != nil {
+		return false, err
+	}
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err != nil:
+			return false, err
+		case string(buf[:n]) != "Aquery":
+			return false, fmt.Errorf("client %v:%d got %q", ip, port, buf[:n])
+		}
+		return true, nil
+	}
+}
+
+// A real DNS server (dnsmasq) answers dig through splicer with
+// responses = 1: every query is answered and its flow ends on the answer.
+func TestUDPDNSThroughDnsmasq(t *testing.T) {
+	dnsmasq, err := exec.LookPath("dnsmasq")
+	if err != nil {
+		t.Skip("install dnsmasq (Debian package dnsmasq-base) to run this test")
+	}
+	dig, err := exec.LookPath("dig")
+	if err != nil {
+		t.Skip("install dig (Debian package bind9-dnsutils) to run this test")
+	}
+	dns := startDnsmasq(t, dnsmasq, dig)
+	s := startServer(t, udpConfig(t, []netip.AddrPort{dns}, func(f *config.FrontendBuilder) {
+		f.Responses(1)
+	}))
+	fe := s.Addrs("fe")[0]
+	const queries = 20
+	for i := 0; i < queries; i++ {
+		name := fmt.Sprintf("host%d.splicer.test", i)
+		out, err := runDig(dig, fe, name)
+		if err != nil {
+			t.Fatalf("dig %s through splicer: %v\n%s", name, err, out)
+		}
+		if out != "192.0.2.7" {
+			t.Fatalf("dig %s through splicer answered %q, want 192.0.2.7", name, out)
+		}
+	}
+	waitFor(t, 2*time.Second, "every flow ended on its answer", func() bool { return counters(t, s).Active == 0 })
+	c := counters(t, s)
+	if c.Total != queries || c.DatagramsIn != queries || c.DatagramsOut != queries || totalDrops(c) != 0 {
+		t.Errorf("flows %d, datagrams in %d out %d, drops %v; want %d, %d, %d, none",
+			c.Total, c.DatagramsIn, c.DatagramsOut, c.Drops, queries, queries, queries)
+	}
+}
+
+// startDnsmasq runs dnsmasq on a free loopback port, answering
+// *.splicer.test with 192.0.2.7 and nothing else, and waits until dig
+// gets an answer from it directly.
+func startDnsmasq(t *testing.T, dnsmasq, dig string) netip.AddrPort {
+	t.Helper()
+	// dnsmasq cannot report a port it chose, so pick one; a port taken in
+	// between makes dnsmasq exit, and another is tried.
+	for attempt := 0; attempt < 5; attempt++ {
+		addr := deadUDPPort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null",
+			"--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
+			"--listen-address=127.0.0.1", fmt.Sprintf("--port=%d", addr.Port()),
+			"--address=/splicer.test/192.0.2.7", "--pid-file=", "--user=root", "--group=root")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatalf("start dnsmasq: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() {
+			cmd.Wait()
+			close(exited)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-exited
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				deadline = time.Time{} // try another port
+				continue
+			default:
+			}
+			if out, err := runDig(dig, addr, "ready.splicer.test"); err == nil && out == "192.0.2.7" {
+				return addr
+			}
+		}
+		if deadline.IsZero() {
+			t.Logf("dnsmasq on port %d exited: %s", addr.Port(), stderr.String())
+			continue
+		}
+		t.Fatalf("dnsmasq on %s did not answer within 10s: %s", addr, stderr.String())
+	}
+	t.Fatal("dnsmasq could not bind a port in 5 attempts")
+	return netip.AddrPort{}
+}
+
+// runDig asks server for name's A record, one try, and returns the answer.
+func runDig(dig string, server netip.AddrPort, name string) (string, error) {
+	cmd := exec.Command(dig, "@"+server.Addr().String(), "-p", fmt.Sprint(server.Port()),
+		name, "A", "+short", "+tries=1", "+time=2")
+	cmd.Env = append(os.Environ(), "HOME=/nonexistent") // ignore any ~/.digrc
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}

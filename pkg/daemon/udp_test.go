@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/stats"
+)
+
+// udpEcho runs a UDP echo server on loopback until the test ends.
+func udpEcho(t *testing.T) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err == nil {
+				c.WriteToUDPAddrPort(buf[:n], from)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// askUDP sends msg from a new socket to front and reports whether the
+// echo came back within wait.
+func askUDP(t *testing.T, front netip.AddrPort, msg string, wait time.Duration) bool {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(front))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	return err == nil && string(buf[:n]) == msg
+}
+
+// TestUDPPassiveFallTakesDeadBackendOut runs a UDP frontend with a dead
+// backend beside a live one: the ICMP errors the dead one causes are
+// passive failures, and after passive_fall of them it is down and every
+// new flow reaches the live backend. The stats report it all.
+func TestUDPPassiveFallTakesDeadBackendOut(t *testing.T) {
+	live := udpEcho(t)
+	deadConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := deadConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	deadConn.Close()
+	// The probe is a send_expect over UDP; a day-long interval keeps
+	// active probes out of the count after the first. A short idle
+	// timeout lets the flows end before the shutdown at cleanup.
+	cfg, err := config.New().AdminListen("").Frontend("t").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
+		IdleTimeout(time.Second).
+		Backend(dead.String(), 1).Backend(live.String(), 1).
+		HealthCheck(config.CheckSendExpect).HealthSend("ping").HealthExpect("ping").
+		HealthInterval(24 * time.Hour).HealthPassiveFall(2).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runDaemon(t, cfg)
+	front := netip.MustParseAddrPort(frontAddr(t, d))
+	bad := d.srv.Backends("t")[0]
+	for i := 0; i < 20 && bad.Healthy(); i++ {
+		askUDP(t, front, "hello", 300*time.Millisecond)
+	}
+	waitFor(t, 2*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
+	refused := bad.Stats().Failures[0]
+	for i := 0; i < 10; i++ {
+		if !askUDP(t, front, "after", 5*time.Second) {
+			t.Fatalf("client %d after the dead backend went down got no echo", i)
+		}
+	}
+	if got := bad.Stats().Failures[0]; got != refused {
+		t.Errorf("the down backend was sent new flows: refused %d, then %d", refused, got)
+	}
+
+	src := &source{d: d, started: time.Now()}
+	var fe stats.FrontendStats
+	waitFor(t, 2*time.Second, "the echoes' flows counted", func() bool {
+		fe = src.Stats().Frontends[0]
+		return fe.DatagramsOut >= 10
+	})
+	if fe.Protocol != config.ProtocolUDP || fe.Drops["refused"] != refused || len(fe.Drops) != len(stats.DropReasons()) {
+		t.Errorf("frontend protocol %q, drops %v; want udp, refused = %d, every reason present", fe.Protocol, fe.Drops, refused)
+	}
+	be := fe.Backends[0]
+	if be.Health.Up || be.ConnectFailures["refused"] != refused || be.DatagramsIn != refused {
+		t.Errorf("dead backend: up %v, refused %d, datagrams in %d; want down, %d, %d",
+			be.Health.Up, be.ConnectFailures["refused"], be.DatagramsIn, refused, refused)
+	}
+}
+
+// The data plane's drop reasons are the ones the stats declare, in order.
+func TestDropReasonNamesMatchStats(t *testing.T) {
+	var names []string
+	for r := 0; r < l4.NumDropReasons; r++ {
+		names = append(names, l4.DropReason(r).String())
+	}
+	if want := stats.DropReasons(); !slices.Equal(names, want) {
+		t.Errorf("l4 drop reasons %v, stats declares %v", names, want)
+	}
+}
