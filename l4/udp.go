@@ -19,9 +19,6 @@ const (
 	// socket, so a flood on one cannot starve the loop's other sockets.
 	// The sockets are level-triggered: what is left is reported again.
 	udpRecvRounds = 4
-	// flowReadBudget bounds the replies read from one backend socket per
-	// wake-up, for the same reason.
-	flowReadBudget = 16
 )
 
 // DropReason says why the data plane dropped a UDP datagram.
@@ -322,25 +319,13 @@ func (ln *udpListener) logSocketError(err error) {
 	}
 }
 
-// reply queues the n bytes just read into the replyBuf slot for a client
-// and makes sure the loop flushes them at the end of its turn.
-func (ln *udpListener) reply(n int, to *sock.RawAddr, from netip.Addr) {
-	ln.send.Commit(n, to, from)
+// queued makes sure the loop flushes the send batch at the end of its
+// turn, now that it holds replies.
+func (ln *udpListener) queued() {
 	if !ln.flushing {
 		ln.flushing = true
 		ln.loop.flush = append(ln.loop.flush, ln)
 	}
-}
-
-// replyBuf returns a free send slot to read a reply into, flushing the
-// batch first when it is full.
-func (ln *udpListener) replyBuf() []byte {
-	buf := ln.send.Next()
-	if buf == nil {
-		ln.flushReplies()
-		buf = ln.send.Next()
-	}
-	return buf
 }
 
 // flushReplies sends the queued replies with sendmmsg.

@@ -94,37 +94,49 @@ func backendFailed(fe *frontend, b *backend.Backend, errno unix.Errno) {
 	}
 }
 
-// readReplies reads the backend's replies straight into the listener's
-// send batch and queues them for the client. A datagram from any other
-// address is dropped and counted. The flow ends after its expected number
-// of replies: responses for each datagram the client sent.
+// readReplies reads the backend's replies straight into free slots of the
+// listener's send batch, every reply queued with one recvmmsg, and keeps
+// them for the client. A datagram from any other address is dropped and
+// counted. The flow ends after its expected number of replies: responses
+// for each datagram the client sent.
 func (f *flow) readReplies() {
 	ln := f.ln
 	fe := ln.fe
-	for i := 0; i < flowReadBudget; i++ {
-		buf := ln.replyBuf()
-		n, from, err := sock.RecvFrom(f.fd, buf)
-		if err != nil {
-			// EAGAIN; or ECONNREFUSED, the pending error of an ICMP
-			// message that readErrors counts when epoll reports it.
-			return
-		}
-		if from != f.beAddr {
+	b := ln.send
+	if b.Queued() == b.Slots() {
+		ln.flushReplies()
+	}
+	first := b.Queued()
+	n, err := b.RecvTail(f.fd)
+	if err != nil {
+		// EAGAIN; or ECONNREFUSED, the pending error of an ICMP
+		// message that readErrors counts when epoll reports it.
+		return
+	}
+	var bytes uint64
+	kept := 0
+	for j := first; j < first+n; j++ {
+		if b.From(j) != f.beAddr {
 			fe.udp.drop(DropForeign)
 			f.be.AddForeign()
 			continue
 		}
-		ln.reply(n, &f.client, f.key.local)
-		f.replies++
-		f.lastActive = ln.loop.now
-		fe.udp.dgramsOut.Add(1)
-		fe.bytesOut.Add(uint64(n))
-		f.be.AddDatagrams(0, 1)
-		f.be.AddBytes(0, uint64(n))
-		if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
-			f.close()
-			return
-		}
+		bytes += uint64(len(b.Data(j)))
+		b.Keep(j, &f.client, f.key.local)
+		kept++
+	}
+	if kept == 0 {
+		return
+	}
+	ln.queued()
+	f.replies += uint64(kept)
+	f.lastActive = ln.loop.now
+	fe.udp.dgramsOut.Add(uint64(kept))
+	fe.bytesOut.Add(bytes)
+	f.be.AddDatagrams(0, uint64(kept))
+	f.be.AddBytes(0, bytes)
+	if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
+		f.close()
 	}
 }
 
@@ -171,6 +183,9 @@ func (f *flow) close() {
 		ln.close()
 	}
 }
+
+// sinkReadBudget bounds the unsolicited replies a sink reads per wake-up.
+const sinkReadBudget = 16
 
 // sink is a loop's shared socket towards one backend of a frontend with
 // responses = 0, where no flow is kept. Nothing is expected back: a reply
@@ -225,7 +240,8 @@ func (s *sink) onEvent(ev uint32, _ uint32) {
 	if s.buf == nil {
 		s.buf = make([]byte, sock.MaxDatagram)
 	}
-	for i := 0; i < flowReadBudget; i++ {
+	// Level-triggered: what is left after the budget is reported again.
+	for i := 0; i < sinkReadBudget; i++ {
 		if _, _, err := sock.RecvFrom(s.fd, s.buf); err != nil {
 			return
 		}

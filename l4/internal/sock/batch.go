@@ -186,6 +186,44 @@ func putPktinfo(ctrl []byte, from netip.Addr) int {
 	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 }
 
+// RecvTail reads up to the number of free send slots from fd with one
+// recvmmsg call, into the slots after the queued ones, and returns how
+// many it read. Nothing is queued: the caller reads each with Data and
+// From at index Queued()+k, and queues those it keeps with Keep, in
+// order. Errors are Recv's.
+func (b *Batch) RecvTail(fd int) (int, error) {
+	free := len(b.hdrs) - b.queued
+	if free == 0 {
+		return 0, nil
+	}
+	for i := b.queued; i < len(b.hdrs); i++ {
+		b.resetSlot(i, b.bufSize)
+	}
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[b.queued])),
+			uintptr(free), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}
+
+// Keep queues received slot j (at or after Queued()) for sending to to,
+// from from as Commit does. A slot skipped before it is overwritten: its
+// payload moves down to the first free slot.
+func (b *Batch) Keep(j int, to *RawAddr, from netip.Addr) {
+	n := int(b.hdrs[j].Len)
+	if j != b.queued {
+		copy(b.buf[b.queued*b.bufSize:], b.buf[j*b.bufSize:j*b.bufSize+n])
+	}
+	b.Commit(n, to, from)
+}
+
 // Flush sends every queued slot from fd with as few sendmmsg calls as the
 // kernel allows and empties the queue. A datagram the kernel refuses is
 // dropped: on EAGAIN (send buffer full) the rest of the queue with it,

@@ -1,0 +1,276 @@
+//go:build linux
+
+package sock
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpPair returns a receiving UDP socket on loopback and its address, and a
+// sending socket; both close at cleanup.
+func udpPair(t testing.TB) (rx int, addr netip.AddrPort, tx int) {
+	t.Helper()
+	rx, err := ListenUDP(netip.MustParseAddrPort("127.0.0.1:0"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(rx) })
+	// Room for a whole batch of datagrams however the kernel accounts them.
+	if err := unix.SetsockoptInt(rx, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	addr, err = LocalAddr(rx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err = UDPSocket(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(tx) })
+	return rx, addr, tx
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	rx, addr, tx := udpPair(t)
+	to := MakeRawAddr(addr)
+	out := NewBatch(8, 256, false)
+	for i := 0; i < 5; i++ {
+		buf := out.Next()
+		n := copy(buf, fmt.Sprintf("datagram %d", i))
+		out.Commit(n, &to, netip.Addr{})
+	}
+	if sent, dropped := out.Flush(tx); sent != 5 || dropped != 0 || out.Queued() != 0 {
+		t.Fatalf("Flush sent %d dropped %d queued %d, want 5, 0, 0", sent, dropped, out.Queued())
+	}
+	txAddr, err := LocalAddr(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewBatch(8, 256, false)
+	n, err := in.Recv(rx)
+	if err != nil || n != 5 {
+		t.Fatalf("Recv = %d, %v; want 5", n, err)
+	}
+	for i := 0; i < n; i++ {
+		if got, want := in.Data(i), []byte(fmt.Sprintf("datagram %d", i)); !bytes.Equal(got, want) {
+			t.Errorf("slot %d = %q, want %q", i, got, want)
+		}
+		if from := in.From(i); from.Port() != txAddr.Port() || from.Addr() != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("slot %d from %v, want 127.0.0.1:%d", i, from, txAddr.Port())
+		}
+	}
+	if _, err := in.Recv(rx); !errors.Is(err, unix.EAGAIN) {
+		t.Errorf("Recv on an empty socket: %v, want EAGAIN", err)
+	}
+}
+
+// A socket bound to 0.0.0.0 learns each datagram's destination and can
+// answer from it.
+func TestBatchPktinfo(t *testing.T) {
+	rx, err := ListenUDP(netip.MustParseAddrPort("0.0.0.0:0"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rx)
+	bound, err := LocalAddr(rx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnablePktinfo(rx, bound); err != nil {
+		t.Fatal(err)
+	}
+	dest := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.9"), bound.Port())
+	_, _, tx := udpPair(t)
+	to := MakeRawAddr(dest)
+	if err := SendTo(tx, []byte("hi"), &to); err != nil {
+		t.Fatal(err)
+	}
+	in := NewBatch(4, 64, true)
+	n, err := in.Recv(rx)
+	if err != nil || n != 1 {
+		t.Fatalf("Recv = %d, %v", n, err)
+	}
+	if got := in.Dest(0); got != dest.Addr() {
+		t.Fatalf("Dest = %v, want %v", got, dest.Addr())
+	}
+	// The reply leaves from 127.0.0.9: tx reads it with that source.
+	out := NewBatch(1, 64, true)
+	back := MakeRawAddr(in.From(0))
+	out.Commit(copy(out.Next(), "ho"), &back, in.Dest(0))
+	if sent, _ := out.Flush(rx); sent != 1 {
+		t.Fatal("reply not sent")
+	}
+	buf := make([]byte, 64)
+	for {
+		n, from, err := RecvFrom(tx, buf)
+		if errors.Is(err, unix.EAGAIN) {
+			continue // the reply is on its way through loopback
+		}
+		if err != nil || string(buf[:n]) != "ho" || from != dest {
+			t.Fatalf("reply %q from %v (%v), want \"ho\" from %v", buf[:n], from, err, dest)
+		}
+		return
+	}
+}
+
+// An ICMP port unreachable lands on the error queue as ECONNREFUSED.
+func TestReadErrorRefused(t *testing.T) {
+	_, addr, tx := udpPair(t)
+	dead := netip.AddrPortFrom(addr.Addr(), addr.Port()+1)
+	for attempt := 0; attempt < 20; attempt++ {
+		probe, err := ListenUDP(dead, false)
+		if err == nil {
+			unix.Close(probe)
+			break
+		}
+		dead = netip.AddrPortFrom(dead.Addr(), dead.Port()+1)
+	}
+	to := MakeRawAddr(dead)
+	if err := SendTo(tx, []byte("anyone?"), &to); err != nil {
+		t.Fatal(err)
+	}
+	// Loopback delivers the ICMP error before sendto returns.
+	errno, err := ReadError(tx)
+	if err != nil || errno != unix.ECONNREFUSED {
+		t.Fatalf("ReadError = %v, %v; want ECONNREFUSED", errno, err)
+	}
+	if _, err := ReadError(tx); !errors.Is(err, unix.EAGAIN) {
+		t.Errorf("second ReadError: %v, want EAGAIN", err)
+	}
+}
+
+// Receiving 32 queued datagrams one recvfrom at a time against one
+// recvmmsg: the per-datagram cost of the syscall is what batching saves.
+func BenchmarkRecv32(b *testing.B) {
+	for _, mode := range []string{"recvfrom", "recvmmsg"} {
+		b.Run(mode, func(b *testing.B) {
+			rx, addr, tx := udpPair(b)
+			to := MakeRawAddr(addr)
+			payload := make([]byte, 64)
+			batch := NewBatch(32, MaxDatagram, false)
+			buf := make([]byte, MaxDatagram)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				for j := 0; j < 32; j++ {
+					if err := SendTo(tx, payload, &to); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				got := 0
+				if mode == "recvmmsg" {
+					for got < 32 {
+						n, err := batch.Recv(rx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						got += n
+					}
+				} else {
+					for ; got < 32; got++ {
+						if _, _, err := RecvFrom(rx, buf); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*32), "ns/datagram")
+		})
+	}
+}
+
+// Sending 32 datagrams one sendto at a time against one sendmmsg.
+func BenchmarkSend32(b *testing.B) {
+	for _, mode := range []string{"sendto", "sendmmsg"} {
+		b.Run(mode, func(b *testing.B) {
+			rx, addr, tx := udpPair(b)
+			to := MakeRawAddr(addr)
+			payload := make([]byte, 64)
+			batch := NewBatch(32, 64, false)
+			drain := NewBatch(32, MaxDatagram, false)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if mode == "sendmmsg" {
+					for j := 0; j < 32; j++ {
+						batch.Commit(copy(batch.Next(), payload), &to, netip.Addr{})
+					}
+					if sent, _ := batch.Flush(tx); sent != 32 {
+						b.Fatalf("sent %d of 32", sent)
+					}
+				} else {
+					for j := 0; j < 32; j++ {
+						if err := SendTo(tx, payload, &to); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.StopTimer()
+				for got := 0; got < 32; {
+					n, err := drain.Recv(rx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*32), "ns/datagram")
+		})
+	}
+}
+
+// RecvTail reads into the free slots after the queued ones; Keep queues
+// the chosen ones in order, moving each down over any skipped before it.
+func TestBatchRecvTailKeep(t *testing.T) {
+	rx, addr, tx := udpPair(t)
+	sink, sinkAddr, _ := udpPair(t)
+	to := MakeRawAddr(addr)
+	for _, m := range []string{"one", "skip me", "three"} {
+		if err := SendTo(tx, []byte(m), &to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := NewBatch(8, 64, false)
+	dst := MakeRawAddr(sinkAddr)
+	out.Commit(copy(out.Next(), "zero"), &dst, netip.Addr{})
+	n, err := out.RecvTail(rx)
+	if err != nil || n != 3 {
+		t.Fatalf("RecvTail = %d, %v; want 3", n, err)
+	}
+	first := out.Queued()
+	for j := first; j < first+n; j++ {
+		if string(out.Data(j)) != "skip me" {
+			out.Keep(j, &dst, netip.Addr{})
+		}
+	}
+	if sent, dropped := out.Flush(rx); sent != 3 || dropped != 0 {
+		t.Fatalf("Flush sent %d dropped %d, want 3, 0", sent, dropped)
+	}
+	in := NewBatch(8, 64, false)
+	got := []string{}
+	for len(got) < 3 {
+		n, err := in.Recv(sink)
+		if errors.Is(err, unix.EAGAIN) {
+			continue // on its way through loopback
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			got = append(got, string(in.Data(i)))
+		}
+	}
+	if fmt.Sprint(got) != "[zero one three]" {
+		t.Errorf("sink got %q, want zero, one, three", got)
+	}
+}
