@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/stats"
@@ -183,53 +182,3 @@ func cliFlags(name string) (*flag.FlagSet, *string) {
 	addr := fs.String("admin", DefaultAddr, "admin `ADDR`ess of the daemon (host:port or URL)")
 	return fs, addr
 }
-
-// WriteStatsTable prints st as a header line and one aligned table: each
-// frontend's totals, then its backends indented under it; "-" marks a column
-// that does not apply to a frontend. Byte counts are
-// exact, not rounded, so two runs can be subtracted.
-func WriteStatsTable(w io.Writer, st stats.Stats) error {
-	uptime := time.Duration(st.Uptime * float64(time.Second)).Round(time.Second)
-	if _, err := fmt.Fprintf(w, "splicer %s  up %s  pipes %d/%d  fds %d\n\n",
-		st.Version, uptime, st.PipesInUse, st.PipesMax, st.FDs); err != nil {
-		return err
-	}
-	// Writes to tw only buffer; Flush reports any error of w.
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tHEALTH\tWEIGHT\tACTIVE\tTOTAL\tBYTES IN\tBYTES OUT\tCONNECT P50\tP99\tFAILED\tRESETS")
-	for _, fe := range st.Frontends {
-		fmt.Fprintf(tw, "%s\t-\t-\t-\t%d\t%d\t%d\t%d\t-\t-\t-\t-\n", fe.Name, fe.Active, fe.Total, fe.BytesIn, fe.BytesOut)
-		for _, b := range fe.Backends {
-			var failed uint64
-			for _, n := range b.ConnectFailures {
-				failed += n
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\n",
-				b.Name, b.State, healthWord(b.Health), weightText(b), b.Active, b.Total,
-				b.BytesIn, b.BytesOut, millis(b.ConnectP50), millis(b.ConnectP99), failed, b.Resets)
-		}
-	}
-	return tw.Flush()
-}
-
-func healthWord(h stats.HealthStats) string {
-	switch {
-	case !h.Checked:
-		return "-"
-	case h.Up:
-		return "up"
-	default:
-		return "DOWN"
-	}
-}
-
-// weightText shows the effective weight beside the configured one only
-// while they differ, as during slow start.
-func weightText(b stats.BackendStats) string {
-	if b.EffectiveWeight == b.Weight {
-		return strconv.Itoa(b.Weight)
-	}
-	return fmt.Sprintf("%d (%d)", b.Weight, b.EffectiveWeight)
-}
-
-func millis(s float64) string { return strconv.FormatFloat(s*1000, 'f', 2, 64) + "ms" }

@@ -25,14 +25,28 @@ pg            -      -       -        2       10     1000      5000       -     
 cache         -      -       -        0       0      0         0          -            -       -       -
 `
 
+// TestRunStats fetches the stats over HTTP, so every figure the table shows
+// must survive the JSON round trip.
 func TestRunStats(t *testing.T) {
-	addr := startTestServer(t, newFakeSource())
-	var out strings.Builder
-	if err := RunStats(context.Background(), []string{"-admin", addr}, &out); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		src  *fakeSource
+		want string
+	}{
+		{"tcp", newFakeSource(), wantTable},
+		{"tcp and udp", newFakeSource().withUDP(), wantTable + wantUDPTable},
 	}
-	if out.String() != wantTable {
-		t.Errorf("table:\n%s\nwant:\n%s", out.String(), wantTable)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startTestServer(t, tc.src)
+			var out strings.Builder
+			if err := RunStats(context.Background(), []string{"-admin", addr}, &out); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.want {
+				t.Errorf("table:\n%s\nwant:\n%s", out.String(), tc.want)
+			}
+		})
 	}
 }
 

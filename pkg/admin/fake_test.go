@@ -71,6 +71,42 @@ func newFakeSource() *fakeSource {
 	}
 }
 
+// udpFrontend is a UDP frontend as the daemon reports it: Active and Total
+// count flows, every drop reason is present, the queue and refusal figures
+// stay zero, and the backend's ICMP errors show as connect failures.
+func udpFrontend() stats.FrontendStats {
+	drops := make(map[string]uint64)
+	for _, reason := range stats.DropReasons() {
+		drops[reason] = 0
+	}
+	drops["max_flows"], drops["refused"], drops["foreign_source"] = 4, 1, 2
+	refused := make(map[string]uint64)
+	for _, reason := range stats.RefusalReasons() {
+		refused[reason] = 0
+	}
+	return stats.FrontendStats{
+		Name: "dns", Listen: []string{"127.0.0.1:5353"}, Protocol: "udp", Strategy: "maglev",
+		Active: 3, Total: 12, BytesIn: 4000, BytesOut: 9000, DatagramsIn: 40, DatagramsOut: 38,
+		Refused: refused, Drops: drops,
+		Backends: []stats.BackendStats{{
+			Name: "ns1", Address: "127.0.0.1:53", Weight: 1, EffectiveWeight: 1, State: "ready",
+			Health: stats.HealthStats{Up: true},
+			Active: 3, Total: 12, BytesIn: 4000, BytesOut: 9000,
+			DatagramsIn: 40, DatagramsOut: 37, ForeignDrops: 2,
+			ConnectFailures: map[string]uint64{"refused": 1, "timeout": 0, "unreachable": 0, "reset": 0, "other": 0},
+		}},
+	}
+}
+
+// withUDP appends udpFrontend to f's frontends and returns f, for the views
+// that show a UDP frontend apart; other tests keep the TCP-only figures.
+func (f *fakeSource) withUDP() *fakeSource {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.Frontends = append(f.st.Frontends, udpFrontend())
+	return f
+}
+
 func (f *fakeSource) Stats() stats.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -65,6 +65,37 @@ func TestPageInChromium(t *testing.T) {
 	tab.waitEval(t, `document.getElementById("error").textContent`, "")
 }
 
+// TestPageRendersProtocols loads the page on a TCP and a UDP frontend and
+// reads back every section's heading, summary and table cells: the TCP ones
+// exactly as before UDP existed, the UDP one with flows, datagrams, drops
+// by reason and, per backend, ICMP errors and foreign drops.
+func TestPageRendersProtocols(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no %s: %v", chromiumPath, err)
+	}
+	base := startTestServer(t, newFakeSource().withUDP())
+	tab := startChromium(t)
+	if _, err := tab.call("Page.navigate", map[string]any{"url": base + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	const sectionsJS = `JSON.stringify([...document.querySelectorAll("section")].map(s => [
+		s.querySelector("h2").textContent, s.querySelector("div.meta").textContent,
+		...[...s.querySelectorAll("tr")].map(r => [...r.cells].map(c => c.textContent).join("|"))]))`
+	want := `[["pg tcp 127.0.0.1:6432 · leastconn",` +
+		`"active 2 · total 10 · rejected 1 · queued 4 · in 1000 B · out 4.9 KiB",` +
+		`"backend|health|state|weight|active|total|in|out|connect p50|connect p99|connect failures|resets|last check|",` +
+		`"a|UP|ready|100|2|7|700 B|3.4 KiB|0.50 ms|1.00 ms|refused 2, timeout 1|1|ok (1.50 ms)|drainmaint",` +
+		`"[::1]:5433 (backup)|DOWN|drain|50 (10)|0|3|300 B|1.5 KiB|0.00 ms|0.00 ms|0|0|connect: connection refused (0.20 ms)|readymaint"],` +
+		`["cache tcp 127.0.0.1:6380, [::1]:6380 · maglev",` +
+		`"active 0 · total 0 · rejected 0 · queued 0 · in 0 B · out 0 B",` +
+		`"backend|health|state|weight|active|total|in|out|connect p50|connect p99|connect failures|resets|last check|"],` +
+		`["dns udp 127.0.0.1:5353 · maglev",` +
+		`"flows 3 · total 12 · in 3.9 KiB · out 8.8 KiB · datagrams in 40 · datagrams out 38 · dropped foreign_source 2, max_flows 4, refused 1",` +
+		`"backend|health|state|weight|flows|total|in|out|datagrams in|datagrams out|ICMP errors|foreign drops|last check|",` +
+		`"ns1|unchecked|ready|1|3|12|3.9 KiB|8.8 KiB|40|37|refused 1|2||drainmaint"]]`
+	tab.waitEval(t, sectionsJS, want)
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(browserWait)

@@ -54,7 +54,7 @@ const wantStatsJSON = `{
   "max_connections": 100, "queued_now": 1, "queue_timeouts": 1,
   "refused": {"access_list": 5, "no_backend": 0, "per_client": 0, "queue_full": 0, "queue_timeout": 1, "rate_limit": 0},
   "queue_wait_buckets": [{"le": 0.001, "count": 2}, {"le": 0.01, "count": 3}],
-  "queue_wait_count": 3, "queue_wait_sum_seconds": 0.006,
+  "queue_wait_count": 3, "queue_wait_sum_seconds": 0.006, "datagrams_in": 0, "datagrams_out": 0,
   "backends": [{
    "name": "a", "address": "127.0.0.1:5432", "weight": 100, "effective_weight": 100,
    "state": "ready", "backup": false, "max_connections": 50,
@@ -62,6 +62,7 @@ const wantStatsJSON = `{
     "last_duration_seconds": 0.0015, "last_check": "2026-11-26T13:00:00Z",
     "last_change": "2026-11-26T12:01:00Z", "successes": 5, "failures": 0},
    "active": 2, "total": 7, "bytes_in": 700, "bytes_out": 3500,
+   "datagrams_in": 0, "datagrams_out": 0, "foreign_drops": 0,
    "connect_failures": {"other": 0, "refused": 2, "reset": 0, "timeout": 1, "unreachable": 0},
    "resets": 1, "pipes_in_use": 2, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
    "connect_buckets": [{"le": 0.001, "count": 6}, {"le": 0.01, "count": 7}],
@@ -73,6 +74,7 @@ const wantStatsJSON = `{
     "last_message": "connect: connection refused", "last_duration_seconds": 0.0002,
     "last_check": "2026-11-26T13:00:00Z", "successes": 0, "failures": 3},
    "active": 0, "total": 3, "bytes_in": 300, "bytes_out": 1500,
+   "datagrams_in": 0, "datagrams_out": 0, "foreign_drops": 0,
    "connect_failures": {"other": 0, "refused": 0, "reset": 0, "timeout": 0, "unreachable": 0},
    "resets": 0, "pipes_in_use": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
    "connect_buckets": [{"le": 0.001, "count": 3}, {"le": 0.01, "count": 3}],
@@ -83,6 +85,7 @@ const wantStatsJSON = `{
   "active": 0, "total": 0, "rejected": 0, "queued": 0, "bytes_in": 0, "bytes_out": 0,
   "max_connections": 0, "queued_now": 0, "queue_timeouts": 0, "refused": null,
   "queue_wait_buckets": null, "queue_wait_count": 0, "queue_wait_sum_seconds": 0,
+  "datagrams_in": 0, "datagrams_out": 0,
   "backends": []
  }]
 }`

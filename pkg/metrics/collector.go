@@ -9,6 +9,11 @@ import (
 	"github.com/splicerlb/splicer/pkg/stats"
 )
 
+// protocolUDP is FrontendStats.Protocol of a UDP frontend. Only such
+// frontends carry the datagram series, so a TCP-only deployment scrapes no
+// series it did not have before UDP existed.
+const protocolUDP = "udp"
+
 // Collector is a prometheus.Collector over a stats snapshot function. Every
 // scrape calls the function once and emits constant metrics from the result,
 // so figures of one scrape come from one snapshot. Register it on the
@@ -20,13 +25,21 @@ type Collector struct {
 
 	feActive, feTotal, feRejected, feQueued, feBytes *prometheus.Desc
 	feMax, feQueueLen, feRefused, feQueueWait        *prometheus.Desc
+	feDatagrams, feDrops                             *prometheus.Desc
 
 	beActive, beTotal, beBytes, beFailures, beResets, bePipes, beConnect, beMax *prometheus.Desc
 	beUp, beWeight, beEffWeight, beState                                        *prometheus.Desc
+	beDatagrams, beForeign                                                      *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls read on every scrape; read
 // must be safe to call from any goroutine.
+//
+// A UDP flow is reported through the connection series (active, total, per
+// frontend and per backend) rather than under series of its own: a flow is
+// what a connection is to a TCP frontend, and all four figures count flows
+// on a UDP frontend, so renaming one would leave the others misnamed and
+// emitting both would put one figure under two names.
 func NewCollector(read func() stats.Stats) *Collector {
 	fe := []string{"frontend"}
 	be := []string{"frontend", "backend"}
@@ -43,8 +56,8 @@ func NewCollector(read func() stats.Stats) *Collector {
 		connActive: desc("connections_active", "Client connections open across all frontends.", nil),
 		connMax:    desc("connections_max", "Cap on client connections across all frontends.", nil),
 
-		feActive:    desc("frontend_connections_active", "Client connections open on the frontend.", fe),
-		feTotal:     desc("frontend_connections_total", "Client connections accepted by the frontend.", fe),
+		feActive:    desc("frontend_connections_active", "Client connections open on the frontend; on a UDP frontend, flows.", fe),
+		feTotal:     desc("frontend_connections_total", "Client connections accepted by the frontend; on a UDP frontend, flows opened.", fe),
 		feRejected:  desc("frontend_connections_rejected_total", "Client connections refused at a connection cap or queue timeout.", fe),
 		feQueued:    desc("frontend_connections_queued_total", "Client connections that had to wait for a free slot.", fe),
 		feBytes:     desc("frontend_bytes_total", "Bytes relayed by the frontend; in is client to backend, out is backend to client.", fe, "direction"),
@@ -52,11 +65,13 @@ func NewCollector(read func() stats.Stats) *Collector {
 		feQueueLen:  desc("frontend_queue_length", "Clients waiting now for a backend slot.", fe),
 		feRefused:   desc("frontend_refused_total", "Clients turned away, by reason.", fe, "reason"),
 		feQueueWait: desc("frontend_queue_wait_seconds", "Time clients waited for a backend slot before they got one.", fe),
+		feDatagrams: desc("frontend_datagrams_total", "UDP datagrams relayed by the frontend; in is client to backend, out is backend to client.", fe, "direction"),
+		feDrops:     desc("frontend_udp_drops_total", "UDP datagrams the frontend dropped, by reason.", fe, "reason"),
 
-		beActive:    desc("backend_connections_active", "Connections open to the backend.", be),
-		beTotal:     desc("backend_connections_total", "Connections established to the backend.", be),
+		beActive:    desc("backend_connections_active", "Connections open to the backend; behind a UDP frontend, flows.", be),
+		beTotal:     desc("backend_connections_total", "Connections established to the backend; behind a UDP frontend, flows opened.", be),
 		beBytes:     desc("backend_bytes_total", "Bytes relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
-		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason.", be, "reason"),
+		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason; behind a UDP frontend, ICMP errors the backend sent.", be, "reason"),
 		beResets:    desc("backend_resets_total", "Relayed connections ended by a reset.", be),
 		bePipes:     desc("backend_pipes_in_use", "Splice pipes the backend's connections hold now.", be),
 		beMax:       desc("backend_connections_max", "Cap on the backend's connections; 0 means none.", be),
@@ -65,6 +80,8 @@ func NewCollector(read func() stats.Stats) *Collector {
 		beWeight:    desc("backend_weight", "Configured weight of the backend.", be),
 		beEffWeight: desc("backend_effective_weight", "Weight the balancer uses now, lower during slow start.", be),
 		beState:     desc("backend_state", "1 for the backend's current administrative state, 0 for the others.", be, "state"),
+		beDatagrams: desc("backend_datagrams_total", "UDP datagrams relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
+		beForeign:   desc("backend_foreign_drops_total", "UDP replies dropped for coming from another address than the backend's.", be),
 	}
 }
 
@@ -74,8 +91,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs, c.connActive, c.connMax,
 		c.feActive, c.feTotal, c.feRejected, c.feQueued, c.feBytes,
 		c.feMax, c.feQueueLen, c.feRefused, c.feQueueWait,
+		c.feDatagrams, c.feDrops,
 		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.bePipes, c.beConnect, c.beMax,
 		c.beUp, c.beWeight, c.beEffWeight, c.beState,
+		c.beDatagrams, c.beForeign,
 	} {
 		ch <- d
 	}
@@ -106,10 +125,32 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		e.send(prometheus.NewConstHistogram(c.feQueueWait, fe.QueueWaitCount, fe.QueueWaitSum,
 			histogramBuckets(fe.QueueWaitBuckets), fe.Name))
+		udp := fe.Protocol == protocolUDP
+		if udp {
+			c.collectUDPFrontend(e, &fe)
+		}
 		for i := range fe.Backends {
 			c.collectBackend(e, fe.Name, &fe.Backends[i])
+			if udp {
+				c.collectUDPBackend(e, fe.Name, &fe.Backends[i])
+			}
 		}
 	}
+}
+
+func (c *Collector) collectUDPFrontend(e emitter, fe *stats.FrontendStats) {
+	e.counter(c.feDatagrams, fe.DatagramsIn, fe.Name, "in")
+	e.counter(c.feDatagrams, fe.DatagramsOut, fe.Name, "out")
+	// Every reason is emitted, zero or not, as for connect failures.
+	for _, reason := range stats.DropReasons() {
+		e.counter(c.feDrops, fe.Drops[reason], fe.Name, reason)
+	}
+}
+
+func (c *Collector) collectUDPBackend(e emitter, fe string, b *stats.BackendStats) {
+	e.counter(c.beDatagrams, b.DatagramsIn, fe, b.Name, "in")
+	e.counter(c.beDatagrams, b.DatagramsOut, fe, b.Name, "out")
+	e.counter(c.beForeign, b.ForeignDrops, fe, b.Name)
 }
 
 func (c *Collector) collectBackend(e emitter, fe string, b *stats.BackendStats) {

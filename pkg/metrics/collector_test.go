@@ -38,7 +38,7 @@ func testStats() stats.Stats {
 }
 
 const wantExposition = `
-# HELP splicer_backend_connect_failures_total Failed connects to the backend by reason.
+# HELP splicer_backend_connect_failures_total Failed connects to the backend by reason; behind a UDP frontend, ICMP errors the backend sent.
 # TYPE splicer_backend_connect_failures_total counter
 splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="other"} 0
 splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="refused"} 2
@@ -52,10 +52,10 @@ splicer_backend_connect_seconds_bucket{backend="127.0.0.1:5432",frontend="pg",le
 splicer_backend_connect_seconds_bucket{backend="127.0.0.1:5432",frontend="pg",le="+Inf"} 8
 splicer_backend_connect_seconds_sum{backend="127.0.0.1:5432",frontend="pg"} 0.125
 splicer_backend_connect_seconds_count{backend="127.0.0.1:5432",frontend="pg"} 8
-# HELP splicer_backend_connections_active Connections open to the backend.
+# HELP splicer_backend_connections_active Connections open to the backend; behind a UDP frontend, flows.
 # TYPE splicer_backend_connections_active gauge
 splicer_backend_connections_active{backend="127.0.0.1:5432",frontend="pg"} 2
-# HELP splicer_backend_connections_total Connections established to the backend.
+# HELP splicer_backend_connections_total Connections established to the backend; behind a UDP frontend, flows opened.
 # TYPE splicer_backend_connections_total counter
 splicer_backend_connections_total{backend="127.0.0.1:5432",frontend="pg"} 7
 # HELP splicer_backend_bytes_total Bytes relayed through the backend; in is client to backend, out is backend to client.
@@ -91,7 +91,7 @@ splicer_frontend_bytes_total{direction="in",frontend="idle"} 0
 splicer_frontend_bytes_total{direction="in",frontend="pg"} 1000
 splicer_frontend_bytes_total{direction="out",frontend="idle"} 0
 splicer_frontend_bytes_total{direction="out",frontend="pg"} 5000
-# HELP splicer_frontend_connections_active Client connections open on the frontend.
+# HELP splicer_frontend_connections_active Client connections open on the frontend; on a UDP frontend, flows.
 # TYPE splicer_frontend_connections_active gauge
 splicer_frontend_connections_active{frontend="idle"} 0
 splicer_frontend_connections_active{frontend="pg"} 2
@@ -103,7 +103,7 @@ splicer_frontend_connections_queued_total{frontend="pg"} 4
 # TYPE splicer_frontend_connections_rejected_total counter
 splicer_frontend_connections_rejected_total{frontend="idle"} 0
 splicer_frontend_connections_rejected_total{frontend="pg"} 1
-# HELP splicer_frontend_connections_total Client connections accepted by the frontend.
+# HELP splicer_frontend_connections_total Client connections accepted by the frontend; on a UDP frontend, flows opened.
 # TYPE splicer_frontend_connections_total counter
 splicer_frontend_connections_total{frontend="idle"} 0
 splicer_frontend_connections_total{frontend="pg"} 10
@@ -162,6 +162,118 @@ splicer_frontend_queue_wait_seconds_count{frontend="pg"} 3
 splicer_backend_connections_max{backend="127.0.0.1:5432",frontend="pg"} 50
 `
 
+// udpTestStats is a daemon with one UDP frontend: Active and Total count
+// flows, and the queue and refusal figures stay zero as the daemon leaves
+// them.
+func udpTestStats() stats.Stats {
+	drops := make(map[string]uint64)
+	for _, reason := range stats.DropReasons() {
+		drops[reason] = 0
+	}
+	drops["max_flows"], drops["refused"], drops["foreign_source"] = 4, 1, 2
+	failures := map[string]uint64{"refused": 1, "timeout": 0, "unreachable": 0, "reset": 0, "other": 0}
+	return stats.Stats{
+		Version: "1.2.3", PipesMax: 4096, MaxConnections: 10000,
+		Frontends: []stats.FrontendStats{{
+			Name: "dns", Protocol: "udp", Active: 3, Total: 12, BytesIn: 4000, BytesOut: 9000,
+			DatagramsIn: 40, DatagramsOut: 38, Drops: drops,
+			Refused: map[string]uint64{},
+			Backends: []stats.BackendStats{{
+				Name: "10.0.0.1:53", Weight: 1, EffectiveWeight: 1, State: stats.StateReady,
+				Active: 2, Total: 8, BytesIn: 2500, BytesOut: 6000,
+				DatagramsIn: 25, DatagramsOut: 24, ForeignDrops: 2,
+				ConnectFailures: failures,
+			}, {
+				Name: "10.0.0.2:53", Weight: 1, EffectiveWeight: 1, State: stats.StateReady,
+				ConnectFailures: failures,
+			}},
+		}},
+	}
+}
+
+// fixtures are the snapshots every scrape-wide test and benchmark runs on.
+var fixtures = []struct {
+	name string
+	read func() stats.Stats
+}{{"tcp", testStats}, {"udp", udpTestStats}}
+
+// udpNames are the series only UDP frontends carry.
+var udpNames = []string{
+	"splicer_frontend_datagrams_total", "splicer_frontend_udp_drops_total",
+	"splicer_backend_datagrams_total", "splicer_backend_foreign_drops_total",
+}
+
+const wantUDPExposition = `
+# HELP splicer_frontend_datagrams_total UDP datagrams relayed by the frontend; in is client to backend, out is backend to client.
+# TYPE splicer_frontend_datagrams_total counter
+splicer_frontend_datagrams_total{direction="in",frontend="dns"} 40
+splicer_frontend_datagrams_total{direction="out",frontend="dns"} 38
+# HELP splicer_frontend_udp_drops_total UDP datagrams the frontend dropped, by reason.
+# TYPE splicer_frontend_udp_drops_total counter
+splicer_frontend_udp_drops_total{frontend="dns",reason="access_list"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="foreign_source"} 2
+splicer_frontend_udp_drops_total{frontend="dns",reason="local_error"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="max_flows"} 4
+splicer_frontend_udp_drops_total{frontend="dns",reason="no_backend"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="per_client"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="rate_limit"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="refused"} 1
+splicer_frontend_udp_drops_total{frontend="dns",reason="send_error"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="shutdown"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="unsolicited"} 0
+# HELP splicer_backend_datagrams_total UDP datagrams relayed through the backend; in is client to backend, out is backend to client.
+# TYPE splicer_backend_datagrams_total counter
+splicer_backend_datagrams_total{backend="10.0.0.1:53",direction="in",frontend="dns"} 25
+splicer_backend_datagrams_total{backend="10.0.0.1:53",direction="out",frontend="dns"} 24
+splicer_backend_datagrams_total{backend="10.0.0.2:53",direction="in",frontend="dns"} 0
+splicer_backend_datagrams_total{backend="10.0.0.2:53",direction="out",frontend="dns"} 0
+# HELP splicer_backend_foreign_drops_total UDP replies dropped for coming from another address than the backend's.
+# TYPE splicer_backend_foreign_drops_total counter
+splicer_backend_foreign_drops_total{backend="10.0.0.1:53",frontend="dns"} 2
+splicer_backend_foreign_drops_total{backend="10.0.0.2:53",frontend="dns"} 0
+`
+
+// TestCollectorUDPSeries checks the datagram series exactly on a UDP
+// frontend, and that a TCP-only daemon emits none of them.
+func TestCollectorUDPSeries(t *testing.T) {
+	tcp := testStats()
+	tcp.Frontends[0].Protocol = "tcp"
+	tests := []struct {
+		name string
+		st   stats.Stats
+		want string
+	}{
+		{"udp", udpTestStats(), wantUDPExposition},
+		{"tcp", tcp, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCollector(func() stats.Stats { return tc.st })
+			if err := testutil.CollectAndCompare(c, strings.NewReader(tc.want), udpNames...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestCollectorUDPFlows checks that a UDP frontend's flows show in the
+// connection series, whose help text says so.
+func TestCollectorUDPFlows(t *testing.T) {
+	const want = `
+# HELP splicer_frontend_connections_active Client connections open on the frontend; on a UDP frontend, flows.
+# TYPE splicer_frontend_connections_active gauge
+splicer_frontend_connections_active{frontend="dns"} 3
+# HELP splicer_frontend_connections_total Client connections accepted by the frontend; on a UDP frontend, flows opened.
+# TYPE splicer_frontend_connections_total counter
+splicer_frontend_connections_total{frontend="dns"} 12
+`
+	c := NewCollector(udpTestStats)
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"splicer_frontend_connections_active", "splicer_frontend_connections_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestCollectorExact(t *testing.T) {
 	c := NewCollector(testStats)
 	if err := testutil.CollectAndCompare(c, strings.NewReader(wantExposition)); err != nil {
@@ -170,12 +282,14 @@ func TestCollectorExact(t *testing.T) {
 }
 
 func TestCollectorLint(t *testing.T) {
-	problems, err := testutil.CollectAndLint(NewCollector(testStats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	for _, fx := range fixtures {
+		problems, err := testutil.CollectAndLint(NewCollector(fx.read))
+		if err != nil {
+			t.Fatalf("%s: %v", fx.name, err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: promlint: %s: %s", fx.name, p.Metric, p.Text)
+		}
 	}
 }
 
@@ -216,20 +330,26 @@ func TestCollectorBadLabel(t *testing.T) {
 	}
 }
 
+// BenchmarkCollect scrapes one frontend of 20 backends, TCP and UDP, the
+// UDP one carrying the datagram series on top.
 func BenchmarkCollect(b *testing.B) {
-	st := testStats()
-	be := st.Frontends[0].Backends[0]
-	st.Frontends[0].Backends = nil
-	for i := range 20 {
-		be.Name = fmt.Sprintf("10.0.0.%d:5432", i+1)
-		st.Frontends[0].Backends = append(st.Frontends[0].Backends, be)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(func() stats.Stats { return st }))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := reg.Gather(); err != nil {
-			b.Fatal(err)
-		}
+	for _, fx := range fixtures {
+		b.Run(fx.name, func(b *testing.B) {
+			st := fx.read()
+			be := st.Frontends[0].Backends[0]
+			st.Frontends[0].Backends = nil
+			for i := range 20 {
+				be.Name = fmt.Sprintf("10.0.0.%d:5432", i+1)
+				st.Frontends[0].Backends = append(st.Frontends[0].Backends, be)
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(NewCollector(func() stats.Stats { return st }))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := reg.Gather(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
