@@ -32,6 +32,7 @@ var errEchoMismatch = errors.New("echo mismatch")
 type loadResult struct {
 	ops     int           // completed connections or requests
 	errors  int           // failed ones
+	lost    int           // UDP requests left without a reply (udpLossTimeout)
 	err     error         // the first failure, nil when errors == 0
 	elapsed time.Duration // from start until the last worker stopped
 	hist    *histogram    // request latencies (request/response test only)
@@ -48,9 +49,9 @@ func (r loadResult) rate() float64 {
 // workerResult is one worker's share of a loadResult; each worker owns its
 // own, so the hot loops share no counters.
 type workerResult struct {
-	ops, errors int
-	err         error
-	hist        histogram
+	ops, errors, lost int
+	err               error
+	hist              histogram
 }
 
 // collect sums the workers' results.
@@ -63,6 +64,7 @@ func collect(ws []workerResult, elapsed time.Duration, withHist bool) loadResult
 		w := &ws[i]
 		r.ops += w.ops
 		r.errors += w.errors
+		r.lost += w.lost
 		if r.err == nil {
 			r.err = w.err
 		}

@@ -1,25 +1,27 @@
 // Command splicer-bench measures splicer side by side with direct loopback,
 // HAProxy (tcp mode), nginx (stream) and a goroutine-per-connection io.Copy
-// proxy, and prints one markdown table. `make bench` runs it.
+// proxy, and prints one markdown table. `make bench` runs it. The UDP tests
+// (-tests udp, or all) run on direct, splicer and nginx only: HAProxy and
+// the io.Copy proxy relay TCP alone, and their UDP cells read "-".
 //
 // Usage:
 //
-//	splicer-bench -splicer bin/splicer [-rounds 3] [-duration 5s] [-idle 8000]
-//	              [-splicer-idle 9000] [-only splicer,haproxy,...] [-out FILE]
+//	splicer-bench -splicer bin/splicer [-tests all|tcp|udp] [-rounds 3] [-duration 5s]
+//	              [-idle 8000] [-splicer-idle 9000] [-only splicer,haproxy,...] [-out FILE]
 //
-// It installs nothing: iperf3 must be on PATH, and a missing HAProxy, nginx
-// (with its stream module) or splicer binary skips that column with the
-// package to install. Every proxy and backend is a child process on
-// loopback that the harness starts, measures through /proc, and stops by PID;
-// the temporary directory holding their configs is removed on exit, Ctrl-C
-// included.
+// It installs nothing: iperf3 must be on PATH for the TCP tests, and a
+// missing HAProxy, nginx (with its stream module) or splicer binary skips
+// that column with the package to install. Every proxy and backend is a
+// child process on loopback that the harness starts, measures through
+// /proc, and stops by PID; the temporary directory holding their configs is
+// removed on exit, Ctrl-C included.
 //
 // Exit codes: 0 the report was printed; 1 the run failed or was
 // interrupted; 2 the command line is wrong.
 //
-// The echo and iocopy subcommands are internal: the harness re-executes
-// itself with them to run the echo backend and the io.Copy proxy as separate
-// processes.
+// The echo, udpecho and iocopy subcommands are internal: the harness
+// re-executes itself with them to run the TCP and UDP echo backends and the
+// io.Copy proxy as separate processes.
 package main
 
 import (
@@ -45,6 +47,7 @@ const (
 // options are the command-line settings of a run.
 type options struct {
 	splicer     string
+	suites      []suite // the test suites to run, in run order
 	rounds      int
 	duration    time.Duration
 	idle        int
@@ -58,6 +61,8 @@ func main() {
 		switch os.Args[1] {
 		case "echo":
 			os.Exit(subcommandExit(runEcho(os.Args[2:])))
+		case "udpecho":
+			os.Exit(subcommandExit(runUDPEcho(os.Args[2:])))
 		case "iocopy":
 			os.Exit(subcommandExit(runIOCopy(os.Args[2:])))
 		}
@@ -99,8 +104,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.splicer, "splicer", "bin/splicer", "splicer `binary` to measure")
+	tests := fs.String("tests", "all", "test `suites` to run: all, tcp or udp")
 	fs.IntVar(&o.rounds, "rounds", 3, "`rounds` of every test; the report shows medians")
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each iperf3, connection-rate and request/response test")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each iperf3, connection-rate, request/response and UDP test")
 	fs.IntVar(&o.idle, "idle", 8000, "idle connections held in the idle test")
 	fs.IntVar(&o.splicerIdle, "splicer-idle", 9000, "idle connections for the extra splicer capacity check (0 skips it)")
 	only := fs.String("only", "", "comma-separated `targets` to run, of "+strings.Join(targetNames(), ","))
@@ -119,6 +125,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-idle must be at least 1")
 	case o.splicerIdle < 0:
 		return o, errors.New("-splicer-idle must not be negative")
+	}
+	switch *tests {
+	case "all":
+		o.suites = allSuites()
+	case string(suiteTCP), string(suiteUDP):
+		o.suites = []suite{suite(*tests)}
+	default:
+		return o, fmt.Errorf("-tests: unknown suite %q (want all, tcp or udp)", *tests)
 	}
 	o.only = make(map[string]bool)
 	for name := range strings.SplitSeq(*only, ",") {
@@ -152,7 +166,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // bench runs every test and writes the report.
 func bench(ctx context.Context, opts options, args []string, stdout, stderr io.Writer) error {
-	tl, err := findTools(opts.splicer)
+	tcp := slices.Contains(opts.suites, suiteTCP)
+	tl, err := findTools(opts.splicer, tcp)
 	if err != nil {
 		return err
 	}
@@ -160,7 +175,7 @@ func bench(ctx context.Context, opts options, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	targets, skipped := buildTargets(tl, opts.only, fds)
+	targets, skipped := buildTargets(tl, opts.only, opts.suites, fds)
 	for _, name := range targetNames() {
 		if why, ok := skipped[name]; ok {
 			fmt.Fprintf(stderr, "skipping %s: %s\n", name, why)
@@ -173,46 +188,55 @@ func bench(ctx context.Context, opts options, args []string, stdout, stderr io.W
 	res.skipped = skipped
 	cols := make([]string, len(targets))
 	var splicer *target
+	var tcpOnly []string
 	for i, t := range targets {
 		cols[i] = t.name
-		if t.maxIdle > 0 && t.maxIdle < opts.idle {
+		if tcp && t.maxIdle > 0 && t.maxIdle < opts.idle {
 			res.notes = append(res.notes, t.capNote)
 		}
 		if t.name == targetSplicer {
 			splicer = t
 		}
+		if !t.serves(suiteUDP) {
+			tcpOnly = append(tcpOnly, t.name)
+		}
+	}
+	if slices.Contains(opts.suites, suiteUDP) && len(tcpOnly) > 0 {
+		res.notes = append(res.notes, strings.Join(tcpOnly, " and ")+" relay TCP only: their UDP rows are -")
 	}
 	r, err := newRunner(ctx, tl, opts, stderr)
 	if err != nil {
 		return err
 	}
 	defer r.close()
+	tests := testsOf(opts.suites)
 	fmt.Fprintf(stderr, "measuring %s: %d rounds of %d tests, %v each\n",
-		strings.Join(cols, ", "), opts.rounds, len(allTests()), opts.duration)
-	r.run(ctx, targets, res)
-	if _, failed := res.failed[targetSplicer]; splicer != nil && !failed && opts.splicerIdle > 0 && ctx.Err() == nil {
+		strings.Join(cols, ", "), opts.rounds, len(tests), opts.duration)
+	r.run(ctx, tests, targets, res)
+	if _, failed := res.failed[startKey{targetSplicer, suiteTCP}]; tcp && splicer != nil && !failed && opts.splicerIdle > 0 && ctx.Err() == nil {
 		res.capacity = r.capacity(ctx, splicer, opts.splicerIdle, fds)
 		fmt.Fprintln(stderr, res.capacity)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted, no report: %w", err)
 	}
+	rows := rowsOf(opts.suites)
 	fmt.Fprintln(stdout)
-	writeReport(stdout, cols, res)
+	writeReport(stdout, cols, rows, res)
 	if opts.out == "" {
 		return nil
 	}
-	return writeOut(opts.out, tl, fds, args, cols, res)
+	return writeOut(opts.out, tl, fds, args, cols, rows, res)
 }
 
 // writeOut writes the report with the machine details to path.
-func writeOut(path string, tl *tools, fds int, args, cols []string, res *results) error {
+func writeOut(path string, tl *tools, fds int, args, cols []string, rows []metric, res *results) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	writeHeader(f, tl, fds, args)
-	writeReport(f, cols, res)
+	writeReport(f, cols, rows, res)
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

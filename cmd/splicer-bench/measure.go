@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -19,10 +20,25 @@ type measurement struct {
 	note   string // anything the reader should know, such as errors seen
 }
 
+// suite is a family of tests that share routes: a proxy is started with
+// the routes of one suite at a time. Its value is also the network name of
+// those routes (for net.Listen and /proc/net).
+type suite string
+
+// The suites, in the order a run takes them.
+const (
+	suiteTCP suite = "tcp"
+	suiteUDP suite = "udp"
+)
+
+// allSuites lists the suites in run order.
+func allSuites() []suite { return []suite{suiteTCP, suiteUDP} }
+
 // test is one side-by-side test. Each run gets a fresh instance, so that no
 // test inherits another's heap, pipes or TIME_WAIT sockets in the proxy.
 type test struct {
 	name    string
+	suite   suite
 	metrics []metric // the rows it fills; all are marked failed when it fails
 	run     func(ctx context.Context, r *runner, t *target, in *instance) (measurement, error)
 }
@@ -30,12 +46,25 @@ type test struct {
 // allTests lists the tests in the order each round runs them.
 func allTests() []test {
 	return []test{
-		{"iperf3 1 stream", []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
-		{"iperf3 8 streams", []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
-		{"connection rate", []metric{connRate, connCPUPer1000}, connRateTest},
-		{"request/response", []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest},
-		{"idle connections", []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest},
+		{"iperf3 1 stream", suiteTCP, []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
+		{"iperf3 8 streams", suiteTCP, []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
+		{"connection rate", suiteTCP, []metric{connRate, connCPUPer1000}, connRateTest},
+		{"request/response", suiteTCP, []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest},
+		{"idle connections", suiteTCP, []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest},
+		{"UDP request/response", suiteUDP, []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, udpReqRespTest},
+		{"UDP new-flow queries", suiteUDP, []metric{udpQueryRate, udpQueryLoss}, udpQueryTest},
 	}
+}
+
+// testsOf returns the tests of the given suites, in run order.
+func testsOf(suites []suite) []test {
+	var ts []test
+	for _, t := range allTests() {
+		if slices.Contains(suites, t.suite) {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 // sampleProxy samples the instance's proxy process tree; ok is false for

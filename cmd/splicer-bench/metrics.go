@@ -1,6 +1,9 @@
 package main
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // metric is one row of the report.
 type metric int
@@ -23,6 +26,13 @@ const (
 	idleRSS
 	idleFDs
 	idleKernel
+	udpReqRate
+	udpReqP50
+	udpReqP99
+	udpReqLoss
+	udpReqCPUPer100k
+	udpQueryRate
+	udpQueryLoss
 	metricCount // the number of rows; not a metric
 )
 
@@ -32,6 +42,8 @@ type metricSpec struct {
 	format func(float64) string
 	// proxyOnly rows measure the proxy process, so direct has no value.
 	proxyOnly bool
+	// suite is the family of the test that fills the row.
+	suite suite
 }
 
 // spec returns the row's label, with its unit, and number format.
@@ -40,23 +52,41 @@ func (m metric) spec() metricSpec { return metricSpecs()[m] }
 // metricSpecs lists every row's spec, indexed by metric.
 func metricSpecs() [metricCount]metricSpec {
 	return [metricCount]metricSpec{
-		iperf1Gbps:       {"iperf3 1 stream (Gbit/s)", fixed(1), false},
-		iperf1Cores:      {"proxy CPU during iperf3 1 stream (cores)", fixed(2), true},
-		iperf1CPUPerGbit: {"proxy CPU per Gbit, 1 stream (CPU-s)", sig3, true},
-		iperf8Gbps:       {"iperf3 8 streams (Gbit/s)", fixed(1), false},
-		iperf8Cores:      {"proxy CPU during iperf3 8 streams (cores)", fixed(2), true},
-		iperf8CPUPerGbit: {"proxy CPU per Gbit, 8 streams (CPU-s)", sig3, true},
-		connRate:         {"connection rate, 32 clients (conn/s)", fixed(0), false},
-		connCPUPer1000:   {"proxy CPU per 1000 connections (CPU-s)", sig3, true},
-		reqRate:          {"request rate, 16 connections (req/s)", fixed(0), false},
-		reqP50:           {"request latency p50 (µs)", fixed(1), false},
-		reqP99:           {"request latency p99 (µs)", fixed(1), false},
-		reqCPUPer100k:    {"proxy CPU per 100k requests (CPU-s)", sig3, true},
-		idleHeld:         {"idle connections held", fixed(0), false},
-		idleRSS:          {"proxy RSS per idle connection (KiB)", fixed(2), true},
-		idleFDs:          {"proxy fds per idle connection", fixed(2), true},
-		idleKernel:       {"kernel Slab per idle connection, whole path (KiB)", fixed(2), false},
+		iperf1Gbps:       {"iperf3 1 stream (Gbit/s)", fixed(1), false, suiteTCP},
+		iperf1Cores:      {"proxy CPU during iperf3 1 stream (cores)", fixed(2), true, suiteTCP},
+		iperf1CPUPerGbit: {"proxy CPU per Gbit, 1 stream (CPU-s)", sig3, true, suiteTCP},
+		iperf8Gbps:       {"iperf3 8 streams (Gbit/s)", fixed(1), false, suiteTCP},
+		iperf8Cores:      {"proxy CPU during iperf3 8 streams (cores)", fixed(2), true, suiteTCP},
+		iperf8CPUPerGbit: {"proxy CPU per Gbit, 8 streams (CPU-s)", sig3, true, suiteTCP},
+		connRate:         {"connection rate, 32 clients (conn/s)", fixed(0), false, suiteTCP},
+		connCPUPer1000:   {"proxy CPU per 1000 connections (CPU-s)", sig3, true, suiteTCP},
+		reqRate:          {"request rate, 16 connections (req/s)", fixed(0), false, suiteTCP},
+		reqP50:           {"request latency p50 (µs)", fixed(1), false, suiteTCP},
+		reqP99:           {"request latency p99 (µs)", fixed(1), false, suiteTCP},
+		reqCPUPer100k:    {"proxy CPU per 100k requests (CPU-s)", sig3, true, suiteTCP},
+		idleHeld:         {"idle connections held", fixed(0), false, suiteTCP},
+		idleRSS:          {"proxy RSS per idle connection (KiB)", fixed(2), true, suiteTCP},
+		idleFDs:          {"proxy fds per idle connection", fixed(2), true, suiteTCP},
+		idleKernel:       {"kernel Slab per idle connection, whole path (KiB)", fixed(2), false, suiteTCP},
+		udpReqRate:       {"UDP request rate, 16 sockets (datagrams/s)", fixed(0), false, suiteUDP},
+		udpReqP50:        {"UDP request latency p50 (µs)", fixed(1), false, suiteUDP},
+		udpReqP99:        {"UDP request latency p99 (µs)", fixed(1), false, suiteUDP},
+		udpReqLoss:       {"UDP request loss (%)", sig3, false, suiteUDP},
+		udpReqCPUPer100k: {"proxy CPU per 100k UDP requests (CPU-s)", sig3, true, suiteUDP},
+		udpQueryRate:     {"UDP new-flow queries, 16 clients (queries/s)", fixed(0), false, suiteUDP},
+		udpQueryLoss:     {"UDP new-flow query loss (%)", sig3, false, suiteUDP},
 	}
+}
+
+// rowsOf returns the metrics filled by the suites, in report order.
+func rowsOf(suites []suite) []metric {
+	var rows []metric
+	for m := range metricCount {
+		if slices.Contains(suites, m.spec().suite) {
+			rows = append(rows, m)
+		}
+	}
+	return rows
 }
 
 // fixed formats with d decimals.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -98,16 +99,17 @@ func (p *process) failure(cause error) error {
 		strings.ReplaceAll(tail, "\n", "\n    "))
 }
 
-// waitListening polls /proc/net/tcp until every port is in LISTEN state on
-// 127.0.0.1, without connecting: a probe connection would count as a test
-// run in an iperf3 server. It fails as soon as the child exits.
-func (p *process) waitListening(ctx context.Context, timeout time.Duration, ports ...int) error {
+// waitListening polls /proc/net/tcp (network "tcp") or /proc/net/udp
+// ("udp") until every port is ready on 127.0.0.1, without sending anything:
+// a probe connection would count as a test run in an iperf3 server. It
+// fails as soon as the child exits.
+func (p *process) waitListening(ctx context.Context, timeout time.Duration, network string, ports ...int) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		open, err := listeningPorts()
+		open, err := listeningPorts(network)
 		if err != nil {
 			return err
 		}
@@ -124,32 +126,48 @@ func (p *process) waitListening(ctx context.Context, timeout time.Duration, port
 		case <-p.done:
 			return p.failure(errors.New("exited before listening"))
 		case <-ctx.Done():
-			return p.failure(fmt.Errorf("not listening on %v: %w", ports, ctx.Err()))
+			return p.failure(fmt.Errorf("not listening on %s ports %v: %w", network, ports, ctx.Err()))
 		case <-tick.C:
 		}
 	}
 }
 
-// listeningPorts returns the TCP ports in LISTEN state on 127.0.0.1 or on
-// the IPv4 wildcard, read from /proc/net/tcp.
-func listeningPorts() (map[int]bool, error) {
-	f, err := os.Open("/proc/net/tcp")
+// Socket states in /proc/net/{tcp,udp} of a socket ready for clients.
+const (
+	stateListen  = "0A" // TCP LISTEN
+	stateUnbound = "07" // UDP bound and unconnected (TCP_CLOSE in the kernel's names)
+)
+
+// listeningPorts returns the ports of network ("tcp" or "udp") ready for
+// clients on 127.0.0.1 or on the IPv4 wildcard: TCP sockets in LISTEN
+// state, UDP sockets bound and not connected.
+func listeningPorts(network string) (map[int]bool, error) {
+	state := stateListen
+	if network == string(suiteUDP) {
+		state = stateUnbound
+	}
+	path := "/proc/net/" + network
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read listening sockets: %w", err)
 	}
 	defer f.Close()
-	return parseListening(bufio.NewScanner(f))
+	open, err := parseListening(bufio.NewScanner(f), state)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return open, nil
 }
 
-// parseListening reads the /proc/net/tcp format: "sl local_address
-// rem_address st ...", addresses as little-endian hex IP and big-endian hex
-// port, state 0A for LISTEN.
-func parseListening(sc *bufio.Scanner) (map[int]bool, error) {
-	const stateListen = "0A"
+// parseListening reads the /proc/net/tcp and /proc/net/udp format: "sl
+// local_address rem_address st ...", addresses as little-endian hex IP and
+// big-endian hex port, st the socket state in hex; it returns the local
+// ports of the sockets in state.
+func parseListening(sc *bufio.Scanner, state string) (map[int]bool, error) {
 	open := make(map[int]bool)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 4 || f[3] != stateListen {
+		if len(f) < 4 || f[3] != state {
 			continue
 		}
 		ip, port, ok := strings.Cut(f[1], ":")
@@ -158,31 +176,49 @@ func parseListening(sc *bufio.Scanner) (map[int]bool, error) {
 		}
 		n, err := strconv.ParseUint(port, 16, 16)
 		if err != nil {
-			return nil, fmt.Errorf("parse /proc/net/tcp port %q: %w", port, err)
+			return nil, fmt.Errorf("parse port %q: %w", port, err)
 		}
 		open[int(n)] = true
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read /proc/net/tcp: %w", err)
+		return nil, err
 	}
 	return open, nil
 }
 
-// freePorts asks the kernel for n distinct unused loopback ports, holding
-// each until all are found so that none is handed out twice. Another
-// process may still take one before the child binds it; the child then
-// fails to start, and says so in its output.
-func freePorts(n int) ([]int, error) {
+// freePorts asks the kernel for n distinct unused loopback ports of
+// network ("tcp" or "udp"), holding each until all are found so that none
+// is handed out twice. Another process may still take one before the child
+// binds it; the child then fails to start, and says so in its output.
+func freePorts(network string, n int) ([]int, error) {
 	ports := make([]int, n)
 	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		c, port, err := bindLoopback(network)
 		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
+			return nil, fmt.Errorf("find a free %s port: %w", network, err)
 		}
-		defer ln.Close()
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		defer c.Close()
+		ports[i] = port
 	}
 	return ports, nil
+}
+
+// bindLoopback binds a socket of network to a port the kernel picks on
+// 127.0.0.1 and returns it with the port.
+func bindLoopback(network string) (io.Closer, int, error) {
+	lo := net.IPv4(127, 0, 0, 1)
+	if network == string(suiteUDP) {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: lo})
+		if err != nil {
+			return nil, 0, err
+		}
+		return c, c.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: lo})
+	if err != nil {
+		return nil, 0, err
+	}
+	return ln, ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tailBuffer keeps the last max bytes written to it: enough of a child's

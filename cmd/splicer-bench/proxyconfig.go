@@ -16,11 +16,15 @@ const (
 	maxPipes       = 1024
 	connectTimeout = "2s"
 	idleTimeout    = "10m"
+	// udpIdleTimeout ends a quiet UDP flow: splicer's default, outlasting
+	// any test, so that no flow expires while it is measured.
+	udpIdleTimeout = "30s"
 )
 
 // splicerCommand configures splicer with one frontend per route, no health
 // checks (the backends are local and known up) and no admin port. Its
-// connection cap is the fd limit: fds, not the cap, are what bound it.
+// connection and UDP flow caps are the fd limit: fds, not the caps, are
+// what bound it.
 func splicerCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
 	return func(dir string, routes []route) ([]string, error) {
 		var b strings.Builder
@@ -41,15 +45,23 @@ listen = ""
 [[frontend]]
 name = %q
 listen = %q
-connect_timeout = %q
+`, r.name, r.listen)
+			if r.udp {
+				fmt.Fprintf(&b, `protocol = "udp"
 idle_timeout = %q
-
+responses = %d
+max_flows = %d
+`, udpIdleTimeout, splicerResponses(r.responses), fdLimit)
+			} else {
+				fmt.Fprintf(&b, "connect_timeout = %q\nidle_timeout = %q\n", connectTimeout, idleTimeout)
+			}
+			fmt.Fprintf(&b, `
   [frontend.health]
   check = "none"
 
   [[frontend.backend]]
   address = %q
-`, r.name, r.listen, connectTimeout, idleTimeout, r.backend)
+`, r.backend)
 		}
 		path, err := writeConfig(dir, "splicer.toml", b.String())
 		if err != nil {
@@ -57,6 +69,15 @@ idle_timeout = %q
 		}
 		return []string{bin, "run", "-c", path, "-log-level", "warn"}, nil
 	}
+}
+
+// splicerResponses is a route's responses in splicer's terms, where -1
+// means no limit.
+func splicerResponses(responses int) int {
+	if responses == 0 {
+		return -1
+	}
+	return responses
 }
 
 // haproxyCommand configures HAProxy in tcp mode with splicing allowed
@@ -93,8 +114,10 @@ defaults
 
 // nginxCommand configures nginx's stream module with half-close passed on
 // (proxy_half_close on, as splicer does) and one listening socket per
-// worker (reuseport), the usual tuning. It runs with dir as its prefix and
-// logs to stderr, so it touches no global file.
+// worker (reuseport), the usual tuning. A UDP route gets splicer's flow
+// idle timeout as proxy_timeout and its reply limit as proxy_responses
+// (unset: no limit). It runs with dir as its prefix and logs to stderr, so
+// it touches no global file.
 func nginxCommand(bin, streamModule string, fdLimit int) func(string, []route) ([]string, error) {
 	return func(dir string, routes []route) ([]string, error) {
 		var b strings.Builder
@@ -116,7 +139,16 @@ stream {
     proxy_half_close on;
 `, proxyWorkers, fdLimit, filepath.Join(dir, "nginx.pid"), fdLimit, connectTimeout, idleTimeout)
 		for _, r := range routes {
-			fmt.Fprintf(&b, "\n    server {\n        listen %s reuseport;\n        proxy_pass %s;\n    }\n", r.listen, r.backend)
+			if !r.udp {
+				fmt.Fprintf(&b, "\n    server {\n        listen %s reuseport;\n        proxy_pass %s;\n    }\n", r.listen, r.backend)
+				continue
+			}
+			fmt.Fprintf(&b, "\n    server {\n        listen %s udp reuseport;\n        proxy_pass %s;\n        proxy_timeout %s;\n",
+				r.listen, r.backend, udpIdleTimeout)
+			if r.responses > 0 {
+				fmt.Fprintf(&b, "        proxy_responses %d;\n", r.responses)
+			}
+			b.WriteString("    }\n")
 		}
 		b.WriteString("}\n")
 		path, err := writeConfig(dir, "nginx.conf", b.String())

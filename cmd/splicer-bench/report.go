@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
 // keyMetrics are the rows of the ratio table: the ones issue 3 sets goals
-// on, and the throughput and latency figures quoted beside them.
+// on, and the throughput and latency figures quoted beside them, UDP's
+// included.
 func keyMetrics() []metric {
-	return []metric{iperf1Gbps, iperf8Gbps, connRate, connCPUPer1000, reqRate, reqP99, idleRSS, idleFDs}
+	return []metric{iperf1Gbps, iperf8Gbps, connRate, connCPUPer1000, reqRate, reqP99, idleRSS, idleFDs,
+		udpReqRate, udpReqP99, udpQueryRate}
 }
 
 // medianOf returns a target's median for the metric being checked.
@@ -64,22 +67,22 @@ func med3(med medianOf, a, b, c string) (va, vb, vc float64, ok bool) {
 	return va, vb, vc, okA && okB && okC
 }
 
-// writeReport writes the main table (rows metrics, columns cols), the
-// ratios of splicer to the others with issue 3's goals, the notes and the
-// per-round values.
-func writeReport(w io.Writer, cols []string, res *results) {
-	writeMainTable(w, cols, res)
+// writeReport writes the main table (rows the metrics of the tests run, in
+// report order; columns cols), the ratios of splicer to the others with
+// issue 3's goals, the notes and the per-round values.
+func writeReport(w io.Writer, cols []string, rows []metric, res *results) {
+	writeMainTable(w, cols, rows, res)
 	fmt.Fprintln(w)
-	writeRatioTable(w, res)
+	writeRatioTable(w, rows, res)
 	writeNotes(w, res)
-	writeRounds(w, cols, res)
+	writeRounds(w, cols, rows, res)
 }
 
 // writeMainTable writes one markdown table of medians.
-func writeMainTable(w io.Writer, cols []string, res *results) {
+func writeMainTable(w io.Writer, cols []string, rows []metric, res *results) {
 	fmt.Fprintf(w, "| metric (median of rounds) | %s |\n", strings.Join(cols, " | "))
 	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---:|", len(cols)))
-	for m := range metricCount {
+	for _, m := range rows {
 		cells := make([]string, len(cols))
 		for i, c := range cols {
 			cells[i] = res.cell(c, m)
@@ -89,13 +92,17 @@ func writeMainTable(w io.Writer, cols []string, res *results) {
 }
 
 // writeRatioTable writes splicer's medians over direct's, HAProxy's and
-// nginx's for the key metrics, beside issue 3's goal and whether it is met.
-func writeRatioTable(w io.Writer, res *results) {
+// nginx's for the key metrics among rows, beside issue 3's goal and whether
+// it is met.
+func writeRatioTable(w io.Writer, rows []metric, res *results) {
 	others := []string{targetDirect, targetHAProxy, targetNginx}
 	gs := goals()
 	fmt.Fprintln(w, "| metric | splicer/direct | splicer/haproxy | splicer/nginx | goal (issue 3) | verdict |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
 	for _, m := range keyMetrics() {
+		if !slices.Contains(rows, m) {
+			continue
+		}
 		s, sok := res.median(targetSplicer, m)
 		cells := make([]string, len(others))
 		for i, o := range others {
@@ -134,8 +141,10 @@ func writeNotes(w io.Writer, res *results) {
 		if why, ok := res.skipped[t]; ok {
 			notes = append(notes, fmt.Sprintf("%s skipped: %s", t, why))
 		}
-		if why, ok := res.failed[t]; ok {
-			notes = append(notes, fmt.Sprintf("%s failed to start: %s", t, firstLine(why)))
+		for _, s := range allSuites() {
+			if why, ok := res.failed[startKey{t, s}]; ok {
+				notes = append(notes, fmt.Sprintf("%s failed to start with %s routes: %s", t, s, firstLine(why)))
+			}
 		}
 	}
 	notes = append(notes, res.notes...)
@@ -151,12 +160,12 @@ func writeNotes(w io.Writer, res *results) {
 	}
 }
 
-// writeRounds writes every metric's per-round values, in run order, as a
+// writeRounds writes every row's per-round values, in run order, as a
 // compact code block: the spread between rounds is the noise.
-func writeRounds(w io.Writer, cols []string, res *results) {
+func writeRounds(w io.Writer, cols []string, rows []metric, res *results) {
 	fmt.Fprintln(w, "\nPer-round values (in round order; x = failed):")
 	fmt.Fprintln(w, "\n```")
-	for m := range metricCount {
+	for _, m := range rows {
 		var parts []string
 		for _, c := range cols {
 			if r := res.rounds(c, m); r != "" {

@@ -36,24 +36,29 @@ func TestMetricSpecsComplete(t *testing.T) {
 }
 
 // sampleResults is a three-round run: splicer's connection rate failed in
-// one round, nginx would not start, and haproxy lacks a value.
+// one round, nginx would not start with TCP routes but ran the UDP test,
+// splicer would not start with UDP routes, and haproxy lacks a value and
+// has no UDP.
 func sampleResults() *results {
 	res := newResults()
 	rounds := []map[string]map[metric]float64{
 		{
-			targetDirect:  {iperf1Gbps: 40, connRate: 9000},
+			targetDirect:  {iperf1Gbps: 40, connRate: 9000, udpReqRate: 50000},
 			targetSplicer: {iperf1Gbps: 31, connRate: 12000, idleFDs: 2, idleRSS: 1.5},
 			targetHAProxy: {iperf1Gbps: 15, connRate: 9500, idleFDs: 2, idleRSS: 3.4},
+			targetNginx:   {udpReqRate: 30000},
 		},
 		{
-			targetDirect:  {iperf1Gbps: 38, connRate: 9100},
+			targetDirect:  {iperf1Gbps: 38, connRate: 9100, udpReqRate: 52000},
 			targetSplicer: {iperf1Gbps: 33, idleFDs: 2, idleRSS: 1.6},
 			targetHAProxy: {iperf1Gbps: 16, connRate: 9900, idleFDs: 2, idleRSS: 3.3},
+			targetNginx:   {udpReqRate: 31000},
 		},
 		{
-			targetDirect:  {iperf1Gbps: 42, connRate: 8800},
+			targetDirect:  {iperf1Gbps: 42, connRate: 8800, udpReqRate: 51000},
 			targetSplicer: {iperf1Gbps: 32, connRate: 11000, idleFDs: 2, idleRSS: 1.7},
 			targetHAProxy: {iperf1Gbps: 14, connRate: 9700, idleFDs: 2, idleRSS: 3.5},
+			targetNginx:   {udpReqRate: 29000},
 		},
 	}
 	for i, round := range rounds {
@@ -63,8 +68,10 @@ func sampleResults() *results {
 		if i == 1 {
 			res.fail(targetSplicer, []metric{connRate})
 		}
+		res.fail(targetSplicer, []metric{udpReqRate, udpReqCPUPer100k})
 	}
-	res.failed[targetNginx] = "nginx (exited: exit status 1): exited before listening\n  output tail: ..."
+	res.failed[startKey{targetNginx, suiteTCP}] = "nginx (exited: exit status 1): exited before listening\n  output tail: ..."
+	res.failed[startKey{targetSplicer, suiteUDP}] = "splicer (exited: exit status 1): udp frontends refused"
 	res.fail(targetNginx, []metric{iperf1Gbps})
 	res.skipped[targetIOCopy] = "not wanted"
 	return res
@@ -84,6 +91,12 @@ func TestCell(t *testing.T) {
 		{targetNginx, iperf1Gbps, "failed"},
 		{targetNginx, connRate, "failed"}, // no samples, but the target failed
 		{targetIOCopy, connRate, "-"},
+		{targetNginx, udpReqRate, "30000"}, // its TCP failure is not UDP's
+		{targetSplicer, udpReqRate, "failed"},
+		{targetSplicer, udpQueryRate, "failed"}, // no samples, but the target failed with UDP routes
+		{targetSplicer, idleFDs, "2.00"},        // its UDP failure is not TCP's
+		{targetHAProxy, udpReqRate, "-"},        // no UDP
+		{targetDirect, udpReqCPUPer100k, "-"},   // proxy-only
 	}
 	for _, tt := range tests {
 		if got := res.cell(tt.target, tt.m); got != tt.want {
@@ -108,7 +121,7 @@ func TestFailSkipsProxyOnlyMetricsForDirect(t *testing.T) {
 
 func TestWriteReport(t *testing.T) {
 	var b strings.Builder
-	writeReport(&b, []string{targetDirect, targetSplicer, targetHAProxy, targetNginx}, sampleResults())
+	writeReport(&b, []string{targetDirect, targetSplicer, targetHAProxy, targetNginx}, rowsOf(allSuites()), sampleResults())
 	out := b.String()
 	wantLines := []string{
 		"| metric (median of rounds) | direct | splicer | haproxy | nginx |",
@@ -125,14 +138,34 @@ func TestWriteReport(t *testing.T) {
 		"| proxy fds per idle connection | - | 1.00× | - | exactly 2 | met |",
 		"| iperf3 8 streams (Gbit/s) | - | - | - |  |  |",
 		"- iocopy skipped: not wanted",
-		"- nginx failed to start: nginx (exited: exit status 1): exited before listening",
+		"| UDP request rate, 16 sockets (datagrams/s) | 51000 | failed | - | 30000 |",
+		"| UDP request rate, 16 sockets (datagrams/s) | - | - | - |  |  |",
+		"- nginx failed to start with tcp routes: nginx (exited: exit status 1): exited before listening",
+		"- splicer failed to start with udp routes: splicer (exited: exit status 1): udp frontends refused",
 		"- * some rounds failed; the median is of the others (see per-round values)",
 		"connection rate, 32 clients (conn/s): direct 9000 9100 8800 | splicer 12000 x 11000 | haproxy 9500 9900 9700",
 		"iperf3 1 stream (Gbit/s): direct 40.0 38.0 42.0 | splicer 31.0 33.0 32.0 | haproxy 15.0 16.0 14.0 | nginx x",
+		"UDP request rate, 16 sockets (datagrams/s): direct 50000 52000 51000 | splicer x x x | nginx 30000 31000 29000",
 	}
 	for _, line := range wantLines {
 		if !strings.Contains(out, "\n"+line+"\n") && !strings.HasPrefix(out, line+"\n") {
 			t.Errorf("report lacks line %q; report:\n%s", line, out)
+		}
+	}
+}
+
+func TestWriteReportRowsOfSuite(t *testing.T) {
+	var b strings.Builder
+	writeReport(&b, []string{targetDirect, targetNginx}, rowsOf([]suite{suiteUDP}), sampleResults())
+	out := b.String()
+	for _, m := range []metric{udpReqRate, udpReqP99, udpQueryLoss} {
+		if !strings.Contains(out, "| "+m.spec().label+" |") {
+			t.Errorf("UDP-only report lacks row %q", m.spec().label)
+		}
+	}
+	for _, m := range []metric{iperf1Gbps, connRate, idleFDs} {
+		if strings.Contains(out, m.spec().label) {
+			t.Errorf("UDP-only report has TCP row %q", m.spec().label)
 		}
 	}
 }

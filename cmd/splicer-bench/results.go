@@ -11,14 +11,22 @@ type sample struct {
 	failed bool
 }
 
+// startKey names a target started with one suite's routes: a proxy may
+// start with one suite's and not the other's.
+type startKey struct {
+	target string
+	suite  suite
+}
+
 // results holds everything a run measured. Each (target, metric) gets one
 // sample per round in which its test ran, in round order.
 type results struct {
 	samples map[string]*[metricCount][]sample
-	// skipped and failed hold, per target, why it has no values: a missing
-	// program, or a proxy that would not start.
+	// skipped holds, per target, why it has no values at all: a missing
+	// program. failed holds, per target and suite, why the suite's rows
+	// have none: a proxy that would not start with its routes.
 	skipped map[string]string
-	failed  map[string]string
+	failed  map[startKey]string
 	notes   []string // per-measurement remarks and caps, in order
 	// capacity is the outcome of the extra splicer idle check, "" if not run.
 	capacity string
@@ -29,7 +37,7 @@ func newResults() *results {
 	return &results{
 		samples: make(map[string]*[metricCount][]sample),
 		skipped: make(map[string]string),
-		failed:  make(map[string]string),
+		failed:  make(map[startKey]string),
 	}
 }
 
@@ -80,12 +88,12 @@ func (r *results) median(target string, m metric) (float64, bool) {
 }
 
 // cell is the table text for a target and metric: the median, "failed"
-// when every round failed, "-" when there is nothing to show, with "*" when
-// some rounds failed.
+// when every round failed, "-" when there is nothing to show (a target
+// without UDP on a UDP row, say), with "*" when some rounds failed.
 func (r *results) cell(target string, m metric) string {
 	s, ok := r.samples[target]
 	if !ok || len(s[m]) == 0 {
-		if _, failed := r.failed[target]; failed {
+		if _, failed := r.failed[startKey{target, m.spec().suite}]; failed {
 			return "failed"
 		}
 		return "-"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -12,57 +13,76 @@ import (
 // runner runs the tests round by round. It owns the backend servers and the
 // temporary directory; close stops and removes them.
 type runner struct {
-	tools *tools
-	opts  options
-	tmp   string
-	log   io.Writer // progress and failures, as they happen
-	echo  *process
-	iperf *process
-	back  backends
+	tools   *tools
+	opts    options
+	tmp     string
+	log     io.Writer // progress and failures, as they happen
+	echo    *process  // nil, as are the others, when no test needs it
+	iperf   *process
+	udpEcho *process
+	back    backends
 }
 
-// newRunner creates the temporary directory and starts the backends.
+// newRunner creates the temporary directory and starts the backends the
+// selected suites need.
 func newRunner(ctx context.Context, tl *tools, opts options, log io.Writer) (*runner, error) {
 	tmp, err := os.MkdirTemp("", "splicer-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
 	r := &runner{tools: tl, opts: opts, tmp: tmp, log: log}
-	if err := r.startEcho(ctx); err != nil {
-		r.close()
-		return nil, err
-	}
-	if err := r.startIperf(ctx); err != nil {
+	if err := r.startBackends(ctx); err != nil {
 		r.close()
 		return nil, err
 	}
 	return r, nil
 }
 
-// startEcho starts the echo server: this binary's hidden echo subcommand,
-// in its own process so that the idle test's backend ends count against its
-// fd limit, not the harness's, and its CPU against no one's.
-func (r *runner) startEcho(ctx context.Context) error {
-	ports, err := freePorts(1)
+// startBackends starts the echo server and iperf3 for the TCP suite, the
+// UDP echo server for the UDP suite.
+func (r *runner) startBackends(ctx context.Context) error {
+	var err error
+	if slices.Contains(r.opts.suites, suiteTCP) {
+		if r.echo, r.back.echo, err = r.startServer(ctx, "echo server", "echo", suiteTCP); err != nil {
+			return err
+		}
+		if err := r.startIperf(ctx); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(r.opts.suites, suiteUDP) {
+		if r.udpEcho, r.back.udpEcho, err = r.startServer(ctx, "UDP echo server", "udpecho", suiteUDP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startServer starts a server of this binary's hidden subcommand on a
+// fresh loopback port of suite s's network and returns it with its
+// address. It runs in its own process so that the idle test's backend ends
+// count against its fd limit, not the harness's, and its CPU against no
+// one's.
+func (r *runner) startServer(ctx context.Context, name, subcommand string, s suite) (*process, string, error) {
+	ports, err := freePorts(string(s), 1)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	port := ports[0]
-	p, err := startProcess("echo server", []string{r.tools.self, "echo", "-listen", loopback(port)}, nil)
+	p, err := startProcess(name, []string{r.tools.self, subcommand, "-listen", loopback(port)}, nil)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	if err := p.waitListening(ctx, startTimeout, port); err != nil {
+	if err := p.waitListening(ctx, startTimeout, string(s), port); err != nil {
 		p.stop()
-		return err
+		return nil, "", err
 	}
-	r.echo, r.back.echo = p, loopback(port)
-	return nil
+	return p, loopback(port), nil
 }
 
 // startIperf starts iperf3 -s on a fresh loopback port.
 func (r *runner) startIperf(ctx context.Context) error {
-	ports, err := freePorts(1)
+	ports, err := freePorts(string(suiteTCP), 1)
 	if err != nil {
 		return err
 	}
@@ -72,7 +92,7 @@ func (r *runner) startIperf(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := p.waitListening(ctx, startTimeout, port); err != nil {
+	if err := p.waitListening(ctx, startTimeout, string(suiteTCP), port); err != nil {
 		p.stop()
 		return err
 	}
@@ -89,28 +109,28 @@ func (r *runner) restartIperf(ctx context.Context) error {
 
 // close stops the backends and removes the temporary directory.
 func (r *runner) close() {
-	if r.iperf != nil {
-		r.iperf.stop()
-	}
-	if r.echo != nil {
-		r.echo.stop()
+	for _, p := range []*process{r.iperf, r.echo, r.udpEcho} {
+		if p != nil {
+			p.stop()
+		}
 	}
 	os.RemoveAll(r.tmp)
 }
 
-// run runs every test on every target for opts.rounds rounds. Within a
-// round the targets take turns in an order rotated from test to test and
-// round to round, so that slow drift of the machine spreads over all
-// columns instead of favouring whichever runs first.
-func (r *runner) run(ctx context.Context, targets []*target, res *results) {
-	tests := allTests()
+// run runs every test on every target that serves its suite for
+// opts.rounds rounds. Within a round the targets take turns in an order
+// rotated from test to test and round to round, so that slow drift of the
+// machine spreads over all columns instead of favouring whichever runs
+// first.
+func (r *runner) run(ctx context.Context, tests []test, targets []*target, res *results) {
 	for round := range r.opts.rounds {
 		for i, tst := range tests {
-			for j := range targets {
+			ts := slices.DeleteFunc(slices.Clone(targets), func(t *target) bool { return !t.serves(tst.suite) })
+			for j := range ts {
 				if ctx.Err() != nil {
 					return
 				}
-				t := targets[(j+round+i)%len(targets)]
+				t := ts[(j+round+i)%len(ts)]
 				r.runOne(ctx, fmt.Sprintf("[round %d/%d] %s, %s:", round+1, r.opts.rounds, tst.name, t.name), tst, t, res)
 			}
 		}
@@ -118,13 +138,15 @@ func (r *runner) run(ctx context.Context, targets []*target, res *results) {
 }
 
 // runOne runs a test on a fresh instance of t and records the outcome. A
-// target that fails to start once is marked failed and not started again.
+// target that fails to start once with a suite's routes is marked failed
+// for that suite and not started with them again.
 func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target, res *results) {
-	if _, broken := res.failed[t.name]; broken {
+	key := startKey{t.name, tst.suite}
+	if _, broken := res.failed[key]; broken {
 		res.fail(t.name, tst.metrics)
 		return
 	}
-	in, err := t.start(ctx, r.tmp, r.back)
+	in, err := t.start(ctx, r.tmp, r.back, tst.suite)
 	if ctx.Err() != nil {
 		if err == nil {
 			in.stop()
@@ -133,7 +155,7 @@ func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target,
 	}
 	if err != nil {
 		fmt.Fprintf(r.log, "%s failed to start: %v\n", prefix, err)
-		res.failed[t.name] = err.Error()
+		res.failed[key] = err.Error()
 		res.fail(t.name, tst.metrics)
 		return
 	}
@@ -170,7 +192,7 @@ func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target,
 // outcome in one line.
 func (r *runner) capacity(ctx context.Context, t *target, n, fds int) string {
 	what := fmt.Sprintf("capacity check, %d idle connections through %s", n, t.name)
-	in, err := t.start(ctx, r.tmp, r.back)
+	in, err := t.start(ctx, r.tmp, r.back, suiteTCP)
 	if err != nil {
 		return fmt.Sprintf("%s: failed to start: %s", what, firstLine(err.Error()))
 	}

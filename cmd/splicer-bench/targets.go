@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -30,11 +31,17 @@ const startTimeout = 15 * time.Second
 // labels it in the generated configs.
 type route struct {
 	name, listen, backend string
+	// udp routes datagrams rather than a TCP stream.
+	udp bool
+	// responses, on a udp route, is how many replies to a datagram end its
+	// flow in the proxy; 0 means no limit: the flow lasts until idle.
+	responses int
 }
 
-// backends are the servers behind every target.
+// backends are the servers behind every target; one that no selected suite
+// needs is not started, and its address is "".
 type backends struct {
-	echo, iperf string // addresses
+	echo, iperf, udpEcho string // addresses
 }
 
 // target is one column of the report: the backends reached directly, or
@@ -45,17 +52,26 @@ type target struct {
 	// command line serving routes; nil for direct, which runs nothing.
 	command func(dir string, routes []route) ([]string, error)
 	env     []string // added to the proxy's environment
+	// udp is whether the target relays UDP; every target relays TCP.
+	udp bool
 	// maxIdle caps the idle test for a proxy whose fds per connection would
 	// overrun its fd limit; 0 means no cap. capNote says why.
 	maxIdle int
 	capNote string
 }
 
+// serves reports whether t can run the tests of suite s.
+func (t *target) serves(s suite) bool {
+	return s == suiteTCP || t.udp
+}
+
 // instance is a started target: the addresses clients connect to and, for
-// a proxy, its process (nil for direct).
+// a proxy, its process (nil for direct). A proxy is started for one suite
+// and has only that suite's addresses.
 type instance struct {
-	echoAddr, iperfAddr string
-	proc                *process
+	echoAddr, iperfAddr       string // TCP
+	udpEchoAddr, udpQueryAddr string // UDP
+	proc                      *process
 }
 
 // stop ends the instance's proxy, if any.
@@ -65,27 +81,23 @@ func (in *instance) stop() {
 	}
 }
 
-// start launches a fresh instance of t in front of b, with its config in a
-// new directory under tmp, and returns once it relays an echo: a proxy that
-// starts but cannot relay fails here, with its output, rather than later.
-func (t *target) start(ctx context.Context, tmp string, b backends) (*instance, error) {
+// start launches a fresh instance of t in front of b with the routes of
+// suite s, with its config in a new directory under tmp, and returns once
+// it relays an echo on every echo route: a proxy that starts but cannot
+// relay fails here, with its output, rather than later.
+func (t *target) start(ctx context.Context, tmp string, b backends, s suite) (*instance, error) {
 	if t.command == nil {
-		return &instance{echoAddr: b.echo, iperfAddr: b.iperf}, nil
+		return &instance{echoAddr: b.echo, iperfAddr: b.iperf, udpEchoAddr: b.udpEcho, udpQueryAddr: b.udpEcho}, nil
 	}
 	dir, err := os.MkdirTemp(tmp, t.name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.name, err)
 	}
-	ports, err := freePorts(2)
+	ports, err := freePorts(string(s), 2)
 	if err != nil {
 		return nil, err
 	}
-	echoPort, iperfPort := ports[0], ports[1]
-	in := &instance{echoAddr: loopback(echoPort), iperfAddr: loopback(iperfPort)}
-	routes := []route{
-		{name: "echo", listen: in.echoAddr, backend: b.echo},
-		{name: "iperf", listen: in.iperfAddr, backend: b.iperf},
-	}
+	in, routes := proxied(s, b, ports)
 	argv, err := t.command(dir, routes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.name, err)
@@ -93,17 +105,50 @@ func (t *target) start(ctx context.Context, tmp string, b backends) (*instance, 
 	if in.proc, err = startProcess(t.name, argv, t.env); err != nil {
 		return nil, err
 	}
-	if err := in.proc.waitListening(ctx, startTimeout, echoPort, iperfPort); err != nil {
+	if err := in.proc.waitListening(ctx, startTimeout, string(s), ports...); err != nil {
 		in.stop()
 		return nil, err
 	}
-	dialer := net.Dialer{Timeout: opTimeout}
-	probe := []byte("probe")
-	if err := echoOnce(ctx, &dialer, in.echoAddr, probe, make([]byte, len(probe))); err != nil {
+	if err := in.probe(ctx, s); err != nil {
 		in.stop()
 		return nil, in.proc.failure(fmt.Errorf("echo through the proxy: %w", err))
 	}
 	return in, nil
+}
+
+// proxied returns the instance of a proxy listening on the two ports, and
+// the routes of suite s it is to be configured with. The UDP suite has two
+// routes to the one echo backend: long-lived flows, and one-reply flows
+// for the new-flow test.
+func proxied(s suite, b backends, ports []int) (*instance, []route) {
+	first, second := loopback(ports[0]), loopback(ports[1])
+	if s == suiteUDP {
+		return &instance{udpEchoAddr: first, udpQueryAddr: second}, []route{
+			{name: "udp-echo", listen: first, backend: b.udpEcho, udp: true},
+			{name: "udp-query", listen: second, backend: b.udpEcho, udp: true, responses: 1},
+		}
+	}
+	return &instance{echoAddr: first, iperfAddr: second}, []route{
+		{name: "echo", listen: first, backend: b.echo},
+		{name: "iperf", listen: second, backend: b.iperf},
+	}
+}
+
+// probe relays one echo through each echo route of suite s. The iperf3
+// route is only checked to listen: a probe would count as a test run in
+// the iperf3 server.
+func (in *instance) probe(ctx context.Context, s suite) error {
+	if s == suiteUDP {
+		for _, addr := range []string{in.udpEchoAddr, in.udpQueryAddr} {
+			if err := udpProbe(addr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	dialer := net.Dialer{Timeout: opTimeout}
+	probe := []byte("probe")
+	return echoOnce(ctx, &dialer, in.echoAddr, probe, make([]byte, len(probe)))
 }
 
 // loopback is the IPv4 loopback address with port.
@@ -111,27 +156,29 @@ func loopback(port int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-// buildTargets returns the targets named in only (all when only is empty),
-// in column order, and for each one that cannot run, the reason.
-func buildTargets(tl *tools, only map[string]bool, fdLimit int) ([]*target, map[string]string) {
+// buildTargets returns the targets named in only (all when only is empty)
+// that serve any of the suites, in column order, and for each one that
+// cannot run, the reason.
+func buildTargets(tl *tools, only map[string]bool, suites []suite, fdLimit int) ([]*target, map[string]string) {
 	all := map[string]*target{
-		targetDirect:  {name: targetDirect},
-		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit)},
+		targetDirect:  {name: targetDirect, udp: true},
+		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit), udp: true},
 		targetHAProxy: {name: targetHAProxy, command: haproxyCommand(tl.haproxy, fdLimit)},
-		targetNginx:   {name: targetNginx, command: nginxCommand(tl.nginx, tl.nginxStream, fdLimit)},
+		targetNginx:   {name: targetNginx, command: nginxCommand(tl.nginx, tl.nginxStream, fdLimit), udp: true},
 		targetIOCopy:  ioCopyTarget(tl.self, fdLimit),
 	}
 	var ts []*target
 	skipped := make(map[string]string)
 	for _, name := range targetNames() {
-		if len(only) > 0 && !only[name] {
+		t := all[name]
+		if len(only) > 0 && !only[name] || !slices.ContainsFunc(suites, t.serves) {
 			continue
 		}
 		if why, ok := tl.missing[name]; ok {
 			skipped[name] = why
 			continue
 		}
-		ts = append(ts, all[name])
+		ts = append(ts, t)
 	}
 	return ts, skipped
 }

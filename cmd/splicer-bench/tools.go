@@ -22,14 +22,15 @@ const (
 // streamModuleFile is the dynamic stream module's file name.
 const streamModuleFile = "ngx_stream_module.so"
 
-// errNoIperf3 stops the run: without iperf3 there is no throughput test.
+// errNoIperf3 stops a run with the TCP tests: without iperf3 there is no
+// throughput test.
 var errNoIperf3 = errors.New("iperf3 not found on PATH; " + hintIperf3)
 
 // tools are the external programs the harness drives. A path is "" when the
 // program is unusable, and missing then says why and how to get it.
 type tools struct {
-	self    string // this binary, re-executed for the echo and iocopy servers
-	iperf3  string
+	self    string // this binary, re-executed for the backends and the io.Copy proxy
+	iperf3  string // "" when the TCP tests are not run
 	haproxy string
 	nginx   string
 	// nginxStream is the stream module to load_module, "" when nginx has it
@@ -40,19 +41,21 @@ type tools struct {
 	versions    map[string]string // program -> version line
 }
 
-// findTools locates every program. Only a missing iperf3 is an error; any
-// other missing program only disables its column.
-func findTools(splicerPath string) (*tools, error) {
-	iperf3, err := exec.LookPath("iperf3")
-	if err != nil {
-		return nil, errNoIperf3
-	}
+// findTools locates every program, iperf3 only when needIperf3 (the TCP
+// tests run). Only a missing iperf3 is an error; any other missing program
+// only disables its column.
+func findTools(splicerPath string, needIperf3 bool) (*tools, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary to re-execute: %w", err)
 	}
-	t := &tools{self: self, iperf3: iperf3, missing: map[string]string{}, versions: map[string]string{}}
-	t.versions["iperf3"] = firstLine(output(iperf3, "--version"))
+	t := &tools{self: self, missing: map[string]string{}, versions: map[string]string{}}
+	if needIperf3 {
+		if t.iperf3, err = exec.LookPath("iperf3"); err != nil {
+			return nil, errNoIperf3
+		}
+		t.versions["iperf3"] = firstLine(output(t.iperf3, "--version"))
+	}
 	if t.haproxy, err = exec.LookPath("haproxy"); err != nil {
 		t.missing[targetHAProxy] = "haproxy not found on PATH; " + hintHAProxy
 	} else {
