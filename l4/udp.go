@@ -354,6 +354,9 @@ func (ln *udpListener) drain() {
 
 // close closes every flow and the socket.
 func (ln *udpListener) close() {
+	// Not draining any more: the last flow's close must not close the
+	// socket from under this loop.
+	ln.draining = false
 	for _, f := range ln.flows {
 		f.close()
 	}
