@@ -385,3 +385,50 @@ func TestUDPShutdownDrainsFlows(t *testing.T) {
 		t.Errorf("shutdown drops = %d, want 1", got)
 	}
 }
+
+// With maglev a client's backend depends only on its address and the
+// backend set: two servers in turn, as after a restart or on two
+// instances, send each client to the same backend.
+func TestUDPMaglevSameBackendAcrossInstances(t *testing.T) {
+	b1 := startUDPBackend(t, taggedEcho('A'))
+	b2 := startUDPBackend(t, taggedEcho('B'))
+	b3 := startUDPBackend(t, taggedEcho('C'))
+	backends := []netip.AddrPort{b1.addr, b2.addr, b3.addr}
+	const clients = 30
+	var first []byte
+	for instance := 0; instance < 2; instance++ {
+		s, err := NewServer(udpConfig(t, backends, func(f *config.FrontendBuilder) {
+			f.Strategy("maglev").Responses(1)
+		}), testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var tags []byte
+		for i := 0; i < clients; i++ {
+			// Each client from its own address, the same in both rounds.
+			from := &net.UDPAddr{IP: net.IPv4(127, 0, 1, byte(1+i))}
+			c, err := net.DialUDP("udp", from, net.UDPAddrFromAddrPort(s.Addrs("fe")[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := udpExchange(c, []byte("q"), 5*time.Second)
+			c.Close()
+			if err != nil {
+				t.Fatalf("instance %d client %d: %v", instance, i, err)
+			}
+			tags = append(tags, got[0])
+		}
+		s.Close()
+		if instance == 0 {
+			first = tags
+		} else if !bytes.Equal(tags, first) {
+			t.Errorf("backends per client: first instance %q, second %q", first, tags)
+		}
+	}
+	if bytes.Count(first, []byte{first[0]}) == clients {
+		t.Errorf("all %d clients on backend %c: the test shows nothing", clients, first[0])
+	}
+}
