@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"errors"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -171,7 +172,7 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 			return
 		}
 	}
-	if err := sock.SendTo(f.fd, data, &f.to); err != nil {
+	if err := sendDatagram(f.fd, data, &f.to); err != nil {
 		fe.udp.drop(DropSendError)
 		return
 	}
@@ -295,7 +296,7 @@ func (ln *udpListener) fireAndForget(ip netip.Addr, data []byte) {
 		ln.logSocketError(err)
 		return
 	}
-	if err := sock.SendTo(s.fd, data, &s.to); err != nil {
+	if err := sendDatagram(s.fd, data, &s.to); err != nil {
 		fe.udp.drop(DropSendError)
 		return
 	}
@@ -305,6 +306,19 @@ func (ln *udpListener) fireAndForget(ip netip.Addr, data []byte) {
 	fe.bytesIn.Add(n)
 	be.AddDatagrams(1, 0)
 	be.AddBytes(n, 0)
+}
+
+// sendDatagram sends data on a backend socket. An ICMP error that arrived
+// since the last send leaves a pending error on the socket, which the next
+// send returns (and clears) instead of sending: that send is retried once,
+// so an earlier datagram's fate does not cost this one. The ICMP error
+// itself stays on the error queue, where readErrors counts it.
+func sendDatagram(fd int, data []byte, to *sock.RawAddr) error {
+	err := sock.SendTo(fd, data, to)
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		err = sock.SendTo(fd, data, to)
+	}
+	return err
 }
 
 // logSocketError logs a failure to open a backend socket, at most once per

@@ -432,3 +432,53 @@ func TestUDPMaglevSameBackendAcrossInstances(t *testing.T) {
 		t.Errorf("all %d clients on backend %c: the test shows nothing", clients, first[0])
 	}
 }
+
+// IPv6 end to end: a backend on ::1, a frontend on ::1 and on the IPv6
+// wildcard, whose replies leave from the address the client wrote to.
+func TestUDPIPv6(t *testing.T) {
+	b := startUDPBackendOn(t, net.IPv6loopback, taggedEcho('6'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.Listen("[::1]:0", "[::]:0")
+	}))
+	var addrs []netip.AddrPort
+	for _, a := range s.Addrs("fe") {
+		if a.Addr().Is6() {
+			addrs = append(addrs, netip.AddrPortFrom(netip.IPv6Loopback(), a.Port()))
+		}
+	}
+	if len(addrs) != 2 {
+		t.Fatalf("IPv6 addresses %v, want two", s.Addrs("fe"))
+	}
+	for _, a := range addrs {
+		got, err := udpExchange(udpClient(t, a), []byte("over v6"), 5*time.Second)
+		if err != nil || string(got) != "6over v6" {
+			t.Fatalf("through %v: %q, %v", a, got, err)
+		}
+	}
+	if c := counters(t, s); c.DatagramsOut != 2 || totalDrops(c) != 0 {
+		t.Errorf("datagrams out %d, drops %v; want 2, none", c.DatagramsOut, c.Drops)
+	}
+}
+
+// With responses = 0 the ICMP errors of a dead backend still count against
+// it, on the loop's shared socket, and the error one datagram caused does
+// not cost the next one its send.
+func TestUDPResponsesZeroDeadBackend(t *testing.T) {
+	dead := deadUDPPort(t)
+	s := startServer(t, udpConfig(t, []netip.AddrPort{dead}, func(f *config.FrontendBuilder) {
+		f.Responses(0)
+	}))
+	c := udpClient(t, s.Addrs("fe")[0])
+	for i := 0; i < 3; i++ {
+		if _, err := c.Write([]byte("log line")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be := s.Backends("fe")[0]
+	waitFor(t, 2*time.Second, "three refusals counted", func() bool {
+		return be.Stats().Failures[backend.FailRefused] == 3 && counters(t, s).Drops[DropRefused] == 3
+	})
+	if c := counters(t, s); c.DatagramsIn != 3 || c.Drops[DropSendError] != 0 {
+		t.Errorf("datagrams in %d, send errors %d; want 3, 0", c.DatagramsIn, c.Drops[DropSendError])
+	}
+}

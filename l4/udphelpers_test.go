@@ -31,7 +31,13 @@ type udpReply struct {
 
 func startUDPBackend(t testing.TB, handler func(p []byte) udpReply) *udpBackend {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return startUDPBackendOn(t, net.IPv4(127, 0, 0, 1), handler)
+}
+
+// startUDPBackendOn is startUDPBackend on address ip.
+func startUDPBackendOn(t testing.TB, ip net.IP, handler func(p []byte) udpReply) *udpBackend {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
