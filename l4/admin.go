@@ -9,7 +9,8 @@ import (
 )
 
 // FrontendCounters are a frontend's own counters, read one by one. On a
-// UDP frontend Active and Total count flows, and the queue and refusal
+// UDP frontend Active and Total count flows (with responses = 0, where no
+// flow is kept, Total counts datagrams sent on), and the queue and refusal
 // counters stay zero: a refused datagram is counted in Drops.
 type FrontendCounters struct {
 	Active   int64  // client connections (UDP: flows) now

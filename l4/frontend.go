@@ -42,7 +42,10 @@ type frontend struct {
 
 	acl     acl
 	clients *clientTable // nil without per-client limits
-	queue   waitQueue
+	// peers holds a UDP frontend's backend addresses in the forms the
+	// UDP path compares and sends to; nil on a TCP frontend.
+	peers map[*backend.Backend]*udpPeer
+	queue waitQueue
 	// observer, when set, hears of connect outcomes and resets.
 	observer Observer
 }
@@ -69,11 +72,15 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &frontend{
+	fe := &frontend{
 		cfg: fc, backends: bs, set: set, strategy: strat,
 		acl:     acl{allow: fc.Allow, deny: fc.Deny},
 		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
-	}, nil
+	}
+	if fc.Protocol == config.ProtocolUDP {
+		fe.peers = newUDPPeers(bs)
+	}
+	return fe, nil
 }
 
 // pick chooses a backend for a client with balancing key key, skipping the

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/l4/internal/sock"
+	"github.com/splicerlb/splicer/pkg/backend"
 )
 
 const (
@@ -75,6 +76,25 @@ type udpCounters struct {
 
 func (c *udpCounters) drop(r DropReason) { c.drops[r].Add(1) }
 
+// udpPeer is a backend's address in the two forms the UDP path needs,
+// computed once per backend: the kernel form datagrams are sent to, and
+// the canonical form (see sock.Canonical) replies' source addresses and
+// ICMP errors' destinations are checked against.
+type udpPeer struct {
+	to   sock.RawAddr
+	addr netip.AddrPort
+}
+
+// newUDPPeers computes the peers of a UDP frontend's backends.
+func newUDPPeers(bs []*backend.Backend) map[*backend.Backend]*udpPeer {
+	peers := make(map[*backend.Backend]*udpPeer, len(bs))
+	for _, b := range bs {
+		addr := sock.Canonical(b.Address())
+		peers[b] = &udpPeer{to: sock.MakeRawAddr(addr), addr: addr}
+	}
+	return peers
+}
+
 // flowKey identifies a flow: the client's address and, on a socket bound
 // to a wildcard address, the local address it wrote to (else invalid).
 type flowKey struct {
@@ -94,10 +114,16 @@ type udpListener struct {
 	idx      uint32
 	wildcard bool // bound to 0.0.0.0 or ::: replies need pktinfo
 
-	flows    map[flowKey]*flow
-	send     *sock.Batch // replies to clients, flushed once per loop turn
-	flushing bool        // in loop.flush
-	draining bool        // shutting down: no new flows; close when the last ends
+	flows map[flowKey]*flow
+	send  *sock.Batch // replies to clients, flushed once per loop turn
+	// owner is the backend each queued reply came from, for its counters.
+	owner    [udpBatch]*backend.Backend
+	flushing bool // in loop.flush
+	// draining is set by a graceful shutdown: no new flows. The socket
+	// stays open until the loop stops: closing it would change which
+	// socket of the SO_REUSEPORT group the kernel hashes each client to,
+	// sending open flows' datagrams to loops that do not know them.
+	draining bool
 
 	errLog  time.Time // last "cannot open a backend socket" line
 	errLogN int       // such failures since
@@ -163,6 +189,13 @@ func (ln *udpListener) onEvent(_ uint32, _ uint32) {
 func (ln *udpListener) forward(key flowKey, data []byte) {
 	fe := ln.fe
 	f := ln.flows[key]
+	if f != nil && !serving(f.be) {
+		// Its backend went down or into maint: the client moves to
+		// another. (A drained backend keeps its flows until they idle,
+		// as it keeps its connections.)
+		f.close()
+		f = nil
+	}
 	if f == nil {
 		if fe.cfg.Responses == 0 {
 			ln.fireAndForget(key.client.Addr(), data)
@@ -172,7 +205,7 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 			return
 		}
 	}
-	if err := sendDatagram(f.fd, data, &f.to); err != nil {
+	if err := sendDatagram(f.fd, data, &f.peer.to); err != nil {
 		fe.udp.drop(DropSendError)
 		return
 	}
@@ -251,8 +284,7 @@ func (ln *udpListener) openFlow(key flowKey) *flow {
 	}
 	f := ln.loop.newFlow()
 	f.ln, f.key, f.fd, f.be = ln, key, fd, be
-	f.to = sock.MakeRawAddr(be.Address())
-	f.beAddr = unmapped(be.Address())
+	f.peer = fe.peers[be]
 	f.client = sock.MakeRawAddr(key.client)
 	f.lastActive = ln.loop.now
 	var gen uint32
@@ -296,7 +328,7 @@ func (ln *udpListener) fireAndForget(ip netip.Addr, data []byte) {
 		ln.logSocketError(err)
 		return
 	}
-	if err := sendDatagram(s.fd, data, &s.to); err != nil {
+	if err := sendDatagram(s.fd, data, &s.peer.to); err != nil {
 		fe.udp.drop(DropSendError)
 		return
 	}
@@ -342,35 +374,36 @@ func (ln *udpListener) queued() {
 	}
 }
 
-// flushReplies sends the queued replies with sendmmsg.
+// flushReplies sends the queued replies with sendmmsg and counts what
+// went out, or was dropped, once it is known.
 func (ln *udpListener) flushReplies() {
 	if ln.send.Queued() == 0 {
 		return
 	}
-	if ln.fd < 0 {
-		ln.send.Flush(-1) // closed: drop them all (EBADF)
-		return
+	n := ln.send.Flush(ln.fd)
+	var sent, bytes uint64
+	for i := 0; i < n; i++ {
+		be := ln.owner[i]
+		ln.owner[i] = nil
+		if !ln.send.Sent(i) {
+			ln.fe.udp.drop(DropSendError)
+			continue
+		}
+		size := uint64(ln.send.Len(i))
+		sent++
+		bytes += size
+		be.AddDatagrams(0, 1)
+		be.AddBytes(0, size)
 	}
-	_, dropped := ln.send.Flush(ln.fd)
-	for ; dropped > 0; dropped-- {
-		ln.fe.udp.drop(DropSendError)
-	}
+	ln.fe.udp.dgramsOut.Add(sent)
+	ln.fe.bytesOut.Add(bytes)
 }
 
-// drain stops opening flows; the socket closes once the last flow ended,
-// for it is where the flows' replies leave from.
-func (ln *udpListener) drain() {
-	ln.draining = true
-	if len(ln.flows) == 0 {
-		ln.close()
-	}
-}
+// drain stops opening flows; see draining.
+func (ln *udpListener) drain() { ln.draining = true }
 
 // close closes every flow and the socket.
 func (ln *udpListener) close() {
-	// Not draining any more: the last flow's close must not close the
-	// socket from under this loop.
-	ln.draining = false
 	for _, f := range ln.flows {
 		f.close()
 	}
@@ -383,8 +416,8 @@ func (ln *udpListener) close() {
 	ln.loop.releaseSlot(ln.idx)
 }
 
-// unmapped is ap with an IPv4-mapped address turned into plain IPv4, the
-// form received source addresses come in.
-func unmapped(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+// serving reports whether b still takes the datagrams of its flows: it is
+// up and not in maint.
+func serving(b *backend.Backend) bool {
+	return b.Healthy() && b.State() != backend.Maint
 }

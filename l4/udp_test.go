@@ -348,16 +348,26 @@ func (m *markDown) Reset(*backend.Backend)  {}
 func (m *markDown) Served(*backend.Backend) {}
 
 // A graceful shutdown refuses new flows, keeps relaying for open ones and
-// returns once they have ended.
+// returns once they have ended. With more loops than flows, some loops
+// have no flow to wait for: their sockets must stay open too, or the
+// kernel would hash open flows' datagrams to other loops.
 func TestUDPShutdownDrainsFlows(t *testing.T) {
 	b := startUDPBackend(t, taggedEcho('A'))
 	const idle = 500 * time.Millisecond
-	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
-		f.IdleTimeout(idle)
-	}))
-	old := udpClient(t, s.Addrs("fe")[0])
-	if _, err := udpExchange(old, []byte("before"), 5*time.Second); err != nil {
+	cfg, err := config.New().Workers(4).Frontend("fe").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
+		HealthCheck(config.CheckNone).IdleTimeout(idle).Backend(b.addr.String(), 1).Build()
+	if err != nil {
 		t.Fatal(err)
+	}
+	s := startServer(t, cfg)
+	const clients = 8
+	var old []*net.UDPConn
+	for i := 0; i < clients; i++ {
+		c := udpClient(t, s.Addrs("fe")[0])
+		if _, err := udpExchange(c, []byte("before"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, c)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -366,8 +376,10 @@ func TestUDPShutdownDrainsFlows(t *testing.T) {
 		done <- s.Shutdown(ctx)
 	}()
 	waitFor(t, 2*time.Second, "shutdown begun", func() bool { return !s.Started() })
-	if _, err := udpExchange(old, []byte("during"), 5*time.Second); err != nil {
-		t.Fatalf("an open flow during shutdown: %v", err)
+	for i, c := range old {
+		if _, err := udpExchange(c, []byte("during"), 5*time.Second); err != nil {
+			t.Fatalf("open flow %d during shutdown: %v", i, err)
+		}
 	}
 	late := udpClient(t, s.Addrs("fe")[0])
 	if _, err := udpExchange(late, []byte("new"), 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -381,8 +393,68 @@ func TestUDPShutdownDrainsFlows(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return after the last flow went idle")
 	}
-	if got := counters(t, s).Drops[DropShutdown]; got != 1 {
-		t.Errorf("shutdown drops = %d, want 1", got)
+	c := counters(t, s)
+	if c.Drops[DropShutdown] != 1 || c.DatagramsOut != 2*clients {
+		t.Errorf("shutdown drops %d, datagrams out %d; want 1, %d", c.Drops[DropShutdown], c.DatagramsOut, 2*clients)
+	}
+}
+
+// A flow whose backend goes down or into maint moves to another backend
+// with its next datagram; a drained backend keeps its flows.
+func TestUDPFlowLeavesBackendOutOfService(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		take  func(*backend.Backend)
+		moves bool
+	}{
+		{"down", func(b *backend.Backend) { b.SetHealthy(false) }, true},
+		{"maint", func(b *backend.Backend) { b.SetState(backend.Maint) }, true},
+		{"drain", func(b *backend.Backend) { b.SetState(backend.Drain) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b1 := startUDPBackend(t, taggedEcho('A'))
+			b2 := startUDPBackend(t, taggedEcho('B'))
+			s := startServer(t, udpConfig(t, []netip.AddrPort{b1.addr, b2.addr}, nil))
+			c := udpClient(t, s.Addrs("fe")[0])
+			got, err := udpExchange(c, []byte("q"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := s.Backends("fe")[0]
+			if got[0] == 'B' {
+				first = s.Backends("fe")[1]
+			}
+			tc.take(first)
+			again, err := udpExchange(c, []byte("q"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if moved := again[0] != got[0]; moved != tc.moves {
+				t.Errorf("backend %c then %c; want moved = %v", got[0], again[0], tc.moves)
+			}
+			want := uint64(1)
+			if tc.moves {
+				want = 2
+			}
+			if cc := counters(t, s); cc.Total != want || cc.Active != 1 {
+				t.Errorf("flows opened %d, active %d; want %d, 1", cc.Total, cc.Active, want)
+			}
+		})
+	}
+}
+
+// A backend written with a zone its address does not need (::1%lo) still
+// has its replies recognised: received addresses carry no zone there.
+func TestUDPZonedBackendAddress(t *testing.T) {
+	b := startUDPBackendOn(t, net.IPv6loopback, taggedEcho('Z'))
+	zoned := netip.AddrPortFrom(b.addr.Addr().WithZone("lo"), b.addr.Port())
+	s := startServer(t, udpConfig(t, []netip.AddrPort{zoned}, nil))
+	got, err := udpExchange(udpClient(t, s.Addrs("fe")[0]), []byte("q"), 5*time.Second)
+	if err != nil || string(got) != "Zq" {
+		t.Fatalf("reply %q, %v", got, err)
+	}
+	if d := counters(t, s).Drops[DropForeign]; d != 0 {
+		t.Errorf("foreign drops = %d, want 0", d)
 	}
 }
 

@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +20,8 @@ type flow struct {
 	fd     int // -1 once closed
 	idx    uint32
 	be     *backend.Backend
-	to     sock.RawAddr   // the backend, for sendto
-	beAddr netip.AddrPort // the backend as received source addresses read
-	client sock.RawAddr   // the client, for replies
+	peer   *udpPeer     // the backend's address, both ways
+	client sock.RawAddr // the client, for replies
 
 	requests, replies uint64
 	lastActive        time.Time
@@ -63,26 +61,53 @@ func (f *flow) onEvent(ev uint32, _ uint32) {
 	}
 }
 
-// readErrors takes the ICMP errors off the socket's error queue. An error
-// means the backend did not get the flow's datagrams (ECONNREFUSED: no one
-// listens), so it counts as a failed connect and the flow ends: the
-// client's next datagram opens a new flow, picked afresh. It reports
-// whether the flow was closed.
+// readErrors takes the errors off the socket's error queue. An ICMP error
+// about a datagram to the flow's backend means the backend did not get it
+// (ECONNREFUSED: no one listens): the backend is charged one failed
+// connect and the flow ends, so the client's next datagram opens a new
+// flow, picked afresh. It reports whether the flow was closed.
 func (f *flow) readErrors() bool {
 	failed := false
-	for {
-		errno, err := sock.ReadError(f.fd)
-		if err != nil {
-			break // EAGAIN: the queue is empty
+	queue := drainErrors(f.fd, f.ln.fe, f.peer, func(errno unix.Errno) {
+		if !failed {
+			failed = true
+			backendFailed(f.ln.fe, f.be, errno)
 		}
-		failed = true
-		f.ln.fe.udp.drop(DropRefused)
-		backendFailed(f.ln.fe, f.be, errno)
+	})
+	if !queue {
+		// EPOLLERR with an empty queue: the kernel could not queue the
+		// error. Clear it, or epoll reports it on every turn.
+		sock.ClearError(f.fd)
 	}
 	if failed {
 		f.close()
 	}
 	return failed
+}
+
+// drainErrors empties fd's error queue, counting each error about a
+// datagram to peer: a refusal or unreachable as a lost datagram (refused),
+// passed to fail; "fragmentation needed" as a send error. Errors the local
+// stack raised, or about another address (a late error for an earlier
+// user of the same ephemeral port), are ignored. It reports whether the
+// queue held anything.
+func drainErrors(fd int, fe *frontend, peer *udpPeer, fail func(unix.Errno)) bool {
+	any := false
+	for {
+		e, err := sock.ReadError(fd)
+		if err != nil {
+			return any // EAGAIN: the queue is empty
+		}
+		any = true
+		switch {
+		case !e.ICMP || e.To != peer.addr:
+		case e.Errno == unix.EMSGSIZE:
+			fe.udp.drop(DropSendError)
+		default:
+			fe.udp.drop(DropRefused)
+			fail(e.Errno)
+		}
+	}
 }
 
 // backendFailed counts an ICMP error from b and reports it to the observer.
@@ -96,9 +121,9 @@ func backendFailed(fe *frontend, b *backend.Backend, errno unix.Errno) {
 
 // readReplies reads the backend's replies straight into free slots of the
 // listener's send batch, every reply queued with one recvmmsg, and keeps
-// them for the client. A datagram from any other address is dropped and
-// counted. The flow ends after its expected number of replies: responses
-// for each datagram the client sent.
+// them for the client; they are counted once sent. A datagram from any
+// other address is dropped and counted. The flow ends after its expected
+// number of replies: responses for each datagram the client sent.
 func (f *flow) readReplies() {
 	ln := f.ln
 	fe := ln.fe
@@ -113,15 +138,14 @@ func (f *flow) readReplies() {
 		// message that readErrors counts when epoll reports it.
 		return
 	}
-	var bytes uint64
 	kept := 0
 	for j := first; j < first+n; j++ {
-		if b.From(j) != f.beAddr {
+		if b.From(j) != f.peer.addr {
 			fe.udp.drop(DropForeign)
 			f.be.AddForeign()
 			continue
 		}
-		bytes += uint64(len(b.Data(j)))
+		ln.owner[b.Queued()] = f.be
 		b.Keep(j, &f.client, f.key.local)
 		kept++
 	}
@@ -131,10 +155,6 @@ func (f *flow) readReplies() {
 	ln.queued()
 	f.replies += uint64(kept)
 	f.lastActive = ln.loop.now
-	fe.udp.dgramsOut.Add(uint64(kept))
-	fe.bytesOut.Add(bytes)
-	f.be.AddDatagrams(0, uint64(kept))
-	f.be.AddBytes(0, bytes)
 	if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
 		f.close()
 	}
@@ -179,9 +199,6 @@ func (f *flow) close() {
 	}
 	l.srv.flowDone()
 	l.recycleFlow(f)
-	if ln.draining && len(ln.flows) == 0 {
-		ln.close()
-	}
 }
 
 // sinkReadBudget bounds the unsolicited replies a sink reads per wake-up.
@@ -191,12 +208,12 @@ const sinkReadBudget = 16
 // responses = 0, where no flow is kept. Nothing is expected back: a reply
 // is dropped and counted, an ICMP error counted against the backend.
 type sink struct {
-	fe  *frontend
-	be  *backend.Backend
-	fd  int
-	idx uint32
-	to  sock.RawAddr
-	buf []byte
+	fe   *frontend
+	be   *backend.Backend
+	peer *udpPeer
+	fd   int
+	idx  uint32
+	buf  []byte
 }
 
 // sink returns the loop's sink towards b, opening it on first use.
@@ -208,7 +225,7 @@ func (l *loop) sink(fe *frontend, b *backend.Backend) (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sink{fe: fe, be: b, fd: fd, to: sock.MakeRawAddr(b.Address())}
+	s := &sink{fe: fe, be: b, peer: fe.peers[b], fd: fd}
 	var gen uint32
 	s.idx, gen = l.alloc(s)
 	if err := l.poll.Add(fd, unix.EPOLLIN, token(s.idx, gen, 0)); err != nil {
@@ -225,13 +242,11 @@ func (l *loop) sink(fe *frontend, b *backend.Backend) (*sink, error) {
 
 func (s *sink) onEvent(ev uint32, _ uint32) {
 	if ev&unix.EPOLLERR != 0 {
-		for {
-			errno, err := sock.ReadError(s.fd)
-			if err != nil {
-				break
-			}
-			s.fe.udp.drop(DropRefused)
-			backendFailed(s.fe, s.be, errno)
+		// No flow to end here: every refusal is one datagram's, and
+		// counts against the backend.
+		fail := func(errno unix.Errno) { backendFailed(s.fe, s.be, errno) }
+		if !drainErrors(s.fd, s.fe, s.peer, fail) {
+			sock.ClearError(s.fd)
 		}
 	}
 	if ev&unix.EPOLLIN == 0 {

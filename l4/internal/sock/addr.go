@@ -89,3 +89,25 @@ func PeerAddr(fd int) (netip.AddrPort, error) {
 	}
 	return FromSockaddr(sa), nil
 }
+
+// Canonical returns ap in the form FromSockaddr and received datagrams'
+// source addresses take: an IPv4-mapped address as plain IPv4, and a zone
+// only on the link-local addresses that need one, as its numeric interface
+// index (the kernel reports no scope for other addresses; an unknown
+// interface name drops the zone, as ToSockaddr does). Compare a configured
+// address with received ones in this form.
+func Canonical(ap netip.AddrPort) netip.AddrPort {
+	addr := ap.Addr().Unmap()
+	if zone := addr.Zone(); zone != "" {
+		idx := uint32(0)
+		if addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr.IsInterfaceLocalMulticast() {
+			idx = zoneIndex(zone)
+		}
+		if idx != 0 {
+			addr = addr.WithZone(strconv.FormatUint(uint64(idx), 10))
+		} else {
+			addr = addr.WithZone("")
+		}
+	}
+	return netip.AddrPortFrom(addr, ap.Port())
+}

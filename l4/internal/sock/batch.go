@@ -25,7 +25,8 @@ type Batch struct {
 	buf     []byte // bufSize bytes per slot
 	bufSize int
 	pktinfo bool
-	queued  int // slots committed for sending
+	queued  int    // slots committed for sending
+	failed  []bool // per slot: not sent by the last Flush
 }
 
 // NewBatch returns a batch of slots datagrams of up to bufSize bytes each.
@@ -39,6 +40,7 @@ func NewBatch(slots, bufSize int, pktinfo bool) *Batch {
 		buf:     make([]byte, slots*bufSize),
 		bufSize: bufSize,
 		pktinfo: pktinfo,
+		failed:  make([]bool, slots),
 	}
 	if pktinfo {
 		b.ctrl = make([]byte, slots*pktinfoSpace)
@@ -105,9 +107,9 @@ func (b *Batch) From(i int) netip.AddrPort {
 	return peer6(&b.names[i])
 }
 
-// Dest returns the address received slot i was sent to, as reported by
-// pktinfo; the zero Addr when the batch has no pktinfo or the kernel gave
-// none.
+// Dest returns the local address received slot i came in on, the one a
+// reply should leave from, as reported by pktinfo; the zero Addr when the
+// batch has no pktinfo or the kernel gave none.
 func (b *Batch) Dest(i int) netip.Addr {
 	if !b.pktinfo {
 		return netip.Addr{}
@@ -122,8 +124,11 @@ func (b *Batch) Dest(i int) netip.Addr {
 		data := ctrl[unix.CmsgLen(0):cm.Len]
 		switch {
 		case cm.Level == unix.IPPROTO_IP && cm.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			// Spec_dst, not Addr: the local address a reply should
+			// leave from, which for a datagram sent to a broadcast
+			// address is the interface's own.
 			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom4(pi.Addr)
+			return netip.AddrFrom4(pi.Spec_dst)
 		case cm.Level == unix.IPPROTO_IPV6 && cm.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
 			return netip.AddrFrom16(pi.Addr).Unmap()
@@ -228,27 +233,38 @@ func (b *Batch) Keep(j int, to *RawAddr, from netip.Addr) {
 // kernel allows and empties the queue. A datagram the kernel refuses is
 // dropped: on EAGAIN (send buffer full) the rest of the queue with it,
 // since waiting would only delay datagrams whose senders retry anyway. It
-// returns how many were sent and how many dropped.
-func (b *Batch) Flush(fd int) (sent, dropped int) {
+// returns how many slots it flushed; Sent tells which of them went out,
+// until the next Commit.
+func (b *Batch) Flush(fd int) int {
+	n := b.queued
 	off := 0
-	for off < b.queued {
+	for off < n {
 		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[off])),
-			uintptr(b.queued-off), unix.MSG_DONTWAIT, 0, 0)
+			uintptr(n-off), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
+			for i := off; i < off+int(r); i++ {
+				b.failed[i] = false
+			}
 			off += int(r)
-			sent += int(r)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			dropped += b.queued - off
-			off = b.queued
+			for ; off < n; off++ {
+				b.failed[off] = true
+			}
 		default:
 			// sendmmsg fails only on the first datagram it tries:
 			// drop that one and go on with the next.
+			b.failed[off] = true
 			off++
-			dropped++
 		}
 	}
 	b.queued = 0
-	return sent, dropped
+	return n
 }
+
+// Sent reports whether slot i went out in the last Flush.
+func (b *Batch) Sent(i int) bool { return !b.failed[i] }
+
+// Len is the length of slot i's datagram as committed.
+func (b *Batch) Len(i int) int { return int(b.iovs[i].Len) }

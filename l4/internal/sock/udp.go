@@ -24,24 +24,32 @@ const sockaddrLen = unix.SizeofSockaddrInet6
 var pktinfoSpace = max(unix.CmsgSpace(unix.SizeofInet4Pktinfo), unix.CmsgSpace(unix.SizeofInet6Pktinfo))
 
 // UDPSocket returns a non-blocking, close-on-exec UDP socket of the family
-// of remote, for sending to it from an ephemeral port. The socket is not
-// connected: the caller checks the source of every datagram it reads, so a
-// reply from any address other than remote is seen and can be counted,
-// where a connected socket would have the kernel drop it unseen. ICMP
-// errors are queued on the socket's error queue (IP_RECVERR), where
-// ReadError finds them; epoll reports them as EPOLLERR.
+// of remote, bound to an ephemeral port, for sending to remote. Binding
+// here, not at the first send, makes running out of ephemeral ports an
+// error of this call. The socket is not connected: the caller checks the
+// source of every datagram it reads, so a reply from any address other
+// than remote is seen and can be counted, where a connected socket would
+// have the kernel drop it unseen. ICMP errors are queued on the socket's
+// error queue (IP_RECVERR), where ReadError finds them; epoll reports them
+// as EPOLLERR.
 func UDPSocket(remote netip.AddrPort) (int, error) {
 	fd, err := unix.Socket(family(remote), unix.SOCK_DGRAM|sockFlags, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
 	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
+	var local unix.Sockaddr = &unix.SockaddrInet4{}
 	if family(remote) == unix.AF_INET6 {
 		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
+		local = &unix.SockaddrInet6{}
 	}
 	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setsockopt", err)
+	}
+	if err := unix.Bind(fd, local); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
 	}
 	return fd, nil
 }
@@ -155,17 +163,29 @@ func RecvFrom(fd int, p []byte) (n int, from netip.AddrPort, err error) {
 	}
 }
 
-// ReadError takes one error off fd's error queue (MSG_ERRQUEUE) and returns
-// the errno the kernel recorded for it: ECONNREFUSED for an ICMP port
-// unreachable, EHOSTUNREACH and the like for other ICMP errors. It returns
+// ICMPError is one error taken off a socket's error queue.
+type ICMPError struct {
+	// Errno is what the kernel made of it: ECONNREFUSED for a port
+	// unreachable, EHOSTUNREACH, ENETUNREACH and the like for others,
+	// EMSGSIZE for "fragmentation needed".
+	Errno unix.Errno
+	// ICMP is set when the error came from an ICMP or ICMPv6 message, as
+	// opposed to one the local stack raised.
+	ICMP bool
+	// To is where the datagram that caused it was going.
+	To netip.AddrPort
+}
+
+// ReadError takes one error off fd's error queue (MSG_ERRQUEUE). It returns
 // EAGAIN once the queue is empty. Taking the last error also clears the
 // socket's pending error, so epoll stops reporting EPOLLERR.
-func ReadError(fd int) (unix.Errno, error) {
+func ReadError(fd int) (ICMPError, error) {
 	var data [64]byte // the quoted datagram is not needed
 	var oob [128]byte
+	var name unix.RawSockaddrInet6
 	iov := unix.Iovec{Base: &data[0]}
 	iov.SetLen(len(data))
-	msg := unix.Msghdr{Iov: &iov, Control: &oob[0]}
+	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&name)), Namelen: sockaddrLen, Iov: &iov, Control: &oob[0]}
 	msg.Iovlen = 1
 	msg.SetControllen(len(oob))
 	for {
@@ -173,29 +193,41 @@ func ReadError(fd int) (unix.Errno, error) {
 			unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 		switch errno {
 		case 0:
-			return extendedErrno(oob[:msg.Controllen]), nil
+			e := extendedErr(oob[:msg.Controllen])
+			e.To = peer6(&name)
+			return e, nil
 		case unix.EINTR:
 			continue
 		default:
-			return 0, errno
+			return ICMPError{}, errno
 		}
 	}
 }
 
-// extendedErrno finds the sock_extended_err of an IP_RECVERR or
-// IPV6_RECVERR control message; EIO when there is none.
-func extendedErrno(oob []byte) unix.Errno {
+// ClearError reads and so clears fd's pending socket error (SO_ERROR):
+// for an EPOLLERR with nothing on the error queue, which epoll would
+// otherwise report for ever.
+func ClearError(fd int) {
+	_, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+}
+
+// extendedErr decodes the sock_extended_err of an IP_RECVERR or
+// IPV6_RECVERR control message; EIO, not from ICMP, when there is none.
+func extendedErr(oob []byte) ICMPError {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return unix.EIO
+		return ICMPError{Errno: unix.EIO}
 	}
 	for _, m := range msgs {
 		ip4 := m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_RECVERR
 		ip6 := m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_RECVERR
 		if (ip4 || ip6) && len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})) {
 			ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
-			return unix.Errno(ee.Errno)
+			return ICMPError{
+				Errno: unix.Errno(ee.Errno),
+				ICMP:  ee.Origin == unix.SO_EE_ORIGIN_ICMP || ee.Origin == unix.SO_EE_ORIGIN_ICMP6,
+			}
 		}
 	}
-	return unix.EIO
+	return ICMPError{Errno: unix.EIO}
 }

@@ -46,8 +46,13 @@ func TestBatchRoundTrip(t *testing.T) {
 		n := copy(buf, fmt.Sprintf("datagram %d", i))
 		out.Commit(n, &to, netip.Addr{})
 	}
-	if sent, dropped := out.Flush(tx); sent != 5 || dropped != 0 || out.Queued() != 0 {
-		t.Fatalf("Flush sent %d dropped %d queued %d, want 5, 0, 0", sent, dropped, out.Queued())
+	if n := out.Flush(tx); n != 5 || out.Queued() != 0 {
+		t.Fatalf("Flush flushed %d, left %d queued; want 5, 0", n, out.Queued())
+	}
+	for i := 0; i < 5; i++ {
+		if !out.Sent(i) || out.Len(i) != len("datagram 0") {
+			t.Errorf("slot %d: sent %v, length %d", i, out.Sent(i), out.Len(i))
+		}
 	}
 	txAddr, err := LocalAddr(tx)
 	if err != nil {
@@ -104,7 +109,7 @@ func TestBatchPktinfo(t *testing.T) {
 	out := NewBatch(1, 64, true)
 	back := MakeRawAddr(in.From(0))
 	out.Commit(copy(out.Next(), "ho"), &back, in.Dest(0))
-	if sent, _ := out.Flush(rx); sent != 1 {
+	if out.Flush(rx) != 1 || !out.Sent(0) {
 		t.Fatal("reply not sent")
 	}
 	buf := make([]byte, 64)
@@ -137,9 +142,9 @@ func TestReadErrorRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Loopback delivers the ICMP error before sendto returns.
-	errno, err := ReadError(tx)
-	if err != nil || errno != unix.ECONNREFUSED {
-		t.Fatalf("ReadError = %v, %v; want ECONNREFUSED", errno, err)
+	e, err := ReadError(tx)
+	if err != nil || e.Errno != unix.ECONNREFUSED || !e.ICMP || e.To != dead {
+		t.Fatalf("ReadError = %+v, %v; want ECONNREFUSED from ICMP about %v", e, err, dead)
 	}
 	if _, err := ReadError(tx); !errors.Is(err, unix.EAGAIN) {
 		t.Errorf("second ReadError: %v, want EAGAIN", err)
@@ -204,8 +209,8 @@ func BenchmarkSend32(b *testing.B) {
 					for j := 0; j < 32; j++ {
 						batch.Commit(copy(batch.Next(), payload), &to, netip.Addr{})
 					}
-					if sent, _ := batch.Flush(tx); sent != 32 {
-						b.Fatalf("sent %d of 32", sent)
+					if batch.Flush(tx) != 32 || !batch.Sent(31) {
+						b.Fatal("batch not sent")
 					}
 				} else {
 					for j := 0; j < 32; j++ {
@@ -253,8 +258,8 @@ func TestBatchRecvTailKeep(t *testing.T) {
 			out.Keep(j, &dst, netip.Addr{})
 		}
 	}
-	if sent, dropped := out.Flush(rx); sent != 3 || dropped != 0 {
-		t.Fatalf("Flush sent %d dropped %d, want 3, 0", sent, dropped)
+	if out.Flush(rx) != 3 || !out.Sent(0) || !out.Sent(1) || !out.Sent(2) {
+		t.Fatal("Flush did not send all 3")
 	}
 	in := NewBatch(8, 64, false)
 	got := []string{}
@@ -272,5 +277,38 @@ func TestBatchRecvTailKeep(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[zero one three]" {
 		t.Errorf("sink got %q, want zero, one, three", got)
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"127.0.0.1:53", "127.0.0.1:53"},
+		{"[::ffff:127.0.0.1]:53", "127.0.0.1:53"},
+		{"[::1%lo]:53", "[::1]:53"},           // no scope outside link-local
+		{"[fe80::1%lo]:53", "[fe80::1%1]:53"}, // lo is interface 1
+		{"[fe80::1%7]:53", "[fe80::1%7]:53"},
+		{"[fe80::1%nosuchif]:53", "[fe80::1]:53"},
+	} {
+		if got := Canonical(netip.MustParseAddrPort(tc.in)); got.String() != tc.want {
+			t.Errorf("Canonical(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A datagram the kernel refuses in the middle of a batch is dropped alone:
+// Flush goes on with the next, and Sent says which went out.
+func TestFlushReportsDrops(t *testing.T) {
+	_, addr, tx := udpPair(t)
+	to := MakeRawAddr(addr)
+	bad := MakeRawAddr(netip.AddrPort{}) // zero-length address: EDESTADDRREQ
+	out := NewBatch(3, 64, false)
+	out.Commit(copy(out.Next(), "a"), &to, netip.Addr{})
+	out.Commit(copy(out.Next(), "b"), &bad, netip.Addr{})
+	out.Commit(copy(out.Next(), "c"), &to, netip.Addr{})
+	if n := out.Flush(tx); n != 3 {
+		t.Fatalf("Flush = %d, want 3", n)
+	}
+	if !out.Sent(0) || out.Sent(1) || !out.Sent(2) {
+		t.Errorf("sent = %v %v %v, want true false true", out.Sent(0), out.Sent(1), out.Sent(2))
 	}
 }
