@@ -51,7 +51,7 @@ func newChecker(h config.Health, network string) (Checker, error) {
 	case config.CheckPostgres:
 		c.probe = (&postgres{startup: pgStartup(h.User, h.Database)}).probe
 	case config.CheckMySQL:
-		c.probe = probeMySQL
+		c.probe = (&mysql{user: h.User}).probe
 	case config.CheckRedis:
 		p := &redis{}
 		password, err := redisPassword(h)

@@ -29,13 +29,15 @@
 //     every session is refused) and 53300 (too many connections), and any
 //     malformed reply. Up to four NoticeResponses before the verdict are
 //     skipped.
-//   - mysql: the greeting must be a protocol 10 handshake; an ERR packet
-//     (too many connections, host blocked) is down with its text. The probe
-//     sends nothing and hangs up after the greeting, which MySQL counts
-//     toward max_connect_errors for the balancer's address; client traffic
-//     through the balancer resets that count, but an idle standby can
-//     reach it: raise max_connect_errors there, or use an http check
-//     (clustercheck).
+//   - mysql: reads the protocol 10 greeting and logs in as user with an
+//     empty password (plugin mysql_native_password; one auth switch is
+//     answered with an empty response too). OK is up, and the probe sends
+//     COM_QUIT before closing. Access denied (1044, 1045, 1698) is up as
+//     well, since the server is running sessions; the message asks for the
+//     passwordless account. Any other ERR (1040 too many connections, 1129
+//     host blocked, 1053 shutting down, ...) or a malformed packet is down.
+//     The probe completes the handshake because MySQL counts an aborted one
+//     toward max_connect_errors and then blocks the balancer's address.
 //   - redis: PING must answer +PONG; with a password (password_file, read
 //     once by NewChecker without its trailing line break, or the variable
 //     password_env), AUTH goes first and must answer +OK. Any error reply is

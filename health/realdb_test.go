@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -310,4 +312,217 @@ func TestRealRedis(t *testing.T) {
 	rs.start()
 	awaitFlip(t, flips, true)
 	rs.stop(syscall.SIGTERM)
+}
+
+// lookFirst returns the path of the first of names that exists, looked up
+// on PATH unless it is a path; "" when none does.
+func lookFirst(names ...string) string {
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// mariadbBinaries returns the MariaDB server, its install script and its
+// client, or skips the test. Older packages name them after MySQL; the
+// server lives in /usr/sbin, which not every user has on PATH.
+func mariadbBinaries(t *testing.T) (server, install, client string) {
+	t.Helper()
+	server = lookFirst("mariadbd", "mysqld", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+	install = lookFirst("mariadb-install-db", "mysql_install_db")
+	client = lookFirst("mariadb", "mysql")
+	if server == "" || install == "" || client == "" {
+		t.Skip("install MariaDB (Debian package mariadb-server) to run this test")
+	}
+	return server, install, client
+}
+
+// mariadbStatus reads the global status variable name through the client,
+// logged in as splicer over TCP (a clean session, which counts nowhere).
+func mariadbStatus(t *testing.T, client string, addr netip.AddrPort, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, client, "--no-defaults", "--protocol=tcp",
+		"--host="+addr.Addr().String(), "--port="+strconv.Itoa(int(addr.Port())), "--user=splicer",
+		"--batch", "--skip-column-names", "--execute=SHOW GLOBAL STATUS LIKE '"+name+"'").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", client, err, out)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) != 2 || fields[0] != name {
+		t.Fatalf("status %s: got %q", name, out)
+	}
+	n, err := strconv.Atoi(fields[1])
+	if err != nil {
+		t.Fatalf("status %s: %v", name, err)
+	}
+	return n
+}
+
+// mysqlGreet reads the greeting at addr and hangs up, as the probe did
+// before it learnt to log in, and returns the greeting's payload.
+func mysqlGreet(t *testing.T, addr netip.AddrPort) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, release, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	payload, err := mysqlReadPacket(ctx, conn, "greeting", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload
+}
+
+// relayFrom returns a loopback address whose connections are relayed to
+// to from the source address from, as through a balancer on another host:
+// MySQL and MariaDB exempt 127.0.0.1 alone from host blocking. A half
+// close passes through, so a hang-up reaches the server as the client's.
+func relayFrom(t *testing.T, from netip.Addr, to netip.AddrPort) netip.AddrPort {
+	t.Helper()
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0)), Timeout: 10 * time.Second}
+	return serve(t, func(c net.Conn) {
+		up, err := d.Dial("tcp", to.String())
+		if err != nil {
+			t.Errorf("relay from %s: %v", from, err)
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{})
+		go relayUp(up.(*net.TCPConn), c, done)
+		_, _ = io.Copy(c, up)
+		_ = c.(*net.TCPConn).CloseWrite()
+		<-done
+	})
+}
+
+// relayUp copies the client's bytes to the server, then passes on its FIN,
+// and closes done.
+func relayUp(up *net.TCPConn, c net.Conn, done chan<- struct{}) {
+	defer close(done)
+	_, _ = io.Copy(up, c)
+	_ = up.CloseWrite()
+}
+
+// TestRealMariaDB runs the mysql probe against a MariaDB started on
+// loopback with real authentication and max_connect_errors=10: up for a
+// passwordless account and for an unknown user (refused, so alive); 150
+// probes in a row add nothing to Aborted_connects, where each hang-up
+// after the greeting adds one (the handshake errors max_connect_errors
+// counts), and leave the backend up. The blocking subtest shows the
+// blocking itself from an address that is not exempt.
+func TestRealMariaDB(t *testing.T) {
+	serverBin, install, client := mariadbBinaries(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	var asRoot []string // MariaDB runs as root only when told to
+	if os.Geteuid() == 0 {
+		asRoot = []string{"--user=root"}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	installDB := exec.CommandContext(ctx, install, append([]string{"--no-defaults", "--datadir=" + data,
+		"--skip-test-db", "--auth-root-authentication-method=socket", "--innodb-log-file-size=4M"}, asRoot...)...)
+	if out, err := installDB.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", install, err, out)
+	}
+	// Passwordless accounts for the probe; 127.0.0.% also covers the
+	// relayed sources of the blocking subtest.
+	initFile := filepath.Join(dir, "init.sql")
+	if err := os.WriteFile(initFile, []byte("CREATE USER 'splicer'@'localhost';\nCREATE USER 'splicer'@'127.0.0.%';\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const maxConnectErrors = 10
+	addr := closedPort(t, "tcp")
+	db := &server{t: t, name: serverBin, args: append([]string{"--no-defaults", "--datadir=" + data,
+		"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(int(addr.Port())),
+		"--socket=" + filepath.Join(dir, "mysqld.sock"), "--pid-file=" + filepath.Join(dir, "mysqld.pid"),
+		"--init-file=" + initFile, "--max-connect-errors=" + strconv.Itoa(maxConnectErrors),
+		"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M"}, asRoot...)}
+	db.start()
+
+	probe := func(user string, at netip.AddrPort) Result {
+		c, err := NewChecker(config.Health{Check: "mysql", User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return c.Check(ctx, at)
+	}
+	waitFor(t, "MariaDB to accept the probe", func() bool { return probe("splicer", addr).OK })
+	version, _, err := mysqlGreeting(mysqlGreet(t, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := strconv.Quote(string(version))
+	upMsg := func(at netip.AddrPort) string {
+		return "mysql probe " + at.String() + ": server " + server + `: login as "splicer" succeeded`
+	}
+	for _, tc := range []struct {
+		user, msg string
+	}{
+		{"splicer", upMsg(addr)},
+		{"nobody", "mysql probe " + addr.String() + ": server " + server + ` answers sessions: error 1698: ` +
+			`Access denied for user 'nobody'@'localhost'; create user "nobody" without a password for the probe`},
+	} {
+		if r := probe(tc.user, addr); !r.OK || r.Msg != tc.msg {
+			t.Errorf("probe as %s: OK %v, %q\nwant OK true, %q", tc.user, r.OK, r.Msg, tc.msg)
+		}
+	}
+
+	before := mariadbStatus(t, client, addr, "Aborted_connects")
+	for i := range 150 {
+		if r := probe("splicer", addr); !r.OK {
+			t.Fatalf("probe %d: %s", i, r.Msg)
+		}
+	}
+	if after := mariadbStatus(t, client, addr, "Aborted_connects"); after != before {
+		t.Errorf("150 probes took Aborted_connects from %d to %d: they ended handshakes uncleanly", before, after)
+	}
+	if r := probe("splicer", addr); !r.OK || r.Msg != upMsg(addr) {
+		t.Errorf("probe after 150: OK %v, %q\nwant OK true, %q", r.OK, r.Msg, upMsg(addr))
+	}
+
+	t.Run("blocking", func(t *testing.T) {
+		// The control hangs up after the greeting until MariaDB blocks
+		// its address. The server records a hang-up once it reads the
+		// EOF, possibly after the next connection began: hence the slack.
+		control := netip.MustParseAddr("127.0.0.3")
+		controlAt := relayFrom(t, control, addr)
+		blocked := false
+		for range 3 * maxConnectErrors {
+			start := time.Now()
+			greeting := mysqlGreet(t, controlAt)
+			if d := time.Since(start); d > time.Second {
+				t.Skipf("a greeting to %s took %v: reverse DNS is slow here, which would make 150 probes slow", control, d)
+			}
+			if greeting[0] == mysqlErrPacket {
+				if code, msg, err := mysqlParseError(greeting); err != nil || code != 1129 {
+					t.Fatalf("control greeting: error %d %q (%v), want 1129 host blocked", code, msg, err)
+				}
+				blocked = true
+				break
+			}
+		}
+		if !blocked {
+			t.Skipf("MariaDB did not block %s after %d hang-ups: no permanent reverse DNS answer for it here, so blocking cannot be shown",
+				control, 3*maxConnectErrors)
+		}
+		at := relayFrom(t, netip.MustParseAddr("127.0.0.2"), addr)
+		for i := range 150 {
+			if r := probe("splicer", at); !r.OK {
+				t.Fatalf("probe %d from 127.0.0.2: %s", i, r.Msg)
+			}
+		}
+		if r := probe("splicer", at); !r.OK || r.Msg != upMsg(at) {
+			t.Errorf("probe from 127.0.0.2 after 150: OK %v, %q\nwant OK true, %q", r.OK, r.Msg, upMsg(at))
+		}
+	})
 }

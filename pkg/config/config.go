@@ -166,7 +166,8 @@ type Health struct {
 	Expect      string
 	ExpectRegex string
 
-	// postgres
+	// postgres and mysql: the user the probe names; postgres also the
+	// database.
 	User     string
 	Database string
 
