@@ -68,7 +68,7 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 	return c, true
 }
 
-// ConnInfo describes one live client connection.
+// ConnInfo describes one live client connection, or UDP flow.
 type ConnInfo struct {
 	ID       uint64
 	Frontend string
@@ -82,9 +82,9 @@ type ConnInfo struct {
 // ErrNoConnection is returned by CloseConnection for an unknown ID.
 var ErrNoConnection = errors.New("l4: no such connection")
 
-// Connections lists the live connections of frontend name ("" for all)
-// whose ID is above after, ordered by ID, at most limit of them, and how
-// many match in all. Every loop is asked, so it costs a wake-up of each:
+// Connections lists the live connections and UDP flows of frontend name
+// ("" for all) whose ID is above after, ordered by ID, at most limit of
+// them, and how many match in all. Every loop is asked, so it costs a wake-up of each:
 // meant for operators, not for a hot path.
 func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, int) {
 	var all []ConnInfo
@@ -102,6 +102,17 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 			}
 			all = append(all, info)
 		}
+		for _, ln := range l.udp {
+			if name != "" && ln.fe.cfg.Name != name {
+				continue
+			}
+			for _, f := range ln.flows {
+				all = append(all, ConnInfo{
+					ID: f.id, Frontend: ln.fe.cfg.Name, Client: f.key.client, Backend: f.be.Name(),
+					Started: f.start, BytesIn: f.bytesIn, BytesOut: f.bytesOut,
+				})
+			}
+		}
 	})
 	total := len(all)
 	slices.SortFunc(all, func(a, b ConnInfo) int { return cmp.Compare(a.ID, b.ID) })
@@ -114,7 +125,8 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 }
 
 // CloseConnection closes the live connection with the given ID: both
-// sockets are closed at once, as on an idle timeout.
+// sockets are closed at once, as on an idle timeout. A UDP flow ends as at
+// its idle timeout: the client's next datagram opens a new one.
 func (s *Server) CloseConnection(id uint64) error {
 	found := false
 	s.eachLoop(func(l *loop) {
@@ -123,6 +135,15 @@ func (s *Server) CloseConnection(id uint64) error {
 				c.close(closeAbort)
 				found = true
 				return
+			}
+		}
+		for _, ln := range l.udp {
+			for _, f := range ln.flows {
+				if f.id == id {
+					f.close()
+					found = true
+					return
+				}
 			}
 		}
 	})

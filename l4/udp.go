@@ -212,6 +212,7 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 	f.requests++
 	f.lastActive = ln.loop.now
 	n := uint64(len(data))
+	f.bytesIn += n
 	fe.udp.dgramsIn.Add(1)
 	fe.bytesIn.Add(n)
 	f.be.AddDatagrams(1, 0)
@@ -286,6 +287,8 @@ func (ln *udpListener) openFlow(key flowKey) *flow {
 	f.ln, f.key, f.fd, f.be = ln, key, fd, be
 	f.peer = fe.peers[be]
 	f.client = sock.MakeRawAddr(key.client)
+	f.id = ln.loop.srv.nextID.Add(1)
+	f.start = ln.loop.now
 	f.lastActive = ln.loop.now
 	var gen uint32
 	f.idx, gen = ln.loop.alloc(f)

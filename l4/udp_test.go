@@ -554,3 +554,31 @@ func TestUDPResponsesZeroDeadBackend(t *testing.T) {
 		t.Errorf("datagrams in %d, send errors %d; want 3, 0", c.DatagramsIn, c.Drops[DropSendError])
 	}
 }
+
+// UDP flows are listed beside connections and can be closed by ID.
+func TestUDPFlowsListedAndClosed(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, nil))
+	c := udpClient(t, s.Addrs("fe")[0])
+	if _, err := udpExchange(c, []byte("12345"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	list, total := s.Connections("fe", 0, 10)
+	client := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	if total != 1 || len(list) != 1 || list[0].Client != client || list[0].Backend != b.addr.String() ||
+		list[0].BytesIn != 5 || list[0].BytesOut != 6 {
+		t.Fatalf("flows %+v (total %d), want one from %v to %v with 5 bytes in, 6 out", list, total, client, b.addr)
+	}
+	if err := s.CloseConnection(list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := counters(t, s).Active; got != 0 {
+		t.Errorf("active flows after close = %d, want 0", got)
+	}
+	if _, err := udpExchange(c, []byte("again"), 5*time.Second); err != nil {
+		t.Fatalf("the client's next datagram: %v", err)
+	}
+	if got := counters(t, s).Total; got != 2 {
+		t.Errorf("flows opened = %d, want 2", got)
+	}
+}

@@ -23,7 +23,10 @@ type flow struct {
 	peer   *udpPeer     // the backend's address, both ways
 	client sock.RawAddr // the client, for replies
 
+	id                uint64    // server-wide, shared with connections, for the admin API
+	start             time.Time // when the first datagram came
 	requests, replies uint64
+	bytesIn, bytesOut uint64 // relayed client to backend, and replies read for the client
 	lastActive        time.Time
 	timer             timer.Timer
 }
@@ -146,6 +149,7 @@ func (f *flow) readReplies() {
 			continue
 		}
 		ln.owner[b.Queued()] = f.be
+		f.bytesOut += uint64(len(b.Data(j)))
 		b.Keep(j, &f.client, f.key.local)
 		kept++
 	}
