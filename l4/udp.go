@@ -271,7 +271,6 @@ func (ln *udpListener) openFlow(key flowKey) *flow {
 	be := fe.pick(keyFor(ip), nil)
 	if be == nil {
 		ln.unadmit(ip)
-		fe.noBackend.Add(1)
 		fe.udp.drop(DropNoBackend)
 		return nil
 	}
@@ -320,7 +319,6 @@ func (ln *udpListener) fireAndForget(ip netip.Addr, data []byte) {
 	ln.unadmit(ip) // nothing stays open
 	be := fe.pick(keyFor(ip), nil)
 	if be == nil {
-		fe.noBackend.Add(1)
 		fe.udp.drop(DropNoBackend)
 		return
 	}
