@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 func runCLI(ctx context.Context, args ...string) (code int, stdout, stderr string) {
@@ -74,42 +77,41 @@ func TestVersion(t *testing.T) {
 // backend, proxies one connection through it, then stops it as a signal
 // would and expects a clean exit.
 func TestRunServesUntilCancelled(t *testing.T) {
-	port := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
+	// The demo backend must be at a known address; it is picked here and
+	// bound by the daemon a moment later. The frontend binds port 0 and
+	// is found in the log, so no other test can take it in between.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	front, back := port(), port()
+	back := ln.Addr().String()
+	ln.Close()
 	path := filepath.Join(t.TempDir(), "c.toml")
-	cfg := "[admin]\nlisten = \"\"\n[[frontend]]\nname = \"t\"\nlisten = \"" + front +
-		"\"\n[[frontend.backend]]\naddress = \"" + back + "\"\n"
+	cfg := "[admin]\nlisten = \"\"\n[[frontend]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"" +
+		"\n[[frontend.backend]]\naddress = \"" + back + "\"\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var errOut bytes.Buffer
+	var errOut testutil.SyncBuffer
 	go func() { done <- run(ctx, []string{"run", "-c", path, "-demo"}, &bytes.Buffer{}, &errOut) }()
 
-	var greeting string
-	deadline := time.Now().Add(10 * time.Second)
-	for greeting == "" && time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", front)
-		if err != nil {
-			time.Sleep(20 * time.Millisecond) // the daemon is still binding
-			continue
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 64)
-		n, _ := c.Read(buf)
-		greeting = string(buf[:n])
-		c.Close()
+	var front string
+	testutil.WaitFor(t, 10*time.Second, "the frontend's listen line", func() bool {
+		front = listenAddr(errOut.String())
+		return front != ""
+	})
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := "hello from demo backend " + back + "\n"; greeting != want {
-		t.Fatalf("greeting %q, want %q", greeting, want)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, _ := c.Read(buf)
+	c.Close()
+	if got, want := string(buf[:n]), "hello from demo backend "+back+"\n"; got != want {
+		t.Fatalf("greeting %q, want %q", got, want)
 	}
 	cancel()
 	select {
@@ -123,4 +125,19 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	if !strings.Contains(errOut.String(), `"message":"splicer stopped"`) {
 		t.Errorf("no stop line in log:\n%s", errOut.String())
 	}
+}
+
+// listenAddr finds the first address of the "frontend listening" line in a
+// JSON log, or "".
+func listenAddr(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct {
+			Message string   `json:"message"`
+			Listen  []string `json:"listen"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Message == "frontend listening" && len(rec.Listen) > 0 {
+			return rec.Listen[0]
+		}
+	}
+	return ""
 }
