@@ -65,6 +65,9 @@ func TestUDPFlowsStayOnTheirBackend(t *testing.T) {
 	if perTag['A'] == 0 || perTag['B'] == 0 || perTag['A']+perTag['B'] != clients {
 		t.Errorf("clients per backend = %v, want both backends used by %d clients", perTag, clients)
 	}
+	// Replies are counted once the loop's sendmmsg returned, which can be
+	// a moment after the client read the last one.
+	waitFor(t, 2*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
 	c := counters(t, s)
 	if c.Total != clients || c.Active != clients || c.DatagramsIn != clients*each || c.DatagramsOut != clients*each {
 		t.Errorf("flows total %d active %d, datagrams in %d out %d; want %d, %d, %d, %d",
@@ -527,7 +530,8 @@ func TestUDPIPv6(t *testing.T) {
 			t.Fatalf("through %v: %q, %v", a, got, err)
 		}
 	}
-	if c := counters(t, s); c.DatagramsOut != 2 || totalDrops(c) != 0 {
+	waitFor(t, 2*time.Second, "both replies counted", func() bool { return counters(t, s).DatagramsOut == 2 })
+	if c := counters(t, s); totalDrops(c) != 0 {
 		t.Errorf("datagrams out %d, drops %v; want 2, none", c.DatagramsOut, c.Drops)
 	}
 }

@@ -165,7 +165,10 @@ func TestUDPDNSThroughDnsmasq(t *testing.T) {
 			t.Fatalf("dig %s through splicer answered %q, want 192.0.2.7", name, out)
 		}
 	}
-	waitFor(t, 2*time.Second, "every flow ended on its answer", func() bool { return counters(t, s).Active == 0 })
+	waitFor(t, 2*time.Second, "every flow ended and its answer counted", func() bool {
+		c := counters(t, s)
+		return c.Active == 0 && c.DatagramsOut == queries
+	})
 	c := counters(t, s)
 	if c.Total != queries || c.DatagramsIn != queries || c.DatagramsOut != queries || totalDrops(c) != 0 {
 		t.Errorf("flows %d, datagrams in %d out %d, drops %v; want %d, %d, %d, none",
