@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -35,17 +36,21 @@ func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
 	rss := rssBytes(t)
 
 	// Two source addresses times 25000 ports below the ephemeral range:
-	// 50000 distinct client addresses.
+	// 50000 distinct client addresses. The addresses are random within
+	// 127.0.0.0/8, so two runs of this test at once do not collide.
 	type source struct {
 		ip   [4]byte
 		port int
 	}
+	first := [4]byte{127, byte(1 + rand.IntN(254)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))}
+	ips := [2][4]byte{first, first}
+	ips[1][3]++
 	sources := make(chan source, 64)
 	go func() {
 		defer close(sources)
 		for port := 2000; port < 27000; port++ {
-			for _, last := range []byte{2, 3} {
-				sources <- source{[4]byte{127, 0, 0, last}, port}
+			for _, ip := range ips {
+				sources <- source{ip, port}
 			}
 		}
 	}()
