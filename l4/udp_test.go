@@ -586,3 +586,31 @@ func TestUDPFlowsListedAndClosed(t *testing.T) {
 		t.Errorf("flows opened = %d, want 2", got)
 	}
 }
+
+// The smallest and the largest datagrams go through whole: an empty one,
+// and one of 65507 bytes, the most an IPv4 UDP datagram can carry.
+func TestUDPDatagramSizes(t *testing.T) {
+	b := startUDPBackend(t, func(p []byte) udpReply { return udpReply{data: append([]byte{}, p...)} })
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, nil))
+	c := udpClient(t, s.Addrs("fe")[0])
+	if err := c.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 65507)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for _, msg := range [][]byte{{}, big, []byte("between")} {
+		got, err := udpExchange(c, msg, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%d-byte datagram: %v", len(msg), err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("%d-byte datagram came back as %d bytes", len(msg), len(got))
+		}
+	}
+	waitFor(t, 2*time.Second, "all three replies counted", func() bool { return counters(t, s).DatagramsOut == 3 })
+	if c := counters(t, s); c.BytesIn != 65507+7 || c.BytesOut != 65507+7 || totalDrops(c) != 0 {
+		t.Errorf("bytes in %d out %d, drops %v; want %d each, none", c.BytesIn, c.BytesOut, c.Drops, 65507+7)
+	}
+}
