@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // hang reads until the client hangs up, never answering.
@@ -87,7 +88,7 @@ func TestSendExpectUDP(t *testing.T) {
 		{"empty datagram", func(t *testing.T) netip.AddrPort {
 			return serveUDP(t, func([]byte) []byte { return nil })
 		}, false, "send_expect probe %s: empty reply"},
-		{"closed port", func(t *testing.T) netip.AddrPort { return closedPort(t, "udp") },
+		{"closed port", func(t *testing.T) netip.AddrPort { return testutil.RefusedAddr(t, "udp") },
 			false, "send_expect probe %s: read: connection refused"},
 	}
 	c, err := NewUDPChecker(h)
@@ -145,7 +146,7 @@ func TestHTTPProbe(t *testing.T) {
 		{"replica", "/replica", 200, web, false, "GET /replica: status 503, want 200"},
 		{"query kept", "/replica?lag=10", 503, web, true, "GET /replica?lag=10: status 503"},
 		{"redirect not followed", "/moved", 200, web, false, "GET /moved: status 301, want 200"},
-		{"refused", "/", 200, closedPort(t, "tcp"), false, "GET /: connection refused"},
+		{"refused", "/", 200, testutil.RefusedAddr(t, "tcp"), false, "GET /: connection refused"},
 		{"not http", "/", 200, serve(t, afterHTTPRequest("SSH-2.0-OpenSSH_9.2\r\n")), false,
 			`GET /: net/http: HTTP/1.x transport connection broken: malformed HTTP response "SSH-2.0-OpenSSH_9.2"`},
 		{"no reply", "/", 200, serve(t, hang), false, "GET /: i/o timeout"},

@@ -459,7 +459,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 		})
 		h := fastHealth(5 * time.Millisecond)
 		h.Timeout = time.Minute // probes hang until Run is cancelled
-		bs := []*backend.Backend{newBackend(t, silent), newBackend(t, closedPort(t, "tcp"))}
+		bs := []*backend.Backend{newBackend(t, silent), newBackend(t, testutil.RefusedAddr(t, "tcp"))}
 		s, err := New(h, counted, bs, nil, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)

@@ -90,13 +90,7 @@ func echo(c net.Conn) {
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t testing.TB) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
-	return a
+	return testutil.RefusedAddr(t, "tcp")
 }
 
 // testConfig builds a one-frontend config named "fe" on 127.0.0.1:0 with

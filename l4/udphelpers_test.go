@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // udpBackend is a real UDP server on loopback: it answers every datagram
@@ -84,13 +85,7 @@ func taggedEcho(tag byte) func([]byte) udpReply {
 // there get an ICMP port unreachable.
 func deadUDPPort(t testing.TB) netip.AddrPort {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := c.LocalAddr().(*net.UDPAddr).AddrPort()
-	c.Close()
-	return a
+	return testutil.RefusedAddr(t, "udp")
 }
 
 // udpConfig builds a one-frontend UDP config named "fe" on 127.0.0.1:0

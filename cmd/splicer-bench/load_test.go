@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // startServer serves ln with handle until the test ends.
@@ -34,13 +36,7 @@ func startServer(t *testing.T, handle func(net.Conn)) string {
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testutil.RefusedAddr(t, "tcp").String()
 }
 
 // TestLoadThroughIOCopy drives every load shape through the io.Copy proxy

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // startUDPEcho runs the udpecho server's code on two SO_REUSEPORT sockets
@@ -80,13 +82,7 @@ func startUDPServer(t *testing.T, reply func(req []byte) [][]byte) (addr string,
 // closedUDPPort returns a loopback address no UDP socket is bound to.
 func closedUDPPort(t *testing.T) string {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().String()
-	c.Close()
-	return addr
+	return testutil.RefusedAddr(t, "udp").String()
 }
 
 // TestUDPLoadAgainstEcho checks both UDP load shapes against the udpecho

@@ -1,10 +1,13 @@
 // Package testutil holds small helpers shared by splicer's tests: a log sink
-// safe for concurrent writers and a condition wait with a deadline. Only
-// _test.go files import it.
+// safe for concurrent writers, a condition wait with a deadline and an
+// address that refuses. Only _test.go files import it.
 package testutil
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -42,4 +45,32 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// RefusedAddr returns a loopback address where nothing listens over network
+// ("tcp" or "udp"), so a connect is refused and a datagram draws an ICMP
+// port unreachable. The address is a random one of 127.0.0.0/8 rather than
+// 127.0.0.1: test binaries running at the same time bind servers on
+// 127.0.0.1 port 0 all the time, and one of them could take a port freed
+// there and answer.
+func RefusedAddr(t testing.TB, network string) netip.AddrPort {
+	t.Helper()
+	ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(254)), byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
+	var addr net.Addr
+	if network == "udp" {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = c.LocalAddr()
+		c.Close()
+	} else {
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr()
+		ln.Close()
+	}
+	return netip.MustParseAddrPort(addr.String())
 }
