@@ -76,7 +76,9 @@
 // and allocation-free. The passive_fall-th consecutive failure takes the
 // backend down at once (its probe goroutine applies it within
 // microseconds); active probes bring it back with rise. passive_fall 0
-// disables it.
+// disables it. A frontend with check "none" but passive_fall set gets a
+// passive-only Scheduler (NewPassive): no probes, and a backend taken down
+// comes back on trial after down_interval.
 //
 // State returns a copy of a backend's health for stats: verdict, last
 // result with its message and duration, the current streaks, and the times
@@ -84,5 +86,6 @@
 //
 // Cancelling Run's ctx stops every goroutine, cutting short probes in flight
 // (their results are dropped), and Run returns once all have exited. The
-// "none" check kind has no Checker: build no Scheduler and backends stay up.
+// "none" check kind has no Checker: with passive_fall 0 build no Scheduler,
+// and backends stay up.
 package health

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,7 @@ type Scheduler struct {
 	interval, fastInterval, downInterval, timeout time.Duration
 	passiveFall                                   int32
 
-	checker   Checker
+	checker   Checker // nil for a passive-only Scheduler (NewPassive)
 	targets   []*target
 	byBackend map[*backend.Backend]*target // read-only after New
 	onChange  func(b *backend.Backend, up bool, r Result)
@@ -94,9 +95,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.started.Swap(true) {
 		return ErrStarted
 	}
+	_, passive := s.checker.(passiveOnly)
 	var wg sync.WaitGroup
 	for _, t := range s.targets {
-		wg.Go(func() { s.watch(ctx, t) })
+		if passive {
+			wg.Go(func() { s.watchPassive(ctx, t) })
+		} else {
+			wg.Go(func() { s.watch(ctx, t) })
+		}
 	}
 	wg.Wait()
 	return nil
@@ -112,6 +118,30 @@ func (s *Scheduler) State(b *backend.Backend) (State, bool) {
 	st := *t.state.Load()
 	st.PassiveFailures = int(t.passive.Load())
 	return st, true
+}
+
+// NewPassive builds a Scheduler for a frontend whose check is "none" but
+// whose passive_fall is set: no probe is ever sent, and a backend that
+// passive detection takes down comes back on trial after h.DownInterval
+// (h.Interval when 0), as nginx's max_fails and fail_timeout work; if it
+// still fails, passive_fall more failures take it down again. Without
+// this, a dead backend behind a frontend with no active check would keep
+// its share of new clients. h.PassiveFall must be at least 1. The error
+// wraps ErrConfig.
+func NewPassive(h config.Health, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result), log zerolog.Logger) (*Scheduler, error) {
+	if h.PassiveFall < 1 {
+		return nil, fmt.Errorf("passive_fall %d: a passive-only scheduler needs at least 1: %w", h.PassiveFall, ErrConfig)
+	}
+	return New(h, passiveOnly{}, backends, onChange, log)
+}
+
+// passiveOnly is the Checker of a NewPassive Scheduler. It is never called
+// (watchPassive sends no probe); it marks the mode.
+type passiveOnly struct{}
+
+// Check implements Checker; watchPassive never calls it.
+func (passiveOnly) Check(context.Context, netip.AddrPort) Result {
+	return Result{OK: true, Msg: "passive only"}
 }
 
 // ReportFailure records a failure the data plane saw on b (a refused or

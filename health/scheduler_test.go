@@ -523,3 +523,54 @@ func TestRunOnce(t *testing.T) {
 		t.Fatalf("second Run = %v, want ErrStarted", err)
 	}
 }
+
+// A passive-only Scheduler (check "none") sends no probe: passive_fall
+// consecutive failures take a backend down, a success in between resets
+// the streak, and down_interval later the backend is back on trial.
+func TestNewPassive(t *testing.T) {
+	h := fastHealth(time.Hour)
+	h.PassiveFall = 2
+	h.DownInterval = 300 * time.Millisecond
+	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
+	type flip struct {
+		up  bool
+		msg string
+		at  time.Time
+	}
+	flips := make(chan flip, 4)
+	s, err := NewPassive(h, []*backend.Backend{b}, func(_ *backend.Backend, up bool, r Result) {
+		flips <- flip{up, r.Msg, time.Now()}
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer start(t, s)()
+
+	s.ReportFailure(b, "connect refused")
+	s.ReportSuccess(b) // ends the streak
+	s.ReportFailure(b, "connect refused")
+	st, _ := s.State(b)
+	if !b.Healthy() || st.PassiveFailures != 1 {
+		t.Fatalf("after fail, success, fail: healthy %v, passive failures %d; want up with 1", b.Healthy(), st.PassiveFailures)
+	}
+	s.ReportFailure(b, "connect refused")
+	down := <-flips
+	if down.up || down.msg != "passive: connect refused" || b.Healthy() {
+		t.Fatalf("flip %+v, healthy %v; want down by passive", down, b.Healthy())
+	}
+	select {
+	case up := <-flips:
+		if !up.up || up.msg != "passive: back on trial after down_interval" || !b.Healthy() {
+			t.Fatalf("flip %+v, healthy %v; want up on trial", up, b.Healthy())
+		}
+		if wait := up.at.Sub(down.at); wait < h.DownInterval {
+			t.Errorf("back on trial after %v, want at least down_interval %v", wait, h.DownInterval)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never came back on trial")
+	}
+	if _, err := NewPassive(config.Health{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1},
+		[]*backend.Backend{b}, nil, zerolog.Nop()); !errors.Is(err, ErrConfig) {
+		t.Errorf("NewPassive without passive_fall: %v, want ErrConfig", err)
+	}
+}

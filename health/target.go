@@ -57,6 +57,40 @@ func (s *Scheduler) watch(ctx context.Context, t *target) {
 	}
 }
 
+// watchPassive is watch for a passive-only Scheduler: nothing is probed;
+// a backend passive detection took down is put back on trial after
+// down_interval.
+func (s *Scheduler) watchPassive(ctx context.Context, t *target) {
+	timer := time.NewTimer(s.downInterval)
+	defer timer.Stop()
+	var trial <-chan time.Time // armed while t is down
+	if t.tr.up {
+		timer.Stop()
+	} else {
+		trial = timer.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.wake:
+			s.passiveDown(t)
+			if trial == nil && !t.tr.up {
+				timer.Reset(s.downInterval)
+				trial = timer.C
+			}
+		case <-trial:
+			trial = nil
+			t.passive.Store(0)
+			r := Result{OK: true, Msg: "passive: back on trial after down_interval"}
+			t.tr.up = true
+			t.tr.failures = 0
+			s.publish(t, r, true)
+			s.announce(t.b, true, r)
+		}
+	}
+}
+
 // nextDelay is the wait before t's next probe.
 func (s *Scheduler) nextDelay(tr *tracker) time.Duration {
 	switch {

@@ -19,7 +19,7 @@ import (
 func TestAdminStatsExact(t *testing.T) {
 	back := startDemo(t)
 	cfg, err := config.New().AdminListen("127.0.0.1:0").Frontend("t").Listen("127.0.0.1:0").
-		Backend(back.Addr().String(), 1).HealthCheck("none").Build()
+		Backend(back.Addr().String(), 1).HealthCheck("none").HealthPassiveFall(0).Build()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,9 @@ import (
 )
 
 // checks is the health checking of every frontend: one Scheduler per
-// frontend whose check is not "none", fed by the data plane's passive
-// reports where passive_fall is set.
+// frontend with an active check or passive_fall (a passive-only one when
+// the check is "none"), fed by the data plane's passive reports where
+// passive_fall is set.
 type checks struct {
 	schedulers []*health.Scheduler
 	byFrontend map[string]*health.Scheduler
@@ -29,12 +30,8 @@ func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks,
 	hc := &checks{byFrontend: make(map[string]*health.Scheduler)}
 	for i := range cfg.Frontends {
 		fe := &cfg.Frontends[i]
-		if fe.Health.Check == config.CheckNone {
+		if fe.Health.Check == config.CheckNone && fe.Health.PassiveFall == 0 {
 			continue
-		}
-		checker, err := newChecker(fe)
-		if err != nil {
-			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
 		}
 		onChange := func(b *backend.Backend, up bool, _ health.Result) {}
 		if fe.OnDown == config.OnDownClose {
@@ -46,8 +43,7 @@ func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks,
 				}
 			}
 		}
-		s, err := health.New(fe.Health, checker, srv.Backends(fe.Name), onChange,
-			log.With().Str("frontend", fe.Name).Logger())
+		s, err := newScheduler(fe, srv.Backends(fe.Name), onChange, log.With().Str("frontend", fe.Name).Logger())
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
 		}
@@ -60,6 +56,19 @@ func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks,
 		hc.byFrontend[fe.Name] = s
 	}
 	return hc, nil
+}
+
+// newScheduler builds fe's Scheduler: passive-only for check "none",
+// else probing with fe's checker.
+func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, error) {
+	if fe.Health.Check == config.CheckNone {
+		return health.NewPassive(fe.Health, bs, onChange, log)
+	}
+	checker, err := newChecker(fe)
+	if err != nil {
+		return nil, err
+	}
+	return health.New(fe.Health, checker, bs, onChange, log)
 }
 
 func newChecker(fe *config.Frontend) (health.Checker, error) {

@@ -125,3 +125,41 @@ func TestDropReasonNamesMatchStats(t *testing.T) {
 		t.Errorf("l4 drop reasons %v, stats declares %v", names, want)
 	}
 }
+
+// With no active check (the UDP default) passive detection still takes a
+// dead backend out: the data plane's ICMP errors mark it down, and new
+// flows go to the live one until down_interval puts it back on trial.
+func TestUDPPassiveOnlyByDefault(t *testing.T) {
+	live := udpEcho(t)
+	deadConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := deadConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	deadConn.Close()
+	cfg, err := config.New().AdminListen("").Frontend("t").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
+		IdleTimeout(time.Second).Backend(dead.String(), 1).Backend(live.String(), 1).
+		HealthPassiveFall(2).HealthDownInterval(time.Hour).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Frontends[0].Health.Check != config.CheckNone {
+		t.Fatalf("default UDP check %q, want none", cfg.Frontends[0].Health.Check)
+	}
+	d := runDaemon(t, cfg)
+	front := netip.MustParseAddrPort(frontAddr(t, d))
+	bad := d.srv.Backends("t")[0]
+	for i := 0; i < 20 && bad.Healthy(); i++ {
+		askUDP(t, front, "hello", 300*time.Millisecond)
+	}
+	waitFor(t, 2*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
+	for i := 0; i < 10; i++ {
+		if !askUDP(t, front, "after", 5*time.Second) {
+			t.Fatalf("client %d after the dead backend went down got no echo", i)
+		}
+	}
+	st, _ := d.checks.byFrontend["t"].State(bad)
+	if st.Up || st.Last.Msg != "passive: connect refused" {
+		t.Errorf("health state %+v, want down by passive refusals", st)
+	}
+}

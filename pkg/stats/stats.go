@@ -151,8 +151,11 @@ type Bucket struct {
 
 // HealthStats is a backend's health as its checker last saw it.
 type HealthStats struct {
-	// Checked is false when the frontend's check is "none"; the other
-	// fields then keep their zero values except Up, which is true.
+	// Checked is false when the frontend tracks no health at all (check
+	// "none" and passive_fall 0); the other fields then keep their zero
+	// values except Up, which is true. With check "none" and passive_fall
+	// set, health is passive only: the fields say what passive detection
+	// last did.
 	Checked      bool      `json:"checked"`
 	Up           bool      `json:"up"`
 	LastOK       bool      `json:"last_ok"`      // result of the latest probe
