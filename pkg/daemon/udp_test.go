@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // udpEcho runs a UDP echo server on loopback until the test ends.
@@ -59,18 +61,34 @@ func askUDP(t *testing.T, front netip.AddrPort, msg string, wait time.Duration) 
 	return err == nil && string(buf[:n]) == msg
 }
 
+// deadBackendTakenOut sends new flows to front until passive detection
+// marks bad down, then checks that 10 more new flows all get their echo
+// from a live backend and none reaches bad. It returns bad's refusals.
+func deadBackendTakenOut(t *testing.T, front netip.AddrPort, bad *backend.Backend) uint64 {
+	t.Helper()
+	for i := 0; i < 20 && bad.Healthy(); i++ {
+		askUDP(t, front, "hello", 300*time.Millisecond)
+	}
+	waitFor(t, 2*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
+	refused := bad.Stats().Failures[backend.FailRefused]
+	for i := 0; i < 10; i++ {
+		if !askUDP(t, front, "after", 5*time.Second) {
+			t.Fatalf("client %d after the dead backend went down got no echo", i)
+		}
+	}
+	if got := bad.Stats().Failures[backend.FailRefused]; got != refused {
+		t.Errorf("the down backend was sent new flows: refused %d, then %d", refused, got)
+	}
+	return refused
+}
+
 // TestUDPPassiveFallTakesDeadBackendOut runs a UDP frontend with a dead
 // backend beside a live one: the ICMP errors the dead one causes are
 // passive failures, and after passive_fall of them it is down and every
 // new flow reaches the live backend. The stats report it all.
 func TestUDPPassiveFallTakesDeadBackendOut(t *testing.T) {
 	live := udpEcho(t)
-	deadConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := deadConn.LocalAddr().(*net.UDPAddr).AddrPort()
-	deadConn.Close()
+	dead := testutil.RefusedAddr(t, "udp")
 	// The probe is a send_expect over UDP; a day-long interval keeps
 	// active probes out of the count after the first. A short idle
 	// timeout lets the flows end before the shutdown at cleanup.
@@ -85,19 +103,7 @@ func TestUDPPassiveFallTakesDeadBackendOut(t *testing.T) {
 	d := runDaemon(t, cfg)
 	front := netip.MustParseAddrPort(frontAddr(t, d))
 	bad := d.srv.Backends("t")[0]
-	for i := 0; i < 20 && bad.Healthy(); i++ {
-		askUDP(t, front, "hello", 300*time.Millisecond)
-	}
-	waitFor(t, 2*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
-	refused := bad.Stats().Failures[0]
-	for i := 0; i < 10; i++ {
-		if !askUDP(t, front, "after", 5*time.Second) {
-			t.Fatalf("client %d after the dead backend went down got no echo", i)
-		}
-	}
-	if got := bad.Stats().Failures[0]; got != refused {
-		t.Errorf("the down backend was sent new flows: refused %d, then %d", refused, got)
-	}
+	refused := deadBackendTakenOut(t, front, bad)
 
 	src := &source{d: d, started: time.Now()}
 	var fe stats.FrontendStats
@@ -131,12 +137,7 @@ func TestDropReasonNamesMatchStats(t *testing.T) {
 // flows go to the live one until down_interval puts it back on trial.
 func TestUDPPassiveOnlyByDefault(t *testing.T) {
 	live := udpEcho(t)
-	deadConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := deadConn.LocalAddr().(*net.UDPAddr).AddrPort()
-	deadConn.Close()
+	dead := testutil.RefusedAddr(t, "udp")
 	cfg, err := config.New().AdminListen("").Frontend("t").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
 		IdleTimeout(time.Second).Backend(dead.String(), 1).Backend(live.String(), 1).
 		HealthPassiveFall(2).HealthDownInterval(time.Hour).Build()
@@ -149,15 +150,7 @@ func TestUDPPassiveOnlyByDefault(t *testing.T) {
 	d := runDaemon(t, cfg)
 	front := netip.MustParseAddrPort(frontAddr(t, d))
 	bad := d.srv.Backends("t")[0]
-	for i := 0; i < 20 && bad.Healthy(); i++ {
-		askUDP(t, front, "hello", 300*time.Millisecond)
-	}
-	waitFor(t, 2*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
-	for i := 0; i < 10; i++ {
-		if !askUDP(t, front, "after", 5*time.Second) {
-			t.Fatalf("client %d after the dead backend went down got no echo", i)
-		}
-	}
+	deadBackendTakenOut(t, front, bad)
 	st, _ := d.checks.byFrontend["t"].State(bad)
 	if st.Up || st.Last.Msg != "passive: connect refused" {
 		t.Errorf("health state %+v, want down by passive refusals", st)
