@@ -47,8 +47,8 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		for j, a := range fe.Listen {
 			listen[j] = a.String()
 		}
-		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s\n",
-			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check)
+		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s%s\n",
+			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check, passiveNote(fe.Health))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  BACKEND\tADDRESS\tWEIGHT\tMAXCONN\tROLE")
 		for _, b := range fe.Backends {
@@ -69,4 +69,16 @@ func limit(n int) string {
 		return "-"
 	}
 	return strconv.Itoa(n)
+}
+
+// passiveNote says how passive detection works for h: the whole of health
+// checking when the check is "none", nothing to add otherwise.
+func passiveNote(h config.Health) string {
+	switch {
+	case h.Check != config.CheckNone:
+		return ""
+	case h.PassiveFall == 0:
+		return " (no passive detection)"
+	}
+	return fmt.Sprintf(" (passive only: out after %d failures for %s)", h.PassiveFall, h.DownInterval)
 }

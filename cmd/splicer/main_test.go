@@ -141,3 +141,17 @@ func listenAddr(log string) string {
 	}
 	return ""
 }
+
+func TestCheckNamesPassiveOnlyHealth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "udp.toml")
+	cfg := "[[frontend]]\nname = \"dns\"\nlisten = \"127.0.0.1:5353\"\nprotocol = \"udp\"\n" +
+		"[[frontend.backend]]\naddress = \"127.0.0.1:53\"\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(context.Background(), "check", "-c", path)
+	want := `frontend "dns": udp 127.0.0.1:5353, strategy roundrobin, health check none (passive only: out after 5 failures for 2s)`
+	if code != exitOK || !strings.Contains(out, want) {
+		t.Errorf("exit %d, output:\n%s%s\nwant a line %q", code, out, errOut, want)
+	}
+}
