@@ -67,8 +67,13 @@ type loop struct {
 	udp      []*udpListener             // UDP frontend sockets, with their flows
 	flowPool []*flow                    // closed flows kept for reuse
 	sinks    map[*backend.Backend]*sink // responses = 0 sockets, by backend
-	flush    []*udpListener             // listeners with replies to send
 	recv     *sock.Batch                // receive batch shared by the UDP sockets
+	// replies holds replies to the clients of one UDP socket at a time,
+	// replyLn, sent with one sendmmsg at the end of the turn or when
+	// another socket's reply comes; replyBE is the backend each came from.
+	replies *sock.Batch
+	replyLn *udpListener
+	replyBE [udpBatch]*backend.Backend
 
 	exited chan struct{} // closed when run returns
 
@@ -141,15 +146,46 @@ func (l *loop) run(wg *sync.WaitGroup) {
 	}
 }
 
-// flushReplies sends the UDP replies queued during this turn, one
-// sendmmsg per frontend socket.
-func (l *loop) flushReplies() {
-	for i, ln := range l.flush {
-		ln.flushing = false
-		ln.flushReplies()
-		l.flush[i] = nil
+// replyBatch returns the batch to queue a reply of ln's in, made on first
+// use. A batch holding another socket's replies is flushed first, and so
+// is a full one.
+func (l *loop) replyBatch(ln *udpListener) *sock.Batch {
+	if l.replies == nil {
+		l.replies = sock.NewBatch(udpBatch, sock.MaxDatagram, l.needPktinfo())
 	}
-	l.flush = l.flush[:0]
+	if (l.replyLn != nil && l.replyLn != ln) || l.replies.Queued() == l.replies.Slots() {
+		l.flushReplies()
+	}
+	l.replyLn = ln
+	return l.replies
+}
+
+// flushReplies sends the queued UDP replies with one sendmmsg and counts
+// what went out, or was dropped, once it is known.
+func (l *loop) flushReplies() {
+	ln := l.replyLn
+	if ln == nil {
+		return
+	}
+	l.replyLn = nil
+	b := l.replies
+	n := b.Flush(ln.fd)
+	var sent, bytes uint64
+	for i := 0; i < n; i++ {
+		be := l.replyBE[i]
+		l.replyBE[i] = nil
+		if !b.Sent(i) {
+			ln.fe.udp.drop(DropSendError)
+			continue
+		}
+		size := uint64(b.Len(i))
+		sent++
+		bytes += size
+		be.AddDatagrams(0, 1)
+		be.AddBytes(0, size)
+	}
+	ln.fe.udp.dgramsOut.Add(sent)
+	ln.fe.bytesOut.Add(bytes)
 }
 
 // recvBatch returns the loop's receive batch, made on first use. One

@@ -115,10 +115,6 @@ type udpListener struct {
 	wildcard bool // bound to 0.0.0.0 or ::: replies need pktinfo
 
 	flows map[flowKey]*flow
-	send  *sock.Batch // replies to clients, flushed once per loop turn
-	// owner is the backend each queued reply came from, for its counters.
-	owner    [udpBatch]*backend.Backend
-	flushing bool // in loop.flush
 	// draining is set by a graceful shutdown: no new flows. The socket
 	// stays open until the loop stops: closing it would change which
 	// socket of the SO_REUSEPORT group the kernel hashes each client to,
@@ -150,7 +146,6 @@ func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, e
 			return nil, err
 		}
 	}
-	ln.send = sock.NewBatch(udpBatch, sock.MaxDatagram, ln.wildcard)
 	var gen uint32
 	ln.idx, gen = l.alloc(ln)
 	// Level-triggered: a socket left with datagrams after its budget is
@@ -366,40 +361,6 @@ func (ln *udpListener) logSocketError(err error) {
 	}
 }
 
-// queued makes sure the loop flushes the send batch at the end of its
-// turn, now that it holds replies.
-func (ln *udpListener) queued() {
-	if !ln.flushing {
-		ln.flushing = true
-		ln.loop.flush = append(ln.loop.flush, ln)
-	}
-}
-
-// flushReplies sends the queued replies with sendmmsg and counts what
-// went out, or was dropped, once it is known.
-func (ln *udpListener) flushReplies() {
-	if ln.send.Queued() == 0 {
-		return
-	}
-	n := ln.send.Flush(ln.fd)
-	var sent, bytes uint64
-	for i := 0; i < n; i++ {
-		be := ln.owner[i]
-		ln.owner[i] = nil
-		if !ln.send.Sent(i) {
-			ln.fe.udp.drop(DropSendError)
-			continue
-		}
-		size := uint64(ln.send.Len(i))
-		sent++
-		bytes += size
-		be.AddDatagrams(0, 1)
-		be.AddBytes(0, size)
-	}
-	ln.fe.udp.dgramsOut.Add(sent)
-	ln.fe.bytesOut.Add(bytes)
-}
-
 // drain stops opening flows; see draining.
 func (ln *udpListener) drain() { ln.draining = true }
 
@@ -411,7 +372,9 @@ func (ln *udpListener) close() {
 	if ln.fd < 0 {
 		return
 	}
-	ln.flushReplies()
+	if ln.loop.replyLn == ln {
+		ln.loop.flushReplies()
+	}
 	unix.Close(ln.fd)
 	ln.fd = -1
 	ln.loop.releaseSlot(ln.idx)

@@ -614,3 +614,44 @@ func TestUDPDatagramSizes(t *testing.T) {
 		t.Errorf("bytes in %d out %d, drops %v; want %d each, none", c.BytesIn, c.BytesOut, c.Drops, 65507+7)
 	}
 }
+
+// Replies for two sockets of one loop share the loop's reply batch: with
+// clients of both talking at once, every reply still leaves from the
+// socket, and the address, its client wrote to.
+func TestUDPTwoSocketsInterleaved(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s := startServer(t, udpConfig(t, []netip.AddrPort{b.addr}, func(f *config.FrontendBuilder) {
+		f.Listen("0.0.0.0:0")
+	}))
+	var targets []netip.AddrPort
+	for _, a := range s.Addrs("fe") {
+		if a.Addr().IsUnspecified() {
+			a = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), a.Port())
+		}
+		targets = append(targets, a)
+	}
+	const clients, each = 20, 20
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		c := udpClient(t, targets[i%2])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				msg := fmt.Sprintf("%d/%d", i, j)
+				got, err := udpExchange(c, []byte(msg), 5*time.Second)
+				if err != nil || string(got) != "A"+msg {
+					errs <- fmt.Errorf("client %d via %v: %q, %v", i, targets[i%2], got, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitFor(t, 2*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
+}

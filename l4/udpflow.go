@@ -123,17 +123,15 @@ func backendFailed(fe *frontend, b *backend.Backend, errno unix.Errno) {
 }
 
 // readReplies reads the backend's replies straight into free slots of the
-// listener's send batch, every reply queued with one recvmmsg, and keeps
+// loop's reply batch, every reply queued with one recvmmsg, and keeps
 // them for the client; they are counted once sent. A datagram from any
 // other address is dropped and counted. The flow ends after its expected
 // number of replies: responses for each datagram the client sent.
 func (f *flow) readReplies() {
 	ln := f.ln
 	fe := ln.fe
-	b := ln.send
-	if b.Queued() == b.Slots() {
-		ln.flushReplies()
-	}
+	l := ln.loop
+	b := l.replyBatch(ln)
 	first := b.Queued()
 	n, err := b.RecvTail(f.fd)
 	if err != nil {
@@ -148,7 +146,7 @@ func (f *flow) readReplies() {
 			f.be.AddForeign()
 			continue
 		}
-		ln.owner[b.Queued()] = f.be
+		l.replyBE[b.Queued()] = f.be
 		f.bytesOut += uint64(len(b.Data(j)))
 		b.Keep(j, &f.client, f.key.local)
 		kept++
@@ -156,9 +154,8 @@ func (f *flow) readReplies() {
 	if kept == 0 {
 		return
 	}
-	ln.queued()
 	f.replies += uint64(kept)
-	f.lastActive = ln.loop.now
+	f.lastActive = l.now
 	if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
 		f.close()
 	}
