@@ -29,32 +29,34 @@ type DropReason uint8
 // The drop reasons. Each datagram dropped is counted once, under the first
 // reason that applies.
 const (
-	DropMaxFlows    DropReason = iota // new flow refused: max_flows reached
-	DropNoBackend                     // new flow refused: no backend could take it
-	DropAccessList                    // the client is refused by allow/deny
-	DropPerClient                     // max_connections_per_client (flows per client IP)
-	DropRateLimit                     // connection_rate_per_client (new flows per second)
-	DropShutdown                      // new flow refused: the server is shutting down
-	DropLocal                         // no socket for a new flow (out of fds or memory)
-	DropSendError                     // the kernel refused to send it (buffer full)
-	DropRefused                       // the backend answered with an ICMP error
-	DropForeign                       // a reply from an address other than the flow's backend
-	DropUnsolicited                   // a reply where none is expected (responses = 0)
-	NumDropReasons  = int(DropUnsolicited) + 1
+	DropMaxFlows      DropReason = iota // new flow refused: max_flows reached
+	DropNoBackend                       // new flow refused: no backend could take it
+	DropAccessList                      // the client is refused by allow/deny
+	DropPerClient                       // max_connections_per_client (flows per client IP)
+	DropRateLimit                       // connection_rate_per_client (new flows per second)
+	DropShutdown                        // new flow refused: the server is shutting down
+	DropLocal                           // no socket for a new flow (out of fds or memory)
+	DropSendError                       // the kernel refused to send it (buffer full)
+	DropRefused                         // the backend answered with an ICMP error
+	DropForeign                         // a reply from an address other than the flow's backend
+	DropUnsolicited                     // a reply where none is expected (responses = 0)
+	DropReceiveBuffer                   // dropped by the kernel: the frontend socket's receive buffer was full
+	NumDropReasons    = int(DropReceiveBuffer) + 1
 )
 
 var dropNames = [NumDropReasons]string{
-	DropMaxFlows:    "max_flows",
-	DropNoBackend:   "no_backend",
-	DropAccessList:  "access_list",
-	DropPerClient:   "per_client",
-	DropRateLimit:   "rate_limit",
-	DropShutdown:    "shutdown",
-	DropLocal:       "local_error",
-	DropSendError:   "send_error",
-	DropRefused:     "refused",
-	DropForeign:     "foreign_source",
-	DropUnsolicited: "unsolicited",
+	DropMaxFlows:      "max_flows",
+	DropNoBackend:     "no_backend",
+	DropAccessList:    "access_list",
+	DropPerClient:     "per_client",
+	DropRateLimit:     "rate_limit",
+	DropShutdown:      "shutdown",
+	DropLocal:         "local_error",
+	DropSendError:     "send_error",
+	DropRefused:       "refused",
+	DropForeign:       "foreign_source",
+	DropUnsolicited:   "unsolicited",
+	DropReceiveBuffer: "receive_buffer",
 }
 
 // String is the reason's name in stats and metrics.
@@ -115,6 +117,9 @@ type udpListener struct {
 	wildcard bool // bound to 0.0.0.0 or ::: replies need pktinfo
 
 	flows map[flowKey]*flow
+	// kernelDrops is the socket's SO_RXQ_OVFL count as last seen: the
+	// datagrams the kernel dropped before the loop could read them.
+	kernelDrops uint32
 	// draining is set by a graceful shutdown: no new flows. The socket
 	// stays open until the loop stops: closing it would change which
 	// socket of the SO_REUSEPORT group the kernel hashes each client to,
@@ -146,6 +151,10 @@ func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, e
 			return nil, err
 		}
 	}
+	if err := sock.EnableDropCount(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	var gen uint32
 	ln.idx, gen = l.alloc(ln)
 	// Level-triggered: a socket left with datagrams after its budget is
@@ -167,6 +176,9 @@ func (ln *udpListener) onEvent(_ uint32, _ uint32) {
 		if err != nil {
 			return // EAGAIN; any other error is the socket's, seen again next time
 		}
+		if n > 0 {
+			ln.countKernelDrops(b, n-1)
+		}
 		for i := 0; i < n; i++ {
 			var local netip.Addr
 			if ln.wildcard {
@@ -178,6 +190,19 @@ func (ln *udpListener) onEvent(_ uint32, _ uint32) {
 			return
 		}
 	}
+}
+
+// countKernelDrops adds the datagrams the kernel dropped on this socket
+// since the last look, from the count received slot i carries: the count
+// only grows, so the batch's last datagram has the latest.
+func (ln *udpListener) countKernelDrops(b *sock.Batch, i int) {
+	count, ok := b.Dropped(i)
+	if !ok || count == ln.kernelDrops {
+		return
+	}
+	// uint32 arithmetic: right across the counter's wrap too.
+	ln.fe.udp.drops[DropReceiveBuffer].Add(uint64(count - ln.kernelDrops))
+	ln.kernelDrops = count
 }
 
 // forward sends one client datagram on to the client's backend.

@@ -36,10 +36,12 @@ func RefusalReasons() []string {
 // by the two per-client limits, during shutdown, or for want of a local
 // socket; datagrams the kernel would not send; ICMP errors from a backend
 // (each one a datagram it did not get); replies from an address other
-// than the flow's backend; replies where none is expected (responses = 0).
+// than the flow's backend; replies where none is expected (responses = 0);
+// datagrams the kernel dropped because a frontend socket's receive buffer
+// was full, before splicer could read them.
 func DropReasons() []string {
 	return []string{"max_flows", "no_backend", "access_list", "per_client", "rate_limit", "shutdown",
-		"local_error", "send_error", "refused", "foreign_source", "unsolicited"}
+		"local_error", "send_error", "refused", "foreign_source", "unsolicited", "receive_buffer"}
 }
 
 // Stats is a snapshot of the whole daemon. Each counter is read atomically on

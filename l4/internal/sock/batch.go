@@ -21,7 +21,7 @@ type Batch struct {
 	hdrs    []unix.Mmsghdr
 	iovs    []unix.Iovec
 	names   []unix.RawSockaddrInet6
-	ctrl    []byte // pktinfoSpace bytes per slot, when pktinfo is set
+	ctrl    []byte // ctrlSpace bytes per slot
 	buf     []byte // bufSize bytes per slot
 	bufSize int
 	pktinfo bool
@@ -42,9 +42,7 @@ func NewBatch(slots, bufSize int, pktinfo bool) *Batch {
 		pktinfo: pktinfo,
 		failed:  make([]bool, slots),
 	}
-	if pktinfo {
-		b.ctrl = make([]byte, slots*pktinfoSpace)
-	}
+	b.ctrl = make([]byte, slots*ctrlSpace)
 	for i := range b.hdrs {
 		b.iovs[i].Base = &b.buf[i*bufSize]
 		h := &b.hdrs[i].Hdr
@@ -85,13 +83,8 @@ func (b *Batch) resetSlot(i, size int) {
 	b.iovs[i].SetLen(size)
 	h.Namelen = sockaddrLen
 	h.Flags = 0
-	if b.pktinfo {
-		h.Control = &b.ctrl[i*pktinfoSpace]
-		h.SetControllen(pktinfoSpace)
-	} else {
-		h.Control = nil
-		h.SetControllen(0)
-	}
+	h.Control = &b.ctrl[i*ctrlSpace]
+	h.SetControllen(ctrlSpace)
 	b.hdrs[i].Len = 0
 }
 
@@ -114,32 +107,52 @@ func (b *Batch) Dest(i int) netip.Addr {
 	if !b.pktinfo {
 		return netip.Addr{}
 	}
+	if data := b.cmsg(i, unix.IPPROTO_IP, unix.IP_PKTINFO); len(data) >= unix.SizeofInet4Pktinfo {
+		// Spec_dst, not Addr: the local address a reply should leave
+		// from, which for a datagram sent to a broadcast address is the
+		// interface's own.
+		pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+		return netip.AddrFrom4(pi.Spec_dst)
+	}
+	if data := b.cmsg(i, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO); len(data) >= unix.SizeofInet6Pktinfo {
+		pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+		return netip.AddrFrom16(pi.Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Dropped returns the socket's count of datagrams the kernel dropped before
+// it could queue them (a full receive buffer), as of received slot i;
+// false when the socket does not report it (see EnableDropCount). The
+// count is the socket's since it was created and wraps at 2^32.
+func (b *Batch) Dropped(i int) (uint32, bool) {
+	data := b.cmsg(i, unix.SOL_SOCKET, unix.SO_RXQ_OVFL)
+	if len(data) < 4 {
+		return 0, false
+	}
+	return *(*uint32)(unsafe.Pointer(&data[0])), true
+}
+
+// cmsg returns the data of received slot i's control message of level and
+// type, or nil.
+func (b *Batch) cmsg(i int, level, typ int32) []byte {
 	h := &b.hdrs[i].Hdr
-	ctrl := b.ctrl[i*pktinfoSpace : i*pktinfoSpace+int(h.Controllen)]
+	ctrl := b.ctrl[i*ctrlSpace : i*ctrlSpace+int(h.Controllen)]
 	for len(ctrl) >= unix.SizeofCmsghdr {
 		cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 		if cm.Len < unix.SizeofCmsghdr || int(cm.Len) > len(ctrl) {
-			break
+			return nil
 		}
-		data := ctrl[unix.CmsgLen(0):cm.Len]
-		switch {
-		case cm.Level == unix.IPPROTO_IP && cm.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
-			// Spec_dst, not Addr: the local address a reply should
-			// leave from, which for a datagram sent to a broadcast
-			// address is the interface's own.
-			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom4(pi.Spec_dst)
-		case cm.Level == unix.IPPROTO_IPV6 && cm.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
-			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom16(pi.Addr).Unmap()
+		if cm.Level == level && cm.Type == typ {
+			return ctrl[unix.CmsgLen(0):cm.Len]
 		}
 		next := unix.CmsgSpace(int(cm.Len) - unix.CmsgLen(0))
 		if next > len(ctrl) {
-			break
+			return nil
 		}
 		ctrl = ctrl[next:]
 	}
-	return netip.Addr{}
+	return nil
 }
 
 // Queued is the number of slots committed for sending.
@@ -167,8 +180,8 @@ func (b *Batch) Commit(size int, to *RawAddr, from netip.Addr) {
 	h.Control = nil
 	h.SetControllen(0)
 	if b.pktinfo && from.IsValid() {
-		h.Control = &b.ctrl[i*pktinfoSpace]
-		h.SetControllen(putPktinfo(b.ctrl[i*pktinfoSpace:(i+1)*pktinfoSpace], from))
+		h.Control = &b.ctrl[i*ctrlSpace]
+		h.SetControllen(putPktinfo(b.ctrl[i*ctrlSpace:(i+1)*ctrlSpace], from))
 	}
 	b.queued++
 }

@@ -19,9 +19,10 @@ const MaxDatagram = 65535
 // is large enough for either family.
 const sockaddrLen = unix.SizeofSockaddrInet6
 
-// pktinfoSpace is the control buffer of one datagram: room for an
-// IP_PKTINFO or IPV6_PKTINFO message, whichever is larger.
-var pktinfoSpace = max(unix.CmsgSpace(unix.SizeofInet4Pktinfo), unix.CmsgSpace(unix.SizeofInet6Pktinfo))
+// ctrlSpace is the control buffer of one datagram: room for an IP_PKTINFO
+// or IPV6_PKTINFO message, whichever is larger, and an SO_RXQ_OVFL count.
+var ctrlSpace = max(unix.CmsgSpace(unix.SizeofInet4Pktinfo), unix.CmsgSpace(unix.SizeofInet6Pktinfo)) +
+	unix.CmsgSpace(4)
 
 // UDPSocket returns a non-blocking, close-on-exec UDP socket of the family
 // of remote, bound to an ephemeral port, for sending to remote. Binding
@@ -64,6 +65,16 @@ func EnablePktinfo(fd int, addr netip.AddrPort) error {
 	}
 	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
 		return fmt.Errorf("pktinfo on %s: %w", addr, os.NewSyscallError("setsockopt", err))
+	}
+	return nil
+}
+
+// EnableDropCount asks the kernel to report, with every datagram received
+// on fd, how many it has dropped on that socket for want of buffer space
+// (SO_RXQ_OVFL): drops that happen before the process sees anything.
+func EnableDropCount(fd int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+		return os.NewSyscallError("setsockopt SO_RXQ_OVFL", err)
 	}
 	return nil
 }
