@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -49,28 +50,31 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // RefusedAddr returns a loopback address where nothing listens over network
 // ("tcp" or "udp"), so a connect is refused and a datagram draws an ICMP
-// port unreachable. The address is a random one of 127.0.0.0/8 rather than
-// 127.0.0.1: test binaries running at the same time bind servers on
-// 127.0.0.1 port 0 all the time, and one of them could take a port freed
-// there and answer.
+// port unreachable. Test binaries running at the same time keep binding
+// sockets, so the address must stay free after it is handed out:
+//   - it is a random one of 127.0.0.0/8 rather than 127.0.0.1, where every
+//     test server binds;
+//   - its port lies below the kernel's ephemeral range (32768 and up by
+//     default), where no port-0 bind lands: a socket bound to 0.0.0.0 on an
+//     ephemeral port would receive datagrams sent to any 127.x address;
+//   - and above 28000, clear of the ports tests bind explicitly.
 func RefusedAddr(t testing.TB, network string) netip.AddrPort {
 	t.Helper()
-	ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(254)), byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
-	var addr net.Addr
-	if network == "udp" {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-		if err != nil {
-			t.Fatal(err)
+	for try := 0; try < 100; try++ {
+		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(254)), byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
+		addr := netip.AddrPortFrom(ip, uint16(28000+rand.IntN(4700)))
+		var c io.Closer
+		var err error
+		if network == "udp" {
+			c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		} else {
+			c, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 		}
-		addr = c.LocalAddr()
-		c.Close()
-	} else {
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-		if err != nil {
-			t.Fatal(err)
+		if err == nil {
+			c.Close()
+			return addr
 		}
-		addr = ln.Addr()
-		ln.Close()
 	}
-	return netip.MustParseAddrPort(addr.String())
+	t.Fatalf("no free %s port found for a refused address", network)
+	return netip.AddrPort{}
 }
