@@ -2,6 +2,7 @@ package l4
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -154,6 +155,17 @@ func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, e
 	if err := sock.EnableDropCount(fd); err != nil {
 		unix.Close(fd)
 		return nil, err
+	}
+	if want := fe.cfg.ReceiveBuffer; want > 0 {
+		got, err := sock.SetReceiveBuffer(fd, want)
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("receive_buffer: %w", err)
+		}
+		if got < want && l.id == 0 {
+			l.srv.log.Warn().Str("frontend", fe.cfg.Name).Int("receive_buffer", want).Int("granted", got).
+				Msg("the kernel granted a smaller receive buffer: raise net.core.rmem_max, or run with CAP_NET_ADMIN")
+		}
 	}
 	var gen uint32
 	ln.idx, gen = l.alloc(ln)

@@ -257,8 +257,25 @@ func freeUDPPort(t *testing.T) netip.AddrPort {
 // A flood larger than the frontend socket's receive buffer loses datagrams
 // in the kernel, before splicer reads them; each one is counted. Every
 // datagram sent is either at the backend or among the drops: none goes
-// missing unaccounted.
+// missing unaccounted. With receive_buffer large enough to hold the whole
+// flood, nothing is lost.
 func TestUDPFloodEveryLossCounted(t *testing.T) {
+	t.Run("kernel default", func(t *testing.T) { udpFlood(t, 0) })
+	t.Run("receive_buffer 64MiB", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("a 64 MiB receive buffer needs CAP_NET_ADMIN (SO_RCVBUFFORCE): run as root")
+		}
+		if drops := udpFlood(t, 64<<20); drops != 0 {
+			t.Errorf("%d datagrams dropped in a receive buffer sized for the whole flood", drops)
+		}
+	})
+}
+
+// udpFlood floods a one-worker UDP frontend with receive_buffer rcvbuf (0:
+// the kernel's default), checks that every datagram is delivered or
+// counted, and returns the receive-buffer drops.
+func udpFlood(t *testing.T, rcvbuf int) uint64 {
+	t.Helper()
 	var received atomic.Int64
 	back, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -293,8 +310,12 @@ func TestUDPFloodEveryLossCounted(t *testing.T) {
 		back.Close()
 		<-done
 	})
-	cfg, err := config.New().Workers(1).Frontend("fe").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
-		HealthCheck(config.CheckNone).Responses(0).Backend(back.LocalAddr().String(), 1).Build()
+	fb := config.New().Workers(1).Frontend("fe").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
+		HealthCheck(config.CheckNone).Responses(0).Backend(back.LocalAddr().String(), 1)
+	if rcvbuf > 0 {
+		fb.ReceiveBuffer(rcvbuf)
+	}
+	cfg, err := fb.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,4 +370,5 @@ func TestUDPFloodEveryLossCounted(t *testing.T) {
 	}
 	t.Logf("%d datagrams flooded, %d probes: %d relayed, %d dropped in the receive buffer",
 		senders*each, probes, c.DatagramsIn, c.Drops[DropReceiveBuffer])
+	return c.Drops[DropReceiveBuffer]
 }

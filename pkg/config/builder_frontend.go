@@ -170,6 +170,12 @@ func (f *FrontendBuilder) Responses(n int) *FrontendBuilder {
 	return f
 }
 
+// ReceiveBuffer sets receive_buffer (UDP only), in bytes.
+func (f *FrontendBuilder) ReceiveBuffer(bytes int) *FrontendBuilder {
+	f.raw().ReceiveBuffer = &sizeSetting{v: bytes}
+	return f
+}
+
 // MaxFlows sets max_flows (UDP only).
 func (f *FrontendBuilder) MaxFlows(n int) *FrontendBuilder {
 	f.raw().MaxFlows = &intSetting{v: n}

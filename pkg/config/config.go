@@ -138,6 +138,9 @@ type Frontend struct {
 	Responses int
 	// MaxFlows bounds the UDP flow table of this frontend.
 	MaxFlows int
+	// ReceiveBuffer is the receive buffer asked for each frontend socket,
+	// in bytes; 0 leaves the kernel's default (net.core.rmem_default).
+	ReceiveBuffer int
 
 	Health   Health
 	Backends []Backend

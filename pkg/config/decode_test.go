@@ -596,11 +596,28 @@ listen = "127.0.0.1:5353"
 		name: "tcp frontend with udp-only options, responses below -1",
 		toml: demoFrontend + `responses = -2
 max_flows = 100
+receive_buffer = "4MiB"
 `,
 		want: []string{
 			`config.toml:6: frontend "demo": responses: must be at least -1, got -2`,
 			`config.toml:6: frontend "demo": responses: only applies to udp frontends`,
 			`config.toml:7: frontend "demo": max_flows: only applies to udp frontends`,
+			`config.toml:8: frontend "demo": receive_buffer: only applies to udp frontends`,
+		},
+	},
+	{
+		name: "udp receive_buffer too small",
+		toml: `
+[[frontend]]
+name = "dns"
+protocol = "udp"
+listen = "127.0.0.1:5353"
+receive_buffer = "1KiB"
+  [[frontend.backend]]
+  address = "127.0.0.1:53"
+`,
+		want: []string{
+			`config.toml:6: frontend "dns": receive_buffer: must be between 4KiB and 1GiB, got 1KiB`,
 		},
 	},
 	{

@@ -236,3 +236,21 @@ func BenchmarkParseExample(b *testing.B) {
 		}
 	}
 }
+
+func TestParseUDPReceiveBuffer(t *testing.T) {
+	cfg, err := Parse([]byte(`
+[[frontend]]
+name = "dns"
+protocol = "udp"
+listen = "127.0.0.1:5353"
+receive_buffer = "8MiB"
+  [[frontend.backend]]
+  address = "127.0.0.1:53"
+`), "udp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Frontends[0].ReceiveBuffer; got != 8<<20 {
+		t.Errorf("receive_buffer = %d, want %d", got, 8<<20)
+	}
+}

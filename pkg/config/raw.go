@@ -64,8 +64,9 @@ type rawFrontend struct {
 	SlowStart *durationSetting `toml:"slow_start"`
 	OnDown    *stringSetting   `toml:"on_down"`
 
-	Responses *intSetting `toml:"responses"`
-	MaxFlows  *intSetting `toml:"max_flows"`
+	Responses     *intSetting  `toml:"responses"`
+	MaxFlows      *intSetting  `toml:"max_flows"`
+	ReceiveBuffer *sizeSetting `toml:"receive_buffer"`
 
 	Health   *rawHealth   `toml:"health"`
 	Backends []rawBackend `toml:"backend"`

@@ -135,6 +135,8 @@ func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
 		Responses: get(sc, "responses", r.Responses, defaultResponses),
 		MaxFlows:  get(sc, "max_flows", r.MaxFlows, defaultMaxFlows),
 
+		ReceiveBuffer: get(sc, "receive_buffer", r.ReceiveBuffer, 0),
+
 		Health: resolveHealth(sc, r.Health, protocol),
 	}
 	for j := range r.Backends {

@@ -15,10 +15,14 @@ const (
 	// A pipe holds at least a page. 1GiB per pipe is far past any gain;
 	// above fs.pipe-max-size (1MiB by default) the kernel requires
 	// CAP_SYS_RESOURCE anyway.
-	minPipeSize   = 4 << 10
-	maxPipeSize   = 1 << 30
-	minBufferSize = 4 << 10
-	maxBufferSize = 64 << 20
+	minPipeSize = 4 << 10
+	maxPipeSize = 1 << 30
+	// A socket buffer below 4 KiB holds almost nothing; the kernel doubles
+	// what it is asked and keeps it in an int, hence 1 GiB at most.
+	minReceiveBuffer = 4 << 10
+	maxReceiveBuffer = 1 << 30
+	minBufferSize    = 4 << 10
+	maxBufferSize    = 64 << 20
 	// The Maglev table is rebuilt on every backend change; about a million
 	// entries keeps that well under a second. It is the largest prime
 	// below 1<<20, so every size in range has a prime to suggest.
@@ -124,6 +128,9 @@ func validateFrontend(f *Frontend, r *rawFrontend, sc scope) {
 	sc.oneOf("on_down", f.OnDown, OnDownKeep, OnDownClose)
 	sc.atLeast("responses", f.Responses, -1)
 	sc.atLeast("max_flows", f.MaxFlows, 1)
+	if f.ReceiveBuffer != 0 {
+		sc.sizeBetween("receive_buffer", f.ReceiveBuffer, minReceiveBuffer, maxReceiveBuffer)
+	}
 
 	validateProtocolOptions(f, r, sc)
 	validateHealth(f.Health, r.Health, sc)
@@ -190,6 +197,7 @@ func validateProtocolOptions(f *Frontend, r *rawFrontend, sc scope) {
 	udpOnly := []option{
 		{"responses", r.Responses != nil},
 		{"max_flows", r.MaxFlows != nil},
+		{"receive_buffer", r.ReceiveBuffer != nil},
 	}
 	switch f.Protocol {
 	case ProtocolTCP:

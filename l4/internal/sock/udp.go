@@ -69,6 +69,24 @@ func EnablePktinfo(fd int, addr netip.AddrPort) error {
 	return nil
 }
 
+// SetReceiveBuffer asks for a receive buffer of size bytes on fd and returns
+// what the kernel granted (which it reports doubled, for its bookkeeping;
+// the figure returned is halved back). SO_RCVBUFFORCE is tried first, which
+// may exceed net.core.rmem_max but needs CAP_NET_ADMIN; without it
+// SO_RCVBUF is capped at rmem_max.
+func SetReceiveBuffer(fd, size int) (int, error) {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size); err != nil {
+			return 0, os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		}
+	}
+	got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return 0, os.NewSyscallError("getsockopt SO_RCVBUF", err)
+	}
+	return got / 2, nil
+}
+
 // EnableDropCount asks the kernel to report, with every datagram received
 // on fd, how many it has dropped on that socket for want of buffer space
 // (SO_RXQ_OVFL): drops that happen before the process sees anything.
