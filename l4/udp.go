@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -238,6 +239,15 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 		}
 	}
 	if err := sendDatagram(f.fd, data, &f.peer.to); err != nil {
+		if f.requests == 0 {
+			// The first send binds the flow's socket to an ephemeral
+			// port: failing, most likely the port range is used up.
+			// The flow has nothing to wait for; end it.
+			fe.udp.drop(DropLocal)
+			ln.logSocketError(fmt.Errorf("first datagram of a flow: %w", os.NewSyscallError("sendto", err)))
+			f.close()
+			return
+		}
 		fe.udp.drop(DropSendError)
 		return
 	}

@@ -25,9 +25,10 @@ var ctrlSpace = max(unix.CmsgSpace(unix.SizeofInet4Pktinfo), unix.CmsgSpace(unix
 	unix.CmsgSpace(4)
 
 // UDPSocket returns a non-blocking, close-on-exec UDP socket of the family
-// of remote, bound to an ephemeral port, for sending to remote. Binding
-// here, not at the first send, makes running out of ephemeral ports an
-// error of this call. The socket is not connected: the caller checks the
+// of remote, for sending to remote. The kernel binds it to an ephemeral
+// port at its first send, which saves a bind call per flow; with the port
+// range used up, that first send fails with EAGAIN. The socket is not
+// connected: the caller checks the
 // source of every datagram it reads, so a reply from any address other
 // than remote is seen and can be counted, where a connected socket would
 // have the kernel drop it unseen. ICMP errors are queued on the socket's
@@ -39,18 +40,12 @@ func UDPSocket(remote netip.AddrPort) (int, error) {
 		return -1, os.NewSyscallError("socket", err)
 	}
 	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
-	var local unix.Sockaddr = &unix.SockaddrInet4{}
 	if family(remote) == unix.AF_INET6 {
 		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
-		local = &unix.SockaddrInet6{}
 	}
 	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setsockopt", err)
-	}
-	if err := unix.Bind(fd, local); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("bind", err)
 	}
 	return fd, nil
 }
