@@ -25,12 +25,15 @@ type Scheduler struct {
 	interval, fastInterval, downInterval, timeout time.Duration
 	passiveFall                                   int32
 
-	checker   Checker // nil for a passive-only Scheduler (NewPassive)
-	targets   []*target
-	byBackend map[*backend.Backend]*target // read-only after New
-	onChange  func(b *backend.Backend, up bool, r Result)
-	log       zerolog.Logger
-	started   atomic.Bool
+	checker Checker
+	// passiveOnly is set by NewPassive: nothing is probed, and a backend
+	// taken down comes back on trial after downInterval.
+	passiveOnly bool
+	targets     []*target
+	byBackend   map[*backend.Backend]*target // read-only after New
+	onChange    func(b *backend.Backend, up bool, r Result)
+	log         zerolog.Logger
+	started     atomic.Bool
 }
 
 // New builds a Scheduler probing backends with checker on h's timing: the
@@ -45,8 +48,8 @@ type Scheduler struct {
 // On every flip the Scheduler calls b.SetHealthy, then onChange (when not
 // nil) from the backend's probe goroutine, so onChange must not block for
 // long, and logs one line: info when up, warn when down. Backends in Maint
-// are not probed and keep their verdict. For h.Check "none" build no
-// Scheduler at all. The error wraps ErrConfig.
+// are not probed and keep their verdict. For h.Check "none" use NewPassive,
+// or build no Scheduler at all. The error wraps ErrConfig.
 func New(h config.Health, checker Checker, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result), log zerolog.Logger) (*Scheduler, error) {
 	switch {
 	case checker == nil:
@@ -95,10 +98,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.started.Swap(true) {
 		return ErrStarted
 	}
-	_, passive := s.checker.(passiveOnly)
 	var wg sync.WaitGroup
 	for _, t := range s.targets {
-		if passive {
+		if s.passiveOnly {
 			wg.Go(func() { s.watchPassive(ctx, t) })
 		} else {
 			wg.Go(func() { s.watch(ctx, t) })
@@ -126,33 +128,54 @@ func (s *Scheduler) State(b *backend.Backend) (State, bool) {
 // (h.Interval when 0), as nginx's max_fails and fail_timeout work; if it
 // still fails, passive_fall more failures take it down again. Without
 // this, a dead backend behind a frontend with no active check would keep
-// its share of new clients. h.PassiveFall must be at least 1. The error
-// wraps ErrConfig.
+// its share of new clients. Two rules keep it from doing harm where no
+// probe can correct it: a streak only counts failures less than
+// down_interval apart (with no success ever reported, as behind a
+// responses = 0 UDP frontend, failures days apart would add up), and the
+// last backend up is never taken down (its clients would fail anyway, and
+// then for down_interval longer). h.PassiveFall must be at least 1. The
+// error wraps ErrConfig.
 func NewPassive(h config.Health, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result), log zerolog.Logger) (*Scheduler, error) {
 	if h.PassiveFall < 1 {
 		return nil, fmt.Errorf("passive_fall %d: a passive-only scheduler needs at least 1: %w", h.PassiveFall, ErrConfig)
 	}
-	return New(h, passiveOnly{}, backends, onChange, log)
+	s, err := New(h, noProbe{}, backends, onChange, log)
+	if err != nil {
+		return nil, err
+	}
+	s.passiveOnly = true
+	return s, nil
 }
 
-// passiveOnly is the Checker of a NewPassive Scheduler. It is never called
-// (watchPassive sends no probe); it marks the mode.
-type passiveOnly struct{}
+// noProbe is the Checker of a NewPassive Scheduler, which never calls it.
+type noProbe struct{}
 
-// Check implements Checker; watchPassive never calls it.
-func (passiveOnly) Check(context.Context, netip.AddrPort) Result {
-	return Result{OK: true, Msg: "passive only"}
+// Check implements Checker.
+func (noProbe) Check(context.Context, netip.AddrPort) Result {
+	return Result{OK: true, Msg: "no probe"}
 }
 
 // ReportFailure records a failure the data plane saw on b (a refused or
 // timed-out connect, a reset); cause says which. The passive_fall-th
-// consecutive one takes b down at once, by waking b's probe goroutine; active
-// probes then bring it back with rise. Without passive_fall, or for a backend
-// the Scheduler does not know, it does nothing. Safe from any goroutine: it
-// never blocks and allocates only when it reaches the threshold.
+// consecutive one takes b down at once, by waking b's probe goroutine;
+// active probes then bring it back with rise (a passive-only Scheduler puts
+// it back on trial instead, see NewPassive). Without passive_fall, or for a
+// backend the Scheduler does not know, it does nothing. Safe from any
+// goroutine: it never blocks and allocates only when it reaches the
+// threshold.
 func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
 	t := s.byBackend[b]
-	if t == nil || s.passiveFall == 0 || t.passive.Add(1) != s.passiveFall {
+	if t == nil || s.passiveFall == 0 {
+		return
+	}
+	if s.passiveOnly {
+		// A streak only spans failures less than down_interval apart.
+		now := time.Now().UnixNano()
+		if last := t.lastFailure.Swap(now); now-last >= int64(s.downInterval) {
+			t.passive.Store(0)
+		}
+	}
+	if t.passive.Add(1) != s.passiveFall {
 		return
 	}
 	c := cause // a copy, so only this branch moves a string to the heap

@@ -532,19 +532,8 @@ func TestNewPassive(t *testing.T) {
 	h.PassiveFall = 2
 	h.DownInterval = 300 * time.Millisecond
 	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	type flip struct {
-		up  bool
-		msg string
-		at  time.Time
-	}
-	flips := make(chan flip, 4)
-	s, err := NewPassive(h, []*backend.Backend{b}, func(_ *backend.Backend, up bool, r Result) {
-		flips <- flip{up, r.Msg, time.Now()}
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer start(t, s)()
+	other := newBackend(t, testutil.RefusedAddr(t, "tcp"))
+	s, flips := passiveScheduler(t, h, b, other)
 
 	s.ReportFailure(b, "connect refused")
 	s.ReportSuccess(b) // ends the streak
@@ -554,23 +543,86 @@ func TestNewPassive(t *testing.T) {
 		t.Fatalf("after fail, success, fail: healthy %v, passive failures %d; want up with 1", b.Healthy(), st.PassiveFailures)
 	}
 	s.ReportFailure(b, "connect refused")
-	down := <-flips
+	down := nextFlip(t, flips)
 	if down.up || down.msg != "passive: connect refused" || b.Healthy() {
 		t.Fatalf("flip %+v, healthy %v; want down by passive", down, b.Healthy())
 	}
-	select {
-	case up := <-flips:
-		if !up.up || up.msg != "passive: back on trial after down_interval" || !b.Healthy() {
-			t.Fatalf("flip %+v, healthy %v; want up on trial", up, b.Healthy())
-		}
-		if wait := up.at.Sub(down.at); wait < h.DownInterval {
-			t.Errorf("back on trial after %v, want at least down_interval %v", wait, h.DownInterval)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the backend never came back on trial")
+	up := nextFlip(t, flips)
+	if !up.up || up.msg != "passive: back on trial after down_interval" || !b.Healthy() {
+		t.Fatalf("flip %+v, healthy %v; want up on trial", up, b.Healthy())
+	}
+	if wait := up.at.Sub(down.at); wait < h.DownInterval {
+		t.Errorf("back on trial after %v, want at least down_interval %v", wait, h.DownInterval)
 	}
 	if _, err := NewPassive(config.Health{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1},
 		[]*backend.Backend{b}, nil, zerolog.Nop()); !errors.Is(err, ErrConfig) {
 		t.Errorf("NewPassive without passive_fall: %v, want ErrConfig", err)
 	}
+}
+
+// Without probes, the last backend up is never taken down, and failures
+// further apart than down_interval do not add up to a streak.
+func TestNewPassiveGuards(t *testing.T) {
+	h := fastHealth(time.Hour)
+	h.PassiveFall = 2
+	h.DownInterval = 200 * time.Millisecond
+	only := newBackend(t, testutil.RefusedAddr(t, "tcp"))
+	s, flips := passiveScheduler(t, h, only)
+	for round := 0; round < 3; round++ {
+		s.ReportFailure(only, "connect refused")
+		s.ReportFailure(only, "connect refused")
+		testutil.WaitFor(t, time.Second, "the full streak let go", func() bool {
+			st, _ := s.State(only)
+			return st.PassiveFailures == 0
+		})
+		if !only.Healthy() || len(flips) != 0 {
+			t.Fatalf("the only backend after streak %d: healthy %v, %d flips; want up, none", round+1, only.Healthy(), len(flips))
+		}
+	}
+
+	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
+	other := newBackend(t, testutil.RefusedAddr(t, "tcp"))
+	s, flips = passiveScheduler(t, h, b, other)
+	s.ReportFailure(b, "connect refused")
+	// Pacing, not waiting for a result: the next failure must come more
+	// than down_interval after this one.
+	time.Sleep(h.DownInterval + 50*time.Millisecond)
+	s.ReportFailure(b, "connect refused")
+	st, _ := s.State(b)
+	if !b.Healthy() || st.PassiveFailures != 1 || len(flips) != 0 {
+		t.Fatalf("two failures %v apart: healthy %v, streak %d; want up, 1", h.DownInterval+50*time.Millisecond, b.Healthy(), st.PassiveFailures)
+	}
+}
+
+type passiveFlip struct {
+	up  bool
+	msg string
+	at  time.Time
+}
+
+// passiveScheduler starts a NewPassive Scheduler over bs until the test
+// ends; its flips arrive on the channel.
+func passiveScheduler(t *testing.T, h config.Health, bs ...*backend.Backend) (*Scheduler, chan passiveFlip) {
+	t.Helper()
+	flips := make(chan passiveFlip, 8)
+	s, err := NewPassive(h, bs, func(_ *backend.Backend, up bool, r Result) {
+		flips <- passiveFlip{up, r.Msg, time.Now()}
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(start(t, s))
+	return s, flips
+}
+
+// nextFlip waits up to 10 s for the next flip.
+func nextFlip(t *testing.T, flips chan passiveFlip) passiveFlip {
+	t.Helper()
+	select {
+	case f := <-flips:
+		return f
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flip within 10s")
+	}
+	return passiveFlip{}
 }

@@ -20,6 +20,7 @@ type target struct {
 	wake         chan struct{}
 	passive      atomic.Int32 // consecutive passive failures
 	passiveCause atomic.Pointer[string]
+	lastFailure  atomic.Int64 // unix nanoseconds of the latest, passive-only mode
 
 	// state is the immutable snapshot State copies, replaced by watch.
 	state atomic.Pointer[State]
@@ -74,21 +75,40 @@ func (s *Scheduler) watchPassive(ctx context.Context, t *target) {
 		case <-ctx.Done():
 			return
 		case <-t.wake:
+			if s.lastUp(t) {
+				// Taking it out would leave no backend at all.
+				t.passive.Store(0)
+				continue
+			}
 			s.passiveDown(t)
 			if trial == nil && !t.tr.up {
 				timer.Reset(s.downInterval)
 				trial = timer.C
 			}
 		case <-trial:
+			if t.b.State() == backend.Maint {
+				// Maint keeps the verdict; try again later.
+				timer.Reset(s.downInterval)
+				continue
+			}
 			trial = nil
 			t.passive.Store(0)
 			r := Result{OK: true, Msg: "passive: back on trial after down_interval"}
 			t.tr.up = true
-			t.tr.failures = 0
 			s.publish(t, r, true)
 			s.announce(t.b, true, r)
 		}
 	}
+}
+
+// lastUp reports whether t is the only backend of the Scheduler still up.
+func (s *Scheduler) lastUp(t *target) bool {
+	for _, o := range s.targets {
+		if o != t && o.b.Healthy() {
+			return false
+		}
+	}
+	return t.tr.up
 }
 
 // nextDelay is the wait before t's next probe.

@@ -163,7 +163,9 @@ func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, e
 			unix.Close(fd)
 			return nil, fmt.Errorf("receive_buffer: %w", err)
 		}
-		if got < want && l.id == 0 {
+		// The kernel keeps the size doubled in an int, so the largest
+		// request comes back a byte short: only a real cut is reported.
+		if got < want-want/64 && l.id == 0 {
 			l.srv.log.Warn().Str("frontend", fe.cfg.Name).Int("receive_buffer", want).Int("granted", got).
 				Msg("the kernel granted a smaller receive buffer: raise net.core.rmem_max, or run with CAP_NET_ADMIN")
 		}
@@ -210,12 +212,12 @@ func (ln *udpListener) onEvent(_ uint32, _ uint32) {
 // only grows, so the batch's last datagram has the latest.
 func (ln *udpListener) countKernelDrops(b *sock.Batch, i int) {
 	count, ok := b.Dropped(i)
-	if !ok || count == ln.kernelDrops {
-		return
+	// uint32 arithmetic is right across the counter's wrap; a count that
+	// went backwards (which the kernel should never report) adds nothing.
+	if d := count - ln.kernelDrops; ok && int32(d) > 0 {
+		ln.fe.udp.drops[DropReceiveBuffer].Add(uint64(d))
+		ln.kernelDrops = count
 	}
-	// uint32 arithmetic: right across the counter's wrap too.
-	ln.fe.udp.drops[DropReceiveBuffer].Add(uint64(count - ln.kernelDrops))
-	ln.kernelDrops = count
 }
 
 // forward sends one client datagram on to the client's backend.
@@ -239,10 +241,10 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 		}
 	}
 	if err := sendDatagram(f.fd, data, &f.peer.to); err != nil {
-		if f.requests == 0 {
+		if f.requests == 0 && errors.Is(err, unix.EAGAIN) {
 			// The first send binds the flow's socket to an ephemeral
-			// port: failing, most likely the port range is used up.
-			// The flow has nothing to wait for; end it.
+			// port: EAGAIN there means the port range is used up. The
+			// flow has nothing to wait for; end it.
 			fe.udp.drop(DropLocal)
 			ln.logSocketError(fmt.Errorf("first datagram of a flow: %w", os.NewSyscallError("sendto", err)))
 			f.close()

@@ -655,3 +655,49 @@ func TestUDPTwoSocketsInterleaved(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
 }
+
+// A flow's first reply reports its backend as served, once; when the
+// backend then dies, the flow's ICMP error is a failure that nothing
+// cancels (a served report at close would reset the passive streak).
+func TestUDPServedOnFirstReplyOnly(t *testing.T) {
+	b := startUDPBackend(t, taggedEcho('A'))
+	s, err := NewServer(udpConfig(t, []netip.AddrPort{b.addr}, nil), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	if err := s.Observe("fe", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	be := s.Backends("fe")[0]
+	c := udpClient(t, s.Addrs("fe")[0])
+	for i := 0; i < 3; i++ {
+		if _, err := udpExchange(c, []byte("q"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 2*time.Second, "the first reply reported as served", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.connected[be] == 1
+	})
+	b.conn.Close() // the backend dies: its port now refuses
+	if _, err := c.Write([]byte("anyone?")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the refusal reported", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.failed[be]) == 1
+	})
+	waitFor(t, 2*time.Second, "the flow closed", func() bool { return counters(t, s).Active == 0 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.connected[be] != 1 || len(rec.failed[be]) != 1 {
+		t.Errorf("served %d, failed %v; want 1 served (the first reply) and 1 failure", rec.connected[be], rec.failed[be])
+	}
+}

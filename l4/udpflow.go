@@ -154,6 +154,12 @@ func (f *flow) readReplies() {
 	if kept == 0 {
 		return
 	}
+	if f.replies == 0 && fe.observer != nil {
+		// The first reply is what proves the backend serves: reported
+		// now, not at close, so a flow that an ICMP error ends later
+		// does not cancel its own failure.
+		fe.observer.Served(f.be)
+	}
 	f.replies += uint64(kept)
 	f.lastActive = l.now
 	if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
@@ -178,15 +184,13 @@ func (f *flow) expire() {
 }
 
 // close ends the flow: its socket closes (a late reply gets an ICMP port
-// unreachable from the kernel) and its reservations are returned. A flow
-// that got a reply counts as served for passive health.
+// unreachable from the kernel) and its reservations are returned.
 func (f *flow) close() {
 	if f.fd < 0 {
 		return
 	}
 	ln := f.ln
 	l := ln.loop
-	fe := ln.fe
 	l.wheel.Stop(&f.timer)
 	// Closing the fd removes it from the epoll set.
 	unix.Close(f.fd)
@@ -195,9 +199,6 @@ func (f *flow) close() {
 	delete(ln.flows, f.key)
 	f.be.Release()
 	ln.unadmit(f.key.client.Addr())
-	if fe.observer != nil && f.replies > 0 {
-		fe.observer.Served(f.be)
-	}
 	l.srv.flowDone()
 	l.recycleFlow(f)
 }
