@@ -570,6 +570,10 @@ func TestChurnReturnsToBaseline(t *testing.T) {
 		}(uint64(w))
 	}
 	wg.Wait()
+	if t.Failed() {
+		c, _ := s.Counters("fe")
+		t.Logf("frontend %+v; backend %+v", c, s.Backends("fe")[0].Stats())
+	}
 	waitFor(t, 10*time.Second, "all connections closed", func() bool { return s.ActiveConnections() == 0 })
 	settle(t, fds0, g0)
 	if n := s.PipesInUse(); n != 0 {
