@@ -121,9 +121,21 @@ func testLogger(t testing.TB) zerolog.Logger {
 // every connection and pipe was released.
 func startServer(t testing.TB, cfg *config.Config) *Server {
 	t.Helper()
+	return startObserved(t, cfg, nil)
+}
+
+// startObserved is startServer with o, when not nil, observing frontend
+// "fe".
+func startObserved(t testing.TB, cfg *config.Config, o Observer) *Server {
+	t.Helper()
 	s, err := NewServer(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o != nil {
+		if err := s.Observe("fe", o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)

@@ -149,17 +149,8 @@ func TestResetAfterBackendFINIsNotAFailure(t *testing.T) {
 		io.WriteString(c, "bye")
 		c.Close()
 	})
-	cfg := testConfig(t, []netip.AddrPort{b.addr}, nil)
-	s, err := NewServer(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := newRecorder()
-	s.Observe("fe", rec)
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startObserved(t, testConfig(t, []netip.AddrPort{b.addr}, nil), rec)
 	c := dialFE(t, s)
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if got, err := io.ReadAll(c); err != nil || string(got) != "bye" {

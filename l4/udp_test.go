@@ -279,19 +279,7 @@ func TestUDPDeadBackendReported(t *testing.T) {
 	live1 := startUDPBackend(t, taggedEcho('A'))
 	live2 := startUDPBackend(t, taggedEcho('B'))
 	dead := deadUDPPort(t)
-	cfg := udpConfig(t, []netip.AddrPort{dead, live1.addr, live2.addr}, nil)
-	s, err := NewServer(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obs := &markDown{after: 2}
-	if err := s.Observe("fe", obs); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := startObserved(t, udpConfig(t, []netip.AddrPort{dead, live1.addr, live2.addr}, nil), &markDown{after: 2})
 	deadBE := s.Backends("fe")[0]
 
 	// Clients retry on silence, as DNS resolvers do.
@@ -661,18 +649,8 @@ func TestUDPTwoSocketsInterleaved(t *testing.T) {
 // cancels (a served report at close would reset the passive streak).
 func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 	b := startUDPBackend(t, taggedEcho('A'))
-	s, err := NewServer(udpConfig(t, []netip.AddrPort{b.addr}, nil), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := newRecorder()
-	if err := s.Observe("fe", rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := startObserved(t, udpConfig(t, []netip.AddrPort{b.addr}, nil), rec)
 	be := s.Backends("fe")[0]
 	c := udpClient(t, s.Addrs("fe")[0])
 	for i := 0; i < 3; i++ {

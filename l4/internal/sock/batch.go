@@ -57,15 +57,21 @@ func NewBatch(slots, bufSize int, pktinfo bool) *Batch {
 func (b *Batch) Slots() int { return len(b.hdrs) }
 
 // Recv reads up to Slots datagrams from fd with one recvmmsg call and
-// returns how many it read. EINTR is retried; other errors are the bare
+// returns how many it read; anything queued for sending is discarded. EINTR is retried; other errors are the bare
 // errno (EAGAIN when nothing is queued).
 func (b *Batch) Recv(fd int) (int, error) {
-	for i := range b.hdrs {
+	b.queued = 0
+	return b.recvmmsg(fd, 0)
+}
+
+// recvmmsg reads into slots from..Slots()-1 with one recvmmsg call.
+func (b *Batch) recvmmsg(fd, from int) (int, error) {
+	for i := from; i < len(b.hdrs); i++ {
 		b.resetSlot(i, b.bufSize)
 	}
 	for {
-		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
-			uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[from])),
+			uintptr(len(b.hdrs)-from), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			return int(r), nil
@@ -210,25 +216,10 @@ func putPktinfo(ctrl []byte, from netip.Addr) int {
 // From at index Queued()+k, and queues those it keeps with Keep, in
 // order. Errors are Recv's.
 func (b *Batch) RecvTail(fd int) (int, error) {
-	free := len(b.hdrs) - b.queued
-	if free == 0 {
+	if b.queued == len(b.hdrs) {
 		return 0, nil
 	}
-	for i := b.queued; i < len(b.hdrs); i++ {
-		b.resetSlot(i, b.bufSize)
-	}
-	for {
-		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[b.queued])),
-			uintptr(free), unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
-	}
+	return b.recvmmsg(fd, b.queued)
 }
 
 // Keep queues received slot j (at or after Queued()) for sending to to,
