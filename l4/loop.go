@@ -3,6 +3,7 @@ package l4
 import (
 	"errors"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -24,6 +25,14 @@ const (
 	wheelSlots = 512
 	// maxEvents bounds one epoll_wait batch.
 	maxEvents = 256
+	// yieldEvery is how often a busy loop passes through the Go scheduler.
+	// sysmon preempts a goroutine that has not been scheduled for 10 ms,
+	// and a loop that only ever leaves through syscalls it returns from
+	// at once never is: without a yield, every busy loop took a preemption
+	// signal or had its P retaken every 10 ms, and each time sysmon went
+	// back to waking every 20 µs. See "Yielding on purpose" in
+	// docs/architecture.md.
+	yieldEvery = 5 * time.Millisecond
 )
 
 // handler is whatever owns an fd registered with a loop's poller: a
@@ -118,6 +127,7 @@ func (l *loop) run(wg *sync.WaitGroup) {
 	defer close(l.exited)
 	events := make([]unix.EpollEvent, maxEvents)
 	busy := false
+	yielded := time.Now()
 	for !l.stopped {
 		timeout := l.waitTimeout()
 		if busy {
@@ -136,6 +146,12 @@ func (l *loop) run(wg *sync.WaitGroup) {
 		// Advance first: the wheel measures new timers from the time of
 		// its last Advance, which must be this wake-up's, not the last one's.
 		l.now = time.Now()
+		if busy && timeout == 0 && l.now.Sub(yielded) >= yieldEvery {
+			// Only a loop that has been working, not one that just woke
+			// up: the first event after a quiet spell goes unyielded.
+			yielded = l.now
+			runtime.Gosched()
+		}
 		l.wheel.Advance(l.now)
 		for i := 0; i < n; i++ {
 			l.dispatch(&events[i])
