@@ -143,15 +143,17 @@ func (l *loop) run(wg *sync.WaitGroup) {
 			l.stop()
 			break
 		}
-		// Advance first: the wheel measures new timers from the time of
-		// its last Advance, which must be this wake-up's, not the last one's.
 		l.now = time.Now()
-		if busy && timeout == 0 && l.now.Sub(yielded) >= yieldEvery {
-			// Only a loop that has been working, not one that just woke
-			// up: the first event after a quiet spell goes unyielded.
+		if timeout == 0 && l.now.Sub(yielded) >= yieldEvery {
+			// Only a loop that has been working (it polled without
+			// blocking: events came last turn, or work was carried
+			// over), not one that just woke up: the first event after a
+			// quiet spell goes unyielded.
 			yielded = l.now
 			runtime.Gosched()
 		}
+		// Advance before dispatching: the wheel measures new timers from
+		// the time of its last Advance, which must be this wake-up's.
 		l.wheel.Advance(l.now)
 		for i := 0; i < n; i++ {
 			l.dispatch(&events[i])
