@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Buffer is a user-space Carrier: read(2) in, write(2) out. It is the
-// fallback when the pipe cap is reached or an fd cannot splice. Get one
-// from a Cache; it is not safe for concurrent use.
+// Buffer is a user-space Carrier between sockets: recvfrom(2) in, sendto(2)
+// out. It is the fallback when the pipe cap is reached or an fd cannot
+// splice. Get one from a Cache; it is not safe for concurrent use.
 type Buffer struct {
 	buf []byte
 	// off and end delimit the held bytes, buf[off:end]; both are 0 when

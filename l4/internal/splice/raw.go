@@ -23,16 +23,22 @@ func rawSplice(rfd, wfd, n, flags int) (int, error) {
 	return int(r), nil
 }
 
+// rawRead reads from the socket fd with recvfrom(2) and no address, not
+// read(2): read goes through the VFS layer first (the file-position lock,
+// fsnotify and LSM file hooks), which a socket gains nothing from.
 func rawRead(fd int, p []byte) (int, error) {
-	r, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(r), nil
 }
 
+// rawWrite writes to the socket fd with sendto(2) and MSG_NOSIGNAL, for
+// the reason rawRead uses recvfrom; a peer that has gone away yields EPIPE
+// without a SIGPIPE for the runtime to field.
 func rawWrite(fd int, p []byte) (int, error) {
-	r, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
