@@ -25,13 +25,13 @@ const (
 	wheelSlots = 512
 	// maxEvents bounds one epoll_wait batch.
 	maxEvents = 256
-	// yieldEvery is how often a busy loop passes through the Go scheduler.
-	// sysmon preempts a goroutine that has not been scheduled for 10 ms,
-	// and a loop that only ever leaves through syscalls it returns from
-	// at once never is: without a yield, every busy loop took a preemption
-	// signal or had its P retaken every 10 ms, and each time sysmon went
-	// back to waking every 20 µs. See "Yielding on purpose" in
-	// docs/architecture.md.
+	// yieldEvery is how often a working loop passes through the Go
+	// scheduler. sysmon preempts a goroutine that has not been scheduled
+	// for 10 ms, and a loop whose syscalls return to it without a trip
+	// through the scheduler never is: without a yield, every busy loop
+	// took a preemption signal or had its P retaken every 10 ms, and each
+	// time sysmon went back to waking every 20 µs. See "Yielding on
+	// purpose" in docs/architecture.md.
 	yieldEvery = 5 * time.Millisecond
 )
 
@@ -126,34 +126,18 @@ func (l *loop) run(wg *sync.WaitGroup) {
 	defer wg.Done()
 	defer close(l.exited)
 	events := make([]unix.EpollEvent, maxEvents)
-	busy := false
 	yielded := time.Now()
 	for !l.stopped {
 		timeout := l.waitTimeout()
-		if busy {
-			// Under load the next event is usually already queued: look
-			// without blocking (a raw syscall, see netpoll) before paying
-			// for a blocking wait.
-			timeout = 0
-		}
 		n, err := l.poll.Wait(events, timeout)
-		busy = n > 0
 		if err != nil {
 			l.srv.log.Error().Err(err).Int("loop", l.id).Msg("epoll_wait failed; loop stopping")
 			l.stop()
 			break
 		}
-		l.now = time.Now()
-		if timeout == 0 && l.now.Sub(yielded) >= yieldEvery {
-			// Only a loop that has been working (it polled without
-			// blocking: events came last turn, or work was carried
-			// over), not one that just woke up: the first event after a
-			// quiet spell goes unyielded.
-			yielded = l.now
-			runtime.Gosched()
-		}
 		// Advance before dispatching: the wheel measures new timers from
 		// the time of its last Advance, which must be this wake-up's.
+		l.now = time.Now()
 		l.wheel.Advance(l.now)
 		for i := 0; i < n; i++ {
 			l.dispatch(&events[i])
@@ -161,6 +145,12 @@ func (l *loop) run(wg *sync.WaitGroup) {
 		l.runAgain()
 		l.runTasks()
 		l.flushReplies()
+		if (n > 0 || timeout == 0) && l.now.Sub(yielded) >= yieldEvery {
+			// After the turn's work, so the events that woke the loop
+			// are not kept waiting by it.
+			yielded = l.now
+			runtime.Gosched()
+		}
 	}
 }
 
