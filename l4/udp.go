@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/l4/internal/sock"
+	"github.com/splicerlb/splicer/l4/internal/timer"
 	"github.com/splicerlb/splicer/pkg/backend"
 )
 
@@ -23,6 +24,9 @@ const (
 	// socket, so a flood on one cannot starve the loop's other sockets.
 	// The sockets are level-triggered: what is left is reported again.
 	udpRecvRounds = 4
+	// dropPollEvery is how often a frontend socket's kernel drop count is
+	// read directly, so that drops on a socket gone quiet show within it.
+	dropPollEvery = time.Second
 )
 
 // DropReason says why the data plane dropped a UDP datagram.
@@ -122,6 +126,9 @@ type udpListener struct {
 	// kernelDrops is the socket's SO_RXQ_OVFL count as last seen: the
 	// datagrams the kernel dropped before the loop could read them.
 	kernelDrops uint32
+	// dropPoll reads that count every dropPollEvery, for the drops that
+	// no later datagram reports because the socket went quiet.
+	dropPoll timer.Timer
 	// draining is set by a graceful shutdown: no new flows. The socket
 	// stays open until the loop stops: closing it would change which
 	// socket of the SO_REUSEPORT group the kernel hashes each client to,
@@ -179,6 +186,8 @@ func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, e
 		unix.Close(fd)
 		return nil, err
 	}
+	ln.dropPoll.Fire = ln.pollDrops
+	l.wheel.Schedule(&ln.dropPoll, dropPollEvery)
 	return ln, nil
 }
 
@@ -211,10 +220,30 @@ func (ln *udpListener) onEvent(_ uint32, _ uint32) {
 // since the last look, from the count received slot i carries: the count
 // only grows, so the batch's last datagram has the latest.
 func (ln *udpListener) countKernelDrops(b *sock.Batch, i int) {
-	count, ok := b.Dropped(i)
-	// uint32 arithmetic is right across the counter's wrap; a count that
-	// went backwards (which the kernel should never report) adds nothing.
-	if d := count - ln.kernelDrops; ok && int32(d) > 0 {
+	if count, ok := b.Dropped(i); ok {
+		ln.addKernelDrops(count)
+	}
+}
+
+// pollDrops reads the socket's drop count directly. A datagram carries the
+// count as it was when the kernel queued it, so drops after the last one
+// queued would otherwise wait for the socket's next datagram.
+func (ln *udpListener) pollDrops() {
+	if ln.fd < 0 {
+		return
+	}
+	if count, err := sock.DropCount(ln.fd); err == nil {
+		ln.addKernelDrops(count)
+	}
+	ln.loop.wheel.Schedule(&ln.dropPoll, dropPollEvery)
+}
+
+// addKernelDrops counts the growth of the kernel's drop count up to count.
+// uint32 arithmetic is right across the counter's wrap. A count below the
+// last seen adds nothing: a datagram read after a poll carries the older
+// count of its enqueueing.
+func (ln *udpListener) addKernelDrops(count uint32) {
+	if d := count - ln.kernelDrops; int32(d) > 0 {
 		ln.fe.udp.drops[DropReceiveBuffer].Add(uint64(d))
 		ln.kernelDrops = count
 	}
@@ -424,6 +453,7 @@ func (ln *udpListener) close() {
 	if ln.loop.replyLn == ln {
 		ln.loop.flushReplies()
 	}
+	ln.loop.wheel.Stop(&ln.dropPoll)
 	unix.Close(ln.fd)
 	ln.fd = -1
 	ln.loop.releaseSlot(ln.idx)

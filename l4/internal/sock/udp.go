@@ -92,6 +92,27 @@ func EnableDropCount(fd int) error {
 	return nil
 }
 
+// skMeminfoDrops is SK_MEMINFO_DROPS (linux/sock_diag.h), the index of the
+// drop count in the array SO_MEMINFO fills; x/sys does not export it.
+const skMeminfoDrops = 8
+
+// DropCount reads fd's drop count, the one SO_RXQ_OVFL attaches to every
+// datagram, on demand (SO_MEMINFO). It is how a socket that has gone quiet
+// reports the drops that came after the last datagram it queued.
+func DropCount(fd int) (uint32, error) {
+	var info [skMeminfoDrops + 1]uint32
+	size := uint32(unsafe.Sizeof(info))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return 0, os.NewSyscallError("getsockopt SO_MEMINFO", errno)
+	}
+	if size < uint32(unsafe.Sizeof(info)) {
+		return 0, fmt.Errorf("getsockopt SO_MEMINFO: %d bytes, want %d", size, unsafe.Sizeof(info))
+	}
+	return info[skMeminfoDrops], nil
+}
+
 // RawAddr is a socket address in kernel form, built once and passed to
 // every send without conversion or allocation.
 type RawAddr struct {

@@ -312,3 +312,59 @@ func TestFlushReportsDrops(t *testing.T) {
 		t.Errorf("sent = %v %v %v, want true false true", out.Sent(0), out.Sent(1), out.Sent(2))
 	}
 }
+
+// DropCount and the SO_RXQ_OVFL count read the same counter: with a full
+// receive buffer, every datagram sent is either queued or counted, and the
+// last queued datagram carries the count as it was then.
+func TestDropCount(t *testing.T) {
+	rx, addr, tx := udpPair(t)
+	// The smallest buffer the kernel grants: a handful of datagrams.
+	if err := unix.SetsockoptInt(rx, unix.SOL_SOCKET, unix.SO_RCVBUF, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnableDropCount(rx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := DropCount(rx); err != nil || n != 0 {
+		t.Fatalf("DropCount on a fresh socket = %d, %v; want 0", n, err)
+	}
+	to := MakeRawAddr(addr)
+	const sent = 200
+	out := NewBatch(1, 1024, false)
+	for i := 0; i < sent; i++ {
+		out.Commit(copy(out.Next(), make([]byte, 1000)), &to, netip.Addr{})
+		// Loopback queues (or drops) the datagram before sendmmsg returns.
+		if n := out.Flush(tx); n != 1 || !out.Sent(0) {
+			t.Fatalf("datagram %d not sent", i)
+		}
+	}
+	in := NewBatch(8, 2048, false)
+	queued, lastCount := 0, uint32(0)
+	for {
+		n, err := in.Recv(rx)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued += n
+		if c, ok := in.Dropped(n - 1); ok {
+			lastCount = c
+		}
+	}
+	drops, err := DropCount(rx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if queued == 0 || queued == sent {
+		t.Fatalf("%d of %d datagrams queued: the buffer did not fill as the test needs", queued, sent)
+	}
+	if queued+int(drops) != sent {
+		t.Errorf("queued %d + dropped %d = %d; want %d", queued, drops, queued+int(drops), sent)
+	}
+	// The last datagram queued came before the final drops.
+	if lastCount >= drops {
+		t.Errorf("last datagram carried count %d; want below the final %d", lastCount, drops)
+	}
+}
