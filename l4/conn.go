@@ -102,9 +102,7 @@ func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
 }
 
 func (l *loop) newConn() *conn {
-	if n := len(l.connPool); n > 0 {
-		c := l.connPool[n-1]
-		l.connPool = l.connPool[:n-1]
+	if c := l.connPool.get(); c != nil {
 		return c
 	}
 	c := &conn{loop: l}
@@ -117,7 +115,7 @@ func (l *loop) recycle(c *conn) {
 	fire := c.timer.Fire
 	*c = conn{loop: l}
 	c.timer.Fire = fire
-	l.connPool = append(l.connPool, c)
+	l.connPool.put(c)
 }
 
 // connectNext starts a non-blocking connect to the next backend, or closes

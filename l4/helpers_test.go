@@ -99,6 +99,13 @@ func testConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.F
 	t.Helper()
 	fb := config.New().Workers(2).MaxPipes(64).Frontend("fe").Listen("127.0.0.1:0").
 		Retries(2).ConnectTimeout(time.Second)
+	return buildConfig(t, fb, backends, mutate)
+}
+
+// buildConfig adds backends (weight 1 each) to fb, lets mutate adjust the
+// frontend, and builds the config, failing the test if it does not build.
+func buildConfig(t testing.TB, fb *config.FrontendBuilder, backends []netip.AddrPort, mutate func(b *config.FrontendBuilder)) *config.Config {
+	t.Helper()
 	for _, a := range backends {
 		fb = fb.Backend(a.String(), 1)
 	}

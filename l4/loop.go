@@ -54,6 +54,25 @@ type slot struct {
 	h   handler
 }
 
+// freeList keeps closed structs of one kind for reuse, so that a loop
+// under churn allocates none. Only its loop touches it.
+type freeList[T any] []*T
+
+// get takes a kept struct, or returns nil when none is kept.
+func (f *freeList[T]) get() *T {
+	n := len(*f)
+	if n == 0 {
+		return nil
+	}
+	x := (*f)[n-1]
+	(*f)[n-1] = nil
+	*f = (*f)[:n-1]
+	return x
+}
+
+// put keeps x, which its caller has cleared, for a later get.
+func (f *freeList[T]) put(x *T) { *f = append(*f, x) }
+
 // loop is one event loop goroutine and everything it owns: the poller, the
 // timing wheel, a pipe cache, its listeners and its connections. Only the
 // loop goroutine touches these; other goroutines use post.
@@ -70,11 +89,11 @@ type loop struct {
 
 	listeners []*listener
 	conns     map[*conn]struct{} // live connections, for stop and shutdown
-	connPool  []*conn            // closed connections kept for reuse
+	connPool  freeList[conn]     // closed connections kept for reuse
 	again     []resumer          // work carried over to the next iteration
 
 	udp      []*udpListener             // UDP frontend sockets, with their flows
-	flowPool []*flow                    // closed flows kept for reuse
+	flowPool freeList[flow]             // closed flows kept for reuse
 	sinks    map[*backend.Backend]*sink // responses = 0 sockets, by backend
 	recv     *sock.Batch                // receive batch shared by the UDP sockets
 	// replies holds replies to the clients of one UDP socket at a time,

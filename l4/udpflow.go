@@ -33,9 +33,7 @@ type flow struct {
 
 // newFlow takes a flow struct from the loop's free list.
 func (l *loop) newFlow() *flow {
-	if n := len(l.flowPool); n > 0 {
-		f := l.flowPool[n-1]
-		l.flowPool = l.flowPool[:n-1]
+	if f := l.flowPool.get(); f != nil {
 		return f
 	}
 	f := &flow{fd: -1}
@@ -49,7 +47,7 @@ func (l *loop) recycleFlow(f *flow) {
 	fire := f.timer.Fire
 	*f = flow{fd: -1}
 	f.timer.Fire = fire
-	l.flowPool = append(l.flowPool, f)
+	l.flowPool.put(f)
 }
 
 // onEvent handles the backend socket: ICMP errors first, then replies.

@@ -95,17 +95,7 @@ func udpConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.Fr
 	t.Helper()
 	fb := config.New().Workers(2).Frontend("fe").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
 		HealthCheck(config.CheckNone)
-	for _, a := range backends {
-		fb = fb.Backend(a.String(), 1)
-	}
-	if mutate != nil {
-		mutate(fb)
-	}
-	cfg, err := fb.Build()
-	if err != nil {
-		t.Fatalf("test config: %v", err)
-	}
-	return cfg
+	return buildConfig(t, fb, backends, mutate)
 }
 
 // udpClient is a client socket connected to a frontend: the kernel drops
