@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -31,19 +32,37 @@ func TestACLAdmits(t *testing.T) {
 
 // dialFrom connects to addr from the local address from and reports
 // whether a relayed echo came back (false: the client was closed).
+// dialFrom connects from the given local address and reports whether the
+// connection is served (an echoed ping). A refused client must see a
+// reset, at the dial or at the first read: anything else fails the test.
 func dialFrom(t *testing.T, from, addr string) bool {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
 	c, err := d.Dial("tcp", addr)
+	if errors.Is(err, errConnReset) {
+		return false // refused before the handshake was seen complete
+	}
 	if err != nil {
 		t.Fatalf("dial from %s: %v", from, err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("ping"))
+	if _, err := c.Write([]byte("ping")); errors.Is(err, errConnReset) {
+		// The reset came first; reporting it to the write cleared it, so
+		// a read would now see a bare EOF.
+		return false
+	}
 	buf := make([]byte, 4)
 	_, err = io.ReadFull(c, buf)
-	return err == nil && string(buf) == "ping"
+	switch {
+	case err == nil && string(buf) == "ping":
+		return true
+	case errors.Is(err, errConnReset):
+		return false
+	default:
+		t.Fatalf("dial from %s: read %q, %v; want the echo or a reset", from, buf, err)
+		return false
+	}
 }
 
 func TestAccessListsAtAccept(t *testing.T) {

@@ -13,9 +13,11 @@ import (
 // flow is kept, Total counts datagrams sent on), and the queue and refusal
 // counters stay zero: a refused datagram is counted in Drops.
 type FrontendCounters struct {
-	Active   int64  // client connections (UDP: flows) now
-	Total    uint64 // client connections accepted (UDP: flows opened)
-	Rejected uint64 // clients closed because no backend could take them
+	Active int64  // client connections (UDP: flows) now
+	Total  uint64 // client connections accepted (UDP: flows opened)
+	// Rejected counts clients closed because no backend could take them:
+	// none was available, or every try failed (Closed has each apart).
+	Rejected uint64
 	Denied   uint64 // clients refused by the access list
 	// PerClient and RateLimited count clients refused by
 	// max_connections_per_client and connection_rate_per_client.
@@ -37,6 +39,9 @@ type FrontendCounters struct {
 	DatagramsIn  uint64
 	DatagramsOut uint64
 	Drops        [NumDropReasons]uint64
+	// Closed counts ended connections (UDP: flows) by Cause, refused
+	// clients included: each exactly once.
+	Closed [NumCauses]uint64
 }
 
 // Counters returns frontend name's counters, false for an unknown name.
@@ -48,14 +53,15 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 	c := FrontendCounters{
 		Active:        fe.active.Load(),
 		Total:         fe.total.Load(),
-		Rejected:      fe.noBackend.Load(),
-		Denied:        fe.denied.Load(),
-		PerClient:     fe.perClient.Load(),
-		RateLimited:   fe.rateLimited.Load(),
+		Rejected:      fe.closed[CauseNoBackend].Load() + fe.closed[CauseConnectFailed].Load(),
+		Denied:        fe.closed[CauseDenied].Load(),
+		PerClient:     fe.closed[CauseClientLimit].Load(),
+		RateLimited:   fe.closed[CauseRateLimit].Load(),
 		Queued:        fe.queue.total.Load(),
 		QueuedNow:     fe.queue.len(),
-		QueueTimeouts: fe.queue.timeouts.Load(),
-		QueueFull:     fe.queue.full.Load(),
+		QueueTimeouts: fe.closed[CauseQueueTimeout].Load(),
+		QueueFull:     fe.closed[CauseQueueFull].Load(),
+		Closed:        fe.closed.read(),
 		QueueWait:     fe.queue.wait.read(),
 		BytesIn:       fe.bytesIn.Load(),
 		BytesOut:      fe.bytesOut.Load(),
@@ -74,6 +80,9 @@ type ConnInfo struct {
 	Frontend string
 	Client   netip.AddrPort
 	Backend  string // the backend's name; "" while none is connected
+	// State is the connection's state (connecting, queued, starved,
+	// relaying, closing), or "flow" for a UDP flow.
+	State    string
 	Started  time.Time
 	BytesIn  uint64 // relayed client to backend
 	BytesOut uint64 // relayed backend to client
@@ -95,9 +104,9 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 			}
 			info := ConnInfo{
 				ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client, Started: c.start,
-				BytesIn: c.up.bytes, BytesOut: c.down.bytes,
+				State: c.state.String(), BytesIn: c.up.bytes, BytesOut: c.down.bytes,
 			}
-			if c.be != nil && c.state == stateRelaying {
+			if c.be != nil && (c.state == stateRelaying || c.state == stateClosing) {
 				info.Backend = c.be.Name()
 			}
 			all = append(all, info)
@@ -109,7 +118,7 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 			for _, f := range ln.flows {
 				all = append(all, ConnInfo{
 					ID: f.id, Frontend: ln.fe.cfg.Name, Client: f.key.client, Backend: f.be.Name(),
-					Started: f.start, BytesIn: f.bytesIn, BytesOut: f.bytesOut,
+					State: "flow", Started: f.start, BytesIn: f.bytesIn, BytesOut: f.bytesOut,
 				})
 			}
 		}
@@ -124,15 +133,16 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 	return all, total
 }
 
-// CloseConnection closes the live connection with the given ID: both
-// sockets are closed at once, as on an idle timeout. A UDP flow ends as at
-// its idle timeout: the client's next datagram opens a new one.
+// CloseConnection closes the live connection with the given ID at once,
+// with cause CauseAdminKill: both peers get a reset, since whatever was in
+// flight is discarded. A UDP flow ends as at its idle timeout: the client's
+// next datagram opens a new one.
 func (s *Server) CloseConnection(id uint64) error {
 	found := false
 	s.eachLoop(func(l *loop) {
 		for c := range l.conns {
 			if c.id == id {
-				c.close(closeAbort)
+				c.end(CauseAdminKill)
 				found = true
 				return
 			}
@@ -140,7 +150,7 @@ func (s *Server) CloseConnection(id uint64) error {
 		for _, ln := range l.udp {
 			for _, f := range ln.flows {
 				if f.id == id {
-					f.close()
+					f.close(CauseAdminKill)
 					found = true
 					return
 				}

@@ -2,6 +2,7 @@ package l4
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -21,9 +22,21 @@ const (
 // connEvents is the interest set of both fds of a connection, registered
 // once: edge-triggered, so readiness is tracked in half.srcReady/dstReady
 // and epoll_ctl is never called again while the connection lives.
-const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+// EPOLLPRI reports TCP urgent data (see half.urgent).
+const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
 
-// connState is where a connection is in its life.
+// connState is where a connection is in its life:
+//
+//	closed -> connecting -> relaying -> closing -> closed
+//	              |  ^  \        \________________/^
+//	              v  |   \_______________________/ |
+//	            queued / starved ------------------'
+//
+// A client starts connecting; with every backend at its cap it is queued,
+// and when its backend socket cannot be made for want of fds it is
+// starved, until a slot or an fd comes. Relaying ends in closed at once,
+// or through closing when a socket failed and the bytes delivered to the
+// other peer must reach it before that peer gets the reset.
 type connState uint8
 
 const (
@@ -31,19 +44,28 @@ const (
 	// closed, so code still holding it after close does nothing more.
 	stateClosed     connState = iota // fds closed; the struct awaits reuse
 	stateConnecting                  // waiting for the backend's connect
-	stateQueued                      // waiting for a backend slot
-	stateRelaying                    // bytes flow both ways
+	stateQueued                      // waiting in the frontend's queue for a backend slot
+	stateStarved                     // waiting for a local resource (an fd) to connect
+	stateRelaying                    // bytes flow both ways (or one way, after a failure)
+	stateClosing                     // waiting for the survivor's send queue to empty
 )
 
-// closeMode says how close treats each side.
-type closeMode uint8
+var stateNames = [...]string{
+	stateClosed:     "closed",
+	stateConnecting: "connecting",
+	stateQueued:     "queued",
+	stateStarved:    "starved",
+	stateRelaying:   "relaying",
+	stateClosing:    "closing",
+}
 
-const (
-	closeGraceful     closeMode = iota // both directions ended: plain close
-	closeAbort                         // server stop or timeout: plain close
-	closeResetClient                   // the backend failed: RST the client
-	closeResetBackend                  // the client failed: RST the backend
-)
+// String is the state's name in the connection list.
+func (s connState) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
 
 // maxTries bounds the backends one client tries (1 + retries, retries <= 10).
 const maxTries = 11
@@ -65,6 +87,7 @@ type conn struct {
 	be       *backend.Backend // nil until a backend slot is acquired
 
 	tried        [maxTries]*backend.Backend
+	results      [maxTries]TryResult
 	ntried       int
 	connectStart time.Time
 	queuedAt     time.Time
@@ -72,7 +95,23 @@ type conn struct {
 	up   half // client -> backend
 	down half // backend -> client
 
-	timer      timer.Timer // connect timeout, then idle / half-closed timeout
+	// cause is why the connection ended, set by end; CauseNone while it
+	// lives.
+	cause Cause
+	// failed has a bit per side (1<<side) whose socket failed;
+	// firstFailed is the side that failed first.
+	failed      uint8
+	firstFailed uint8
+	// finFirst is the side whose FIN was read first, +1 (0: none yet).
+	finFirst uint8
+	// served is set once the backend proved it serves (its first byte
+	// was read) and passive health was told so.
+	served bool
+	// outq is the survivor's unacknowledged byte count at the last look,
+	// while closing.
+	outq int
+
+	timer      timer.Timer // connect, queue, idle, half-closed, closing timeouts
 	lastActive time.Time
 	noSplice   bool // splice(2) refused these fds: copy through buffers
 	keepalive  bool // the backend socket has its keepalive settings
@@ -95,7 +134,7 @@ func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
 
 	if err := l.poll.Add(fd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
 		l.srv.log.Warn().Err(err).Msg("registering client socket")
-		c.close(closeAbort)
+		c.end(CauseLocalError)
 		return
 	}
 	c.connectNext()
@@ -118,9 +157,10 @@ func (l *loop) recycle(c *conn) {
 	l.connPool.put(c)
 }
 
-// connectNext starts a non-blocking connect to the next backend, or closes
-// the client when every allowed try failed or no backend is available.
-// Bytes the client already sent wait in its socket, so a retry loses none.
+// connectNext starts a non-blocking connect to the next backend, queues
+// the client when every backend that could take it is at its cap, or ends
+// it when every allowed try failed or no backend is available. Bytes the
+// client already sent wait in its socket, so a retry loses none.
 func (c *conn) connectNext() {
 	if c.ntried == 0 && c.fe.cfg.MaxQueue > 0 && c.fe.queue.len() > 0 {
 		// Clients are already waiting for a slot: queue behind them
@@ -139,125 +179,169 @@ func (c *conn) connectNext() {
 			return
 		}
 	}
-	if c.ntried == 0 && c.fe.atCap() {
+	switch {
+	case c.ntried > 0:
+		c.end(CauseConnectFailed)
+	case c.fe.atCap():
 		c.enqueue()
-		return
+	default:
+		c.end(CauseNoBackend)
 	}
-	c.fe.noBackend.Add(1)
-	c.close(closeAbort)
 }
 
 // connectTo starts a non-blocking connect to b, on which the caller holds
 // a slot; a failure moves on to the next backend.
 func (c *conn) connectTo(b *backend.Backend) {
-	c.tried[c.ntried] = b
-	c.ntried++
+	c.state = stateConnecting
 	c.be = b
 	c.connectStart = c.loop.now
 	fd, _, err := sock.Connect(b.Address())
 	if err != nil {
 		if isLocalFailure(err) {
-			// Out of fds, buffers or ephemeral ports: our shortage, not
-			// the backend's, so it is not counted against it, and trying
-			// another backend would only fail the same way.
-			b.Release()
-			c.be = nil
-			c.fe.slotFreed(b)
-			c.fe.noBackend.Add(1)
-			c.close(closeAbort)
+			c.giveBack()
+			c.starve(err)
 			return
 		}
-		c.connectFailed(err)
-		if c.state != stateClosed {
-			c.connectNext()
-		}
+		c.tried[c.ntried] = b
+		c.ntried++
+		c.retry(err)
 		return
 	}
+	c.tried[c.ntried] = b
+	c.ntried++
 	c.bfd = fd
 	c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
 	if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
-		c.connectFailed(err)
-		if c.state != stateClosed {
-			c.connectNext()
+		// ENOMEM or ENOSPC (max_user_watches): ours, not the backend's.
+		c.ntried--
+		c.giveBack()
+		if c.dropBackendSocket() {
+			c.starve(err)
 		}
 		return
 	}
 	c.loop.wheel.Schedule(&c.timer, c.fe.cfg.ConnectTimeout)
 }
 
-// connectFailed records a failed attempt on the current backend and frees
-// its backend socket. The slot generation moves on, so events still queued
-// for the old socket are ignored, and the client fd is re-registered under
-// the new generation.
-func (c *conn) connectFailed(err error) {
+// retry records a failed connect to the current backend and moves on to
+// the next one; nothing was sent to this one, so the client loses nothing.
+func (c *conn) retry(err error) {
 	reason := backend.ClassifyFailure(err)
+	c.results[c.ntried-1] = tryResult(reason)
 	c.be.AddFailure(reason)
 	if o := c.fe.observer; o != nil {
 		o.ConnectFailed(c.be, reason)
 	}
-	b := c.be
-	b.Release()
-	c.be = nil
-	c.fe.slotFreed(b)
-	if c.bfd >= 0 {
-		unix.Close(c.bfd)
-		c.bfd = -1
-		c.gen = c.loop.bumpGen(c.idx)
-		if err := c.loop.poll.Modify(c.cfd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
-			c.close(closeAbort)
-		}
+	c.giveBack()
+	if c.dropBackendSocket() {
+		c.connectNext()
 	}
 }
 
+// giveBack releases the backend slot c holds, waking a waiter for it.
+func (c *conn) giveBack() {
+	b := c.be
+	c.be = nil
+	b.Release()
+	c.fe.slotFreed(b)
+}
+
+// dropBackendSocket closes a backend socket that never relayed. The slot
+// generation moves on, so events still queued for the old socket are
+// ignored, and the client fd is re-registered under the new generation.
+// It reports false when that failed and the connection was ended.
+func (c *conn) dropBackendSocket() bool {
+	if c.bfd < 0 {
+		return true
+	}
+	unix.Close(c.bfd)
+	c.bfd = -1
+	c.gen = c.loop.bumpGen(c.idx)
+	if err := c.loop.poll.Modify(c.cfd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
+		c.end(CauseLocalError)
+		return false
+	}
+	return true
+}
+
+// starvedRetry is how often a starved client tries to connect again.
+const starvedRetry = acceptPause
+
+// starve parks a client whose backend socket could not be made for want of
+// a local resource (fds, memory): it keeps its place, the loop's listeners
+// pause as they do when accept itself runs out of fds, and it tries again
+// every starvedRetry until the wait limit (queue_timeout, or
+// connect_timeout without a queue) counted from its accept.
+func (c *conn) starve(err error) {
+	c.state = stateStarved
+	for _, ln := range c.loop.listeners {
+		if !ln.paused {
+			ln.pause(err)
+		}
+	}
+	c.loop.wheel.Schedule(&c.timer, starvedRetry)
+}
+
+// starvedWait is how long a starved client may wait in all.
+func (c *conn) starvedWait() time.Duration {
+	if c.fe.cfg.MaxQueue > 0 {
+		return c.fe.cfg.QueueTimeout
+	}
+	return c.fe.cfg.ConnectTimeout
+}
+
 func (c *conn) onEvent(ev uint32, side uint32) {
-	if side == sideBackend && c.state == stateConnecting {
-		c.onConnectEvent(ev)
+	switch c.state {
+	case stateConnecting:
+		if side == sideBackend {
+			c.onConnectEvent(ev)
+			return
+		}
+		fallthrough
+	case stateQueued, stateStarved:
+		// Only the client is registered. Its bytes and FIN wait in the
+		// socket until relaying starts, and the edges that announced them
+		// are kept for then; an error ends it now.
+		if ev&unix.EPOLLERR != 0 {
+			c.end(CauseClientReset)
+			return
+		}
+		markReady(ev, &c.up, &c.down)
+		return
+	case stateClosing:
+		if ev&unix.EPOLLERR != 0 {
+			// The survivor failed too: nothing more can reach it.
+			c.end(CauseNone)
+		}
 		return
 	}
 	if ev&unix.EPOLLERR != 0 {
-		c.failSide(side)
-		return
+		c.sideFailed(side)
 	}
 	if side == sideClient {
 		markReady(ev, &c.up, &c.down)
 	} else {
 		markReady(ev, &c.down, &c.up)
 	}
-	if c.state == stateRelaying {
-		c.relay()
-	}
+	c.relay()
 }
 
 // markReady records what an event says of one socket: in is the direction
 // that reads from it, out the one that writes to it. EPOLLHUP and
-// EPOLLRDHUP count as readable, so the read that follows sees the EOF.
+// EPOLLRDHUP count as readable, so the read that follows sees the EOF; an
+// error too, so the read returns what arrived before it.
 func markReady(ev uint32, in, out *half) {
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLPRI) != 0 {
 		in.srcReady = true
 	}
 	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 		in.srcHup = true
 	}
-	if ev&(unix.EPOLLOUT|unix.EPOLLHUP) != 0 {
+	if ev&unix.EPOLLPRI != 0 {
+		in.urgent = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		out.dstReady = true
-	}
-}
-
-// failSide handles EPOLLERR on one side: the socket has a pending error
-// (a reset, a keepalive timeout). The other side gets a reset too.
-func (c *conn) failSide(side uint32) {
-	if c.state == stateConnecting {
-		// Only the client can fail here; the backend attempt is moot.
-		c.close(closeAbort)
-		return
-	}
-	if side == sideClient {
-		c.close(closeResetBackend)
-	} else {
-		if !c.down.eof {
-			c.backendReset()
-		}
-		c.close(closeResetClient)
 	}
 }
 
@@ -271,15 +355,15 @@ func (c *conn) onConnectEvent(ev uint32) {
 	}
 	if err := connectResult(c.bfd, ev); err != nil {
 		c.loop.wheel.Stop(&c.timer)
-		c.connectFailed(err)
-		if c.state != stateClosed {
-			c.connectNext()
-		}
+		c.retry(err)
 		return
 	}
+	c.results[c.ntried-1] = TryConnected
 	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
-	// Nagle would delay small replies; a failure only costs latency.
+	// Nagle would delay small replies; urgent data is carried inline (see
+	// half.urgent). Failures only cost latency or an urgent byte's mark.
 	_ = sock.SetNoDelay(c.bfd)
+	_ = sock.SetOOBInline(c.bfd)
 	c.state = stateRelaying
 	c.up.dstReady = true
 	// A server that speaks first (PostgreSQL, MySQL) may have sent its
@@ -290,18 +374,10 @@ func (c *conn) onConnectEvent(ev uint32) {
 	c.relay()
 }
 
-// backendReset counts an established connection the backend broke.
-func (c *conn) backendReset() {
-	c.be.AddReset()
-	if o := c.fe.observer; o != nil {
-		o.Reset(c.be)
-	}
-}
-
 // isLocalFailure reports whether a connect failed for lack of a local
 // resource rather than because of the backend.
 func isLocalFailure(err error) bool {
-	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.EADDRNOTAVAIL} {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.EADDRNOTAVAIL, unix.ENOSPC} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -321,69 +397,15 @@ func connectResult(fd int, ev uint32) error {
 	return unix.ECONNRESET
 }
 
-// relay pumps both directions and decides what happens next.
-func (c *conn) relay() {
-	upRes, upErr := c.pump(&c.up)
-	downRes, downErr := c.pump(&c.down)
-	c.flush()
-	switch {
-	case upRes == pumpSrcFailed || downRes == pumpDstFailed:
-		// The client reset or failed.
-		c.loop.srv.log.Debug().Err(firstErr(upErr, downErr)).Str("client", c.client.String()).Msg("client failed")
-		c.close(closeResetBackend)
-		return
-	case downRes == pumpSrcFailed || upRes == pumpDstFailed:
-		if !c.down.eof {
-			// After the backend's own FIN, a reset answers a client
-			// writing to a closed session: not a backend failure.
-			c.backendReset()
-		}
-		c.close(closeResetClient)
-		return
-	case c.up.finished() && c.down.finished():
-		c.close(closeGraceful)
-		return
-	}
-	if c.up.finished() || c.down.finished() {
-		c.armIdle()
-	}
-	if (upRes == pumpMore || downRes == pumpMore) && !c.queued {
-		c.queued = true
-		c.loop.again = append(c.loop.again, c)
-	}
-}
-
-// resume continues a relay that ran out of budget in an earlier pass.
-func (c *conn) resume() {
-	c.queued = false
-	switch c.state {
-	case stateRelaying:
-		c.relay()
-	case stateClosed:
-		c.loop.recycle(c)
-	}
-}
-
-// flush adds the bytes delivered since the last flush to the backend's
-// counters: one atomic add per direction per wake-up, not per syscall.
-func (c *conn) flush() {
-	if c.be == nil || (c.up.unflushed == 0 && c.down.unflushed == 0) {
-		return
-	}
-	c.be.AddBytes(c.up.unflushed, c.down.unflushed)
-	c.fe.bytesIn.Add(c.up.unflushed)
-	c.fe.bytesOut.Add(c.down.unflushed)
-	c.up.unflushed, c.down.unflushed = 0, 0
-}
-
-// timeout returns the inactivity limit now in force: the idle timeout, or
-// the shorter half-closed timeout once one direction has ended.
-func (c *conn) timeout() time.Duration {
+// timeout returns the inactivity limit now in force, and the cause it
+// ends the connection with: the idle timeout, or the shorter half-closed
+// timeout once one direction has ended.
+func (c *conn) timeout() (time.Duration, Cause) {
 	t := c.fe.cfg.IdleTimeout
 	if (c.up.finished() || c.down.finished()) && c.fe.cfg.HalfCloseTimeout < t {
-		t = c.fe.cfg.HalfCloseTimeout
+		return c.fe.cfg.HalfCloseTimeout, CauseHalfCloseTimeout
 	}
-	return t
+	return t, CauseIdleTimeout
 }
 
 // keepalivePending reports whether the backend socket still waits for its
@@ -400,7 +422,8 @@ func (c *conn) keepalivePending() bool {
 // needs its keepalive settings.
 func (c *conn) armIdle() {
 	idle := c.loop.now.Sub(c.lastActive)
-	d := c.timeout() - idle
+	t, _ := c.timeout()
+	d := t - idle
 	if c.keepalivePending() {
 		d = min(d, c.fe.cfg.KeepaliveIdle-idle)
 	}
@@ -413,16 +436,20 @@ func (c *conn) armIdle() {
 func (c *conn) onTimer() {
 	switch c.state {
 	case stateQueued:
-		c.queueTimedOut()
-	case stateConnecting:
-		c.connectFailed(errConnectTimeout)
-		if c.state != stateClosed {
-			c.connectNext()
+		c.end(CauseQueueTimeout)
+	case stateStarved:
+		if c.loop.now.Sub(c.start) >= c.starvedWait() {
+			c.end(CauseLocalError)
+			return
 		}
+		c.connectNext()
+	case stateConnecting:
+		c.retry(errConnectTimeout)
 	case stateRelaying:
 		idle := c.loop.now.Sub(c.lastActive)
-		if idle >= c.timeout() {
-			c.close(closeAbort)
+		t, cause := c.timeout()
+		if idle >= t {
+			c.end(cause)
 			return
 		}
 		if c.keepalivePending() && idle >= c.fe.cfg.KeepaliveIdle {
@@ -430,14 +457,27 @@ func (c *conn) onTimer() {
 			c.keepalive = true
 		}
 		c.armIdle()
+	case stateClosing:
+		c.lingerCheck()
 	}
 }
 
-// close tears the connection down. It is idempotent.
-func (c *conn) close(mode closeMode) {
+// end is the one way a connection ends: it records cause (or, once a
+// socket has failed, the cause that failure decides) and closes both
+// sockets. A side
+// gets a plain close, and so a FIN after the bytes it still has to
+// receive, only when the cause is a clean end and its incoming stream was
+// complete; every other side gets a reset (SO_LINGER 0), so a cut stream
+// never looks complete. end is idempotent.
+func (c *conn) end(cause Cause) {
 	if c.state == stateClosed {
 		return
 	}
+	if c.failed != 0 {
+		// A socket failure came first, whatever cut the drain short.
+		cause = c.failureCause()
+	}
+	c.cause = cause
 	if c.state == stateQueued {
 		c.fe.queue.remove(c)
 	}
@@ -446,23 +486,24 @@ func (c *conn) close(mode closeMode) {
 	l.wheel.Stop(&c.timer)
 	c.flush()
 	if c.bfd >= 0 {
-		if mode == closeResetBackend {
+		if !cause.Clean() || !c.up.shut {
 			_ = sock.SetLingerZero(c.bfd)
 		}
 		unix.Close(c.bfd)
 	}
-	if mode == closeResetClient {
+	if !cause.Clean() || !c.down.shut {
 		_ = sock.SetLingerZero(c.cfd)
 	}
 	unix.Close(c.cfd)
 	c.dropCarrier(&c.up)
 	c.dropCarrier(&c.down)
-	if c.be != nil {
-		if o := c.fe.observer; o != nil && mode == closeGraceful {
-			o.Served(c.be)
-		}
-		c.be.Release()
-		c.fe.slotFreed(c.be)
+	c.fe.closed[cause].Add(1)
+	if b := c.be; b != nil {
+		b.AddClosed(int(cause))
+		c.reportEnd(b, cause)
+		c.be = nil
+		b.Release()
+		c.fe.slotFreed(b)
 	}
 	if t := c.fe.clients; t != nil {
 		t.release(c.client.Addr())
@@ -475,12 +516,27 @@ func (c *conn) close(mode closeMode) {
 	}
 }
 
+// reportEnd tells passive health what the end of a relayed connection
+// proves about its backend. Only a backend that failed before sending a
+// single byte is reported sick: a reset after a reply is how servers
+// answer a client that broke their protocol, and a client must not be able
+// to take a pool down. A clean end proves it serves, for a backend that
+// never sent a byte.
+func (c *conn) reportEnd(b *backend.Backend, cause Cause) {
+	if cause == CauseBackendReset {
+		b.AddReset()
+	}
+	o := c.fe.observer
+	if o == nil || c.served || c.results[c.ntried-1] != TryConnected {
+		return
+	}
+	switch {
+	case cause == CauseBackendReset:
+		o.Reset(b)
+	case cause.Clean():
+		o.Served(b)
+	}
+}
+
 // errConnectTimeout stands for a connect that did not finish in time.
 var errConnectTimeout = unix.ETIMEDOUT
-
-func firstErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}

@@ -22,19 +22,14 @@ type frontend struct {
 
 	// Counters of the frontend as a whole; the per-backend ones live in
 	// pkg/backend. active and total count client connections (UDP: flows);
-	// noBackend counts clients closed because no backend could take them;
-	// bytesIn and bytesOut count bytes relayed client to backend and back.
-	active    atomic.Int64
-	total     atomic.Uint64
-	noBackend atomic.Uint64
-	bytesIn   atomic.Uint64
-	bytesOut  atomic.Uint64
-	udp       udpCounters
-	// denied counts clients refused by the access list; perClient and
-	// rateLimited those refused by the per-client limits.
-	denied      atomic.Uint64
-	perClient   atomic.Uint64
-	rateLimited atomic.Uint64
+	// closed counts ended ones by cause, refused clients included; bytesIn
+	// and bytesOut count bytes relayed client to backend and back.
+	active   atomic.Int64
+	total    atomic.Uint64
+	closed   causeCounters
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
+	udp      udpCounters
 
 	// blocked is set while a listener of this frontend has stopped at
 	// the frontend's own cap; the next release on it resumes it.
@@ -79,6 +74,10 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 	}
 	if fc.Protocol == config.ProtocolUDP {
 		fe.peers = newUDPPeers(bs)
+	} else {
+		// A backend coming up, back to ready or below its cap is capacity
+		// that queued clients may take.
+		set.OnChange(fe.serveQueue)
 	}
 	return fe, nil
 }
@@ -129,12 +128,14 @@ func isTried(tried []*backend.Backend, b *backend.Backend) bool {
 	return false
 }
 
-// tuneListener sets TCP_NODELAY and the frontend's keepalive settings on a
-// listening socket: Linux copies them to every socket it accepts, so client
-// sockets cost no setsockopt of their own.
+// tuneListener sets TCP_NODELAY, SO_OOBINLINE and the frontend's
+// keepalive settings on a listening socket: Linux copies them to every
+// socket it accepts, so client sockets cost no setsockopt of their own.
 func (fe *frontend) tuneListener(fd int) {
-	// Failures here cost latency or dead-peer detection, not correctness.
+	// Failures here cost latency, dead-peer detection or an urgent byte's
+	// place in the stream, not the relay's correctness.
 	_ = sock.SetNoDelay(fd)
+	_ = sock.SetOOBInline(fd)
 	fe.setKeepalive(fd)
 }
 

@@ -262,3 +262,46 @@ var (
 	errConnReset = syscall.ECONNRESET
 	errPipe      = syscall.EPIPE
 )
+
+// waitCause waits until frontend "fe" of s has counted exactly want
+// connections ended with cause, and checks that no other cause counted
+// more than the others allow: it returns the counts.
+func waitCause(t testing.TB, s *Server, cause Cause, want uint64) [NumCauses]uint64 {
+	t.Helper()
+	var got [NumCauses]uint64
+	waitFor(t, 5*time.Second, fmt.Sprintf("%d connections ended with %v", want, cause), func() bool {
+		c, _ := s.Counters("fe")
+		got = c.Closed
+		return got[cause] >= want
+	})
+	if got[cause] != want {
+		t.Errorf("%v: %d connections, want %d (all causes: %v)", cause, got[cause], want, causeCounts(got))
+	}
+	return got
+}
+
+// causeCounts renders non-zero cause counts for failure messages.
+func causeCounts(c [NumCauses]uint64) string {
+	s := ""
+	for i, n := range c {
+		if n != 0 {
+			s += fmt.Sprintf(" %v=%d", Cause(i), n)
+		}
+	}
+	return s
+}
+
+// dialAndRead connects to addr and reads until the end of the stream. It
+// returns nil for a FIN, or the error that ended the stream, at the dial
+// (a refused client may be reset before its handshake completes on its
+// side) or at a read.
+func dialAndRead(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	return err
+}

@@ -102,7 +102,7 @@ func (ln *listener) acceptSome() {
 				continue
 			}
 			if !ln.admitClient(peer.Addr()) {
-				unix.Close(fd)
+				refuse(fd)
 				srv.connDone(ln.fe)
 				continue
 			}
@@ -131,9 +131,9 @@ func (ln *listener) admitClient(ip netip.Addr) bool {
 	case refusedNone:
 		return true
 	case refusedRate:
-		ln.fe.rateLimited.Add(1)
+		ln.fe.closed[CauseRateLimit].Add(1)
 	default:
-		ln.fe.perClient.Add(1)
+		ln.fe.closed[CauseClientLimit].Add(1)
 	}
 	return false
 }
@@ -183,8 +183,8 @@ func (ln *listener) resumeFull(fe *frontend) {
 // and counts it. Rather than a line per client (a scan could flood the
 // log), a summary line goes out at most every acceptLogEvery.
 func (ln *listener) deny(fd int) {
-	unix.Close(fd)
-	ln.fe.denied.Add(1)
+	refuse(fd)
+	ln.fe.closed[CauseDenied].Add(1)
 	ln.deniedSince++
 	if now := ln.loop.now; now.Sub(ln.deniedLog) >= acceptLogEvery {
 		ln.loop.srv.log.Info().Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).
@@ -192,6 +192,14 @@ func (ln *listener) deny(fd int) {
 		ln.deniedLog = now
 		ln.deniedSince = 0
 	}
+}
+
+// refuse closes a client refused before it was served with a reset, as
+// HAProxy's "tcp-request connection reject" does: the client learns at once
+// that it was turned away, and the refusal leaves no TIME_WAIT behind.
+func refuse(fd int) {
+	_ = sock.SetLingerZero(fd)
+	unix.Close(fd)
 }
 
 // pause stops accepting for acceptPause. Clients wait in the kernel backlog

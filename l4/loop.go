@@ -105,10 +105,11 @@ type loop struct {
 
 	exited chan struct{} // closed when run returns
 
-	mu      sync.Mutex // guards tasks
+	mu      sync.Mutex // guards tasks and done
 	tasks   []func(*loop)
 	spare   []func(*loop)
-	stopped bool
+	done    bool // set under mu when the loop stopped: post refuses tasks
+	stopped bool // the loop goroutine's own copy of done
 }
 
 func newLoop(id int, s *Server) (*loop, error) {
@@ -129,15 +130,20 @@ func newLoop(id int, s *Server) (*loop, error) {
 	}, nil
 }
 
-// post queues f to run on the loop goroutine and wakes the loop. Tasks
-// posted after the loop stopped are dropped.
-func (l *loop) post(f func(*loop)) {
+// post queues f to run on the loop goroutine and wakes the loop. It
+// reports false, dropping f, when the loop has stopped: f will never run.
+func (l *loop) post(f func(*loop)) bool {
 	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return false
+	}
 	l.tasks = append(l.tasks, f)
 	l.mu.Unlock()
-	// An error here means the poller is closed: the loop is gone and the
-	// task has nothing left to act on.
+	// An error here means the poller is closed, which happens only after
+	// done is set: the task is already queued and stop drops it.
 	_ = l.poll.Wake()
+	return true
 }
 
 // run is the loop goroutine. It returns after stop has closed everything.
@@ -363,13 +369,20 @@ func (l *loop) stop() {
 	}
 	l.closeListeners()
 	for c := range l.conns {
-		c.close(closeAbort)
+		c.end(CauseShutdown)
 	}
 	l.closeUDP()
 	l.stopped = true
 	l.mu.Lock()
+	l.done = true
+	tasks := l.tasks
 	l.tasks = nil
 	l.mu.Unlock()
+	// Tasks posted before the stop still run, on a loop with nothing
+	// left: a slot handed to a waiter is released by it.
+	for _, f := range tasks {
+		f(l)
+	}
 	l.release()
 }
 

@@ -10,14 +10,21 @@ import (
 // passive half of health checking. Its methods are called from event loops
 // for every connection attempt, so they must be cheap and must not block.
 type Observer interface {
-	// ConnectFailed reports a connect to b that failed for reason.
+	// ConnectFailed reports a connect to b that failed for reason: refused,
+	// timed out, unreachable or reset during the handshake (UDP: an ICMP
+	// error for a flow that had no reply). Local failures (out of fds,
+	// ports or memory) are never reported.
 	ConnectFailed(b *backend.Backend, reason backend.FailReason)
-	// Reset reports an established connection that b broke.
+	// Reset reports an established connection that b broke (its socket
+	// failed) before sending a single byte. A reset after b sent data is
+	// not reported: servers answer a client that broke their protocol that
+	// way, and clients must not be able to take a backend down.
 	Reset(b *backend.Backend)
-	// Served reports a connection to b that ended cleanly, both sides
-	// having sent their FIN. A bare successful connect is not reported: a
-	// backend that accepts and then resets every connection must still
-	// build up a streak of failures.
+	// Served reports that b proved it serves: a connection to it got its
+	// first byte from b (UDP: a flow its first reply), or ended cleanly,
+	// both sides having sent their FIN, without b sending any. A bare
+	// successful connect is not reported: a backend that accepts and then
+	// resets every connection must still build up a streak of failures.
 	Served(b *backend.Backend)
 }
 
@@ -51,8 +58,8 @@ func (s *Server) Backends(name string) []*backend.Backend {
 
 // CloseBackendConnections closes every connection of frontend name that is
 // relaying to, or connecting to, b: what on_down = "close" does when b is
-// marked down. The clients get a reset, since the conversation they were
-// having is cut. It returns once every loop has been asked; the loops close
+// marked down. They end with cause CauseBackendDown, and both peers get a
+// reset, since the conversation they were having is cut. It returns once every loop has been asked; the loops close
 // the connections on their next turn.
 func (s *Server) CloseBackendConnections(name string, b *backend.Backend) error {
 	fe := s.frontend(name)
@@ -62,7 +69,7 @@ func (s *Server) CloseBackendConnections(name string, b *backend.Backend) error 
 	s.postAll(func(l *loop) {
 		for c := range l.conns {
 			if c.fe == fe && c.be == b {
-				c.close(closeResetClient)
+				c.end(CauseBackendDown)
 			}
 		}
 	})

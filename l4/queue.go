@@ -15,12 +15,11 @@ import (
 // connection to a capped backend ends.
 type waitQueue struct {
 	mu sync.Mutex
-	q  []waiter // oldest first
+	q  []waiter     // oldest first
+	n  atomic.Int64 // len(q), for lock-free reads
 
-	total    atomic.Uint64 // clients ever queued
-	timeouts atomic.Uint64 // waiters closed at queue_timeout
-	full     atomic.Uint64 // clients closed because the queue was full
-	wait     waitHistogram // time waiters spent queued before a slot
+	total atomic.Uint64 // clients ever queued
+	wait  waitHistogram // time waiters spent queued before a slot
 }
 
 // QueueWaitBounds are the upper bounds of the queue-wait histogram.
@@ -63,10 +62,15 @@ func (h *waitHistogram) read() QueueWait {
 	return w
 }
 
-// waiter is a queued connection; id tells a recycled conn struct apart.
+// waiter is a queued connection. id tells a recycled conn struct apart;
+// loop and key are copied from the conn when it is queued, because the
+// goroutine serving the queue must not read a conn that its loop may be
+// recycling meanwhile.
 type waiter struct {
-	c  *conn
-	id uint64
+	c    *conn
+	id   uint64
+	loop *loop
+	key  uint64
 }
 
 // push appends c unless the queue holds max waiters already.
@@ -76,60 +80,52 @@ func (q *waitQueue) push(c *conn, max int) bool {
 	if len(q.q) >= max {
 		return false
 	}
-	q.q = append(q.q, waiter{c, c.id})
+	q.q = append(q.q, waiter{c: c, id: c.id, loop: c.loop, key: c.key})
+	q.n.Store(int64(len(q.q)))
 	return true
 }
 
-// pushFront puts back a waiter that lost its slot to a race, keeping its
-// place at the head of the line.
-func (q *waitQueue) pushFront(c *conn) {
-	q.mu.Lock()
-	q.q = append(q.q, waiter{})
-	copy(q.q[1:], q.q)
-	q.q[0] = waiter{c, c.id}
-	q.mu.Unlock()
-}
-
-// pop takes the oldest waiter.
-func (q *waitQueue) pop() (waiter, bool) {
+// head returns the oldest waiter without taking it.
+func (q *waitQueue) head() (waiter, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.q) == 0 {
 		return waiter{}, false
 	}
-	w := q.q[0]
-	q.q[0] = waiter{}
-	q.q = q.q[1:]
-	return w, true
+	return q.q[0], true
 }
 
-// remove drops c from the queue; false when it is not there (a wake-up for
-// it is already on its way).
+// popHead takes the oldest waiter if it is still w; false when another
+// goroutine served it first or it left.
+func (q *waitQueue) popHead(w waiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 || q.q[0].c != w.c || q.q[0].id != w.id {
+		return false
+	}
+	q.q[0] = waiter{}
+	q.q = q.q[1:]
+	q.n.Store(int64(len(q.q)))
+	return true
+}
+
+// remove drops c from the queue; false when it is not there (a slot for it
+// is already on its way).
 func (q *waitQueue) remove(c *conn) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, w := range q.q {
 		if w.c == c && w.id == c.id {
 			q.q = append(q.q[:i], q.q[i+1:]...)
+			q.n.Store(int64(len(q.q)))
 			return true
 		}
 	}
 	return false
 }
 
-// isHead reports whether c is the oldest waiter.
-func (q *waitQueue) isHead(c *conn) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.q) > 0 && q.q[0].c == c && q.q[0].id == c.id
-}
-
-// len is the number of waiters now.
-func (q *waitQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.q)
-}
+// len is the number of waiters now; one atomic load.
+func (q *waitQueue) len() int { return int(q.n.Load()) }
 
 // atCap reports whether some backend could take this client but for its
 // max_connections: the case where waiting makes sense. With every backend
@@ -145,30 +141,64 @@ func (fe *frontend) atCap() bool {
 }
 
 // slotFreed is called after a connection to b released its slot: when b
-// is capped, the oldest waiter is woken on its own loop to try again.
+// is capped, waiters may take it.
 func (fe *frontend) slotFreed(b *backend.Backend) {
 	if b.MaxConnections() == 0 {
 		return
 	}
-	w, ok := fe.queue.pop()
-	if !ok {
-		return
-	}
-	w.c.loop.post(func(*loop) {
-		if w.c.id == w.id && w.c.state == stateQueued {
-			w.c.dequeued()
+	fe.serveQueue()
+}
+
+// serveQueue hands free backend slots to waiters, oldest first, until the
+// queue is empty or no backend has a slot. It runs wherever capacity may
+// have appeared: a slot released on a capped backend, any change of the
+// backend set (a backend up, ready, re-weighted), a client queued. The
+// slot is taken here, on the waiter's behalf and with its balancing key,
+// and handed to it on its own loop: a waiter that left meanwhile passes it
+// on, so a slot never sits unused while clients wait. Safe from any
+// goroutine.
+func (fe *frontend) serveQueue() {
+	for fe.queue.len() > 0 {
+		w, ok := fe.queue.head()
+		if !ok {
 			return
 		}
-		// The waiter left (timed out, reset) after it was popped: pass
-		// the wake-up on, or the freed slot would sit unused.
-		fe.slotFreed(b)
-	})
+		b := fe.pick(w.key, nil)
+		if b == nil {
+			b = fe.acquireAny()
+		}
+		if b == nil {
+			return
+		}
+		if !fe.queue.popHead(w) {
+			// Served by another goroutine, or gone: look again.
+			b.Release()
+			continue
+		}
+		if !w.loop.post(func(*loop) { w.c.handoff(w.id, b) }) {
+			// The loop has stopped and closed its connections.
+			b.Release()
+		}
+	}
+}
+
+// handoff runs on a waiter's loop with the backend slot taken for it.
+func (c *conn) handoff(id uint64, b *backend.Backend) {
+	if c.id != id || c.state != stateQueued {
+		// It left (timed out, reset) after it was served.
+		b.Release()
+		c.fe.serveQueue()
+		return
+	}
+	c.loop.wheel.Stop(&c.timer)
+	c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
+	c.connectTo(b)
 }
 
 // acquireAny takes a slot on any backend that has one, primaries first.
-// A waiter is woken right after a release, when the snapshot may not yet
-// show the backend that left its cap (snapshots are rebuilt off the
-// releasing goroutine); TryAcquire itself enforces state, health and cap.
+// The snapshot may not yet show a backend that just left its cap
+// (snapshots are rebuilt off the releasing goroutine); TryAcquire itself
+// enforces state, health and cap.
 func (fe *frontend) acquireAny() *backend.Backend {
 	for _, backup := range []bool{false, true} {
 		for _, b := range fe.backends {
@@ -180,72 +210,20 @@ func (fe *frontend) acquireAny() *backend.Backend {
 	return nil
 }
 
-// enqueue parks c until a backend slot frees or queue_timeout passes. Its
-// bytes stay unread in its socket, so none reaches a backend if it times
-// out.
+// enqueue parks c until a backend slot is handed to it or queue_timeout
+// passes. Its bytes stay unread in its socket, so none reaches a backend
+// if it times out.
 func (c *conn) enqueue() {
 	fe := c.fe
 	if fe.cfg.MaxQueue == 0 || !fe.queue.push(c, fe.cfg.MaxQueue) {
-		fe.queue.full.Add(1)
-		c.close(closeAbort)
+		c.end(CauseQueueFull)
 		return
 	}
 	fe.queue.total.Add(1)
 	c.state = stateQueued
 	c.queuedAt = c.loop.now
 	c.loop.wheel.Schedule(&c.timer, fe.cfg.QueueTimeout)
-	c.recheck()
-}
-
-// recheck closes the window between a waiter's failed pick and its push:
-// a slot released in between woke nobody (the queue was empty), so the
-// client at the head of the queue looks for a free slot once more, as a
-// listener does after raising its blocked flag. Only the head does, so a
-// newcomer never takes a slot meant for an older waiter.
-func (c *conn) recheck() {
-	if !c.fe.queue.isHead(c) {
-		return
-	}
-	b := c.fe.acquireAny()
-	if b == nil {
-		return
-	}
-	if c.fe.queue.remove(c) {
-		c.loop.wheel.Stop(&c.timer)
-		c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
-		c.state = stateConnecting
-		c.connectTo(b)
-		return
-	}
-	// A wake-up for c is already on its way: hand the slot to the next
-	// waiter instead.
-	b.Release()
-	c.fe.slotFreed(b)
-}
-
-// dequeued runs on c's loop when a slot freed for it.
-func (c *conn) dequeued() {
-	b := c.fe.pick(c.key, nil)
-	if b == nil {
-		b = c.fe.acquireAny()
-	}
-	if b == nil {
-		// Another connection took the slot first: back to the head of the
-		// line (the timer keeps running), then look once more in case the
-		// slot came back meanwhile.
-		c.fe.queue.pushFront(c)
-		c.recheck()
-		return
-	}
-	c.loop.wheel.Stop(&c.timer)
-	c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
-	c.state = stateConnecting
-	c.connectTo(b)
-}
-
-// queueTimedOut closes a waiter whose queue_timeout passed (close takes it
-// out of the queue).
-func (c *conn) queueTimedOut() {
-	c.fe.queue.timeouts.Add(1)
-	c.close(closeAbort)
+	// A slot released between the failed pick and the push woke nobody:
+	// look for one now, for whoever is at the head.
+	fe.serveQueue()
 }

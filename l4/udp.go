@@ -257,7 +257,7 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 		// Its backend went down or into maint: the client moves to
 		// another. (A drained backend keeps its flows until they idle,
 		// as it keeps its connections.)
-		f.close()
+		f.close(CauseBackendDown)
 		f = nil
 	}
 	if f == nil {
@@ -276,7 +276,7 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 			// flow has nothing to wait for; end it.
 			fe.udp.drop(DropLocal)
 			ln.logSocketError(fmt.Errorf("first datagram of a flow: %w", os.NewSyscallError("sendto", err)))
-			f.close()
+			f.close(CauseLocalError)
 			return
 		}
 		fe.udp.drop(DropSendError)
@@ -445,7 +445,7 @@ func (ln *udpListener) drain() { ln.draining = true }
 // close closes every flow and the socket.
 func (ln *udpListener) close() {
 	for _, f := range ln.flows {
-		f.close()
+		f.close(CauseShutdown)
 	}
 	if ln.fd < 0 {
 		return

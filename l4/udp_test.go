@@ -644,9 +644,11 @@ func TestUDPTwoSocketsInterleaved(t *testing.T) {
 	waitFor(t, 2*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
 }
 
-// A flow's first reply reports its backend as served, once; when the
-// backend then dies, the flow's ICMP error is a failure that nothing
-// cancels (a served report at close would reset the passive streak).
+// A flow's first reply reports its backend as served, once. An ICMP error
+// after replies neither charges the backend nor ends the flow (it may be
+// forged, or one lost datagram); a second one with no reply in between
+// ends the flow, still without a charge; the new flow the client's next
+// datagram opens has no reply, and its refusal is charged.
 func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 	b := startUDPBackend(t, taggedEcho('A'))
 	rec := newRecorder()
@@ -664,15 +666,32 @@ func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 		return rec.connected[be] == 1
 	})
 	b.conn.Close() // the backend dies: its port now refuses
+	refusals := func() uint64 { return counters(t, s).Drops[DropRefused] }
+	for i := uint64(1); i <= 2; i++ {
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Second, "the ICMP error counted", func() bool { return refusals() == i })
+	}
+	waitFor(t, 2*time.Second, "the flow closed", func() bool { return counters(t, s).Active == 0 })
+	if got := counters(t, s).Closed[CauseICMPError]; got != 1 {
+		t.Errorf("flows ended by ICMP errors: %d, want 1", got)
+	}
+	rec.mu.Lock()
+	failed := len(rec.failed[be])
+	rec.mu.Unlock()
+	if failed != 0 {
+		t.Fatalf("%d failures charged for a flow that had replies, want 0", failed)
+	}
 	if _, err := c.Write([]byte("anyone?")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "the refusal reported", func() bool {
+	waitFor(t, 2*time.Second, "the new flow's refusal reported", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.failed[be]) == 1
 	})
-	waitFor(t, 2*time.Second, "the flow closed", func() bool { return counters(t, s).Active == 0 })
+	waitFor(t, 2*time.Second, "the new flow closed", func() bool { return counters(t, s).Closed[CauseICMPError] == 2 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if rec.connected[be] != 1 || len(rec.failed[be]) != 1 {

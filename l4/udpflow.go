@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"errors"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,8 +28,11 @@ type flow struct {
 	start             time.Time // when the first datagram came
 	requests, replies uint64
 	bytesIn, bytesOut uint64 // relayed client to backend, and replies read for the client
-	lastActive        time.Time
-	timer             timer.Timer
+	// icmpSinceReply is set by an ICMP error that came after replies and
+	// cleared by the next reply; see readErrors.
+	icmpSinceReply bool
+	lastActive     time.Time
+	timer          timer.Timer
 }
 
 // newFlow takes a flow struct from the loop's free list.
@@ -50,29 +54,34 @@ func (l *loop) recycleFlow(f *flow) {
 	l.flowPool.put(f)
 }
 
-// onEvent handles the backend socket: ICMP errors first, then replies.
+// onEvent handles the backend socket: replies first, then ICMP errors, so
+// that replies which arrived before an error are delivered and count.
 func (f *flow) onEvent(ev uint32, _ uint32) {
-	if ev&unix.EPOLLERR != 0 {
-		if f.readErrors() {
-			return
-		}
-	}
-	if ev&unix.EPOLLIN != 0 {
+	if ev&(unix.EPOLLIN|unix.EPOLLERR) != 0 {
 		f.readReplies()
+	}
+	if f.fd >= 0 && ev&unix.EPOLLERR != 0 {
+		f.readErrors()
 	}
 }
 
 // readErrors takes the errors off the socket's error queue. An ICMP error
 // about a datagram to the flow's backend means the backend did not get it
-// (ECONNREFUSED: no one listens): the backend is charged one failed
-// connect and the flow ends, so the client's next datagram opens a new
-// flow, picked afresh. It reports whether the flow was closed.
-func (f *flow) readErrors() bool {
-	failed := false
+// (ECONNREFUSED: no one listens). A flow that never had a reply ends, and
+// the backend is charged one failed connect, as a refused TCP connect
+// would be; the client's next datagram opens a new flow, picked afresh.
+// A flow that has had replies is alive by proof: an ICMP error there may
+// be forged by anyone who can guess its port, or be one lost datagram, so
+// it ends only when a second error comes with no reply in between, and
+// then without a charge against the backend.
+func (f *flow) readErrors() {
+	errored := false
 	queue := drainErrors(f.fd, f.ln.fe, f.peer, func(errno unix.Errno) {
-		if !failed {
-			failed = true
-			backendFailed(f.ln.fe, f.be, errno)
+		if !errored {
+			errored = true
+			if f.replies == 0 {
+				backendFailed(f.ln.fe, f.be, errno)
+			}
 		}
 	})
 	if !queue {
@@ -80,10 +89,14 @@ func (f *flow) readErrors() bool {
 		// error. Clear it, or epoll reports it on every turn.
 		sock.ClearError(f.fd)
 	}
-	if failed {
-		f.close()
+	if !errored {
+		return
 	}
-	return failed
+	if f.replies == 0 || f.icmpSinceReply {
+		f.close(CauseICMPError)
+		return
+	}
+	f.icmpSinceReply = true
 }
 
 // drainErrors empties fd's error queue, counting each error about a
@@ -132,9 +145,14 @@ func (f *flow) readReplies() {
 	b := l.replyBatch(ln)
 	first := b.Queued()
 	n, err := b.RecvTail(f.fd)
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		// The pending error of an ICMP message (ECONNREFUSED), which the
+		// kernel reports before the replies queued ahead of it, and
+		// clears by reporting it: readErrors counts it from the error
+		// queue. Read the replies now.
+		n, err = b.RecvTail(f.fd)
+	}
 	if err != nil {
-		// EAGAIN; or ECONNREFUSED, the pending error of an ICMP
-		// message that readErrors counts when epoll reports it.
 		return
 	}
 	kept := 0
@@ -152,6 +170,7 @@ func (f *flow) readReplies() {
 	if kept == 0 {
 		return
 	}
+	f.icmpSinceReply = false
 	if f.replies == 0 && fe.observer != nil {
 		// The first reply is what proves the backend serves: reported
 		// now, not at close, so a flow that an ICMP error ends later
@@ -161,7 +180,7 @@ func (f *flow) readReplies() {
 	f.replies += uint64(kept)
 	f.lastActive = l.now
 	if r := fe.cfg.Responses; r > 0 && f.replies >= uint64(r)*f.requests {
-		f.close()
+		f.close(CauseReplied)
 	}
 }
 
@@ -178,17 +197,19 @@ func (f *flow) expire() {
 		f.ln.loop.wheel.Schedule(&f.timer, left)
 		return
 	}
-	f.close()
+	f.close(CauseIdleTimeout)
 }
 
-// close ends the flow: its socket closes (a late reply gets an ICMP port
-// unreachable from the kernel) and its reservations are returned.
-func (f *flow) close() {
+// close ends the flow for cause: its socket closes (a late reply gets an
+// ICMP port unreachable from the kernel) and its reservations are returned.
+func (f *flow) close(cause Cause) {
 	if f.fd < 0 {
 		return
 	}
 	ln := f.ln
 	l := ln.loop
+	ln.fe.closed[cause].Add(1)
+	f.be.AddClosed(int(cause))
 	l.wheel.Stop(&f.timer)
 	// Closing the fd removes it from the epoll set.
 	unix.Close(f.fd)

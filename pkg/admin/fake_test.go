@@ -36,6 +36,7 @@ func newFakeSource() *fakeSource {
 					"access_list": 5, "per_client": 0, "rate_limit": 0},
 				QueueWaitBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 2}, {UpperBound: 0.01, Count: 3}},
 				QueueWaitCount:   3, QueueWaitSum: 0.006,
+				Closed: map[string]uint64{"client_fin": 3, "access_list": 5, "queue_timeout": 1},
 				Backends: []stats.BackendStats{{
 					Name: "a", Address: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 100, State: "ready",
 					MaxConnections: 50,
@@ -44,6 +45,7 @@ func newFakeSource() *fakeSource {
 						Successes: 5},
 					Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
 					ConnectFailures: failures(2, 1), Resets: 1, PipesInUse: 2,
+					Closed:     map[string]uint64{"client_fin": 3, "backend_reset": 1},
 					ConnectP50: 0.0005, ConnectP99: 0.001,
 					ConnectBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 6}, {UpperBound: 0.01, Count: 7}},
 					ConnectCount:   7, ConnectSum: 0.0042,
@@ -63,10 +65,10 @@ func newFakeSource() *fakeSource {
 			}},
 		},
 		conns: []stats.Conn{
-			{ID: 3, Frontend: "pg", Client: "127.0.0.1:40001", Backend: "a", Age: 1.5, BytesIn: 10, BytesOut: 20},
-			{ID: 5, Frontend: "cache", Client: "127.0.0.1:40002", Age: 0.25},
-			{ID: 8, Frontend: "pg", Client: "127.0.0.1:40003", Backend: "a", Age: 0.5, BytesIn: 30, BytesOut: 40},
-			{ID: 9, Frontend: "pg", Client: "[::1]:40004", Backend: "[::1]:5433", Age: 2, BytesIn: 50, BytesOut: 60},
+			{ID: 3, Frontend: "pg", Client: "127.0.0.1:40001", Backend: "a", State: "relaying", Age: 1.5, BytesIn: 10, BytesOut: 20},
+			{ID: 5, Frontend: "cache", Client: "127.0.0.1:40002", State: "connecting", Age: 0.25},
+			{ID: 8, Frontend: "pg", Client: "127.0.0.1:40003", Backend: "a", State: "relaying", Age: 0.5, BytesIn: 30, BytesOut: 40},
+			{ID: 9, Frontend: "pg", Client: "[::1]:40004", Backend: "[::1]:5433", State: "closing", Age: 2, BytesIn: 50, BytesOut: 60},
 		},
 	}
 }

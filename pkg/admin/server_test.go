@@ -55,6 +55,7 @@ const wantStatsJSON = `{
   "refused": {"access_list": 5, "no_backend": 0, "per_client": 0, "queue_full": 0, "queue_timeout": 1, "rate_limit": 0},
   "queue_wait_buckets": [{"le": 0.001, "count": 2}, {"le": 0.01, "count": 3}],
   "queue_wait_count": 3, "queue_wait_sum_seconds": 0.006, "datagrams_in": 0, "datagrams_out": 0,
+  "closed": {"access_list": 5, "client_fin": 3, "queue_timeout": 1},
   "backends": [{
    "name": "a", "address": "127.0.0.1:5432", "weight": 100, "effective_weight": 100,
    "state": "ready", "backup": false, "max_connections": 50,
@@ -64,7 +65,7 @@ const wantStatsJSON = `{
    "active": 2, "total": 7, "bytes_in": 700, "bytes_out": 3500,
    "datagrams_in": 0, "datagrams_out": 0, "foreign_drops": 0,
    "connect_failures": {"other": 0, "refused": 2, "reset": 0, "timeout": 1, "unreachable": 0},
-   "resets": 1, "pipes_in_use": 2, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
+   "resets": 1, "closed": {"backend_reset": 1, "client_fin": 3}, "pipes_in_use": 2, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
    "connect_buckets": [{"le": 0.001, "count": 6}, {"le": 0.01, "count": 7}],
    "connect_count": 7, "connect_sum_seconds": 0.0042
   }, {
@@ -76,7 +77,7 @@ const wantStatsJSON = `{
    "active": 0, "total": 3, "bytes_in": 300, "bytes_out": 1500,
    "datagrams_in": 0, "datagrams_out": 0, "foreign_drops": 0,
    "connect_failures": {"other": 0, "refused": 0, "reset": 0, "timeout": 0, "unreachable": 0},
-   "resets": 0, "pipes_in_use": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
+   "resets": 0, "closed": null, "pipes_in_use": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
    "connect_buckets": [{"le": 0.001, "count": 3}, {"le": 0.01, "count": 3}],
    "connect_count": 3, "connect_sum_seconds": 0.0009
   }]
@@ -85,7 +86,7 @@ const wantStatsJSON = `{
   "active": 0, "total": 0, "rejected": 0, "queued": 0, "bytes_in": 0, "bytes_out": 0,
   "max_connections": 0, "queued_now": 0, "queue_timeouts": 0, "refused": null,
   "queue_wait_buckets": null, "queue_wait_count": 0, "queue_wait_sum_seconds": 0,
-  "datagrams_in": 0, "datagrams_out": 0,
+  "datagrams_in": 0, "datagrams_out": 0, "closed": null,
   "backends": []
  }]
 }`
@@ -274,10 +275,10 @@ func TestSetWeight(t *testing.T) {
 }
 
 func TestConnections(t *testing.T) {
-	c3 := `{"id":3,"frontend":"pg","client":"127.0.0.1:40001","backend":"a","age_seconds":1.5,"bytes_in":10,"bytes_out":20}`
-	c5 := `{"id":5,"frontend":"cache","client":"127.0.0.1:40002","backend":"","age_seconds":0.25,"bytes_in":0,"bytes_out":0}`
-	c8 := `{"id":8,"frontend":"pg","client":"127.0.0.1:40003","backend":"a","age_seconds":0.5,"bytes_in":30,"bytes_out":40}`
-	c9 := `{"id":9,"frontend":"pg","client":"[::1]:40004","backend":"[::1]:5433","age_seconds":2,"bytes_in":50,"bytes_out":60}`
+	c3 := `{"id":3,"frontend":"pg","client":"127.0.0.1:40001","backend":"a","state":"relaying","age_seconds":1.5,"bytes_in":10,"bytes_out":20}`
+	c5 := `{"id":5,"frontend":"cache","client":"127.0.0.1:40002","backend":"","state":"connecting","age_seconds":0.25,"bytes_in":0,"bytes_out":0}`
+	c8 := `{"id":8,"frontend":"pg","client":"127.0.0.1:40003","backend":"a","state":"relaying","age_seconds":0.5,"bytes_in":30,"bytes_out":40}`
+	c9 := `{"id":9,"frontend":"pg","client":"[::1]:40004","backend":"[::1]:5433","state":"closing","age_seconds":2,"bytes_in":50,"bytes_out":60}`
 	tests := []struct {
 		name, query string
 		wantStatus  int

@@ -20,6 +20,22 @@ type counters struct {
 	dgramsUp   atomic.Uint64
 	dgramsDown atomic.Uint64
 	foreign    atomic.Uint64
+	// closed counts connections to the backend by how they ended, indexed
+	// by the data plane's termination cause.
+	closed [CloseCauseSlots]atomic.Uint64
+}
+
+// CloseCauseSlots is the number of termination causes a backend can count
+// connections under (see AddClosed). The data plane owns the causes and
+// their names and checks at compile time that they fit.
+const CloseCauseSlots = 24
+
+// AddClosed counts one connection to the backend that ended with the data
+// plane's termination cause number cause; a number out of range is ignored.
+func (b *Backend) AddClosed(cause int) {
+	if uint(cause) < CloseCauseSlots {
+		b.ctr.closed[cause].Add(1)
+	}
 }
 
 // AddBytes counts bytes relayed: up from client to backend, down from
@@ -47,8 +63,9 @@ func (b *Backend) AddFailure(r FailReason) {
 func (b *Backend) AddPipes(delta int64) { b.ctr.pipes.Add(delta) }
 
 // AddReset counts a connection the backend broke after it was established:
-// a reset or a write error, which the data plane passes on to the client as
-// a reset. Passive health checks count these.
+// its socket failed (a reset, a keepalive timeout) before its stream was
+// complete, which the data plane passes on to the client as a reset once
+// the bytes the backend sent before it are delivered.
 func (b *Backend) AddReset() { b.ctr.resets.Add(1) }
 
 // AddDatagrams counts UDP datagrams relayed: up from client to backend,
@@ -96,6 +113,9 @@ type Stats struct {
 	// another address (see AddForeign).
 	DatagramsUp, DatagramsDown uint64
 	Foreign                    uint64
+	// Closed counts ended connections by termination cause number (see
+	// AddClosed).
+	Closed [CloseCauseSlots]uint64
 }
 
 // Stats returns a copy of the backend's counters.
@@ -115,6 +135,9 @@ func (b *Backend) Stats() Stats {
 	}
 	for i := range b.ctr.failures {
 		s.Failures[i] = b.ctr.failures[i].Load()
+	}
+	for i := range b.ctr.closed {
+		s.Closed[i] = b.ctr.closed[i].Load()
 	}
 	return s
 }

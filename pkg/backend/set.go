@@ -30,6 +30,7 @@ type Set struct {
 	snap    atomic.Pointer[Snapshot]
 	pending atomic.Bool // a hot-path rebuild is requested and not yet started
 	closed  atomic.Bool
+	notify  atomic.Pointer[func()] // called after each published rebuild
 
 	mu        sync.Mutex  // serialises builds
 	rampTimer *time.Timer // guarded by mu; fires at the next slow start step
@@ -93,12 +94,27 @@ func (s *Set) Close() {
 	}
 }
 
+// OnChange makes f run after every rebuild of the snapshot: a backend's
+// health, state, weight or cap crossing changed, or slow start stepped.
+// The data plane uses it to hand capacity that just appeared to clients
+// waiting for it. f runs on the goroutine that caused the change, after
+// the Set's lock is released; it must not block. A later call replaces f.
+func (s *Set) OnChange(f func()) { s.notify.Store(&f) }
+
+// changed runs the OnChange callback, if any.
+func (s *Set) changed() {
+	if f := s.notify.Load(); f != nil && !s.closed.Load() {
+		(*f)()
+	}
+}
+
 // rebuild builds and publishes a snapshot from the backends' current state.
 // It is also the slow start timer's callback.
 func (s *Set) rebuild() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.rebuildLocked()
+	s.mu.Unlock()
+	s.changed()
 }
 
 // requestRebuild asks for a rebuild without blocking, for the hot path. While
@@ -112,12 +128,13 @@ func (s *Set) requestRebuild() {
 
 func (s *Set) rebuildRequested() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	// Cleared under the lock and before reading any backend: a crossing
 	// after this point requests a rebuild of its own, and at most one
 	// requester waits here at a time.
 	s.pending.Store(false)
 	s.rebuildLocked()
+	s.mu.Unlock()
+	s.changed()
 }
 
 func (s *Set) rebuildLocked() {

@@ -2,16 +2,19 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestAdminStatsExact drives connections with known byte counts through the
@@ -102,16 +105,26 @@ func TestAdminStatsExact(t *testing.T) {
 		t.Errorf("state after drain %q", got)
 	}
 	// A drained backend takes no new client: with no other backend, the
-	// client is closed without a greeting.
+	// client is reset without a greeting, and counted under no_backend.
 	c, err := net.Dial("tcp", front)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		var got []byte
+		got, err = io.ReadAll(c)
+		c.Close()
+		if len(got) != 0 {
+			t.Errorf("drained backend greeted: %q", got)
+		}
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if got, _ := io.ReadAll(c); len(got) != 0 {
-		t.Errorf("drained backend greeted: %q", got)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("client of a frontend with no backend: %v, want a reset", err)
 	}
-	c.Close()
+	testutil.WaitFor(t, 5*time.Second, "the refusal counted", func() bool {
+		return getStats(t, base).Frontends[0].Closed["no_backend"] == 1
+	})
+	if got := getStats(t, base).Frontends[0].Closed; got["client_fin"] != conns {
+		t.Errorf("closed by cause %v, want %d client_fin", got, conns)
+	}
 }
 
 func getStats(t *testing.T, base string) stats.Stats {

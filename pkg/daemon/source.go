@@ -53,7 +53,9 @@ func (s *source) Stats() stats.Stats {
 			BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,
 			DatagramsIn: fc.DatagramsIn, DatagramsOut: fc.DatagramsOut,
 		}
-		if fe.Protocol == config.ProtocolUDP {
+		udp := fe.Protocol == config.ProtocolUDP
+		fs.Closed = causeMap(l4.Causes(udp, false), fc.Closed[:])
+		if udp {
 			fs.Drops = make(map[string]uint64, l4.NumDropReasons)
 			for r, n := range fc.Drops {
 				fs.Drops[l4.DropReason(r).String()] = n
@@ -70,7 +72,10 @@ func (s *source) Stats() stats.Stats {
 			fs.Listen = append(fs.Listen, a.String())
 		}
 		for _, b := range d.srv.Backends(fe.Name) {
-			fs.Backends = append(fs.Backends, s.backendStats(fe.Name, b))
+			bs := s.backendStats(fe.Name, b)
+			st := b.Stats()
+			bs.Closed = causeMap(l4.Causes(udp, true), st.Closed[:])
+			fs.Backends = append(fs.Backends, bs)
 		}
 		out.Frontends = append(out.Frontends, fs)
 	}
@@ -115,6 +120,15 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 		}
 	}
 	return bs
+}
+
+// causeMap names the counts of causes, indexed by cause number.
+func causeMap(causes []l4.Cause, counts []uint64) map[string]uint64 {
+	m := make(map[string]uint64, len(causes))
+	for _, c := range causes {
+		m[c.String()] = counts[c]
+	}
+	return m
 }
 
 // find returns the backend named name in frontend fe.
@@ -170,7 +184,7 @@ func (s *source) Connections(fe string, after uint64, limit int) ([]stats.Conn, 
 	for i, c := range infos {
 		out[i] = stats.Conn{
 			ID: c.ID, Frontend: c.Frontend, Client: c.Client.String(), Backend: c.Backend,
-			Age: now.Sub(c.Started).Seconds(), BytesIn: c.BytesIn, BytesOut: c.BytesOut,
+			State: c.State, Age: now.Sub(c.Started).Seconds(), BytesIn: c.BytesIn, BytesOut: c.BytesOut,
 		}
 	}
 	return out, total, nil

@@ -25,11 +25,11 @@ type Collector struct {
 
 	feActive, feTotal, feRejected, feQueued, feBytes *prometheus.Desc
 	feMax, feQueueLen, feRefused, feQueueWait        *prometheus.Desc
-	feDatagrams, feDrops                             *prometheus.Desc
+	feDatagrams, feDrops, feClosed                   *prometheus.Desc
 
 	beActive, beTotal, beBytes, beFailures, beResets, bePipes, beConnect, beMax *prometheus.Desc
 	beUp, beWeight, beEffWeight, beState                                        *prometheus.Desc
-	beDatagrams, beForeign                                                      *prometheus.Desc
+	beDatagrams, beForeign, beClosed                                            *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls read on every scrape; read
@@ -67,6 +67,7 @@ func NewCollector(read func() stats.Stats) *Collector {
 		feQueueWait: desc("frontend_queue_wait_seconds", "Time clients waited for a backend slot before they got one.", fe),
 		feDatagrams: desc("frontend_datagrams_total", "UDP datagrams relayed by the frontend; in is client to backend, out is backend to client.", fe, "direction"),
 		feDrops:     desc("frontend_udp_drops_total", "UDP datagrams the frontend dropped, by reason.", fe, "reason"),
+		feClosed:    desc("frontend_connections_closed_total", "Client connections ended, refused ones included, by termination cause; on a UDP frontend, flows.", fe, "cause"),
 
 		beActive:    desc("backend_connections_active", "Connections open to the backend; behind a UDP frontend, flows.", be),
 		beTotal:     desc("backend_connections_total", "Connections established to the backend; behind a UDP frontend, flows opened.", be),
@@ -82,6 +83,7 @@ func NewCollector(read func() stats.Stats) *Collector {
 		beState:     desc("backend_state", "1 for the backend's current administrative state, 0 for the others.", be, "state"),
 		beDatagrams: desc("backend_datagrams_total", "UDP datagrams relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
 		beForeign:   desc("backend_foreign_drops_total", "UDP replies dropped for coming from another address than the backend's.", be),
+		beClosed:    desc("backend_connections_closed_total", "Connections to the backend ended, by termination cause; behind a UDP frontend, flows.", be, "cause"),
 	}
 }
 
@@ -91,10 +93,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs, c.connActive, c.connMax,
 		c.feActive, c.feTotal, c.feRejected, c.feQueued, c.feBytes,
 		c.feMax, c.feQueueLen, c.feRefused, c.feQueueWait,
-		c.feDatagrams, c.feDrops,
+		c.feDatagrams, c.feDrops, c.feClosed,
 		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.bePipes, c.beConnect, c.beMax,
 		c.beUp, c.beWeight, c.beEffWeight, c.beState,
-		c.beDatagrams, c.beForeign,
+		c.beDatagrams, c.beForeign, c.beClosed,
 	} {
 		ch <- d
 	}
@@ -125,6 +127,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		e.send(prometheus.NewConstHistogram(c.feQueueWait, fe.QueueWaitCount, fe.QueueWaitSum,
 			histogramBuckets(fe.QueueWaitBuckets), fe.Name))
+		for cause, n := range fe.Closed {
+			e.counter(c.feClosed, n, fe.Name, cause)
+		}
 		udp := fe.Protocol == protocolUDP
 		if udp {
 			c.collectUDPFrontend(e, &fe)
@@ -164,6 +169,9 @@ func (c *Collector) collectBackend(e emitter, fe string, b *stats.BackendStats) 
 		e.counter(c.beFailures, b.ConnectFailures[reason], fe, b.Name, reason)
 	}
 	e.counter(c.beResets, b.Resets, fe, b.Name)
+	for cause, n := range b.Closed {
+		e.counter(c.beClosed, n, fe, b.Name, cause)
+	}
 	e.gauge(c.bePipes, float64(b.PipesInUse), fe, b.Name)
 	e.send(prometheus.NewConstHistogram(c.beConnect, b.ConnectCount, b.ConnectSum, histogramBuckets(b.ConnectBuckets), fe, b.Name))
 	e.gauge(c.beMax, float64(b.MaxConnections), fe, b.Name)

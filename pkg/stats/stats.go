@@ -96,7 +96,12 @@ type FrontendStats struct {
 	DatagramsOut uint64 `json:"datagrams_out"`
 	// Drops counts UDP datagrams dropped, by reason: every key of
 	// DropReasons on a UDP frontend, nil on a TCP one.
-	Drops    map[string]uint64 `json:"drops,omitempty"`
+	Drops map[string]uint64 `json:"drops,omitempty"`
+	// Closed counts ended client connections (UDP: flows) by termination
+	// cause, clients refused before they were served included, each
+	// exactly once. It holds every cause the frontend's protocol can end
+	// with, zero or not; docs/operations.md lists them.
+	Closed   map[string]uint64 `json:"closed"`
 	Backends []BackendStats    `json:"backends"`
 }
 
@@ -130,7 +135,10 @@ type BackendStats struct {
 	// Behind a UDP frontend it counts the ICMP errors the backend sent.
 	ConnectFailures map[string]uint64 `json:"connect_failures"`
 	Resets          uint64            `json:"resets"`
-	PipesInUse      int64             `json:"pipes_in_use"` // splice pipes its connections hold now
+	// Closed counts ended connections that had this backend, by
+	// termination cause: every cause such a connection can end with.
+	Closed     map[string]uint64 `json:"closed"`
+	PipesInUse int64             `json:"pipes_in_use"` // splice pipes its connections hold now
 
 	// ConnectP50 and ConnectP99 are estimated from ConnectBuckets with
 	// Quantile, in seconds; 0 before the first connect.
@@ -171,10 +179,14 @@ type HealthStats struct {
 
 // Conn is one live client connection.
 type Conn struct {
-	ID       uint64  `json:"id"`
-	Frontend string  `json:"frontend"`
-	Client   string  `json:"client"`
-	Backend  string  `json:"backend"` // backend name, empty while connecting
+	ID       uint64 `json:"id"`
+	Frontend string `json:"frontend"`
+	Client   string `json:"client"`
+	Backend  string `json:"backend"` // backend name, empty while connecting
+	// State is where the connection is: connecting, queued, starved
+	// (waiting for a free fd), relaying, or closing (a socket failed and
+	// the other peer's last bytes are being delivered); "flow" for UDP.
+	State    string  `json:"state"`
 	Age      float64 `json:"age_seconds"`
 	BytesIn  uint64  `json:"bytes_in"`
 	BytesOut uint64  `json:"bytes_out"`

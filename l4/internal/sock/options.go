@@ -49,6 +49,15 @@ func ceilSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
+// SetOOBInline makes TCP urgent data arrive inline on fd, in its place in
+// the stream, instead of out of band. A relay has no out-of-band channel
+// to pass the byte on through, and without it the urgent byte would be
+// lost; Linux copies the setting from a listener to the sockets it
+// accepts.
+func SetOOBInline(fd int) error {
+	return setInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
+}
+
 // SetLingerZero makes close(fd) abort the connection with a RST instead of
 // a FIN, discarding unsent data: how a reset seen on one side of a relay
 // is passed on to the other.
