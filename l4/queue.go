@@ -175,7 +175,7 @@ func (fe *frontend) serveQueue() {
 			b.Release()
 			continue
 		}
-		if !w.loop.post(func(*loop) { w.c.handoff(w.id, b) }) {
+		if !w.loop.post(func(*loop) { fe.handoff(w, b) }) {
 			// The loop has stopped and closed its connections.
 			b.Release()
 		}
@@ -183,11 +183,13 @@ func (fe *frontend) serveQueue() {
 }
 
 // handoff runs on a waiter's loop with the backend slot taken for it.
-func (c *conn) handoff(id uint64, b *backend.Backend) {
-	if c.id != id || c.state != stateQueued {
-		// It left (timed out, reset) after it was served.
+func (fe *frontend) handoff(w waiter, b *backend.Backend) {
+	c := w.c
+	if c.id != w.id || c.state != stateQueued {
+		// It left (timed out, reset) after it was served, and its struct
+		// may already serve another connection, or none.
 		b.Release()
-		c.fe.serveQueue()
+		fe.serveQueue()
 		return
 	}
 	c.loop.wheel.Stop(&c.timer)

@@ -2,11 +2,15 @@ package l4
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
+	"sync"
 	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 )
 
@@ -91,12 +95,13 @@ func TestQueueTimeoutClosesWaiter(t *testing.T) {
 	waiter.SetDeadline(start.Add(5 * time.Second))
 	_, err := waiter.Read(make([]byte, 1))
 	d := time.Since(start)
-	if err == nil {
-		t.Fatal("waiter read data")
+	if !errors.Is(err, errConnReset) {
+		t.Fatalf("waiter read: %v, want a reset", err)
 	}
 	if d < qt*8/10 || d > qt*12/10 {
 		t.Errorf("waiter closed after %v, want %v ±20%%", d, qt)
 	}
+	waitCause(t, s, CauseQueueTimeout, 1)
 	if fc, _ := s.Counters("fe"); fc.QueueTimeouts != 1 || fc.QueuedNow != 0 {
 		t.Errorf("timeouts %d, queued now %d; want 1, 0", fc.QueueTimeouts, fc.QueuedNow)
 	}
@@ -169,5 +174,65 @@ func TestCountsReturnToZeroUnderChurn(t *testing.T) {
 		if got, _, err := exchange(c, []byte("after")); err != nil || got != [32]byte(sha256Of([]byte("after"))) {
 			t.Fatalf("client %d after the churn: %v", i, err)
 		}
+	}
+}
+
+// TestQueueServedWhenCapacityAppears: with backend A at its cap and B out
+// of service, clients queue; when B comes back every waiter is served at
+// once, not only as A's slots free (which here never happens).
+func TestQueueServedWhenCapacityAppears(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		out, back func(b *backend.Backend)
+	}{
+		{"health up", func(b *backend.Backend) { b.SetHealthy(false) }, func(b *backend.Backend) { b.SetHealthy(true) }},
+		{"ready again", func(b *backend.Backend) { b.SetState(backend.Maint) }, func(b *backend.Backend) { b.SetState(backend.Ready) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ba, bb := startBackend(t, greeter), startBackend(t, greeter)
+			cfg := testConfig(t, nil, func(fb *config.FrontendBuilder) {
+				fb.Backend(ba.addr.String(), 1).BackendOpts(config.BackendOptions{MaxConnections: 1}).
+					Backend(bb.addr.String(), 1).QueueTimeout(30 * time.Second)
+			})
+			s := startServer(t, cfg)
+			b := s.Backends("fe")[1]
+			tc.out(b)
+			holder := dialFE(t, s)
+			if !greeted(holder, bufio.NewReader(holder), 5*time.Second) {
+				t.Fatal("the holder was not served")
+			}
+			const waiters = 10
+			cl := make([]*net.TCPConn, waiters)
+			for i := range cl {
+				cl[i] = dialFE(t, s)
+			}
+			waitFor(t, 5*time.Second, "every client queued", func() bool {
+				fc, _ := s.Counters("fe")
+				return fc.QueuedNow == waiters
+			})
+			start := time.Now()
+			tc.back(b)
+			var wg sync.WaitGroup
+			late := make(chan string, waiters)
+			for i, c := range cl {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if !greeted(c, bufio.NewReader(c), 5*time.Second) {
+						late <- fmt.Sprintf("waiter %d not served", i)
+					} else if d := time.Since(start); d > 100*time.Millisecond {
+						late <- fmt.Sprintf("waiter %d served after %v", i, d)
+					}
+				}()
+			}
+			wg.Wait()
+			close(late)
+			for msg := range late {
+				t.Error(msg, "; want every waiter served within 100ms of the backend's return")
+			}
+			if n := bb.accepted.Load(); n != waiters {
+				t.Errorf("backend B accepted %d, want %d", n, waiters)
+			}
+		})
 	}
 }

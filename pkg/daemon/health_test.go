@@ -3,6 +3,10 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"errors"
+	"io"
+	"sync"
+	"syscall"
 	"net"
 	"net/netip"
 	"strings"
@@ -11,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/demo"
 	"github.com/splicerlb/splicer/pkg/testutil"
@@ -237,8 +243,8 @@ func TestOnDownClose(t *testing.T) {
 			downAt := time.Now()
 			if tc.cutWant {
 				c.SetReadDeadline(downAt.Add(interval + 500*time.Millisecond))
-				if _, err := r.ReadByte(); err == nil || strings.Contains(err.Error(), "timeout") {
-					t.Fatalf("connection not cut after the backend went down: %v", err)
+				if _, err := r.ReadByte(); !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("connection after the backend went down: %v, want a reset", err)
 				}
 				return
 			}
@@ -251,5 +257,101 @@ func TestOnDownClose(t *testing.T) {
 				t.Fatalf("kept connection: %q, %v", line, err)
 			}
 		})
+	}
+}
+
+// TestPassiveIgnoresResetsAfterReplies: a backend that answers every
+// client and then resets it (what servers do to a client that broke their
+// protocol) stays up however many clients provoke it; one that refuses
+// still goes down after exactly passive_fall attempts.
+func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const answer = "-ERR Protocol error\r\n"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// Read a little, answer, close with the rest unread: a reset.
+				io.ReadFull(c, make([]byte, 4))
+				io.WriteString(c, answer)
+				time.Sleep(10 * time.Millisecond)
+				c.Close()
+			}()
+		}
+	}()
+	good := startDemo(t)
+	refused := testutil.RefusedAddr(t, "tcp")
+	cfg, err := config.New().AdminListen("").
+		Frontend("t").Listen("127.0.0.1:0").Retries(0).Backend(ln.Addr().String(), 1).
+		HealthCheck("none").HealthPassiveFall(3).
+		Frontend("u").Listen("127.0.0.1:0").Retries(0).Strategy("roundrobin").
+		Backend(refused.String(), 1).Backend(good.Addr().String(), 1).
+		HealthCheck("none").HealthPassiveFall(3).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runDaemon(t, cfg)
+	front := frontAddr(t, d)
+	replier := d.srv.Backends("t")[0]
+	const clients = 1000
+	garbage := []byte(strings.Repeat("garbage ", 500))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		answered int
+	)
+	sem := make(chan struct{}, 32)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", front, 5*time.Second)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write(garbage)
+			if got, _ := io.ReadAll(c); string(got) == answer {
+				mu.Lock()
+				answered++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if !replier.Healthy() || answered != clients {
+		t.Fatalf("%d of %d clients answered; backend healthy %v", answered, clients, replier.Healthy())
+	}
+	waitFor(t, 5*time.Second, "every connection counted", func() bool {
+		return replier.Stats().Closed[l4.CauseBackendReset] == clients
+	})
+	if hs, _ := d.checks.byFrontend["t"].State(replier); hs.PassiveFailures != 0 || !replier.Healthy() {
+		t.Errorf("the replier: healthy %v, passive failure streak %d; want up, 0", replier.Healthy(), hs.PassiveFailures)
+	}
+
+	// One client at a time, so that each refusal lands before the next.
+	addr := d.srv.Addrs("u")[0].String()
+	refuser := d.srv.Backends("u")[0]
+	sched := d.checks.byFrontend["u"]
+	for i := 0; i < 20 && refuser.Healthy(); i++ {
+		greeting(t, addr) // the good backend greets; the refuser's client is reset
+		tries := refuser.Stats().Failures[backend.FailRefused]
+		waitFor(t, time.Second, "the refusal reported", func() bool {
+			st, _ := sched.State(refuser)
+			return !refuser.Healthy() || uint64(st.PassiveFailures) == tries
+		})
+	}
+	if n := refuser.Stats().Failures[backend.FailRefused]; refuser.Healthy() || n != 3 {
+		t.Errorf("refuser healthy %v after %d refusals; want down after passive_fall = 3", refuser.Healthy(), n)
 	}
 }
