@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"sync"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
-	"syscall"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
