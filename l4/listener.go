@@ -214,7 +214,7 @@ func (ln *listener) pause(err error) {
 	}
 	ln.loop.srv.log.Warn().Err(err).Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).
 		Int("pauses_not_logged", ln.suppressed).Dur("pause", acceptPause).
-		Msg("accept failed for lack of resources; pausing this listener")
+		Msg("out of file descriptors or memory; pausing this listener")
 	ln.lastLog = now
 	ln.suppressed = 0
 }
