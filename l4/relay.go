@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/splicerlb/splicer/l4/internal/sock"
 	"github.com/splicerlb/splicer/l4/internal/splice"
 )
 
@@ -161,6 +162,11 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 		}
 		n, err := c.takeCarrier(h).Fill(h.src, budget)
 		switch {
+		case err == nil && n == 0 && h.pipe != nil && sock.AtUrgentMark(h.src):
+			// splice returns 0 at the urgent mark once the FIN is in
+			// too, though bytes wait behind the mark: not the EOF.
+			h.urgent, h.bulk = true, false
+			c.dropCarrier(h)
 		case err == nil && n == 0:
 			h.eof = true
 			if c.finFirst == 0 {

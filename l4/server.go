@@ -67,6 +67,14 @@ func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		drained: make(chan struct{}),
 		pipes:   splice.NewPool(cfg.Global.MaxPipes, cfg.Global.PipeSize, cfg.Global.BufferSize),
 	}
+	s.pipes.OnSmallPipe(func(granted, requested int, usable bool) {
+		e := s.log.Warn().Int("granted_bytes", granted).Int("requested_bytes", requested).Bool("used", usable)
+		if usable {
+			e.Msg("the kernel grants pipes smaller than pipe_size (fs.pipe-max-size?); splicing through smaller pipes")
+			return
+		}
+		e.Msg("the kernel grants pipes too small to splice through (fs.pipe-user-pages-soft reached?); copying through buffers, asking again later")
+	})
 	for i := range cfg.Frontends {
 		fc := &cfg.Frontends[i]
 		fe, err := newFrontend(fc)
@@ -166,6 +174,9 @@ func (s *Server) ActiveConnections() int64 { return s.active.Load() }
 
 // PipesInUse is the number of splice pipes held by connections right now.
 func (s *Server) PipesInUse() int { return s.pipes.PipesInUse() }
+
+// SmallPipes counts the pipes the kernel granted below global.pipe_size.
+func (s *Server) SmallPipes() uint64 { return s.pipes.SmallPipes() }
 
 // Shutdown stops accepting, then waits for open connections to finish until
 // ctx ends, and finally closes whatever is left and stops the loops. When

@@ -348,7 +348,8 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 		tries := refuser.Stats().Failures[backend.FailRefused]
 		waitFor(t, time.Second, "the refusal reported", func() bool {
 			st, _ := sched.State(refuser)
-			return !refuser.Healthy() || uint64(st.PassiveFailures) == tries
+			// At the third, wait for the flip itself.
+			return !refuser.Healthy() || (uint64(st.PassiveFailures) == tries && tries < 3)
 		})
 	}
 	if n := refuser.Stats().Failures[backend.FailRefused]; refuser.Healthy() || n != 3 {

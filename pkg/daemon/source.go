@@ -33,6 +33,7 @@ func (s *source) Stats() stats.Stats {
 		StartedAt:      s.started,
 		Uptime:         now.Sub(s.started).Seconds(),
 		PipesInUse:     d.srv.PipesInUse(),
+		PipesSmall:     d.srv.SmallPipes(),
 		PipesMax:       d.cfg.Global.MaxPipes,
 		FDs:            openFDs(),
 		Connections:    d.srv.ActiveConnections(),

@@ -21,7 +21,7 @@ const protocolUDP = "udp"
 type Collector struct {
 	read func() stats.Stats
 
-	buildInfo, uptime, pipesInUse, pipesMax, openFDs, connActive, connMax *prometheus.Desc
+	buildInfo, uptime, pipesInUse, pipesMax, pipesSmall, openFDs, connActive, connMax *prometheus.Desc
 
 	feActive, feTotal, feRejected, feQueued, feBytes *prometheus.Desc
 	feMax, feQueueLen, feRefused, feQueueWait        *prometheus.Desc
@@ -51,7 +51,8 @@ func NewCollector(read func() stats.Stats) *Collector {
 		buildInfo:  desc("build_info", "Always 1; the version label tells which splicer runs.", nil, "version"),
 		uptime:     desc("uptime_seconds", "Seconds since the daemon started.", nil),
 		pipesInUse: desc("pipes_in_use", "Splice pipes currently holding data in flight.", nil),
-		pipesMax:   desc("pipes_max", "Bound of the splice pipe pool.", nil),
+		pipesMax:   desc("pipes_max", "Bound of the splice pipe pool: pipes in use at once.", nil),
+		pipesSmall: desc("pipes_small_total", "Pipes the kernel granted below pipe_size; those under buffer_size are not used.", nil),
 		openFDs:    desc("open_fds", "File descriptors the process has open.", nil),
 		connActive: desc("connections_active", "Client connections open across all frontends.", nil),
 		connMax:    desc("connections_max", "Cap on client connections across all frontends.", nil),
@@ -90,7 +91,7 @@ func NewCollector(read func() stats.Stats) *Collector {
 // Describe sends every descriptor the Collector may emit.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.openFDs, c.connActive, c.connMax,
+		c.buildInfo, c.uptime, c.pipesInUse, c.pipesMax, c.pipesSmall, c.openFDs, c.connActive, c.connMax,
 		c.feActive, c.feTotal, c.feRejected, c.feQueued, c.feBytes,
 		c.feMax, c.feQueueLen, c.feRefused, c.feQueueWait,
 		c.feDatagrams, c.feDrops, c.feClosed,
@@ -110,6 +111,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge(c.uptime, st.Uptime)
 	e.gauge(c.pipesInUse, float64(st.PipesInUse))
 	e.gauge(c.pipesMax, float64(st.PipesMax))
+	e.counter(c.pipesSmall, st.PipesSmall)
 	e.gauge(c.openFDs, float64(st.FDs))
 	e.gauge(c.connActive, float64(st.Connections))
 	e.gauge(c.connMax, float64(st.MaxConnections))

@@ -13,7 +13,7 @@ import (
 
 func testStats() stats.Stats {
 	return stats.Stats{
-		Version: "1.2.3", Uptime: 3725.5, PipesInUse: 3, PipesMax: 4096, FDs: 42,
+		Version: "1.2.3", Uptime: 3725.5, PipesInUse: 3, PipesMax: 4096, PipesSmall: 2, FDs: 42,
 		Connections: 2, MaxConnections: 10000,
 		Frontends: []stats.FrontendStats{{
 			Name: "pg", Active: 2, Total: 10, Rejected: 1, Queued: 4, BytesIn: 1000, BytesOut: 5000,
@@ -21,12 +21,14 @@ func testStats() stats.Stats {
 			Refused:          map[string]uint64{"no_backend": 0, "queue_full": 0, "queue_timeout": 1, "access_list": 5},
 			QueueWaitBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 2}, {UpperBound: 0.01, Count: 3}},
 			QueueWaitCount:   3, QueueWaitSum: 0.006,
+			Closed:           map[string]uint64{"client_fin": 6, "queue_timeout": 1, "no_backend": 0},
 			Backends: []stats.BackendStats{{
 				Name: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 40, State: stats.StateDrain, MaxConnections: 50,
 				Health: stats.HealthStats{Checked: true, Up: true},
 				Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
 				ConnectFailures: map[string]uint64{"refused": 2, "timeout": 1, "unreachable": 0, "reset": 0, "other": 0},
 				Resets:          1,
+				Closed:          map[string]uint64{"client_fin": 4, "backend_reset": 1},
 				PipesInUse:      2,
 				ConnectBuckets:  []stats.Bucket{{UpperBound: 0.001, Count: 6}, {UpperBound: 0.01, Count: 7}},
 				ConnectCount:    8, ConnectSum: 0.125,
@@ -113,9 +115,21 @@ splicer_open_fds 42
 # HELP splicer_pipes_in_use Splice pipes currently holding data in flight.
 # TYPE splicer_pipes_in_use gauge
 splicer_pipes_in_use 3
-# HELP splicer_pipes_max Bound of the splice pipe pool.
+# HELP splicer_pipes_max Bound of the splice pipe pool: pipes in use at once.
 # TYPE splicer_pipes_max gauge
 splicer_pipes_max 4096
+# HELP splicer_pipes_small_total Pipes the kernel granted below pipe_size; those under buffer_size are not used.
+# TYPE splicer_pipes_small_total counter
+splicer_pipes_small_total 2
+# HELP splicer_frontend_connections_closed_total Client connections ended, refused ones included, by termination cause; on a UDP frontend, flows.
+# TYPE splicer_frontend_connections_closed_total counter
+splicer_frontend_connections_closed_total{cause="client_fin",frontend="pg"} 6
+splicer_frontend_connections_closed_total{cause="no_backend",frontend="pg"} 0
+splicer_frontend_connections_closed_total{cause="queue_timeout",frontend="pg"} 1
+# HELP splicer_backend_connections_closed_total Connections to the backend ended, by termination cause; behind a UDP frontend, flows.
+# TYPE splicer_backend_connections_closed_total counter
+splicer_backend_connections_closed_total{backend="127.0.0.1:5432",cause="backend_reset",frontend="pg"} 1
+splicer_backend_connections_closed_total{backend="127.0.0.1:5432",cause="client_fin",frontend="pg"} 4
 # HELP splicer_uptime_seconds Seconds since the daemon started.
 # TYPE splicer_uptime_seconds gauge
 splicer_uptime_seconds 3725.5

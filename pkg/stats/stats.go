@@ -54,7 +54,10 @@ type Stats struct {
 	Uptime     float64   `json:"uptime_seconds"`
 	PipesInUse int       `json:"pipes_in_use"`
 	PipesMax   int       `json:"pipes_max"`
-	FDs        int       `json:"fds"` // open file descriptors of the process
+	// PipesSmall counts pipes the kernel granted below pipe_size (see
+	// docs/operations.md: a user past fs.pipe-user-pages-soft).
+	PipesSmall uint64 `json:"pipes_small"`
+	FDs        int    `json:"fds"` // open file descriptors of the process
 	// Connections and MaxConnections are the global level of the pool:
 	// client connections now (with slots being taken), and the cap.
 	Connections    int64           `json:"connections"`

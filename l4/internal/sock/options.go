@@ -58,6 +58,13 @@ func SetOOBInline(fd int) error {
 	return setInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
 }
 
+// AtUrgentMark reports whether the next byte to read from fd is TCP urgent
+// data (SIOCATMARK); false on any error.
+func AtUrgentMark(fd int) bool {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCATMARK)
+	return err == nil && n != 0
+}
+
 // SetLingerZero makes close(fd) abort the connection with a RST instead of
 // a FIN, discarding unsent data: how a reset seen on one side of a relay
 // is passed on to the other.

@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// defaultPipeSize is the capacity Linux gives a new pipe: 16 pages.
+var defaultPipeSize = 16 * os.Getpagesize()
+
 // spliceFlags: MOVE asks the kernel to move pages rather than copy them
 // where it can; NONBLOCK makes the pipe side of every call non-blocking
 // (the sockets are non-blocking already).

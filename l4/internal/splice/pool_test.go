@@ -56,7 +56,8 @@ func TestCapAcrossCaches(t *testing.T) {
 	assertPipes(t, pool, 0, maxPipes) // idle in the caches
 
 	// Churn: while both loops take and return pipes, the count of pipes
-	// in existence never passes the cap.
+	// in use never passes the cap, nor the count in existence the cap
+	// plus what the caches may keep idle.
 	var over atomic.Int64
 	done := make(chan struct{})
 	var sampler sync.WaitGroup
@@ -67,7 +68,10 @@ func TestCapAcrossCaches(t *testing.T) {
 				return
 			default:
 			}
-			if n := pool.PipesOpen(); n > maxPipes {
+			if n := pool.PipesInUse(); n > maxPipes {
+				over.Store(int64(n))
+			}
+			if n := pool.PipesOpen(); n > maxPipes+len(caches)*maxIdlePipes {
 				over.Store(int64(n))
 			}
 		}
@@ -93,13 +97,54 @@ func TestCapAcrossCaches(t *testing.T) {
 	close(done)
 	sampler.Wait()
 	if n := over.Load(); n != 0 {
-		t.Fatalf("PipesOpen reached %d; cap is %d", n, maxPipes)
+		t.Fatalf("pipes reached %d; cap is %d in use, plus %d idle per cache", n, maxPipes, maxIdlePipes)
 	}
 	assertPipes(t, pool, 0, pool.PipesOpen())
 	for _, c := range caches {
 		c.Close()
 	}
 	assertPipes(t, pool, 0, 0)
+}
+
+// TestIdlePipesDoNotHoldTheCap: a loop that went quiet keeps its pipes
+// idle for reuse, and another loop can still take the whole cap.
+func TestIdlePipesDoNotHoldTheCap(t *testing.T) {
+	const maxPipes = 4
+	pool := NewPool(maxPipes, 0, 0)
+	quiet, busy := pool.NewCache(), pool.NewCache()
+	defer quiet.Close()
+	defer busy.Close()
+	var held []*Pipe
+	for range maxPipes {
+		pp, ok := quiet.GetPipe()
+		if !ok {
+			t.Fatal("GetPipe failed below the cap")
+		}
+		held = append(held, pp)
+	}
+	for _, pp := range held {
+		quiet.PutPipe(pp)
+	}
+	assertPipes(t, pool, 0, maxPipes)
+	held = held[:0]
+	for range maxPipes {
+		pp, ok := busy.GetPipe()
+		if !ok {
+			t.Fatalf("the busy cache got %d pipes while the quiet one held %d idle; want the cap, %d", len(held), maxPipes, maxPipes)
+		}
+		held = append(held, pp)
+	}
+	if _, ok := busy.GetPipe(); ok {
+		t.Fatal("GetPipe succeeded past the cap")
+	}
+	// The quiet cache cannot take one of its own idle pipes past the cap.
+	if _, ok := quiet.GetPipe(); ok {
+		t.Fatal("an idle pipe was handed out past the cap")
+	}
+	assertPipes(t, pool, maxPipes, 2*maxPipes)
+	for _, pp := range held {
+		busy.PutPipe(pp)
+	}
 }
 
 func TestPutPipeWithBytesIsClosed(t *testing.T) {
