@@ -21,7 +21,7 @@ func testStats() stats.Stats {
 			Refused:          map[string]uint64{"no_backend": 0, "queue_full": 0, "queue_timeout": 1, "access_list": 5},
 			QueueWaitBuckets: []stats.Bucket{{UpperBound: 0.001, Count: 2}, {UpperBound: 0.01, Count: 3}},
 			QueueWaitCount:   3, QueueWaitSum: 0.006,
-			Closed:           map[string]uint64{"client_fin": 6, "queue_timeout": 1, "no_backend": 0},
+			Closed: map[string]uint64{"client_fin": 6, "queue_timeout": 1, "no_backend": 0},
 			Backends: []stats.BackendStats{{
 				Name: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 40, State: stats.StateDrain, MaxConnections: 50,
 				Health: stats.HealthStats{Checked: true, Up: true},
