@@ -301,16 +301,22 @@ func (c *conn) onEvent(ev uint32, side uint32) {
 	case stateQueued, stateStarved:
 		// Only the client is registered. Its bytes and FIN wait in the
 		// socket until relaying starts, and the edges that announced them
-		// are kept for then; an error ends it now.
-		if ev&unix.EPOLLERR != 0 {
-			c.end(CauseClientReset)
-			return
+		// are kept for then. A client that failed meanwhile is ended now,
+		// unless it left bytes: those are delivered first, as they would
+		// be had it reset a moment later.
+		if ev&unix.EPOLLERR != 0 && c.failed == 0 {
+			if sock.Unread(c.cfd) == 0 {
+				c.end(CauseClientReset)
+				return
+			}
+			c.sideFailed(sideClient)
 		}
 		markReady(ev, &c.up, &c.down)
 		return
 	case stateClosing:
-		if ev&unix.EPOLLERR != 0 {
-			// The survivor failed too: nothing more can reach it.
+		if ev&unix.EPOLLERR != 0 && c.failed&(1<<side) == 0 {
+			// The survivor failed too: nothing more can reach it. (The
+			// failed side keeps reporting its error: it is ignored.)
 			c.end(CauseNone)
 		}
 		return

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/splicerlb/splicer/pkg/config"
 )
 
@@ -186,7 +184,7 @@ func unacked(t testing.TB, c *net.TCPConn) int {
 		t.Fatal(err)
 	}
 	n := -1
-	raw.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+	raw.Control(func(fd uintptr) { n, err = ioctlOutq(int(fd)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,4 +338,57 @@ func TestSlowClientGetsEverythingBeforeReset(t *testing.T) {
 			got.Len(), size, bytes.Equal(got.Bytes(), reply[:min(got.Len(), size)]), err)
 	}
 	waitCause(t, s, CauseBackendReset, 1)
+}
+
+// A client that resets while it waits for a backend: with bytes sent, they
+// are delivered once it gets one, then the reset, as had it reset a moment
+// later; without, it leaves the queue at once.
+func TestClientResetWhileQueued(t *testing.T) {
+	got := make(chan churnResult, 4)
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		all, err := io.ReadAll(c)
+		got <- churnResult{all, err}
+	})
+	cfg := testConfig(t, nil, func(fb *config.FrontendBuilder) {
+		fb.Backend(b.addr.String(), 1).BackendOpts(config.BackendOptions{MaxConnections: 1}).QueueTimeout(30 * time.Second)
+	})
+	s := startServer(t, cfg)
+	holder := dialFE(t, s)
+	waitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() == 1 })
+
+	silent, talker := dialFE(t, s), dialFE(t, s)
+	waitFor(t, 5*time.Second, "both queued", func() bool {
+		fc, _ := s.Counters("fe")
+		return fc.QueuedNow == 2
+	})
+	if _, err := talker.Write([]byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the proxy acknowledged them", func() bool { return unacked(t, talker) == 0 })
+	for _, c := range []*net.TCPConn{silent, talker} {
+		c.SetLinger(0)
+		c.Close()
+	}
+	waitFor(t, 5*time.Second, "the silent client gone", func() bool {
+		fc, _ := s.Counters("fe")
+		return fc.QueuedNow == 1 && fc.Closed[CauseClientReset] == 1
+	})
+	holder.Close()
+	if r := <-got; len(r.got) != 0 || r.err != nil {
+		t.Fatalf("the holder's backend got %q, %v", r.got, r.err)
+	}
+	select {
+	case r := <-got:
+		if string(r.got) != "last words" || !errors.Is(r.err, errConnReset) {
+			t.Fatalf("backend got %q, then %v; want the client's words, then a reset", r.got, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reset client's bytes never reached the backend")
+	}
+	waitCause(t, s, CauseClientReset, 2)
+	if n := b.accepted.Load(); n != 2 {
+		t.Errorf("backend accepted %d connections, want 2 (the holder, the talker)", n)
+	}
 }

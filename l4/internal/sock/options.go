@@ -65,6 +65,16 @@ func AtUrgentMark(fd int) bool {
 	return err == nil && n != 0
 }
 
+// Unread returns the bytes waiting to be read on the TCP socket fd
+// (SIOCINQ), or 0 when it cannot tell.
+func Unread(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // SetLingerZero makes close(fd) abort the connection with a RST instead of
 // a FIN, discarding unsent data: how a reset seen on one side of a relay
 // is passed on to the other.
