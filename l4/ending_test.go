@@ -392,3 +392,122 @@ func TestClientResetWhileQueued(t *testing.T) {
 		t.Errorf("backend accepted %d connections, want 2 (the holder, the talker)", n)
 	}
 }
+
+// Each remaining way a TCP connection ends, counted under its own cause
+// and nothing else; the client sees a FIN for a clean end, a reset for
+// every other.
+func TestEveryCauseCounted(t *testing.T) {
+	greetAndClose := func(c net.Conn) {
+		io.WriteString(c, "bye\n")
+		c.Close()
+	}
+	cases := []struct {
+		name    string
+		backend func(net.Conn)
+		mutate  func(*config.FrontendBuilder)
+		setup   func(t *testing.T, s *Server)
+		client  func(t *testing.T, s *Server) error // the end the client saw
+		cause   Cause
+		n       uint64
+	}{{
+		name: "client FIN first", backend: echo,
+		client: func(t *testing.T, s *Server) error {
+			c := dialFE(t, s)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _, err := exchange(c, []byte("ping"))
+			return err
+		},
+		cause: CauseClientFIN, n: 1,
+	}, {
+		name: "backend FIN first", backend: greetAndClose,
+		client: func(t *testing.T, s *Server) error {
+			c := dialFE(t, s)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, err := io.ReadAll(c)
+			c.Close()
+			return err
+		},
+		cause: CauseBackendFIN, n: 1,
+	}, {
+		name: "no backend", backend: echo,
+		setup: func(t *testing.T, s *Server) { s.Backends("fe")[0].SetHealthy(false) },
+		client: func(t *testing.T, s *Server) error {
+			return dialAndRead(s.Addrs("fe")[0].String())
+		},
+		cause: CauseNoBackend, n: 1,
+	}, {
+		name: "queue full", backend: echo,
+		mutate: func(fb *config.FrontendBuilder) {
+			fb.BackendOpts(config.BackendOptions{MaxConnections: 1}).MaxQueue(1).QueueTimeout(10 * time.Second)
+		},
+		client: func(t *testing.T, s *Server) error {
+			dialFE(t, s) // holds the one slot
+			dialFE(t, s) // holds the one place in the queue
+			waitFor(t, 5*time.Second, "the queue full", func() bool {
+				fc, _ := s.Counters("fe")
+				return fc.QueuedNow == 1
+			})
+			return dialAndRead(s.Addrs("fe")[0].String())
+		},
+		cause: CauseQueueFull, n: 1,
+	}, {
+		name: "access list", backend: echo,
+		mutate: func(fb *config.FrontendBuilder) { fb.Deny("127.0.0.1") },
+		client: func(t *testing.T, s *Server) error { return dialAndRead(s.Addrs("fe")[0].String()) },
+		cause:  CauseDenied, n: 1,
+	}, {
+		name: "per-client limit", backend: echo,
+		mutate: func(fb *config.FrontendBuilder) { fb.MaxConnectionsPerClient(1) },
+		client: func(t *testing.T, s *Server) error {
+			first := dialFE(t, s)
+			first.Write([]byte("x"))
+			first.SetDeadline(time.Now().Add(5 * time.Second))
+			io.ReadFull(first, make([]byte, 1))
+			return dialAndRead(s.Addrs("fe")[0].String())
+		},
+		cause: CauseClientLimit, n: 1,
+	}, {
+		name: "rate limit", backend: echo,
+		mutate: func(fb *config.FrontendBuilder) { fb.ConnectionRatePerClient(1) },
+		client: func(t *testing.T, s *Server) error {
+			dialFE(t, s)
+			return dialAndRead(s.Addrs("fe")[0].String())
+		},
+		cause: CauseRateLimit, n: 1,
+	}, {
+		name: "backend down, on_down close", backend: echo,
+		client: func(t *testing.T, s *Server) error {
+			c := dialFE(t, s)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write([]byte("x"))
+			io.ReadFull(c, make([]byte, 1))
+			if err := s.CloseBackendConnections("fe", s.Backends("fe")[0]); err != nil {
+				t.Fatal(err)
+			}
+			_, err := io.Copy(io.Discard, c)
+			return err
+		},
+		cause: CauseBackendDown, n: 1,
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startBackend(t, tc.backend)
+			s := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, tc.mutate))
+			if tc.setup != nil {
+				tc.setup(t, s)
+			}
+			err := tc.client(t, s)
+			switch {
+			case tc.cause.Clean() && err != nil:
+				t.Errorf("client: %v, want a clean end", err)
+			case !tc.cause.Clean() && !errors.Is(err, errConnReset):
+				t.Errorf("client: %v, want a reset", err)
+			}
+			got := waitCause(t, s, tc.cause, tc.n)
+			got[tc.cause] = 0
+			if got != [NumCauses]uint64{} {
+				t.Errorf("other causes counted:%s", causeCounts(got))
+			}
+		})
+	}
+}

@@ -103,6 +103,9 @@ func TestUDPResponsesOneFreesFlowOnReply(t *testing.T) {
 			t.Fatalf("after query %d: flows opened = %d, want %d", i, got, i)
 		}
 	}
+	if got := counters(t, s).Closed; got[CauseReplied] != 3 {
+		t.Errorf("causes:%s; want replied=3", causeCounts(got))
+	}
 	// The client socket is the one fd this test added.
 	waitFor(t, 2*time.Second, "fds back to baseline", func() bool { return openFDs(t) <= base+1 })
 }
@@ -162,6 +165,9 @@ func TestUDPIdleTimeout(t *testing.T) {
 		t.Fatalf("after %v: active %d total %d, want the busy flow alone (1 of 2)", time.Since(start), c.Active, c.Total)
 	}
 	waitFor(t, 2*time.Second, "the busy flow idle too", func() bool { return counters(t, s).Active == 0 })
+	if got := counters(t, s).Closed; got[CauseIdleTimeout] != 2 {
+		t.Errorf("causes:%s; want idle_timeout=2", causeCounts(got))
+	}
 }
 
 // max_flows refuses new flows beyond the cap and counts them; flows
@@ -564,8 +570,8 @@ func TestUDPFlowsListedAndClosed(t *testing.T) {
 	if err := s.CloseConnection(list[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := counters(t, s).Active; got != 0 {
-		t.Errorf("active flows after close = %d, want 0", got)
+	if c := counters(t, s); c.Active != 0 || c.Closed[CauseAdminKill] != 1 {
+		t.Errorf("active flows after close = %d, causes:%s; want 0, admin_kill=1", c.Active, causeCounts(c.Closed))
 	}
 	if _, err := udpExchange(c, []byte("again"), 5*time.Second); err != nil {
 		t.Fatalf("the client's next datagram: %v", err)

@@ -73,7 +73,7 @@ func NewCollector(read func() stats.Stats) *Collector {
 		beActive:    desc("backend_connections_active", "Connections open to the backend; behind a UDP frontend, flows.", be),
 		beTotal:     desc("backend_connections_total", "Connections established to the backend; behind a UDP frontend, flows opened.", be),
 		beBytes:     desc("backend_bytes_total", "Bytes relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
-		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason; behind a UDP frontend, ICMP errors the backend sent.", be, "reason"),
+		beFailures:  desc("backend_connect_failures_total", "Failed connects to the backend by reason; behind a UDP frontend, ICMP errors about flows that had no reply yet.", be, "reason"),
 		beResets:    desc("backend_resets_total", "Relayed connections ended by a reset.", be),
 		bePipes:     desc("backend_pipes_in_use", "Splice pipes the backend's connections hold now.", be),
 		beMax:       desc("backend_connections_max", "Cap on the backend's connections; 0 means none.", be),

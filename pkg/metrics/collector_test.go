@@ -40,7 +40,7 @@ func testStats() stats.Stats {
 }
 
 const wantExposition = `
-# HELP splicer_backend_connect_failures_total Failed connects to the backend by reason; behind a UDP frontend, ICMP errors the backend sent.
+# HELP splicer_backend_connect_failures_total Failed connects to the backend by reason; behind a UDP frontend, ICMP errors about flows that had no reply yet.
 # TYPE splicer_backend_connect_failures_total counter
 splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="other"} 0
 splicer_backend_connect_failures_total{backend="127.0.0.1:5432",frontend="pg",reason="refused"} 2

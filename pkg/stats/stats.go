@@ -135,7 +135,8 @@ type BackendStats struct {
 
 	// ConnectFailures counts failed connects by reason; it holds every key
 	// of ConnectFailureReasons, zero or not, so readers need no defaults.
-	// Behind a UDP frontend it counts the ICMP errors the backend sent.
+	// Behind a UDP frontend it counts ICMP errors about flows that had no
+	// reply yet (see docs/operations.md).
 	ConnectFailures map[string]uint64 `json:"connect_failures"`
 	Resets          uint64            `json:"resets"`
 	// Closed counts ended connections that had this backend, by
