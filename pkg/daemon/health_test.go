@@ -162,7 +162,7 @@ func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
 	d := runDaemon(t, cfg)
 	front := frontAddr(t, d)
 	bad := d.srv.Backends("t")[0]
-	sched := d.checks.byFrontend["t"]
+	sched := d.checks.scheduler("t")
 	for i := 0; i < 20 && bad.Healthy(); i++ {
 		greeting(t, front)
 		// Passive reports are applied by the backend's probe goroutine,
