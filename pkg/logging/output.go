@@ -16,7 +16,7 @@ import (
 // concurrent use.
 type Output struct {
 	out   io.Writer
-	level atomic.Int32                // a zerolog.Level
+	level atomic.Int32                 // a zerolog.Level
 	w     atomic.Pointer[formatWriter] // json: out itself; console: a ConsoleWriter on out
 }
 
