@@ -103,10 +103,14 @@ func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	fail := func(err error) (*exec.Cmd, error) {
+		wait := time.Duration(0)
+		if errors.Is(err, errPeerGone) {
+			wait = 5 * time.Second // it is exiting: say how
+		}
 		select {
 		case werr := <-exited:
 			return cmd, fmt.Errorf("%w; new process (pid %d) %s", err, cmd.Process.Pid, exitText(werr))
-		default:
+		case <-time.After(wait):
 		}
 		// A new process that said nothing sensible is stopped, and
 		// reaped, so it leaves nothing behind.
