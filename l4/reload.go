@@ -3,7 +3,9 @@ package l4
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"time"
 
@@ -57,6 +59,7 @@ type BackendChange struct {
 type Plan struct {
 	srv     *Server
 	cfg     *config.Config
+	current map[listenKey]*listenGroup // the registry when the plan began
 	fronts  []*frontend
 	changes []*generation
 	removed []*frontend
@@ -87,23 +90,34 @@ func (s *Server) frontendList() []*frontend {
 // backends by name (backend.Merge) and builds what the new generations
 // need. Sockets of addresses that stay are kept. global.workers and the
 // pipe settings cannot change here; the caller refuses such a config.
+//
+// One plan exists at a time: Prepare waits for the previous one to be
+// committed or aborted. The loops are not held up meanwhile; what Prepare
+// builds (sets, strategies, sockets) it builds on the caller's goroutine.
 func (s *Server) Prepare(cfg *config.Config) (*Plan, error) {
+	s.reloading.Lock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.started || s.closing {
+	serving := s.started && !s.closing
+	current := maps.Clone(s.groups)
+	s.mu.Unlock()
+	if !serving {
+		s.reloading.Unlock()
 		return nil, errors.New("l4: reload of a server that is not serving")
 	}
-	p := &Plan{srv: s, cfg: cfg, groups: make(map[listenKey]*listenGroup)}
+	p := &Plan{srv: s, cfg: cfg, current: current, groups: make(map[listenKey]*listenGroup)}
 	old := make(map[string]*frontend)
 	for _, fe := range s.frontendList() {
 		old[fe.cfg.Name] = fe
 	}
 	kept := make(map[string]bool)
 	for i := range cfg.Frontends {
+		// Building a frontend's backend set takes CPU (a maglev table
+		// is 65537 entries): let loops waiting for a P run between two.
+		runtime.Gosched()
 		fc := &cfg.Frontends[i]
 		g, err := nextGeneration(old[fc.Name], fc)
 		if err != nil {
-			p.abortLocked()
+			p.abort()
 			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
 		}
 		p.fronts = append(p.fronts, g.gen)
@@ -125,7 +139,7 @@ func (s *Server) Prepare(cfg *config.Config) (*Plan, error) {
 			kept[fc.Name] = true
 		}
 		if err := p.listen(g.gen); err != nil {
-			p.abortLocked()
+			p.abort()
 			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
 		}
 	}
@@ -136,7 +150,7 @@ func (s *Server) Prepare(cfg *config.Config) (*Plan, error) {
 		}
 	}
 	slices.Sort(p.report.FrontendsRemoved)
-	for key, g := range s.groups {
+	for key, g := range current {
 		if _, wanted := p.groups[key]; wanted {
 			continue
 		}
@@ -205,7 +219,7 @@ func (p *Plan) listen(fe *frontend) error {
 	s := p.srv
 	for i, addr := range fe.cfg.Listen {
 		key := keyOf(fe.cfg, i)
-		if g := s.groups[key]; g != nil {
+		if g := p.current[key]; g != nil {
 			p.groups[key] = &listenGroup{key: key, bound: g.bound, owner: fe.cfg.Name}
 			fe.bound = append(fe.bound, g.bound)
 			continue
@@ -253,17 +267,14 @@ func (p *Plan) Report() Change { return p.report }
 
 // Abort drops the plan: the sockets it opened are closed and nothing else
 // has changed.
-func (p *Plan) Abort() {
-	p.srv.mu.Lock()
-	defer p.srv.mu.Unlock()
-	p.abortLocked()
-}
+func (p *Plan) Abort() { p.abort() }
 
-func (p *Plan) abortLocked() {
+func (p *Plan) abort() {
 	if p.ended {
 		return
 	}
 	p.ended = true
+	defer p.srv.reloading.Unlock()
 	for _, g := range p.opened {
 		g.closeFrom(0)
 	}
@@ -282,14 +293,13 @@ func (p *Plan) abortLocked() {
 // cut. Commit returns once every loop ran its task, or commitWait passed.
 func (p *Plan) Commit() Change {
 	s := p.srv
-	s.mu.Lock()
 	if p.ended {
-		s.mu.Unlock()
 		return p.report
 	}
 	p.ended = true
-	s.mu.Unlock()
+	defer s.reloading.Unlock()
 	for _, g := range p.changes {
+		runtime.Gosched() // as in Prepare
 		if g.merge != nil {
 			g.merge.Apply()
 		}
@@ -471,6 +481,9 @@ func (s *Server) cutConnections(name string, sh *frontendShared) {
 // with the flows still open on them, unless a later reload took the
 // address up again.
 func (s *Server) closeDrained(g *listenGroup) {
+	// Not while a plan is open: it may be taking the address up again.
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
 	s.mu.Lock()
 	current := s.groups[g.key] == g
 	if current {

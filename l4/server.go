@@ -51,6 +51,8 @@ type Server struct {
 	// handed over by a previous process until Start adopts them.
 	groups    map[listenKey]*listenGroup
 	inherited map[listenKey][]int
+	// reloading is held from Prepare to the plan's Commit or Abort.
+	reloading sync.Mutex
 	// retired holds the cut timers of removed frontends' connections.
 	retired []*time.Timer
 
