@@ -52,6 +52,9 @@ type Daemon struct {
 	handedOver chan struct{} // closed when an upgrade handed over
 	handOnce   sync.Once
 	successor  atomic.Int64 // the pid that took over
+	// serving is set once Run serves and cleared when it begins to stop:
+	// reloads, upgrades and backend changes need a serving daemon.
+	serving atomic.Bool
 }
 
 // Options are what the daemon needs beyond the config. The zero value runs
@@ -179,11 +182,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if n := d.opts.Notifier; n != nil && n.Watchdog > 0 {
 		go watchdog(wctx, n, n.Watchdog, d.srv, d.log)
 	}
+	d.serving.Store(true)
 	d.log.Info().Str("config", cfg.File).Int("workers", cfg.Global.Workers).
 		Int("frontends", len(cfg.Frontends)).Int("pid", os.Getpid()).Msg("splicer started")
 
 	d.serve(ctx)
 	stopWatchdog()
+	// A reload or upgrade in progress finishes first; later ones are
+	// refused.
+	d.ctl.Lock()
+	d.serving.Store(false)
+	d.ctl.Unlock()
 	return d.shutdown()
 }
 
@@ -257,6 +266,9 @@ func (d *Daemon) startLocks(cfg *config.Config, h *Handover) error {
 	u.commit()
 	return nil
 }
+
+// errNotServing refuses a change to a daemon that is not serving.
+var errNotServing = errors.New("the daemon is not serving (starting, or stopping)")
 
 // isHandedOver reports whether an upgrade handed over to another process.
 func (d *Daemon) isHandedOver() bool {

@@ -37,9 +37,12 @@ func (d *Daemon) Reload(ctx context.Context) ReloadOutcome {
 	start := time.Now()
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
-	if d.isHandedOver() {
+	switch {
+	case d.isHandedOver():
 		return ReloadOutcome{Problems: []config.Problem{{Msg: fmt.Sprintf(
 			"this process handed over to pid %d at an upgrade and is draining: reload that one", d.successor.Load())}}}
+	case !d.serving.Load():
+		return ReloadOutcome{Problems: []config.Problem{{Msg: errNotServing.Error()}}}
 	}
 	d.notify("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec(), "STATUS=reloading the configuration")
 	out := d.reload(ctx)
@@ -139,8 +142,11 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 func (d *Daemon) SetBackends(ctx context.Context, name string, specs []backend.Spec) (l4.BackendChange, error) {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
-	if d.isHandedOver() {
+	switch {
+	case d.isHandedOver():
 		return l4.BackendChange{}, errors.New("this process handed over at an upgrade and is draining")
+	case !d.serving.Load():
+		return l4.BackendChange{}, errNotServing
 	}
 	old := d.config()
 	cfg := *old

@@ -48,8 +48,12 @@ func (d *Daemon) Upgrade(ctx context.Context) UpgradeOutcome {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
 	out := UpgradeOutcome{OldPID: os.Getpid()}
-	if d.isHandedOver() {
+	switch {
+	case d.isHandedOver():
 		out.Err = fmt.Errorf("this process already handed over to pid %d", d.successor.Load())
+		return out
+	case !d.serving.Load():
+		out.Err = errNotServing
 		return out
 	}
 	d.log.Info().Msg("upgrade: starting the new binary")
