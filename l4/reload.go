@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"slices"
@@ -138,9 +139,15 @@ func (s *Server) Prepare(cfg *config.Config) (*Plan, error) {
 		default:
 			kept[fc.Name] = true
 		}
-		if err := p.listen(g.gen); err != nil {
+		bound, err := p.listen(g.gen)
+		if err != nil {
 			p.abort()
 			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
+		}
+		if g.gen != g.old {
+			// An unchanged frontend, published already, keeps its
+			// own (equal) list.
+			g.gen.bound = bound
 		}
 	}
 	for name, fe := range old {
@@ -214,27 +221,29 @@ func nextGeneration(prev *frontend, fc *config.Frontend) (*generation, error) {
 }
 
 // listen finds or opens the sockets of every address of fe, generation of
-// a frontend about to be committed.
-func (p *Plan) listen(fe *frontend) error {
+// a frontend about to be committed, and returns the addresses they are
+// bound to.
+func (p *Plan) listen(fe *frontend) ([]netip.AddrPort, error) {
 	s := p.srv
+	var bound []netip.AddrPort
 	for i, addr := range fe.cfg.Listen {
 		key := keyOf(fe.cfg, i)
 		if g := p.current[key]; g != nil {
 			p.groups[key] = &listenGroup{key: key, bound: g.bound, owner: fe.cfg.Name}
-			fe.bound = append(fe.bound, g.bound)
+			bound = append(bound, g.bound)
 			continue
 		}
 		g, err := s.openGroup(fe, key, nil)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", addr, err)
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
 		g.owner = fe.cfg.Name
 		p.groups[key] = g
 		p.opened = append(p.opened, g)
 		p.report.ListenersOpened = append(p.report.ListenersOpened, key.String())
-		fe.bound = append(fe.bound, g.bound)
+		bound = append(bound, g.bound)
 	}
-	return nil
+	return bound, nil
 }
 
 // Backends returns the backends frontend name will have once the plan is
@@ -251,11 +260,21 @@ func (p *Plan) Backends(name string) []*backend.Backend {
 
 // Observe sets the observer of frontend name's new generation; without a
 // call, a changed frontend keeps the observer it had. Call it before Commit.
+// The observer of a frontend the plan leaves unchanged cannot change: the
+// loops read it without synchronisation.
 func (p *Plan) Observe(name string, o Observer) error {
+	for _, g := range p.changes {
+		if g.gen.cfg.Name == name {
+			g.gen.observer = o
+			return nil
+		}
+	}
 	for _, fe := range p.fronts {
 		if fe.cfg.Name == name {
-			fe.observer = o
-			return nil
+			if fe.observer == o {
+				return nil
+			}
+			return fmt.Errorf("frontend %q is unchanged: its observer cannot change", name)
 		}
 	}
 	return ErrUnknownFrontend
