@@ -92,6 +92,9 @@ func newLocks(dir, configFile string) (*locks, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("global.runtime_dir: %w", err)
 	}
+	if abs, err := filepath.Abs(configFile); err == nil && configFile != "" {
+		configFile = abs
+	}
 	return &locks{dir: dir, config: configFile, held: make(map[string]*lockFile)}, nil
 }
 
@@ -304,8 +307,8 @@ func (u *lockUpdate) abortLocked() {
 
 // lockFD is a held lock handed to a new process at an upgrade.
 type lockFD struct {
-	Name      string `json:"name"`
-	Exclusive bool   `json:"exclusive"`
+	Name      string
+	Exclusive bool
 	fd        int
 }
 
