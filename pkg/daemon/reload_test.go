@@ -219,3 +219,50 @@ func TestWatchdogStopsWhileALoopStalls(t *testing.T) {
 		t.Errorf("%d watchdog pings while loop 1 was stalled", during)
 	}
 }
+
+// TestSetBackends changes a frontend's backends the way discovery will:
+// specs merged by identity, a drained backend staying drained, the health
+// checks following the new list, the other frontends untouched, and
+// invalid specs refused with nothing changed.
+func TestSetBackends(t *testing.T) {
+	a, b, c := startDemo(t), startDemo(t), startDemo(t)
+	cfg, err := config.New().RuntimeDir(t.TempDir()).AdminListen("").
+		Frontend("db").Listen("127.0.0.1:0").Backend(a.Addr().String(), 1).Backend(b.Addr().String(), 1).
+		HealthInterval(time.Hour).
+		Frontend("other").Listen("127.0.0.1:0").Backend(c.Addr().String(), 1).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runWith(t, cfg, Options{})
+	kept := d.srv.Backends("db")[0]
+	if err := kept.SetState(backend.Drain); err != nil {
+		t.Fatal(err)
+	}
+	other := d.srv.Backends("other")[0]
+	specs := []backend.Spec{{Address: a.Addr(), Weight: 4}, {Address: c.Addr(), Weight: 1}}
+	change, err := d.SetBackends(context.Background(), "db", specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(change.Added, []string{c.Addr().String()}) || !slices.Equal(change.Removed, []string{b.Addr().String()}) ||
+		!slices.Equal(change.Updated, []string{a.Addr().String()}) {
+		t.Errorf("change %+v", change)
+	}
+	bs := d.srv.Backends("db")
+	if len(bs) != 2 || bs[0] != kept || kept.State() != backend.Drain || kept.Weight() != 4 || d.srv.Backends("other")[0] != other {
+		t.Errorf("after SetBackends: %v (kept %v, state %v, weight %d)", bs, bs[0] == kept, kept.State(), kept.Weight())
+	}
+	if _, ok := d.checks.scheduler("db").State(bs[1]); !ok {
+		t.Error("the health checks do not watch the new backend")
+	}
+	if fc := frontendConfig(d.config(), "db"); len(fc.Backends) != 2 || fc.Backends[0].Weight != 4 {
+		t.Errorf("the config in force: %+v", fc.Backends)
+	}
+	bad := []backend.Spec{{Address: a.Addr(), Weight: 0}}
+	if _, err := d.SetBackends(context.Background(), "db", bad); err == nil || len(d.srv.Backends("db")) != 2 {
+		t.Errorf("invalid specs: %v", err)
+	}
+	if _, err := d.SetBackends(context.Background(), "nope", specs); err == nil {
+		t.Error("an unknown frontend was accepted")
+	}
+}
