@@ -8,8 +8,16 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Packages whose tests run under `make test`.
 PKGS    := ./...
 FUZZTIME ?= 60s
+# Where `make install` puts things: DESTDIR is prepended to every path
+# (for packaging), PREFIX is where they live once installed.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR      ?= $(PREFIX)/share/doc/splicer
+SYSCONFDIR  ?= /etc
 
-.PHONY: help build run test bench fuzz lint cover clean
+.PHONY: help build run test bench fuzz lint cover clean install
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
@@ -34,6 +42,17 @@ lint: ## gofmt must be clean, go vet must pass
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+install: build ## install binary, systemd unit, service user, docs and a config (kept if present) under DESTDIR, PREFIX
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/splicer
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/splicer
+	sed -e 's|/usr/local/bin/splicer|$(BINDIR)/splicer|g' -e 's|/etc/splicer/|$(SYSCONFDIR)/splicer/|g' \
+		-e 's|file:///usr/local/share/doc/splicer/|file://$(DOCDIR)/|' docs/systemd/splicer.service > $(DESTDIR)$(UNITDIR)/splicer.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/splicer.service
+	install -m 0644 docs/systemd/splicer.sysusers $(DESTDIR)$(SYSUSERSDIR)/splicer.conf
+	install -m 0644 config.toml.example docs/*.md $(DESTDIR)$(DOCDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/splicer/config.toml || \
+		install -m 0644 config.toml.example $(DESTDIR)$(SYSCONFDIR)/splicer/config.toml
 
 cover: ## test with coverage and write coverage.html
 	$(GO) test -coverprofile=coverage.out $(PKGS)

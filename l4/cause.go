@@ -60,7 +60,8 @@ const (
 	// CauseBackendDown: the backend was marked down with on_down = "close".
 	CauseBackendDown
 	// CauseShutdown: the server's shutdown deadline passed (or Close was
-	// called) while the connection was open.
+	// called) while the connection was open, or the drain of a frontend a
+	// reload removed ran out.
 	CauseShutdown
 	// CauseReplied: a UDP flow got every reply it expected (responses
 	// per datagram): its clean end.

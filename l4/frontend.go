@@ -13,13 +13,35 @@ import (
 
 // frontend is the runtime side of one [[frontend]]: its backends, the
 // strategy that picks among them, and the addresses it is bound to.
+//
+// A reload that changes a frontend builds a new generation of it (see
+// reload.go): listeners move to the new one, connections keep the one that
+// accepted them, so they finish under the settings they started with. The
+// generations of a frontend share one frontendShared: its counters, its
+// caps' state and its wait queue.
 type frontend struct {
-	cfg      *config.Frontend
+	cfg *config.Frontend
+	*frontendShared
+
 	backends []*backend.Backend
+	// specs[i] is what backends[i] is configured as: the base a later
+	// merge compares with (backend.Merge).
+	specs    []backend.Spec
 	set      *backend.Set
 	strategy balance.Strategy
 	bound    []netip.AddrPort
 
+	acl     acl
+	clients *clientTable // nil without per-client limits
+	// peers holds a UDP frontend's backend addresses in the forms the
+	// UDP path compares and sends to; nil on a TCP frontend.
+	peers map[*backend.Backend]*udpPeer
+	// observer, when set, hears of connect outcomes and resets.
+	observer Observer
+}
+
+// frontendShared is what every generation of a frontend shares.
+type frontendShared struct {
 	// Counters of the frontend as a whole; the per-backend ones live in
 	// pkg/backend. active and total count client connections (UDP: flows);
 	// closed counts ended ones by cause, refused clients included; bytesIn
@@ -35,51 +57,66 @@ type frontend struct {
 	// the frontend's own cap; the next release on it resumes it.
 	blocked atomic.Bool
 
-	acl     acl
-	clients *clientTable // nil without per-client limits
-	// peers holds a UDP frontend's backend addresses in the forms the
-	// UDP path compares and sends to; nil on a TCP frontend.
-	peers map[*backend.Backend]*udpPeer
 	queue waitQueue
-	// observer, when set, hears of connect outcomes and resets.
-	observer Observer
 }
 
 func newFrontend(fc *config.Frontend) (*frontend, error) {
-	strat, err := balance.New(fc.Strategy, balance.Options{MaglevTableSize: fc.MaglevTableSize})
-	if err != nil {
+	specs := backendSpecs(fc)
+	bs := make([]*backend.Backend, len(specs))
+	for i, spec := range specs {
+		var err error
+		if bs[i], err = backend.New(spec); err != nil {
+			return nil, fmt.Errorf("backend %s: %w", spec.Address, err)
+		}
+	}
+	fe := &frontend{
+		cfg: fc, frontendShared: &frontendShared{},
+		backends: bs, specs: specs,
+		acl:     acl{allow: fc.Allow, deny: fc.Deny},
+		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
+	}
+	if err := fe.buildSet(); err != nil {
 		return nil, err
 	}
-	bs := make([]*backend.Backend, len(fc.Backends))
+	return fe, nil
+}
+
+// backendSpecs is fc's backends as backend specs.
+func backendSpecs(fc *config.Frontend) []backend.Spec {
+	specs := make([]backend.Spec, len(fc.Backends))
 	for i, bc := range fc.Backends {
-		bs[i], err = backend.New(backend.Spec{
+		specs[i] = backend.Spec{
 			Name:           bc.Name,
 			Address:        bc.Address,
 			Weight:         bc.Weight,
 			MaxConnections: bc.MaxConnections,
 			Backup:         bc.Backup,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("backend %s: %w", bc.Address, err)
 		}
 	}
-	set, err := backend.NewSet(bs, strat, fc.SlowStart)
+	return specs
+}
+
+// buildSet makes fe's strategy and its Set of fe.backends, which the Set
+// adopts, and the UDP peers of a UDP frontend.
+func (fe *frontend) buildSet() error {
+	fc := fe.cfg
+	strat, err := balance.New(fc.Strategy, balance.Options{MaglevTableSize: fc.MaglevTableSize})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	fe := &frontend{
-		cfg: fc, backends: bs, set: set, strategy: strat,
-		acl:     acl{allow: fc.Allow, deny: fc.Deny},
-		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
+	set, err := backend.NewSet(fe.backends, strat, fc.SlowStart)
+	if err != nil {
+		return err
 	}
+	fe.set, fe.strategy = set, strat
 	if fc.Protocol == config.ProtocolUDP {
-		fe.peers = newUDPPeers(bs)
+		fe.peers = newUDPPeers(fe.backends)
 	} else {
 		// A backend coming up, back to ready or below its cap is capacity
 		// that queued clients may take.
 		set.OnChange(fe.serveQueue)
 	}
-	return fe, nil
+	return nil
 }
 
 // pick chooses a backend for a client with balancing key key, skipping the

@@ -44,19 +44,13 @@ type listener struct {
 	deniedSince uint64    // clients denied since that line
 }
 
-func newListener(l *loop, fe *frontend, addr netip.AddrPort) (*listener, error) {
-	fd, err := sock.Listen(addr, listenBacklog, true)
-	if err != nil {
-		return nil, err
-	}
+// newListener makes a listener of fd, a listening socket bound to bound,
+// and registers it with l's poller; on error fd is closed. It runs on l's
+// goroutine, or before l runs.
+func newListener(l *loop, fe *frontend, fd int, bound netip.AddrPort) (*listener, error) {
 	// Accepted sockets inherit TCP_NODELAY and the keepalive settings
 	// from the listener: set once here instead of per connection.
 	fe.tuneListener(fd)
-	bound, err := sock.LocalAddr(fd)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
 	ln := &listener{loop: l, fe: fe, fd: fd, addr: bound}
 	ln.pauseTimer.Fire = ln.unpause
 	var gen uint32
@@ -168,7 +162,7 @@ func (ln *listener) blockAtCap() bool {
 // resumeFull accepts again on a listener that stopped at a cap, if it
 // belongs to fe (nil: any frontend).
 func (ln *listener) resumeFull(fe *frontend) {
-	if fe != nil && ln.fe != fe {
+	if fe != nil && ln.fe.frontendShared != fe.frontendShared {
 		return
 	}
 	if ln.full && ln.fd >= 0 {
@@ -228,12 +222,15 @@ func (ln *listener) unpause() {
 	}
 }
 
-// close stops accepting. Closing the fd removes it from the epoll set.
+// close stops accepting. The fd leaves the epoll set before it is closed:
+// after an upgrade handed the socket to another process, a dup of it lives
+// on there, and epoll would go on reporting it here.
 func (ln *listener) close() {
 	if ln.fd < 0 {
 		return
 	}
 	ln.loop.wheel.Stop(&ln.pauseTimer)
+	_ = ln.loop.poll.Delete(ln.fd)
 	unix.Close(ln.fd)
 	ln.fd = -1
 	ln.loop.releaseSlot(ln.idx)

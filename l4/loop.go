@@ -323,22 +323,23 @@ func token(idx, gen, side uint32) uint64 {
 	return netpoll.Token(idx, gen<<1|side)
 }
 
-// listen opens this loop's listening socket for one frontend address.
-func (l *loop) listen(fe *frontend, addr netip.AddrPort) (netip.AddrPort, error) {
+// adopt makes fd, a listening socket of fe's protocol bound to bound, one
+// of this loop's listeners. On error fd is closed.
+func (l *loop) adopt(fe *frontend, fd int, bound netip.AddrPort) error {
 	if fe.cfg.Protocol == config.ProtocolUDP {
-		ln, err := newUDPListener(l, fe, addr)
+		ln, err := newUDPListener(l, fe, fd, bound)
 		if err != nil {
-			return addr, err
+			return err
 		}
 		l.udp = append(l.udp, ln)
-		return ln.addr, nil
+		return nil
 	}
-	ln, err := newListener(l, fe, addr)
+	ln, err := newListener(l, fe, fd, bound)
 	if err != nil {
-		return addr, err
+		return err
 	}
 	l.listeners = append(l.listeners, ln)
-	return ln.addr, nil
+	return nil
 }
 
 // resumeFull restarts the listeners of fe (nil: of every frontend) that

@@ -68,7 +68,7 @@ func (s *Server) CloseBackendConnections(name string, b *backend.Backend) error 
 	}
 	s.postAll(func(l *loop) {
 		for c := range l.conns {
-			if c.fe == fe && c.be == b {
+			if c.fe.frontendShared == fe.frontendShared && c.be == b {
 				c.end(CauseBackendDown)
 			}
 		}
@@ -76,9 +76,9 @@ func (s *Server) CloseBackendConnections(name string, b *backend.Backend) error 
 	return nil
 }
 
-// frontend finds a frontend by name; the list is fixed after NewServer.
+// frontend finds a frontend's current generation by name.
 func (s *Server) frontend(name string) *frontend {
-	for _, fe := range s.frontends {
+	for _, fe := range s.frontendList() {
 		if fe.cfg.Name == name {
 			return fe
 		}

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -33,6 +34,9 @@ type Server struct {
 	log   zerolog.Logger
 	pipes *splice.Pool
 
+	// frontends is replaced whole by a reload (copy-on-write) under
+	// frontMu; readers take the slice under the read lock.
+	frontMu   sync.RWMutex
 	frontends []*frontend
 	loops     []*loop
 	wg        sync.WaitGroup // one per running loop goroutine
@@ -42,6 +46,18 @@ type Server struct {
 	closing  bool
 	drained  chan struct{} // closed when active reaches 0 after closing
 	drainOne sync.Once
+	// groups are the listening sockets by configured address, for reload
+	// and upgrade (reload.go, inherit.go); inherited holds the sockets
+	// handed over by a previous process until Start adopts them.
+	groups    map[listenKey]*listenGroup
+	inherited map[listenKey][]int
+	// reloading is held from Prepare to the plan's Commit or Abort.
+	reloading sync.Mutex
+	// retired holds the cut timers of removed frontends' connections.
+	retired []*time.Timer
+
+	// maxConns is global.max_connections, which a reload may change.
+	maxConns atomic.Int64
 
 	// active counts client connections across all loops.
 	active atomic.Int64
@@ -66,7 +82,9 @@ func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		log:     log,
 		drained: make(chan struct{}),
 		pipes:   splice.NewPool(cfg.Global.MaxPipes, cfg.Global.PipeSize, cfg.Global.BufferSize),
+		groups:  make(map[listenKey]*listenGroup),
 	}
+	s.maxConns.Store(int64(cfg.Global.MaxConnections))
 	s.pipes.OnSmallPipe(func(granted, requested int, usable bool) {
 		e := s.log.Warn().Int("granted_bytes", granted).Int("requested_bytes", requested).Bool("used", usable)
 		if usable {
@@ -108,8 +126,10 @@ func (s *Server) Start() error {
 	}
 	if err := s.bindLocked(); err != nil {
 		s.closeLoopsLocked()
+		s.closeInheritedLocked()
 		return err
 	}
+	s.closeInheritedLocked()
 	s.started = true
 	for _, l := range s.loops {
 		s.wg.Add(1)
@@ -122,21 +142,29 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// bindLocked opens one listening socket per loop for every frontend address.
-// A port 0 address is resolved by the first loop's bind and reused by the
-// others, so all loops share one port.
+// bindLocked opens one listening socket per loop for every frontend
+// address, or adopts the sockets inherited for it (inherit.go). A port 0
+// address is resolved by the first bind and reused by the others, so all
+// loops share one port.
 func (s *Server) bindLocked() error {
 	for _, fe := range s.frontends {
-		for _, addr := range fe.cfg.Listen {
-			bound := addr
-			for _, l := range s.loops {
-				actual, err := l.listen(fe, bound)
-				if err != nil {
+		for i, addr := range fe.cfg.Listen {
+			key := keyOf(fe.cfg, i)
+			g, err := s.openGroup(fe, key, s.inherited[key])
+			delete(s.inherited, key)
+			if err != nil {
+				return fmt.Errorf("frontend %q: listen %s: %w", fe.cfg.Name, addr, err)
+			}
+			g.owner = fe.cfg.Name
+			for i, fd := range g.fds {
+				if err := s.loops[i%len(s.loops)].adopt(fe, fd, g.bound); err != nil {
+					g.closeFrom(i + 1)
 					return fmt.Errorf("frontend %q: listen %s: %w", fe.cfg.Name, addr, err)
 				}
-				bound = actual
 			}
-			fe.bound = append(fe.bound, bound)
+			g.fds = nil // the loops own them now
+			s.groups[key] = g
+			fe.bound = append(fe.bound, g.bound)
 		}
 	}
 	return nil
@@ -266,7 +294,7 @@ func (s *Server) reserveAt(fe *frontend) int {
 		// take no new client, which could only be cut at the deadline.
 		return capGlobal
 	}
-	if !reserveUnder(&s.active, int64(s.cfg.Global.MaxConnections)) {
+	if !reserveUnder(&s.active, s.maxConns.Load()) {
 		return capGlobal
 	}
 	if fe.cfg.MaxConnections > 0 && !reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)) {
@@ -321,9 +349,15 @@ func (s *Server) stopLoops() {
 	} else {
 		s.mu.Lock()
 		s.closeLoopsLocked()
+		s.closeInheritedLocked()
 		s.mu.Unlock()
 	}
-	for _, fe := range s.frontends {
+	s.mu.Lock()
+	for _, t := range s.retired {
+		t.Stop()
+	}
+	s.mu.Unlock()
+	for _, fe := range s.frontendList() {
 		fe.set.Close()
 	}
 }

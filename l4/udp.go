@@ -139,43 +139,64 @@ type udpListener struct {
 	errLogN int       // such failures since
 }
 
-func newUDPListener(l *loop, fe *frontend, addr netip.AddrPort) (*udpListener, error) {
-	fd, err := sock.ListenUDP(addr, true)
+// openUDP binds a frontend socket for fe at addr with the options every
+// one needs: pktinfo on a wildcard address, the kernel's drop count, the
+// receive buffer asked for. warn logs a smaller buffer than asked.
+func openUDP(fe *frontend, addr netip.AddrPort, warn func(want, got int)) (fd int, bound netip.AddrPort, err error) {
+	fd, err = sock.ListenUDP(addr, true)
 	if err != nil {
-		return nil, err
+		return -1, addr, err
 	}
-	bound, err := sock.LocalAddr(fd)
+	bound, err = sock.LocalAddr(fd)
+	if err == nil {
+		err = setupUDP(fd, fe, bound, warn)
+	}
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return -1, addr, err
 	}
-	ln := &udpListener{
-		loop: l, fe: fe, fd: fd, addr: bound,
-		wildcard: bound.Addr().IsUnspecified(),
-		flows:    make(map[flowKey]*flow),
-	}
-	if ln.wildcard {
+	return fd, bound, nil
+}
+
+// setupUDP sets the options of a frontend socket bound to bound; see openUDP.
+func setupUDP(fd int, fe *frontend, bound netip.AddrPort, warn func(want, got int)) error {
+	if bound.Addr().IsUnspecified() {
 		if err := sock.EnablePktinfo(fd, bound); err != nil {
-			unix.Close(fd)
-			return nil, err
+			return err
 		}
 	}
 	if err := sock.EnableDropCount(fd); err != nil {
-		unix.Close(fd)
-		return nil, err
+		return err
 	}
 	if want := fe.cfg.ReceiveBuffer; want > 0 {
 		got, err := sock.SetReceiveBuffer(fd, want)
 		if err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("receive_buffer: %w", err)
+			return fmt.Errorf("receive_buffer: %w", err)
 		}
 		// The kernel keeps the size doubled in an int, so the largest
 		// request comes back a byte short: only a real cut is reported.
-		if got < want-want/64 && l.id == 0 {
-			l.srv.log.Warn().Str("frontend", fe.cfg.Name).Int("receive_buffer", want).Int("granted", got).
-				Msg("the kernel granted a smaller receive buffer: raise net.core.rmem_max, or run with CAP_NET_ADMIN")
+		if got < want-want/64 && warn != nil {
+			warn(want, got)
 		}
+	}
+	return nil
+}
+
+// warnReceiveBuffer logs a receive buffer smaller than fe asked for.
+func (s *Server) warnReceiveBuffer(fe *frontend) func(want, got int) {
+	return func(want, got int) {
+		s.log.Warn().Str("frontend", fe.cfg.Name).Int("receive_buffer", want).Int("granted", got).
+			Msg("the kernel granted a smaller receive buffer: raise net.core.rmem_max, or run with CAP_NET_ADMIN")
+	}
+}
+
+// newUDPListener makes a listener of fd, a frontend socket set up by
+// openUDP, and registers it with l's poller; on error fd is closed.
+func newUDPListener(l *loop, fe *frontend, fd int, bound netip.AddrPort) (*udpListener, error) {
+	ln := &udpListener{
+		loop: l, fe: fe, fd: fd, addr: bound,
+		wildcard: bound.Addr().IsUnspecified(),
+		flows:    make(map[flowKey]*flow),
 	}
 	var gen uint32
 	ln.idx, gen = l.alloc(ln)

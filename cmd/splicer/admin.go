@@ -14,9 +14,12 @@ import (
 var adminUsage = map[string]string{
 	"stats":   "splicer stats [-admin ADDR]",
 	"backend": "splicer backend [-admin ADDR] drain|ready|maint FRONTEND BACKEND | weight FRONTEND BACKEND N",
+	"reload":  "splicer reload [-admin ADDR]",
+	"upgrade": "splicer upgrade [-admin ADDR]",
 }
 
-// cmdAdmin runs an admin-API client command (stats, backend) and maps its
+// cmdAdmin runs an admin-API client command (stats, backend, reload,
+// upgrade) and maps its
 // error to an exit code: usage errors exit 2, everything else (daemon
 // unreachable, refused change) exits 1.
 func cmdAdmin(ctx context.Context, name string, run func(context.Context, []string, io.Writer) error,

@@ -7,6 +7,8 @@
 //	splicer version
 //	splicer stats   [-admin ADDR]
 //	splicer backend [-admin ADDR] drain|ready|maint|weight FRONTEND BACKEND [N]
+//	splicer reload  [-admin ADDR]
+//	splicer upgrade [-admin ADDR]
 //
 // Exit codes: 0 success; 1 the configuration is invalid or the daemon failed;
 // 2 the command line is wrong.
@@ -33,6 +35,10 @@ const (
 )
 
 func main() {
+	// SIGHUP and SIGUSR2 are caught first thing: by default they end the
+	// process, and one sent while the daemon starts must not.
+	control := make(chan os.Signal, 4)
+	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal starts a graceful shutdown, restore the
@@ -40,7 +46,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr, control)
 	stop()
 	os.Exit(code)
 }
@@ -56,6 +62,12 @@ Usage:
   splicer backend [-admin ADDR] drain|ready|maint FRONTEND BACKEND
   splicer backend [-admin ADDR] weight FRONTEND BACKEND N
                            change a backend of the running daemon
+  splicer reload [-admin ADDR]
+                           reload the running daemon's config (or: kill -HUP)
+  splicer upgrade [-admin ADDR]
+                           replace the running daemon by the binary now
+                           installed, without dropping a connection
+                           (or: kill -USR2)
 
 Run 'splicer COMMAND -h' for a command's flags.
 `
@@ -63,13 +75,18 @@ Run 'splicer COMMAND -h' for a command's flags.
 // run dispatches a subcommand and returns the process exit code. It is main
 // without the process: tests call it with their own context and writers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, stdout, stderr, nil)
+}
+
+// runWith is run with the reload and upgrade signals delivered on signals.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(ctx, args[1:], stdout, stderr)
+		return cmdRun(ctx, args[1:], stdout, stderr, signals)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
 	case "version":
@@ -78,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdAdmin(ctx, "stats", admin.RunStats, args[1:], stdout, stderr)
 	case "backend":
 		return cmdAdmin(ctx, "backend", admin.RunBackend, args[1:], stdout, stderr)
+	case "reload":
+		return cmdAdmin(ctx, "reload", admin.RunReload, args[1:], stdout, stderr)
+	case "upgrade":
+		return cmdAdmin(ctx, "upgrade", admin.RunUpgrade, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

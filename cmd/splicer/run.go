@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/daemon"
@@ -13,48 +14,72 @@ import (
 	"github.com/splicerlb/splicer/pkg/logging"
 )
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	file := fs.String("c", "/etc/splicer/config.toml", "config `file`")
-	level := fs.String("log-level", "", "log `level` (debug|info|warn|error); overrides [log] level")
-	format := fs.String("log-format", "", "log `format` (json|console); overrides [log] format")
+	level := fs.String("log-level", "", "log `level` (debug|info|warn|error); overrides [log] level, also at reloads")
+	format := fs.String("log-format", "", "log `format` (json|console); overrides [log] format, also at reloads")
 	withDemo := fs.Bool("demo", false, "also start a demo echo backend on every loopback backend address (for trying splicer out)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: splicer run -c FILE [flags]\n\nRuns the daemon until SIGINT or SIGTERM, then shuts down gracefully.\n")
+		fmt.Fprintf(fs.Output(), "Usage: splicer run -c FILE [flags]\n\n"+
+			"Runs the daemon until SIGINT or SIGTERM, then shuts down gracefully.\n"+
+			"SIGHUP reloads the config; SIGUSR2 upgrades to the binary now at this one's path.\n")
 		fs.PrintDefaults()
 	}
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
 		return code
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
-	}
-	if *level != "" {
-		cfg.Log.Level = *level
-	}
-	if *format != "" {
-		cfg.Log.Format = *format
-	}
-	log, err := logging.New(logging.Options{Level: cfg.Log.Level, Format: cfg.Log.Format, Out: stderr})
+	// The new process of an upgrade first takes the sockets the old one
+	// hands over; any failure from here on goes back to it too.
+	handover, err := daemon.HandoverFromEnv()
 	if err != nil {
 		fmt.Fprintf(stderr, "splicer run: %v\n", err)
+		return exitFail
+	}
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(*file)
+		if err != nil {
+			return nil, err
+		}
+		if *level != "" {
+			cfg.Log.Level = *level
+		}
+		if *format != "" {
+			cfg.Log.Format = *format
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		handover.Fail(err)
+		return exitFail
+	}
+	out, err := logging.NewOutput(logging.Options{Level: cfg.Log.Level, Format: cfg.Log.Format, Out: stderr})
+	if err != nil {
+		fmt.Fprintf(stderr, "splicer run: %v\n", err)
+		handover.Fail(err)
 		return exitUsage
 	}
+	log := out.Logger()
 	if *withDemo {
 		addrs := demoAddrs(cfg)
 		stopDemo, err := demo.StartAll(ctx, addrs)
 		if err != nil {
 			log.Error().Err(err).Msg("demo backends failed to start")
+			handover.Fail(err)
 			return exitFail
 		}
 		defer stopDemo()
 		log.Info().Int("count", len(addrs)).Msg("demo backends started")
 	}
-	d, err := daemon.New(cfg, log, daemon.Options{Version: version})
+	d, err := daemon.New(cfg, log, daemon.Options{
+		Version: version, Load: load, LogOutput: out, Signals: signals,
+		Notifier: daemon.NotifierFromEnv(), Args: os.Args, Handover: handover,
+	})
 	if err != nil {
 		log.Error().Err(err).Msg("startup failed")
+		handover.Fail(err)
 		return exitFail
 	}
 	if err := d.Run(ctx); err != nil {

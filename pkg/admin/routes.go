@@ -26,6 +26,9 @@ func (s *Server) routes() []route {
 		{http.MethodPut, "/api/v1/frontends/{frontend}/backends/{backend}/weight", NeedOperate, s.serveSetWeight},
 		{http.MethodGet, "/api/v1/connections", NeedRead, s.serveConnections},
 		{http.MethodDelete, "/api/v1/connections/{id}", NeedOperate, s.serveCloseConnection},
+		{http.MethodPost, "/api/v1/reload", NeedOperate, s.serveReload},
+		{http.MethodPost, "/api/v1/upgrade", NeedOperate, s.serveUpgrade},
+		{http.MethodGet, "/api/v1/state", NeedRead, s.serveState},
 	}
 }
 

@@ -23,6 +23,8 @@ type Options struct {
 	// Authorizer checks every request against its route's Need; nil
 	// means AllowAll.
 	Authorizer Authorizer
+	// Lifecycle, when set, serves reload, upgrade and the runtime state.
+	Lifecycle Lifecycle
 	// Timeouts of the HTTP server; zero picks the default noted on each.
 	// They bound what a slow or idle client can hold, since the admin
 	// port must stay usable while the data plane is under stress.
@@ -45,6 +47,7 @@ type Server struct {
 	src       Source
 	log       zerolog.Logger
 	authorize Authorizer
+	lifecycle Lifecycle
 	metrics   http.Handler
 	handler   http.Handler
 	http      *http.Server
@@ -62,6 +65,7 @@ func New(src Source, reg *prometheus.Registry, log zerolog.Logger, opts Options)
 		src:       src,
 		log:       log,
 		authorize: opts.Authorizer,
+		lifecycle: opts.Lifecycle,
 		metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	}
 	if s.authorize == nil {

@@ -47,7 +47,7 @@ func compactJSON(t *testing.T, s string) string {
 
 const wantStatsJSON = `{
  "version": "1.2.3", "started_at": "2026-11-26T12:00:00Z", "uptime_seconds": 3725,
- "pipes_in_use": 3, "pipes_max": 4096, "fds": 42, "connections": 2, "max_connections": 10000,
+ "pipes_in_use": 3, "pipes_max": 4096, "pipes_small": 0, "fds": 42, "connections": 2, "max_connections": 10000,
  "frontends": [{
   "name": "pg", "listen": ["127.0.0.1:6432"], "protocol": "tcp", "strategy": "leastconn",
   "active": 2, "total": 10, "rejected": 1, "queued": 4, "bytes_in": 1000, "bytes_out": 5000,

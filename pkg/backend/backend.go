@@ -38,10 +38,11 @@ type cacheLinePad [64]byte
 // concurrent use and the hot-path ones (TryAcquire, Release, the counter
 // updates) take no lock and allocate nothing.
 type Backend struct {
-	name     string
-	addr     netip.AddrPort
-	maxConns int64
-	backup   bool
+	name string
+	addr netip.AddrPort
+
+	maxConns atomic.Int64 // 0: unlimited
+	backup   atomic.Bool
 
 	weight  atomic.Int32
 	state   atomic.Int32 // a State
@@ -70,14 +71,17 @@ func New(spec Spec) (*Backend, error) {
 	case spec.MaxConnections < 0:
 		return nil, fmt.Errorf("backend %q: negative max_connections %d: %w", name, spec.MaxConnections, ErrInvalid)
 	}
-	b := &Backend{
-		name:     name,
-		addr:     spec.Address,
-		maxConns: int64(spec.MaxConnections),
-		backup:   spec.Backup,
-	}
+	b := &Backend{name: name, addr: spec.Address}
+	b.maxConns.Store(int64(spec.MaxConnections))
+	b.backup.Store(spec.Backup)
 	b.weight.Store(int32(spec.Weight))
 	return b, nil
+}
+
+// Spec returns the backend's identity and its runtime weight, cap and
+// backup flag, as a Spec.
+func (b *Backend) Spec() Spec {
+	return Spec{Name: b.name, Address: b.addr, Weight: b.Weight(), MaxConnections: b.MaxConnections(), Backup: b.Backup()}
 }
 
 // Name returns the backend's unique label.
@@ -87,10 +91,10 @@ func (b *Backend) Name() string { return b.name }
 func (b *Backend) Address() netip.AddrPort { return b.addr }
 
 // MaxConnections returns the connection cap; 0 means unlimited.
-func (b *Backend) MaxConnections() int { return int(b.maxConns) }
+func (b *Backend) MaxConnections() int { return int(b.maxConns.Load()) }
 
 // Backup reports whether the backend only serves when no primary can.
-func (b *Backend) Backup() bool { return b.backup }
+func (b *Backend) Backup() bool { return b.backup.Load() }
 
 // Weight returns the runtime weight: the configured one until SetWeight.
 func (b *Backend) Weight() int { return int(b.weight.Load()) }
@@ -106,6 +110,28 @@ func (b *Backend) SetWeight(w int) error {
 		b.changed()
 	}
 	return nil
+}
+
+// SetMaxConnections changes the connection cap (0: unlimited) and rebuilds
+// the owning Set's snapshot. Connections above a lowered cap run on; the
+// backend takes new ones again once it is below. A negative cap is
+// rejected with an error wrapping ErrInvalid.
+func (b *Backend) SetMaxConnections(n int) error {
+	if n < 0 {
+		return fmt.Errorf("backend %q: negative max_connections %d: %w", b.name, n, ErrInvalid)
+	}
+	if b.maxConns.Swap(int64(n)) != int64(n) {
+		b.changed()
+	}
+	return nil
+}
+
+// SetBackup moves the backend between the primaries and the backups and
+// rebuilds the owning Set's snapshot.
+func (b *Backend) SetBackup(backup bool) {
+	if b.backup.Swap(backup) != backup {
+		b.changed()
+	}
 }
 
 // State returns the administrative state. Health checkers skip Maint.
@@ -163,7 +189,8 @@ func (b *Backend) available() bool {
 	if b.down.Load() || State(b.state.Load()) != Ready {
 		return false
 	}
-	return b.maxConns == 0 || b.active.Load() < b.maxConns
+	max := b.maxConns.Load()
+	return max == 0 || b.active.Load() < max
 }
 
 // changed rebuilds the owning Set's snapshot after a control-path change.

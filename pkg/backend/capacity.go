@@ -18,14 +18,14 @@ func (b *Backend) TryAcquire() bool {
 		return false
 	}
 	n := b.active.Add(1)
-	if b.maxConns > 0 {
-		if n > b.maxConns {
+	if max := b.maxConns.Load(); max > 0 {
+		if n > max {
 			// Undo through the same path as a release: if holders left
 			// meanwhile, this decrement may be the one that leaves the cap.
 			b.leave()
 			return false
 		}
-		if n == b.maxConns {
+		if n == max {
 			b.capCrossed()
 		}
 	}
@@ -42,7 +42,7 @@ func (b *Backend) Release() { b.leave() }
 // like every increment landing on maxConns, requests a rebuild that reads the
 // count afresh, so the last crossing always wins.
 func (b *Backend) leave() {
-	if n := b.active.Add(-1); b.maxConns > 0 && n == b.maxConns-1 {
+	if n, max := b.active.Add(-1), b.maxConns.Load(); max > 0 && n == max-1 {
 		b.capCrossed()
 	}
 }

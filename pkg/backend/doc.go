@@ -38,10 +38,14 @@
 // path, so that rebuild runs on a short-lived goroutine instead; until it
 // lands, TryAcquire stays the authoritative gate.
 //
-// # Reload
+// # Reload and discovery
 //
-// A Backend reports to the Set built from it most recently. A reload that keeps
-// a backend (same name, address, max_connections and backup flag) passes the
-// same *Backend to the new Set, so its active count, health and counters carry
-// over, then Closes the old Set.
+// A Backend reports to the Set built from it most recently. A frontend's
+// member list changes through Merge, matching by name: the same name at the
+// same address is the same *Backend, so its active count, health, admin
+// state and counters carry over, while its weight, max_connections and
+// backup flag take the new spec (the weight only when the configured weight
+// changed). MergePlan.Apply makes the changes and drains the retired
+// backends; a Set built from MergePlan.Backends takes over and the old Set
+// is Closed.
 package backend

@@ -76,15 +76,15 @@ func buildSnapshot(members []*Backend, window time.Duration, now int64) (snap *S
 	// and one snapshot must not see two values of the same field. A change
 	// racing with this build triggers another build after it.
 	type reading struct {
-		up     bool
-		weight uint32
+		up, backup bool
+		weight     uint32
 	}
 	seen := make([]reading, len(members))
 	primaryUp, backupUp := false, false
 	for i, b := range members {
-		seen[i] = reading{up: b.available(), weight: uint32(b.weight.Load())}
-		primaryUp = primaryUp || seen[i].up && !b.backup
-		backupUp = backupUp || seen[i].up && b.backup
+		seen[i] = reading{up: b.available(), backup: b.backup.Load(), weight: uint32(b.weight.Load())}
+		primaryUp = primaryUp || seen[i].up && !seen[i].backup
+		backupUp = backupUp || seen[i].up && seen[i].backup
 	}
 	useBackups := !primaryUp && backupUp
 
@@ -93,8 +93,8 @@ func buildSnapshot(members []*Backend, window time.Duration, now int64) (snap *S
 	// to ramp through even when every weight is 1, while a round-robin
 	// cycle stays within MaxWeight entries per backend.
 	heaviest := uint32(1)
-	for i, b := range members {
-		if b.backup == useBackups {
+	for i := range members {
+		if seen[i].backup == useBackups {
 			heaviest = max(heaviest, seen[i].weight)
 		}
 	}
@@ -106,7 +106,7 @@ func buildSnapshot(members []*Backend, window time.Duration, now int64) (snap *S
 		tier:     make([]Member, 0, len(members)),
 	}
 	for i, b := range members {
-		if b.backup != useBackups {
+		if seen[i].backup != useBackups {
 			continue
 		}
 		m := Member{Backend: b, Weight: seen[i].weight * scale}

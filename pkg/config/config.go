@@ -70,6 +70,13 @@ type Global struct {
 	// ShutdownTimeout bounds how long a graceful shutdown waits for
 	// connections to finish before closing them.
 	ShutdownTimeout time.Duration
+
+	// StateFile keeps the backend changes made at runtime (drain, maint,
+	// weight) across restarts and upgrades; "" keeps none. RuntimeDir
+	// holds the listener locks. Their defaults come from the environment
+	// systemd gives a service (see daemon.go).
+	StateFile  string
+	RuntimeDir string
 }
 
 // Log holds logging settings ([log]).

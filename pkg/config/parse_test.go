@@ -58,6 +58,8 @@ func defaultFrontend() Frontend {
 }
 
 func TestParseDefaults(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	t.Setenv("RUNTIME_DIRECTORY", "")
 	cfg, err := Parse([]byte(`
 [[frontend]]
 name = "demo"
@@ -77,6 +79,7 @@ address = "127.0.0.1:7001"
 			PipeSize:        1 << 20,
 			BufferSize:      64 << 10,
 			ShutdownTimeout: 30 * time.Second,
+			RuntimeDir:      defaultRuntimeDir(),
 		},
 		Log:       Log{Level: "info", Format: "json"},
 		Admin:     Admin{Listen: "127.0.0.1:9090"},

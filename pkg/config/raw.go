@@ -22,6 +22,10 @@ type rawGlobal struct {
 	PipeSize        *sizeSetting     `toml:"pipe_size"`
 	BufferSize      *sizeSetting     `toml:"buffer_size"`
 	ShutdownTimeout *durationSetting `toml:"shutdown_timeout"`
+
+	// The daemon's files (daemon.go).
+	StateFile  *stringSetting `toml:"state_file"`
+	RuntimeDir *stringSetting `toml:"runtime_dir"`
 }
 
 type rawLog struct {

@@ -43,7 +43,7 @@ func resolveGlobal(r *rawGlobal, ps *problems) Global {
 		r = &rawGlobal{}
 	}
 	sc := scope{ps: ps, key: "global", label: "global."}
-	return Global{
+	g := Global{
 		Workers:         get(sc, "workers", r.Workers, defaultWorkers),
 		MaxConnections:  get(sc, "max_connections", r.MaxConnections, defaultMaxConnections),
 		MaxPipes:        get(sc, "max_pipes", r.MaxPipes, defaultMaxPipes),
@@ -51,6 +51,8 @@ func resolveGlobal(r *rawGlobal, ps *problems) Global {
 		BufferSize:      get(sc, "buffer_size", r.BufferSize, defaultBufferSize),
 		ShutdownTimeout: get(sc, "shutdown_timeout", r.ShutdownTimeout, defaultShutdownTimeout),
 	}
+	resolveDaemonFiles(&g, r, sc)
+	return g
 }
 
 func resolveLog(r *rawLog, ps *problems) Log {

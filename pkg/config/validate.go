@@ -61,6 +61,7 @@ func validateGlobal(g Global, sc scope) {
 	sc.sizeBetween("pipe_size", g.PipeSize, minPipeSize, maxPipeSize)
 	sc.sizeBetween("buffer_size", g.BufferSize, minBufferSize, maxBufferSize)
 	sc.positive("shutdown_timeout", g.ShutdownTimeout)
+	validateDaemonFiles(g, sc)
 }
 
 func validateLog(l Log, sc scope) {

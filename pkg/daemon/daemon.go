@@ -1,6 +1,6 @@
 // Package daemon wires a validated config into running components and owns
-// their life: start, wait for the stop signal, graceful shutdown bounded by
-// global.shutdown_timeout.
+// their life: start, reload, binary upgrade, and the graceful shutdown
+// bounded by global.shutdown_timeout.
 package daemon
 
 import (
@@ -10,30 +10,76 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/logging"
+	"github.com/splicerlb/splicer/pkg/metrics"
 )
 
 // Daemon is one running splicer instance.
 type Daemon struct {
-	cfg    *config.Config
-	log    zerolog.Logger
-	opts   Options
-	srv    *l4.Server
-	checks *checks
-	// adminLn is the admin port's listener, bound by Run before anything
-	// else so that a taken port fails the start.
+	log     zerolog.Logger
+	opts    Options
+	cfg     atomic.Pointer[config.Config] // the config in force; a reload swaps it
+	srv     *l4.Server
+	checks  *checks
+	reg     *prometheus.Registry
+	reloads *reloadMetrics
+	state   *stateFile
+	locks   *locks // set by Run
+	started time.Time
+
+	// ctl lets one reload, upgrade or backend change run at a time.
+	ctl sync.Mutex
+
+	adminMu sync.Mutex
+	admin   *adminPort // nil while the admin port is off
+	// adminLn is the admin port's listener, bound by Run before the data
+	// plane so that a taken port fails the start.
 	adminLn net.Listener
+	// background holds goroutines Run waits for: old admin ports
+	// finishing their requests.
+	background sync.WaitGroup
+
+	handedOver chan struct{} // closed when an upgrade handed over
+	handOnce   sync.Once
+	successor  atomic.Int64 // the pid that took over
+	// serving is set once Run serves and cleared when it begins to stop:
+	// reloads, upgrades and backend changes need a serving daemon.
+	serving atomic.Bool
 }
 
-// Options are what the daemon needs beyond the config.
+// Options are what the daemon needs beyond the config. The zero value runs
+// a daemon that reloads from Config.File and cannot upgrade.
 type Options struct {
 	// Version is reported by the admin API and metrics.
 	Version string
+	// Load reads the configuration again for a reload; nil reads
+	// Config.File. Command-line overrides belong in it, so that they
+	// survive reloads.
+	Load func() (*config.Config, error)
+	// LogOutput is the output the daemon's logger writes through, if
+	// any: a reload applies [log] level and format to it.
+	LogOutput *logging.Output
+	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade).
+	Signals <-chan os.Signal
+	// Notifier talks to the service manager; nil sends nothing.
+	Notifier *Notifier
+	// Args is the command line the new process of an upgrade starts with,
+	// the binary being the one at this process's executable path; nil
+	// makes Upgrade refuse.
+	Args []string
+	// Handover, when this process is the new one of an upgrade, holds
+	// the sockets the old one handed over.
+	Handover *Handover
 }
 
 // New builds the components for cfg without binding anything yet.
@@ -50,8 +96,21 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 	if n, raised := spareProc(cfg.Global.Workers); raised {
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
-	return &Daemon{cfg: cfg, log: log, opts: opts, srv: srv, checks: hc}, nil
+	d := &Daemon{
+		log: log, opts: opts, srv: srv, checks: hc,
+		reg:        prometheus.NewRegistry(),
+		state:      &stateFile{log: log, path: cfg.Global.StateFile},
+		handedOver: make(chan struct{}),
+	}
+	d.cfg.Store(cfg)
+	d.reloads = newReloadMetrics(d.reg)
+	src := &source{d: d}
+	d.reg.MustRegister(metrics.NewCollector(src.Stats))
+	return d, nil
 }
+
+// config is the configuration in force.
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 
 // spareProc makes GOMAXPROCS at least workers+1 unless the operator set
 // GOMAXPROCS in the environment. Each event loop spends its idle moments in
@@ -69,28 +128,107 @@ func spareProc(workers int) (int, bool) {
 	return workers + 1, true
 }
 
-// Run starts serving and blocks until ctx ends, then shuts down gracefully:
-// listeners close at once and open connections get up to
-// global.shutdown_timeout to finish before they are closed. Connections cut
-// at the deadline are logged, not treated as a failure of Run.
-func (d *Daemon) Run(ctx context.Context) error {
-	stopAdmin, err := d.startAdmin()
-	if err != nil {
+// Run starts serving and blocks until ctx ends or an upgrade hands over,
+// then shuts down gracefully: listeners close at once (after an upgrade the
+// new process has them already) and open connections get up to
+// global.shutdown_timeout to finish before they are closed. Connections
+// cut at the deadline are logged, not treated as a failure of Run. Meanwhile
+// it reloads on SIGHUP and upgrades on SIGUSR2.
+//
+// Everything that can fail happens before the first client is accepted:
+// the listener locks, the admin port, the state file, the binds. When this
+// process is the new one of an upgrade, a failure there is reported to the
+// old one, which serves on.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	h := d.opts.Handover
+	defer func() {
+		if err != nil {
+			h.Fail(err)
+		}
+	}()
+	d.started = time.Now()
+	cfg := d.config()
+	if err := d.startLocks(cfg, h); err != nil {
 		return err
 	}
-	defer stopAdmin()
+	defer d.locks.releaseAll()
+	if err := d.startAdmin(cfg, h); err != nil {
+		return err
+	}
+	defer d.stopAdmin()
+	loadState(cfg.Global.StateFile, cfg, d.srv, d.log)
+	if h != nil {
+		socks := h.sockets
+		h.sockets = nil
+		if err := d.srv.Inherit(socks); err != nil {
+			return err
+		}
+	}
 	if err := d.srv.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	d.checks.start()
 	defer d.checks.stop()
-	d.log.Info().Str("config", d.cfg.File).Int("workers", d.cfg.Global.Workers).
-		Int("frontends", len(d.cfg.Frontends)).Msg("splicer started")
-	<-ctx.Done()
+	if h != nil {
+		if err := h.ready(); err != nil {
+			d.log.Warn().Err(err).Msg("upgrade: the old process did not confirm the hand-over; serving anyway")
+		} else {
+			d.log.Info().Int("old_pid", h.parentPID).Msg("upgrade: took over from the old process")
+		}
+	}
+	d.notify("READY=1", "STATUS="+d.status(cfg))
+	wctx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	if n := d.opts.Notifier; n != nil && n.Watchdog > 0 {
+		go watchdog(wctx, n, n.Watchdog, d.srv, d.log)
+	}
+	d.serving.Store(true)
+	d.log.Info().Str("config", cfg.File).Int("workers", cfg.Global.Workers).
+		Int("frontends", len(cfg.Frontends)).Int("pid", os.Getpid()).Msg("splicer started")
 
-	timeout := d.cfg.Global.ShutdownTimeout
-	d.log.Info().Int64("connections", d.srv.ActiveConnections()).Dur("timeout", timeout).
-		Msg("shutting down: stopped accepting, waiting for connections")
+	d.serve(ctx)
+	stopWatchdog()
+	// A reload or upgrade in progress finishes first; later ones are
+	// refused.
+	d.ctl.Lock()
+	d.serving.Store(false)
+	d.ctl.Unlock()
+	return d.shutdown()
+}
+
+// serve waits for the end, reloading and upgrading on signals meanwhile.
+func (d *Daemon) serve(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.handedOver:
+			return
+		case sig := <-d.opts.Signals:
+			switch sig {
+			case syscall.SIGHUP:
+				d.Reload(context.Background())
+			case syscall.SIGUSR2:
+				d.Upgrade(context.Background())
+			}
+		}
+	}
+}
+
+// shutdown drains the connections until shutdown_timeout.
+func (d *Daemon) shutdown() error {
+	cfg := d.config()
+	timeout := cfg.Global.ShutdownTimeout
+	if d.isHandedOver() {
+		// No longer the service's main process: systemd takes no
+		// notification from it.
+		d.log.Info().Int64("successor_pid", d.successor.Load()).Int64("connections", d.srv.ActiveConnections()).
+			Dur("timeout", timeout).Msg("handed over: draining this process's connections, then exiting")
+	} else {
+		d.notify("STOPPING=1", fmt.Sprintf("STATUS=stopping: draining %d connections", d.srv.ActiveConnections()))
+		d.log.Info().Int64("connections", d.srv.ActiveConnections()).Dur("timeout", timeout).
+			Msg("shutting down: stopped accepting, waiting for connections")
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	switch err := d.srv.Shutdown(sctx); {
@@ -101,4 +239,43 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info().Msg("splicer stopped")
 	return nil
+}
+
+// status is the STATUS= line while serving.
+func (d *Daemon) status(cfg *config.Config) string {
+	return fmt.Sprintf("serving %d frontends (config %s)", len(cfg.Frontends), cfg.File)
+}
+
+// startLocks takes the listener locks of cfg's addresses, or adopts those
+// the old process handed over.
+func (d *Daemon) startLocks(cfg *config.Config, h *Handover) error {
+	lk, err := newLocks(cfg.Global.RuntimeDir, cfg.File)
+	if err != nil {
+		return err
+	}
+	d.locks = lk
+	if h != nil {
+		lk.adopt(h.locks)
+		h.locks = nil
+	}
+	u, err := lk.update(wantLocks(cfg))
+	if err != nil {
+		lk.releaseAll()
+		return err
+	}
+	u.commit()
+	return nil
+}
+
+// errNotServing refuses a change to a daemon that is not serving.
+var errNotServing = errors.New("the daemon is not serving (starting, or stopping)")
+
+// isHandedOver reports whether an upgrade handed over to another process.
+func (d *Daemon) isHandedOver() bool {
+	select {
+	case <-d.handedOver:
+		return true
+	default:
+		return false
+	}
 }

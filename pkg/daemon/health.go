@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -16,46 +18,172 @@ import (
 // checks is the health checking of every frontend: one Scheduler per
 // frontend with an active check or passive_fall (a passive-only one when
 // the check is "none"), fed by the data plane's passive reports where
-// passive_fall is set.
+// passive_fall is set. A reload replaces the scheduler of a frontend whose
+// backends or check settings changed, and only those (healthPlan).
 type checks struct {
-	schedulers []*health.Scheduler
-	byFrontend map[string]*health.Scheduler
-	wg         sync.WaitGroup
-	cancel     context.CancelFunc
+	srv *l4.Server
+	log zerolog.Logger
+
+	ctx    context.Context // parent of every scheduler's run; cancelled by stop
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	running map[string]*check // by frontend
+	pending *healthPlan       // the first plan, started by start
+}
+
+// check is one frontend's scheduler and what it was built from.
+type check struct {
+	sched    *health.Scheduler
+	health   config.Health
+	onDown   string
+	protocol string
+	backends []*backend.Backend
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // newChecks builds the schedulers for cfg's frontends and connects them to
 // srv: passive reports in, on_down = "close" out. Nothing runs until start.
 func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks, error) {
-	hc := &checks{byFrontend: make(map[string]*health.Scheduler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	hc := &checks{srv: srv, log: log, ctx: ctx, cancel: cancel, running: make(map[string]*check)}
+	p, err := hc.prepare(cfg, srv.Backends, srv.Observe)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	hc.pending = p
+	return hc, nil
+}
+
+// scheduler returns frontend name's scheduler, nil when it has none.
+func (hc *checks) scheduler(name string) *health.Scheduler {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if c := hc.running[name]; c != nil {
+		return c.sched
+	}
+	return nil
+}
+
+// healthPlan is the change of schedulers a config brings: new ones to
+// start, running ones to stop, and which new ones take over the state of
+// the one they replace (same check settings: only the backends changed).
+type healthPlan struct {
+	hc      *checks
+	start   map[string]*check
+	stop    map[string]*check
+	inherit map[string]*check
+}
+
+// prepare plans the schedulers of cfg's frontends, whose backends will be
+// backendsOf(name); observe connects a frontend's passive reports.
+// Frontends whose check settings and backends are unchanged keep theirs.
+func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend.Backend,
+	observe func(string, l4.Observer) error) (*healthPlan, error) {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	p := &healthPlan{hc: hc, start: map[string]*check{}, stop: map[string]*check{}, inherit: map[string]*check{}}
 	for i := range cfg.Frontends {
 		fe := &cfg.Frontends[i]
+		old := hc.running[fe.Name]
+		bs := backendsOf(fe.Name)
 		if fe.Health.Check == config.CheckNone && fe.Health.PassiveFall == 0 {
-			continue
-		}
-		onChange := func(b *backend.Backend, up bool, _ health.Result) {}
-		if fe.OnDown == config.OnDownClose {
-			name := fe.Name
-			onChange = func(b *backend.Backend, up bool, _ health.Result) {
-				if !up {
-					// The frontend exists: srv was built from this config.
-					_ = srv.CloseBackendConnections(name, b)
+			if old != nil {
+				p.stop[fe.Name] = old
+				if err := observe(fe.Name, nil); err != nil {
+					return nil, err
 				}
 			}
+			continue
 		}
-		s, err := newScheduler(fe, srv.Backends(fe.Name), onChange, log.With().Str("frontend", fe.Name).Logger())
+		sameChecks := old != nil && reflect.DeepEqual(old.health, fe.Health) && old.protocol == fe.Protocol
+		if sameChecks && old.onDown == fe.OnDown && slices.Equal(old.backends, bs) {
+			continue // the frontend keeps its scheduler
+		}
+		s, err := newScheduler(fe, bs, hc.onChange(fe), hc.log.With().Str("frontend", fe.Name).Logger())
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
 		}
+		var o l4.Observer
 		if fe.Health.PassiveFall > 0 {
-			if err := srv.Observe(fe.Name, passive{s}); err != nil {
-				return nil, fmt.Errorf("frontend %q: %w", fe.Name, err)
+			o = passive{s}
+		}
+		if err := observe(fe.Name, o); err != nil {
+			return nil, fmt.Errorf("frontend %q: %w", fe.Name, err)
+		}
+		p.start[fe.Name] = &check{sched: s, health: fe.Health, onDown: fe.OnDown, protocol: fe.Protocol, backends: bs}
+		if old != nil {
+			p.stop[fe.Name] = old
+			if sameChecks {
+				p.inherit[fe.Name] = old
 			}
 		}
-		hc.schedulers = append(hc.schedulers, s)
-		hc.byFrontend[fe.Name] = s
 	}
-	return hc, nil
+	for name, old := range hc.running {
+		if frontendConfig(cfg, name) == nil {
+			p.stop[name] = old
+		}
+	}
+	return p, nil
+}
+
+// onChange is what a flip of fe's backends does beyond the snapshot: with
+// on_down = "close", a backend going down has its connections closed.
+func (hc *checks) onChange(fe *config.Frontend) func(*backend.Backend, bool, health.Result) {
+	if fe.OnDown != config.OnDownClose {
+		return nil
+	}
+	name, srv := fe.Name, hc.srv
+	return func(b *backend.Backend, up bool, _ health.Result) {
+		if !up {
+			// An unknown frontend (removed by a reload since) has
+			// nothing left to close.
+			_ = srv.CloseBackendConnections(name, b)
+		}
+	}
+}
+
+// stopOld stops the schedulers the plan replaces or removes and waits for
+// them.
+func (p *healthPlan) stopOld() {
+	p.hc.mu.Lock()
+	for name, c := range p.stop {
+		if p.hc.running[name] == c {
+			delete(p.hc.running, name)
+		}
+	}
+	p.hc.mu.Unlock()
+	for _, c := range p.stop {
+		c.cancel()
+		<-c.done
+	}
+}
+
+// startNew starts the plan's new schedulers, each having first taken over
+// the state of the one it replaces when the check settings are unchanged.
+func (p *healthPlan) startNew() {
+	hc := p.hc
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	for name, c := range p.start {
+		if old := p.inherit[name]; old != nil {
+			c.sched.Inherit(old.sched)
+		}
+		ctx, cancel := context.WithCancel(hc.ctx)
+		c.cancel, c.done = cancel, make(chan struct{})
+		go runScheduler(ctx, c)
+		hc.running[name] = c
+	}
+}
+
+// runScheduler runs one frontend's scheduler until ctx ends.
+func runScheduler(ctx context.Context, c *check) {
+	defer close(c.done)
+	// Run returns only ErrStarted, which cannot happen: each scheduler is
+	// run once, here.
+	_ = c.sched.Run(ctx)
 }
 
 // newScheduler builds fe's Scheduler: passive-only for check "none",
@@ -78,29 +206,24 @@ func newChecker(fe *config.Frontend) (health.Checker, error) {
 	return health.NewChecker(fe.Health)
 }
 
-// start runs every scheduler on its own goroutine until stop.
+// start runs the schedulers planned at newChecks.
 func (hc *checks) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	hc.cancel = cancel
-	for _, s := range hc.schedulers {
-		hc.wg.Add(1)
-		go hc.run(ctx, s)
+	if p := hc.pending; p != nil {
+		hc.pending = nil
+		p.startNew()
 	}
-}
-
-func (hc *checks) run(ctx context.Context, s *health.Scheduler) {
-	defer hc.wg.Done()
-	// Run returns only ErrStarted, which cannot happen: each scheduler is
-	// run once, here.
-	_ = s.Run(ctx)
 }
 
 // stop ends every probe and waits for the schedulers' goroutines.
 func (hc *checks) stop() {
-	if hc.cancel != nil {
-		hc.cancel()
+	hc.cancel()
+	hc.mu.Lock()
+	running := hc.running
+	hc.running = map[string]*check{}
+	hc.mu.Unlock()
+	for _, c := range running {
+		<-c.done
 	}
-	hc.wg.Wait()
 }
 
 // passive turns the data plane's observations into passive health reports.

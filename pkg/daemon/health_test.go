@@ -168,7 +168,7 @@ func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
 	d := runDaemon(t, cfg)
 	front := frontAddr(t, d)
 	bad := d.srv.Backends("t")[0]
-	sched := d.checks.byFrontend["t"]
+	sched := d.checks.scheduler("t")
 	for i := 0; i < 20 && bad.Healthy(); i++ {
 		greeting(t, front)
 		// Passive reports are applied by the backend's probe goroutine,
@@ -335,14 +335,14 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 	waitFor(t, 5*time.Second, "every connection counted", func() bool {
 		return replier.Stats().Closed[l4.CauseBackendReset] == clients
 	})
-	if hs, _ := d.checks.byFrontend["t"].State(replier); hs.PassiveFailures != 0 || !replier.Healthy() {
+	if hs, _ := d.checks.scheduler("t").State(replier); hs.PassiveFailures != 0 || !replier.Healthy() {
 		t.Errorf("the replier: healthy %v, passive failure streak %d; want up, 0", replier.Healthy(), hs.PassiveFailures)
 	}
 
 	// One client at a time, so that each refusal lands before the next.
 	addr := d.srv.Addrs("u")[0].String()
 	refuser := d.srv.Backends("u")[0]
-	sched := d.checks.byFrontend["u"]
+	sched := d.checks.scheduler("u")
 	for i := 0; i < 20 && refuser.Healthy(); i++ {
 		greeting(t, addr) // the good backend greets; the refuser's client is reset
 		tries := refuser.Stats().Failures[backend.FailRefused]

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,30 +18,32 @@ import (
 // the health checks' counters at request time and applies runtime control.
 // The admin server logs each change with the operator's address.
 type source struct {
-	d       *Daemon
-	version string
-	started time.Time
+	d *Daemon
 }
 
-var _ admin.Source = (*source)(nil)
+var (
+	_ admin.Source    = (*source)(nil)
+	_ admin.Lifecycle = (*source)(nil)
+)
 
 // Stats implements admin.Source.
 func (s *source) Stats() stats.Stats {
 	d := s.d
+	cfg := d.config()
 	now := time.Now()
 	out := stats.Stats{
-		Version:        s.version,
-		StartedAt:      s.started,
-		Uptime:         now.Sub(s.started).Seconds(),
+		Version:        d.opts.Version,
+		StartedAt:      d.started,
+		Uptime:         now.Sub(d.started).Seconds(),
 		PipesInUse:     d.srv.PipesInUse(),
 		PipesSmall:     d.srv.SmallPipes(),
-		PipesMax:       d.cfg.Global.MaxPipes,
+		PipesMax:       cfg.Global.MaxPipes,
 		FDs:            openFDs(),
 		Connections:    d.srv.ActiveConnections(),
-		MaxConnections: d.cfg.Global.MaxConnections,
+		MaxConnections: cfg.Global.MaxConnections,
 	}
-	for i := range d.cfg.Frontends {
-		fe := &d.cfg.Frontends[i]
+	for i := range cfg.Frontends {
+		fe := &cfg.Frontends[i]
 		fc, _ := d.srv.Counters(fe.Name)
 		fs := stats.FrontendStats{
 			Name: fe.Name, Protocol: fe.Protocol, Strategy: fe.Strategy,
@@ -110,7 +113,7 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 	bs.ConnectSum = st.Connect.Sum.Seconds()
 	bs.ConnectP50 = stats.Quantile(bs.ConnectBuckets, bs.ConnectCount, 0.5)
 	bs.ConnectP99 = stats.Quantile(bs.ConnectBuckets, bs.ConnectCount, 0.99)
-	if sched := s.d.checks.byFrontend[frontend]; sched != nil {
+	if sched := s.d.checks.scheduler(frontend); sched != nil {
 		if hs, ok := sched.State(b); ok {
 			bs.Health = stats.HealthStats{
 				Checked: true, Up: hs.Up,
@@ -138,10 +141,8 @@ func (s *source) find(fe, name string) (*backend.Backend, error) {
 	if bs == nil {
 		return nil, fmt.Errorf("frontend %q: %w", fe, admin.ErrNotFound)
 	}
-	for _, b := range bs {
-		if b.Name() == name {
-			return b, nil
-		}
+	if b := findBackend(bs, name); b != nil {
+		return b, nil
 	}
 	return nil, fmt.Errorf("frontend %q has no backend %q: %w", fe, name, admin.ErrNotFound)
 }
@@ -159,6 +160,7 @@ func (s *source) SetState(fe, name, state string) error {
 	if err := b.SetState(st); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 	}
+	s.d.saveState()
 	return nil
 }
 
@@ -171,6 +173,7 @@ func (s *source) SetWeight(fe, name string, weight int) error {
 	if err := b.SetWeight(weight); err != nil {
 		return fmt.Errorf("%w: %v", admin.ErrInvalid, err)
 	}
+	s.d.saveState()
 	return nil
 }
 
@@ -200,8 +203,37 @@ func (s *source) CloseConnection(id uint64) error {
 	return err
 }
 
-// Ready implements admin.Source: listeners bound and the config loaded.
-func (s *source) Ready() bool { return s.d.srv.Started() }
+// Ready implements admin.Source: listeners bound and the config loaded,
+// and not handed over to a new process.
+func (s *source) Ready() bool { return s.d.srv.Started() && !s.d.isHandedOver() }
+
+// Reload implements admin.Lifecycle.
+func (s *source) Reload(ctx context.Context) admin.ReloadResult {
+	out := s.d.Reload(ctx)
+	res := admin.ReloadResult{OK: out.OK, Config: out.File, Seconds: out.Duration.Seconds()}
+	if out.OK {
+		res.Changes = out.Change
+	}
+	for _, p := range out.Problems {
+		res.Problems = append(res.Problems, admin.Problem{File: p.File, Line: p.Line, Path: p.Path, Message: p.Msg, Text: p.String()})
+	}
+	return res
+}
+
+// Upgrade implements admin.Lifecycle.
+func (s *source) Upgrade(ctx context.Context) admin.UpgradeResult {
+	out := s.d.Upgrade(ctx)
+	res := admin.UpgradeResult{OK: out.OK, OldPID: out.OldPID, NewPID: out.NewPID}
+	if out.Err != nil {
+		res.Error = out.Err.Error()
+	}
+	return res
+}
+
+// RuntimeState implements admin.Lifecycle.
+func (s *source) RuntimeState() stats.RuntimeState {
+	return runtimeState(s.d.config(), s.d.srv)
+}
 
 // openFDs counts the process's open file descriptors; -1 if unknown.
 func openFDs() int {

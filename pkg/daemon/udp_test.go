@@ -105,7 +105,7 @@ func TestUDPPassiveFallTakesDeadBackendOut(t *testing.T) {
 	bad := d.srv.Backends("t")[0]
 	refused := deadBackendTakenOut(t, front, bad)
 
-	src := &source{d: d, started: time.Now()}
+	src := &source{d: d}
 	var fe stats.FrontendStats
 	waitFor(t, 2*time.Second, "the echoes' flows counted", func() bool {
 		fe = src.Stats().Frontends[0]
@@ -151,7 +151,7 @@ func TestUDPPassiveOnlyByDefault(t *testing.T) {
 	front := netip.MustParseAddrPort(frontAddr(t, d))
 	bad := d.srv.Backends("t")[0]
 	deadBackendTakenOut(t, front, bad)
-	st, _ := d.checks.byFrontend["t"].State(bad)
+	st, _ := d.checks.scheduler("t").State(bad)
 	if st.Up || st.Last.Msg != "passive: connect refused" {
 		t.Errorf("health state %+v, want down by passive refusals", st)
 	}

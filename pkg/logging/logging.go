@@ -44,9 +44,13 @@ func New(o Options) (zerolog.Logger, error) {
 	case FormatConsole:
 		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
 	default:
-		return zerolog.Nop(), fmt.Errorf("log format %q: must be %q or %q", o.Format, FormatJSON, FormatConsole)
+		return zerolog.Nop(), errFormat(o.Format)
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func errFormat(format string) error {
+	return fmt.Errorf("log format %q: must be %q or %q", format, FormatJSON, FormatConsole)
 }
 
 // ParseLevel maps a config level name to a zerolog level; "" means info.

@@ -1,0 +1,252 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// upgradeTimeout bounds an upgrade: from starting the new binary to its
+// "ready". Loading a config and binding take milliseconds; the bound is
+// for a new process that hangs.
+const upgradeTimeout = 60 * time.Second
+
+// UpgradeOutcome is what an upgrade did.
+type UpgradeOutcome struct {
+	OK     bool
+	OldPID int
+	NewPID int // 0 when the new process never started
+	Err    error
+}
+
+// Upgrade replaces this process with a new one started from the binary at
+// this process's executable path (where a package upgrade puts the new
+// version), with the same arguments, and no connection attempt refused:
+//
+//  1. the state file is brought up to date;
+//  2. the new process gets the listening sockets, the admin port's socket
+//     and the listener locks over a unix socket (SCM_RIGHTS, see
+//     handover.go), loads the config and the state file, and starts
+//     serving on the very same sockets;
+//  3. once it says ready, this process tells systemd the new main PID,
+//     stops accepting (the sockets live on in the new process, their
+//     backlogs included) and drains its connections and UDP flows until
+//     shutdown_timeout, then Run returns.
+//
+// If the new binary fails to start, exits, reports an error or is not
+// ready within upgradeTimeout, it is stopped, this process serves on, and
+// the outcome says why.
+func (d *Daemon) Upgrade(ctx context.Context) UpgradeOutcome {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	out := UpgradeOutcome{OldPID: os.Getpid()}
+	switch {
+	case d.isHandedOver():
+		out.Err = fmt.Errorf("this process already handed over to pid %d", d.successor.Load())
+		return out
+	case !d.serving.Load():
+		out.Err = errNotServing
+		return out
+	}
+	d.log.Info().Msg("upgrade: starting the new binary")
+	child, err := d.upgrade(ctx)
+	if child != nil {
+		out.NewPID = child.Process.Pid
+	}
+	if err != nil {
+		out.Err = err
+		d.log.Error().Err(err).Int("new_pid", out.NewPID).Msg("upgrade failed: this process serves on")
+		d.notify("STATUS=" + d.status(d.config()) + "; the last upgrade failed: " + firstLine(err.Error()))
+		return out
+	}
+	out.OK = true
+	return out
+}
+
+// upgrade starts the new process and hands over; on error the new process
+// has been stopped.
+func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
+	if d.opts.Args == nil {
+		return nil, errors.New("upgrade is not available: the daemon was not given its command line")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the binary: %w", err)
+	}
+	// The new process must find the latest runtime changes.
+	d.saveState()
+	fds, socks, err := d.handedFDs()
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(fds)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	conn := pair[0]
+	defer unix.Close(conn)
+	theirs := os.NewFile(uintptr(pair[1]), "upgrade")
+	cmd := exec.Command(exe, d.opts.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3
+	cmd.Env = upgradeEnv(os.Environ())
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", exe, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	fail := func(err error) (*exec.Cmd, error) {
+		wait := time.Duration(0)
+		if errors.Is(err, errPeerGone) {
+			wait = 5 * time.Second // it is exiting: say how
+		}
+		select {
+		case werr := <-exited:
+			return cmd, fmt.Errorf("%w; new process (pid %d) %s", err, cmd.Process.Pid, exitText(werr))
+		case <-time.After(wait):
+		}
+		// A new process that said nothing sensible is stopped, and
+		// reaped, so it leaves nothing behind.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		return cmd, fmt.Errorf("%w; new process (pid %d) stopped", err, cmd.Process.Pid)
+	}
+	deadline := time.Now().Add(upgradeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	hello, extra, err := recvMsg(conn, time.Until(deadline))
+	closeAll(extra)
+	if err != nil {
+		return fail(err)
+	}
+	if hello.Type != "hello" || hello.Version != handoverVersion {
+		_ = sendMsg(conn, handoverMsg{Type: "error", Error: "unsupported handshake"}, nil)
+		return fail(fmt.Errorf("the new binary speaks upgrade handshake version %d (%q), this one %d",
+			hello.Version, hello.Type, handoverVersion))
+	}
+	for i := 0; i < len(fds) || i == 0; i += fdsPerMessage {
+		end := min(i+fdsPerMessage, len(fds))
+		m := handoverMsg{Type: "sockets", Version: handoverVersion, Sockets: socks[i:end], More: end < len(fds)}
+		if err := sendMsg(conn, m, fds[i:end]); err != nil {
+			return fail(err)
+		}
+	}
+	ready, extra, err := recvMsg(conn, time.Until(deadline))
+	closeAll(extra)
+	switch {
+	case err != nil:
+		return fail(err)
+	case ready.Type == "error":
+		return fail(fmt.Errorf("the new process could not start: %s", ready.Error))
+	case ready.Type != "ready":
+		return fail(fmt.Errorf("upgrade handshake: %q where ready was expected", ready.Type))
+	}
+	d.handOver(cmd.Process.Pid)
+	if err := sendMsg(conn, handoverMsg{Type: "done"}, nil); err != nil {
+		d.log.Warn().Err(err).Msg("upgrade: could not confirm the hand-over to the new process")
+	}
+	go func() {
+		// Reap the new process should it exit while this one drains.
+		if werr := <-exited; werr != nil {
+			d.log.Error().Err(werr).Int("pid", cmd.Process.Pid).Msg("the upgraded process exited")
+		}
+	}()
+	return cmd, nil
+}
+
+// handOver gives up the sockets to the new process pid, which serves.
+func (d *Daemon) handOver(newPID int) {
+	d.successor.Store(int64(newPID))
+	// The service's main process is the new one from now on; its
+	// notifications (READY, WATCHDOG) count, this one's no longer do.
+	d.notify("MAINPID="+strconv.Itoa(newPID), fmt.Sprintf("STATUS=handed over to pid %d", newPID))
+	d.srv.HandOff()
+	d.retireAdmin()
+	// The new process owns the state file and the locks from now on.
+	d.state.freeze()
+	d.log.Info().Int("new_pid", newPID).Int64("connections", d.srv.ActiveConnections()).
+		Msg("upgrade: the new process serves; this one stopped accepting and drains")
+	d.handOnce.Do(func() { close(d.handedOver) })
+}
+
+// handedFDs duplicates what the new process gets: every listening socket,
+// the admin port's, the listener locks. The caller closes the fds.
+func (d *Daemon) handedFDs() ([]int, []handedSocket, error) {
+	socks, err := d.srv.Sockets()
+	if err != nil {
+		return nil, nil, err
+	}
+	var fds []int
+	var meta []handedSocket
+	for _, s := range socks {
+		fds = append(fds, s.FD)
+		meta = append(meta, handedSocket{Kind: s.Protocol, Listen: s.Listen.String(), Frontend: s.Frontend, Index: s.Index})
+	}
+	fail := func(err error) ([]int, []handedSocket, error) {
+		closeAll(fds)
+		return nil, nil, err
+	}
+	if afd, err := d.adminListenerFD(); err != nil {
+		return fail(fmt.Errorf("admin port: %w", err))
+	} else if afd >= 0 {
+		fds = append(fds, afd)
+		meta = append(meta, handedSocket{Kind: kindAdmin})
+	}
+	locks, err := d.locks.dups()
+	if err != nil {
+		return fail(fmt.Errorf("listener locks: %w", err))
+	}
+	for _, l := range locks {
+		fds = append(fds, l.fd)
+		meta = append(meta, handedSocket{Kind: kindLock, Lock: l.Name, Exclusive: l.Exclusive})
+	}
+	return fds, meta, nil
+}
+
+// upgradeEnv is the new process's environment: ours, with the handshake's
+// fd named, and without WATCHDOG_PID, which names this process: the new
+// one pings the watchdog once it is the main process.
+func upgradeEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "WATCHDOG_PID=") || strings.HasPrefix(kv, handoverEnv+"=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, handoverEnv+"=3")
+}
+
+// exitText describes how a process ended.
+func exitText(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exited with status 0"
+	case errors.As(err, &ee):
+		return ee.ProcessState.String()
+	}
+	return err.Error()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
