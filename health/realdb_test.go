@@ -298,10 +298,10 @@ func TestRealRedis(t *testing.T) {
 		ok   bool
 		msg  string
 	}{
-		{"password", config.Health{Check: "redis", PasswordFile: pwFile}, true, "PONG"},
+		{"password", config.Health{Check: "redis", Password: config.Secret{File: pwFile}}, true, "PONG"},
 		{"no password", config.Health{Check: "redis"}, false,
-			`reply "-NOAUTH Authentication required.": server needs a password (set health.password_file or health.password_env)`},
-		{"wrong password", config.Health{Check: "redis", PasswordEnv: "SPLICER_TEST_REDIS_PW"}, false,
+			`reply "-NOAUTH Authentication required.": server needs a password (set health.password)`},
+		{"wrong password", config.Health{Check: "redis", Password: config.Secret{Env: "SPLICER_TEST_REDIS_PW"}}, false,
 			`AUTH reply "-WRONGPASS invalid username-password pair or user is disabled.": password rejected`},
 	}
 	var good Checker
