@@ -6,9 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,19 +77,10 @@ func TestRedisPasswordReload(t *testing.T) {
 // way an operator rotates it: the server first, then the secret file, then
 // the reload; the next probe passes.
 func TestRealRedisPasswordRotation(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("install redis-server (Debian package redis-server) to run this test")
-	}
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "redis.pass")
 	replaceFile(t, pwFile, "first-pass\n")
-	addr := closedPort(t, "tcp")
-	rs := &server{t: t, name: bin, args: []string{
-		"--port", strconv.Itoa(int(addr.Port())), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--requirepass", "first-pass",
-	}}
-	rs.start()
+	addr, rs := startRedis(t, dir, "first-pass")
 	defer rs.stop(syscall.SIGTERM)
 
 	c, err := NewChecker(config.Health{Check: "redis", Password: config.Secret{File: pwFile}})

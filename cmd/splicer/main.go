@@ -5,8 +5,10 @@
 //	splicer run     -c FILE [-log-level L] [-log-format F] [-demo]
 //	splicer check   -c FILE
 //	splicer version
-//	splicer stats   [-admin ADDR]
-//	splicer backend [-admin ADDR] drain|ready|maint|weight FRONTEND BACKEND [N]
+//	splicer stats   [-admin ADDR] [-token-file FILE]
+//	splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint|weight FRONTEND BACKEND [N]
+//	splicer user    add|rotate|remove|list [-file USERS | -c FILE] ...
+//	splicer audit   verify|checkpoint ...
 //
 // Exit codes: 0 success; 1 the configuration is invalid or the daemon failed;
 // 2 the command line is wrong.
@@ -51,11 +53,16 @@ Usage:
   splicer run -c FILE      run the daemon
   splicer check -c FILE    validate a config and print its frontends and backends
   splicer version          print version, commit and Go version
-  splicer stats [-admin ADDR]
+  splicer stats [-admin ADDR] [-token-file FILE]
                            print the running daemon's frontends and backends
-  splicer backend [-admin ADDR] drain|ready|maint FRONTEND BACKEND
-  splicer backend [-admin ADDR] weight FRONTEND BACKEND N
+  splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint FRONTEND BACKEND
+  splicer backend [-admin ADDR] [-token-file FILE] weight FRONTEND BACKEND N
                            change a backend of the running daemon
+  splicer user add|rotate|remove|list [-file USERS | -c FILE] ...
+                           manage the admin users file (add prints a token)
+  splicer audit verify [-c FILE | -key-file PATH] [FILE...]
+                           check the audit log's chain
+  splicer audit checkpoint print the audit log's last seq and hash
 
 Run 'splicer COMMAND -h' for a command's flags.
 `
@@ -78,6 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdAdmin(ctx, "stats", admin.RunStats, args[1:], stdout, stderr)
 	case "backend":
 		return cmdAdmin(ctx, "backend", admin.RunBackend, args[1:], stdout, stderr)
+	case "user":
+		return cmdAdmin(ctx, "user", admin.RunUser, args[1:], stdout, stderr)
+	case "audit":
+		return cmdAdmin(ctx, "audit", admin.RunAudit, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

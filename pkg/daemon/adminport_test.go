@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 )
@@ -18,7 +20,8 @@ import (
 // daemon and checks the admin API's figures to the byte.
 func TestAdminStatsExact(t *testing.T) {
 	back := startDemo(t)
-	cfg, err := config.New().AdminListen("127.0.0.1:0").Frontend("t").Listen("127.0.0.1:0").
+	users, tokens := writeUsers(t, "operator")
+	cfg, err := config.New().AdminListen("127.0.0.1:0").AdminUsersFile(users).Frontend("t").Listen("127.0.0.1:0").
 		Backend(back.Addr().String(), 1).HealthCheck("none").HealthPassiveFall(0).Build()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +51,7 @@ func TestAdminStatsExact(t *testing.T) {
 	}
 	var st stats.Stats
 	waitFor(t, 5*time.Second, "all connections closed in stats", func() bool {
-		st = getStats(t, base)
+		st = getStats(t, base, tokens["operator"])
 		return len(st.Frontends) == 1 && st.Frontends[0].Active == 0
 	})
 	fe := st.Frontends[0]
@@ -67,7 +70,9 @@ func TestAdminStatsExact(t *testing.T) {
 	}
 
 	// Prometheus reads the same counters at scrape time.
-	resp, err := http.Get(base + "/metrics")
+	mreq, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	mreq.Header.Set("Authorization", "Bearer "+tokens["operator"])
+	resp, err := http.DefaultClient.Do(mreq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +95,8 @@ func TestAdminStatsExact(t *testing.T) {
 	// Runtime control shows in stats at once.
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/frontends/t/backends/"+back.Addr().String()+"/state",
 		strings.NewReader(`{"state":"drain"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokens["operator"])
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +105,7 @@ func TestAdminStatsExact(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("drain: %s", resp.Status)
 	}
-	if got := getStats(t, base).Frontends[0].Backends[0].State; got != "drain" {
+	if got := getStats(t, base, tokens["operator"]).Frontends[0].Backends[0].State; got != "drain" {
 		t.Errorf("state after drain %q", got)
 	}
 	// A drained backend takes no new client: with no other backend, the
@@ -114,9 +121,35 @@ func TestAdminStatsExact(t *testing.T) {
 	c.Close()
 }
 
-func getStats(t *testing.T, base string) stats.Stats {
+// writeUsers writes a users file with one user per role given, named
+// after the role, and returns its path and the tokens by role.
+func writeUsers(t *testing.T, roles ...string) (string, map[string]string) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/stats")
+	path := filepath.Join(t.TempDir(), "users")
+	tokens := map[string]string{}
+	for _, r := range roles {
+		role, err := admin.ParseRole(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := admin.AddUser(path, role.Name, role, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[r] = tok
+	}
+	return path, tokens
+}
+
+// getStats reads the stats as the anonymous user of a loopback admin port
+// without users, or with the token of tokens["viewer"] or ["operator"].
+func getStats(t *testing.T, base string, tokens ...string) stats.Stats {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/stats", nil)
+	if len(tokens) > 0 {
+		req.Header.Set("Authorization", "Bearer "+tokens[0])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/logging"
 )
@@ -25,9 +26,14 @@ type Daemon struct {
 	opts   Options
 	srv    *l4.Server
 	checks *checks
-	// adminLn is the admin port's listener, bound by Run before anything
-	// else so that a taken port fails the start.
-	adminLn net.Listener
+	// adminLn is the admin port's TCP listener and adminSock its unix
+	// socket, bound by Run before anything else so that a taken port
+	// fails the start; either is nil when not configured.
+	adminLn   net.Listener
+	adminSock net.Listener
+	// security is the admin port's access control and audit log; nil
+	// when the admin port is disabled.
+	security *admin.Security
 }
 
 // Options are what the daemon needs beyond the config.
@@ -36,21 +42,32 @@ type Options struct {
 	Version string
 }
 
-// New builds the components for cfg without binding anything yet.
+// New builds the components for cfg without binding anything yet. It
+// reads every secret the config names (failing when one cannot be read)
+// and opens the audit log.
 func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("problem", w.String()).Msg("config warning")
+	}
+	sec, err := newSecurity(cfg, logging.Component(log, "admin"))
+	if err != nil {
+		return nil, err
+	}
 	srv, err := l4.NewServer(cfg, logging.Component(log, "l4"))
 	if err != nil {
+		closeSecurity(sec)
 		return nil, err
 	}
 	hc, err := newChecks(cfg, srv, logging.Component(log, "health"))
 	if err != nil {
 		srv.Close()
+		closeSecurity(sec)
 		return nil, err
 	}
 	if n, raised := spareProc(cfg.Global.Workers); raised {
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
-	return &Daemon{cfg: cfg, log: log, opts: opts, srv: srv, checks: hc}, nil
+	return &Daemon{cfg: cfg, log: log, opts: opts, srv: srv, checks: hc, security: sec}, nil
 }
 
 // spareProc makes GOMAXPROCS at least workers+1 unless the operator set
@@ -74,11 +91,14 @@ func spareProc(workers int) (int, bool) {
 // global.shutdown_timeout to finish before they are closed. Connections cut
 // at the deadline are logged, not treated as a failure of Run.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer closeSecurity(d.security)
 	stopAdmin, err := d.startAdmin()
 	if err != nil {
 		return err
 	}
 	defer stopAdmin()
+	stopHUP := d.reloadSecretsOnSIGHUP()
+	defer stopHUP()
 	if err := d.srv.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

@@ -20,14 +20,17 @@ import (
 type checks struct {
 	schedulers []*health.Scheduler
 	byFrontend map[string]*health.Scheduler
-	wg         sync.WaitGroup
-	cancel     context.CancelFunc
+	// checkers holds each frontend's active checker, whose secrets a
+	// reload reads again (secrets.go).
+	checkers map[string]health.Checker
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
 }
 
 // newChecks builds the schedulers for cfg's frontends and connects them to
 // srv: passive reports in, on_down = "close" out. Nothing runs until start.
 func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks, error) {
-	hc := &checks{byFrontend: make(map[string]*health.Scheduler)}
+	hc := &checks{byFrontend: make(map[string]*health.Scheduler), checkers: make(map[string]health.Checker)}
 	for i := range cfg.Frontends {
 		fe := &cfg.Frontends[i]
 		if fe.Health.Check == config.CheckNone && fe.Health.PassiveFall == 0 {
@@ -43,9 +46,12 @@ func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks,
 				}
 			}
 		}
-		s, err := newScheduler(fe, srv.Backends(fe.Name), onChange, log.With().Str("frontend", fe.Name).Logger())
+		s, checker, err := newScheduler(fe, srv.Backends(fe.Name), onChange, log.With().Str("frontend", fe.Name).Logger())
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+		}
+		if checker != nil {
+			hc.checkers[fe.Name] = checker
 		}
 		if fe.Health.PassiveFall > 0 {
 			if err := srv.Observe(fe.Name, passive{s}); err != nil {
@@ -59,16 +65,18 @@ func newChecks(cfg *config.Config, srv *l4.Server, log zerolog.Logger) (*checks,
 }
 
 // newScheduler builds fe's Scheduler: passive-only for check "none",
-// else probing with fe's checker.
-func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, error) {
+// else probing with fe's checker, which it returns too (nil for "none").
+func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, health.Checker, error) {
 	if fe.Health.Check == config.CheckNone {
-		return health.NewPassive(fe.Health, bs, onChange, log)
+		s, err := health.NewPassive(fe.Health, bs, onChange, log)
+		return s, nil, err
 	}
 	checker, err := newChecker(fe)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return health.New(fe.Health, checker, bs, onChange, log)
+	s, err := health.New(fe.Health, checker, bs, onChange, log)
+	return s, checker, err
 }
 
 func newChecker(fe *config.Frontend) (health.Checker, error) {
