@@ -42,6 +42,7 @@ type AuditChainError struct {
 	Msg  string
 }
 
+// Error says where: FILE:LINE: seq N: what.
 func (e *AuditChainError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("%s: seq %d: %s", e.Path, e.Seq, e.Msg)

@@ -109,6 +109,7 @@ type UsersError struct {
 	Problems []string // "LINE: message"
 }
 
+// Error lists the problems, one per line, as FILE:LINE: message.
 func (e *UsersError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

@@ -27,8 +27,8 @@ type Admin struct {
 	SocketMode fs.FileMode
 	// SocketGroup owns the socket file when set (a name or a gid).
 	SocketGroup string
-	// SocketRoles grants roles to socket peers by their uid or gid, in
-	// the file's key order (user and uid entries are looked at first).
+	// SocketRoles grants roles to socket peers by their uid or gid,
+	// sorted by key; a user or uid entry wins over a group or gid one.
 	SocketRoles []SocketRole
 
 	// TLSCert is the certificate chain (PEM) of the TCP listener; with
