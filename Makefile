@@ -35,8 +35,14 @@ bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy a
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/splicer-bench -splicer $(BIN)
 
-fuzz: ## fuzz the config loader for FUZZTIME (default 60s)
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./pkg/config
+# Every fuzz target, as package:Target. `make test` runs their seed corpora.
+FUZZ    := pkg/config:FuzzLoad pkg/admin:FuzzRequest pkg/admin:FuzzDecodeBody pkg/admin:FuzzParseUsers
+
+fuzz: ## run each fuzz target for FUZZTIME (default 60s)
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $${t#*:} in ./$${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
+	done
 
 lint: ## gofmt must be clean, go vet must pass
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -4,9 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
-	"strings"
 
 	"github.com/splicerlb/splicer/pkg/config"
 )
@@ -18,9 +16,9 @@ var ErrConfig = errors.New("invalid health check")
 // NewChecker builds the TCP-side Checker for h.Check: tcp, send_expect,
 // postgres, mysql, redis or http. When h.Port is set the checker probes that
 // port on the backend's address instead of the service port. It reads the
-// redis password (h.PasswordFile or the variable h.PasswordEnv) now, once,
-// and fails when it cannot. h.Check "none" has no checker: the caller runs
-// no scheduler, and the error says so.
+// redis password (h.Password) now and fails when it cannot; the checker is
+// a SecretReloader, which reads it again on demand. h.Check "none" has no
+// checker: the caller runs no scheduler, and the error says so.
 func NewChecker(h config.Health) (Checker, error) {
 	return newChecker(h, "tcp")
 }
@@ -53,15 +51,11 @@ func newChecker(h config.Health, network string) (Checker, error) {
 	case config.CheckMySQL:
 		c.probe = (&mysql{user: h.User}).probe
 	case config.CheckRedis:
-		p := &redis{}
-		password, err := redisPassword(h)
-		if err != nil {
+		p := &redis{password: h.Password}
+		if err := p.ReloadSecrets(); err != nil {
 			return nil, err
 		}
-		if password != "" {
-			p.auth = redisCommand("AUTH", password)
-		}
-		c.probe = p.probe
+		c.probe, c.secrets = p.probe, p
 	case config.CheckHTTP:
 		p, err := newHTTPProbe(h.Path, h.Status)
 		if err != nil {
@@ -99,26 +93,19 @@ func newSendExpect(h config.Health, network string) (*sendExpect, error) {
 	return p, nil
 }
 
-// redisPassword returns the AUTH password from h's secret source, "" when
-// none is configured. A file's trailing line break is not part of it.
-func redisPassword(h config.Health) (string, error) {
-	switch {
-	case h.PasswordFile != "":
-		b, err := os.ReadFile(h.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("health.password_file: %w: %w", err, ErrConfig)
-		}
-		pw := strings.TrimRight(string(b), "\r\n")
-		if pw == "" {
-			return "", fmt.Errorf("health.password_file %s is empty: %w", h.PasswordFile, ErrConfig)
-		}
-		return pw, nil
-	case h.PasswordEnv != "":
-		pw := os.Getenv(h.PasswordEnv)
-		if pw == "" {
-			return "", fmt.Errorf("health.password_env: variable %s is unset or empty: %w", h.PasswordEnv, ErrConfig)
-		}
-		return pw, nil
+// SecretReloader is implemented by the Checkers that hold a secret, such
+// as the redis probe's password: ReloadSecrets reads it again from its
+// source, and the next probe uses it. On error the secret in use stays.
+// It is safe to call while probes run.
+type SecretReloader interface {
+	ReloadSecrets() error
+}
+
+// ReloadSecrets implements SecretReloader; a checker without a secret has
+// nothing to read.
+func (c *checker) ReloadSecrets() error {
+	if c.secrets == nil {
+		return nil
 	}
-	return "", nil
+	return c.secrets.ReloadSecrets()
 }

@@ -371,8 +371,8 @@ func TestRedisProbe(t *testing.T) {
 	}
 	t.Setenv("SPLICER_TEST_REDIS_PW", "wrong")
 	plain := config.Health{Check: "redis"}
-	withFile := config.Health{Check: "redis", PasswordFile: pwFile}
-	withEnv := config.Health{Check: "redis", PasswordEnv: "SPLICER_TEST_REDIS_PW"}
+	withFile := config.Health{Check: "redis", Password: config.Secret{File: pwFile}}
+	withEnv := config.Health{Check: "redis", Password: config.Secret{Env: "SPLICER_TEST_REDIS_PW"}}
 	auth := map[string]string{
 		"s3cret": "+OK",
 		"wrong":  "-WRONGPASS invalid username-password pair or user is disabled.",
@@ -391,7 +391,7 @@ func TestRedisProbe(t *testing.T) {
 		{name: "other error", health: plain, server: fakeRedis(nil, "-ERR boom"), ok: false,
 			msg: `redis probe %s: reply "-ERR boom": error reply`},
 		{name: "needs password", health: plain, server: fakeRedis(nil, "-NOAUTH Authentication required."), ok: false,
-			msg: `redis probe %s: reply "-NOAUTH Authentication required.": server needs a password (set health.password_file or health.password_env)`},
+			msg: `redis probe %s: reply "-NOAUTH Authentication required.": server needs a password (set health.password)`},
 		{name: "auth from file", health: withFile, server: fakeRedis(auth, "+PONG"), ok: true,
 			msg: "redis probe %s: PONG"},
 		{name: "auth from env rejected", health: withEnv, server: fakeRedis(auth, "+PONG"), ok: false,

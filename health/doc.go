@@ -38,9 +38,9 @@
 //     host blocked, 1053 shutting down, ...) or a malformed packet is down.
 //     The probe completes the handshake because MySQL counts an aborted one
 //     toward max_connect_errors and then blocks the balancer's address.
-//   - redis: PING must answer +PONG; with a password (password_file, read
-//     once by NewChecker without its trailing line break, or the variable
-//     password_env), AUTH goes first and must answer +OK. Any error reply is
+//   - redis: PING must answer +PONG; with a password (health.password, read
+//     by NewChecker and again by ReloadSecrets), AUTH goes first and must
+//     answer +OK. Any error reply is
 //     down with the reply in the message (-LOADING, -MASTERDOWN, -BUSY,
 //     -NOAUTH, -WRONGPASS are explained).
 //   - http: GET path over a fresh connection (no keep-alive, no proxy from

@@ -275,21 +275,12 @@ func TestRealPostgres(t *testing.T) {
 // loopback with a password: up with the password, down without it or with
 // a wrong one, down when stopped and up again after a restart.
 func TestRealRedis(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("install redis-server (Debian package redis-server) to run this test")
-	}
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "redis.pass")
 	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := closedPort(t, "tcp")
-	rs := &server{t: t, name: bin, args: []string{
-		"--port", strconv.Itoa(int(addr.Port())), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--requirepass", "s3cret",
-	}}
-	rs.start()
+	addr, rs := startRedis(t, dir, "s3cret")
 
 	t.Setenv("SPLICER_TEST_REDIS_PW", "wrong")
 	cases := []struct {
@@ -298,10 +289,10 @@ func TestRealRedis(t *testing.T) {
 		ok   bool
 		msg  string
 	}{
-		{"password", config.Health{Check: "redis", PasswordFile: pwFile}, true, "PONG"},
+		{"password", config.Health{Check: "redis", Password: config.Secret{File: pwFile}}, true, "PONG"},
 		{"no password", config.Health{Check: "redis"}, false,
-			`reply "-NOAUTH Authentication required.": server needs a password (set health.password_file or health.password_env)`},
-		{"wrong password", config.Health{Check: "redis", PasswordEnv: "SPLICER_TEST_REDIS_PW"}, false,
+			`reply "-NOAUTH Authentication required.": server needs a password (set health.password)`},
+		{"wrong password", config.Health{Check: "redis", Password: config.Secret{Env: "SPLICER_TEST_REDIS_PW"}}, false,
 			`AUTH reply "-WRONGPASS invalid username-password pair or user is disabled.": password rejected`},
 	}
 	var good Checker
@@ -331,6 +322,23 @@ func TestRealRedis(t *testing.T) {
 	rs.start()
 	awaitFlip(t, flips, true)
 	rs.stop(syscall.SIGTERM)
+}
+
+// startRedis runs redis-server on a free loopback port with password,
+// keeping its files in dir, or skips the test without it.
+func startRedis(t *testing.T, dir, password string) (netip.AddrPort, *server) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("install redis-server (Debian package redis-server) to run this test")
+	}
+	addr := closedPort(t, "tcp")
+	rs := &server{t: t, name: bin, args: []string{
+		"--port", strconv.Itoa(int(addr.Port())), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--requirepass", password,
+	}}
+	rs.start()
+	return addr, rs
 }
 
 // lookFirst returns the path of the first of names that exists, looked up

@@ -9,6 +9,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
+
+	"github.com/splicerlb/splicer/pkg/config"
 )
 
 // redisMaxLine bounds one reply line; a PING or AUTH reply is short.
@@ -20,13 +23,32 @@ var redisCauses = map[string]string{
 	"LOADING":    "server loading",
 	"MASTERDOWN": "replica lost its master",
 	"BUSY":       "server busy running a script",
-	"NOAUTH":     "server needs a password (set health.password_file or health.password_env)",
+	"NOAUTH":     "server needs a password (set health.password)",
 	"WRONGPASS":  "password rejected",
 }
 
 // redis sends PING, after AUTH when a password is set, and wants +PONG.
 type redis struct {
-	auth []byte // the AUTH command; nil without a password
+	password config.Secret
+	// auth is the AUTH command, swapped whole when the password is read
+	// again; it points to nil without a password.
+	auth atomic.Pointer[[]byte]
+}
+
+// ReloadSecrets reads the password from its source and builds the AUTH
+// command the next probe sends. The error names the source, never the
+// value, and wraps ErrConfig.
+func (p *redis) ReloadSecrets() error {
+	pw, err := p.password.Read()
+	if err != nil {
+		return fmt.Errorf("health.password: %w: %w", err, ErrConfig)
+	}
+	var auth []byte
+	if pw != nil {
+		auth = redisCommand("AUTH", string(pw))
+	}
+	p.auth.Store(&auth)
+	return nil
 }
 
 // redisCommand encodes args as a RESP array of bulk strings.
@@ -48,12 +70,13 @@ func (p *redis) probe(ctx context.Context, addr netip.AddrPort) (string, error) 
 	defer release()
 	// AUTH and PING go in one write: one round trip, and a rejected AUTH
 	// is reported from its own reply before PING's is read.
-	req := append(append([]byte(nil), p.auth...), redisPing...)
+	auth := *p.auth.Load()
+	req := append(append([]byte(nil), auth...), redisPing...)
 	if _, err := conn.Write(req); err != nil {
 		return "", failed(ctx, "write", err)
 	}
 	r := bufio.NewReaderSize(conn, redisMaxLine)
-	if p.auth != nil {
+	if auth != nil {
 		line, err := redisReadLine(ctx, r)
 		if err != nil {
 			return "", err

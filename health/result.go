@@ -43,6 +43,8 @@ type checker struct {
 	kind  string // the config name of the check, first word of every message
 	port  uint16 // side port; 0 probes the service port
 	probe probeFunc
+	// secrets re-reads the probe's secret; nil when it has none.
+	secrets SecretReloader
 }
 
 // Check implements Checker.

@@ -1,10 +1,8 @@
 package l4
 
 import (
-	"cmp"
 	"errors"
 	"net/netip"
-	"slices"
 	"time"
 )
 
@@ -93,13 +91,21 @@ var ErrNoConnection = errors.New("l4: no such connection")
 
 // Connections lists the live connections and UDP flows of frontend name
 // ("" for all) whose ID is above after, ordered by ID, at most limit of
-// them, and how many match in all. Every loop is asked, so it costs a wake-up of each:
-// meant for operators, not for a hot path.
+// them, and how many match in all. Every loop is asked, so it costs a
+// wake-up of each: meant for operators, not for a hot path. Each loop
+// keeps only its own first page (see connPage), so the cost in copies is
+// bounded by limit per loop, not by the number of connections.
 func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, int) {
-	var all []ConnInfo
+	var pages [][]ConnInfo
+	total := 0
 	s.eachLoop(func(l *loop) {
+		page := connPage{after: after, limit: limit}
 		for c := range l.conns {
 			if name != "" && c.fe.cfg.Name != name {
+				continue
+			}
+			total++
+			if !page.wants(c.id) {
 				continue
 			}
 			info := ConnInfo{
@@ -109,28 +115,25 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 			if c.be != nil && (c.state == stateRelaying || c.state == stateClosing) {
 				info.Backend = c.be.Name()
 			}
-			all = append(all, info)
+			page.add(info)
 		}
 		for _, ln := range l.udp {
 			if name != "" && ln.fe.cfg.Name != name {
 				continue
 			}
+			total += len(ln.flows)
 			for _, f := range ln.flows {
-				all = append(all, ConnInfo{
-					ID: f.id, Frontend: ln.fe.cfg.Name, Client: f.key.client, Backend: f.be.Name(),
-					State: "flow", Started: f.start, BytesIn: f.bytesIn, BytesOut: f.bytesOut,
-				})
+				if page.wants(f.id) {
+					page.add(ConnInfo{
+						ID: f.id, Frontend: ln.fe.cfg.Name, Client: f.key.client, Backend: f.be.Name(),
+						State: "flow", Started: f.start, BytesIn: f.bytesIn, BytesOut: f.bytesOut,
+					})
+				}
 			}
 		}
+		pages = append(pages, page.heap)
 	})
-	total := len(all)
-	slices.SortFunc(all, func(a, b ConnInfo) int { return cmp.Compare(a.ID, b.ID) })
-	i, _ := slices.BinarySearchFunc(all, after+1, func(c ConnInfo, id uint64) int { return cmp.Compare(c.ID, id) })
-	all = all[i:]
-	if len(all) > limit {
-		all = all[:limit]
-	}
-	return all, total
+	return mergePages(pages, limit), total
 }
 
 // CloseConnection closes the live connection with the given ID at once,

@@ -9,13 +9,15 @@ import (
 	"text/tabwriter"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/daemon"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	file := fs.String("c", "", "config `file` to validate (required)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: splicer check -c FILE\n\nValidates FILE; prints a summary and exits 0, or prints every problem and exits 1.\n")
+		fmt.Fprintf(fs.Output(), "Usage: splicer check -c FILE\n\nValidates FILE and reads every secret and access file it names (never printing a\n"+
+			"secret); prints a summary and exits 0, or prints every problem and exits 1.\n")
 		fs.PrintDefaults()
 	}
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
@@ -30,6 +32,21 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFail
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w.String())
+	}
+	// The secrets are read as the daemon reads them; only where they are
+	// kept is ever printed.
+	problems, unavailable := daemon.CheckSecrets(cfg)
+	for _, err := range unavailable {
+		fmt.Fprintf(stderr, "warning: %v (the daemon reads it at start; run check in the daemon's environment, such as ExecStartPre=, to check it)\n", err)
+	}
+	if len(problems) > 0 {
+		for _, err := range problems {
+			fmt.Fprintln(stderr, err)
+		}
+		return exitFail
+	}
 	printSummary(stdout, cfg)
 	return exitOK
 }
@@ -42,6 +59,10 @@ func printSummary(w io.Writer, cfg *config.Config) {
 	}
 	fmt.Fprintf(w, "%s: OK: %d frontend(s), %d backend(s), %d worker(s), max %d connections\n\n",
 		cfg.File, len(cfg.Frontends), backends, cfg.Global.Workers, cfg.Global.MaxConnections)
+	if line := adminSummary(cfg.Admin); line != "" {
+		fmt.Fprintln(w, line)
+		fmt.Fprintln(w)
+	}
 	for _, fe := range cfg.Frontends {
 		listen := make([]string, len(fe.Listen))
 		for j, a := range fe.Listen {
@@ -61,6 +82,38 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
+}
+
+// adminSummary says how the admin port is reached and who may use it; ""
+// when it is disabled.
+func adminSummary(a config.Admin) string {
+	var where []string
+	if a.Listen != "" {
+		tls := ""
+		if a.TLSCert != "" {
+			tls = " (TLS"
+			if a.TLSClientCA != "" {
+				tls += ", client certificates " + a.TLSClientAuth
+			}
+			tls += ")"
+		}
+		where = append(where, "tcp "+a.Listen+tls)
+	}
+	if a.Socket != "" {
+		where = append(where, fmt.Sprintf("socket %s (mode %04o, %d socket role(s))", a.Socket, uint32(a.SocketMode), len(a.SocketRoles)))
+	}
+	if len(where) == 0 {
+		return ""
+	}
+	who := "no users_file: read-only"
+	if a.UsersFile != "" {
+		who = "users from " + a.UsersFile
+	}
+	audit := "no audit log"
+	if a.AuditLog != "" {
+		audit = "audit log " + a.AuditLog + ", key from " + a.AuditKey.String()
+	}
+	return "admin: " + strings.Join(where, ", ") + "; " + who + "; " + audit
 }
 
 // limit shows a cap, with 0 meaning none.

@@ -5,10 +5,12 @@
 //	splicer run     -c FILE [-log-level L] [-log-format F] [-demo]
 //	splicer check   -c FILE
 //	splicer version
-//	splicer stats   [-admin ADDR]
-//	splicer backend [-admin ADDR] drain|ready|maint|weight FRONTEND BACKEND [N]
-//	splicer reload  [-admin ADDR]
-//	splicer upgrade [-admin ADDR]
+//	splicer stats   [-admin ADDR] [-token-file FILE]
+//	splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint|weight FRONTEND BACKEND [N]
+//	splicer reload  [-admin ADDR] [-token-file FILE]
+//	splicer upgrade [-admin ADDR] [-token-file FILE]
+//	splicer user    add|rotate|remove|list [-file USERS | -c FILE] ...
+//	splicer audit   verify|checkpoint ...
 //
 // Exit codes: 0 success; 1 the configuration is invalid or the daemon failed;
 // 2 the command line is wrong.
@@ -57,17 +59,22 @@ Usage:
   splicer run -c FILE      run the daemon
   splicer check -c FILE    validate a config and print its frontends and backends
   splicer version          print version, commit and Go version
-  splicer stats [-admin ADDR]
+  splicer stats [-admin ADDR] [-token-file FILE]
                            print the running daemon's frontends and backends
-  splicer backend [-admin ADDR] drain|ready|maint FRONTEND BACKEND
-  splicer backend [-admin ADDR] weight FRONTEND BACKEND N
+  splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint FRONTEND BACKEND
+  splicer backend [-admin ADDR] [-token-file FILE] weight FRONTEND BACKEND N
                            change a backend of the running daemon
-  splicer reload [-admin ADDR]
+  splicer reload [-admin ADDR] [-token-file FILE]
                            reload the running daemon's config (or: kill -HUP)
-  splicer upgrade [-admin ADDR]
+  splicer upgrade [-admin ADDR] [-token-file FILE]
                            replace the running daemon by the binary now
                            installed, without dropping a connection
                            (or: kill -USR2)
+  splicer user add|rotate|remove|list [-file USERS | -c FILE] ...
+                           manage the admin users file (add prints a token)
+  splicer audit verify [-c FILE | -key-file PATH] [FILE...]
+                           check the audit log's chain
+  splicer audit checkpoint print the audit log's last seq and hash
 
 Run 'splicer COMMAND -h' for a command's flags.
 `
@@ -99,6 +106,10 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, signa
 		return cmdAdmin(ctx, "reload", admin.RunReload, args[1:], stdout, stderr)
 	case "upgrade":
 		return cmdAdmin(ctx, "upgrade", admin.RunUpgrade, args[1:], stdout, stderr)
+	case "user":
+		return cmdAdmin(ctx, "user", admin.RunUser, args[1:], stdout, stderr)
+	case "audit":
+		return cmdAdmin(ctx, "audit", admin.RunAudit, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

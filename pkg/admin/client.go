@@ -3,17 +3,21 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 )
 
@@ -30,23 +34,74 @@ type APIError struct {
 func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
 // Client calls a splicer admin API. The zero value is not usable; use
-// NewClient.
+// NewClient or NewClientWith.
 type Client struct {
-	base string // scheme://host:port, no trailing slash
-	http *http.Client
+	base  string // scheme://host:port, no trailing slash
+	http  *http.Client
+	token string
 }
 
-// NewClient returns a Client for the admin port at addr, given as host:port
-// or as an http(s) URL; an empty addr means DefaultAddr.
+// ClientOptions are a Client's credentials and trust.
+type ClientOptions struct {
+	// Token is sent as "Authorization: Bearer TOKEN"; "" sends none (the
+	// admin socket authenticates by the peer's uid instead).
+	Token string
+	// CAFile is a PEM bundle to verify an https admin port with; "" uses
+	// the system's roots.
+	CAFile string
+}
+
+// unixPrefix marks an admin socket address: unix:/run/splicer/admin.sock.
+const unixPrefix = "unix:"
+
+// NewClient returns a Client without credentials for the admin port at
+// addr; see NewClientWith.
 func NewClient(addr string) *Client {
+	return newClient(addr, "", nil)
+}
+
+// NewClientWith returns a Client for the admin port at addr: host:port, an
+// http(s) URL, or the admin socket as unix:PATH or an absolute PATH; ""
+// means DefaultAddr.
+func NewClientWith(addr string, opts ClientOptions) (*Client, error) {
+	var tlsConfig *tls.Config
+	if opts.CAFile != "" {
+		pool, err := loadCertPool(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin client: CA file: %w", err)
+		}
+		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return newClient(addr, opts.Token, tlsConfig), nil
+}
+
+func newClient(addr, token string, tlsConfig *tls.Config) *Client {
 	if addr == "" {
 		addr = DefaultAddr
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConfig
+	tr.Proxy = nil // the admin port is never reached through a proxy
+	if path, ok := strings.CutPrefix(addr, unixPrefix); ok || strings.HasPrefix(addr, "/") {
+		if !ok {
+			path = addr
+		}
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		// The host names nothing on a socket; the server does not check it.
+		addr = "http://splicer"
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
 	// The timeout keeps a CLI call from hanging on a wedged daemon.
-	return &Client{base: strings.TrimRight(addr, "/"), http: &http.Client{Timeout: 10 * time.Second}}
+	return &Client{
+		base:  strings.TrimRight(addr, "/"),
+		http:  &http.Client{Timeout: 10 * time.Second, Transport: tr},
+		token: token,
+	}
 }
 
 // Stats fetches GET /api/v1/stats.
@@ -64,6 +119,13 @@ func (c *Client) SetState(ctx context.Context, frontend, backend, state string) 
 // SetWeight sets a backend's weight.
 func (c *Client) SetWeight(ctx context.Context, frontend, backend string, weight int) error {
 	return c.call(ctx, http.MethodPut, backendPath(frontend, backend, "weight"), weightRequest{Weight: &weight}, nil)
+}
+
+// AuditCheckpoint fetches GET /api/v1/audit/checkpoint.
+func (c *Client) AuditCheckpoint(ctx context.Context) (AuditCheckpoint, error) {
+	var cp AuditCheckpoint
+	err := c.call(ctx, http.MethodGet, "/api/v1/audit/checkpoint", nil, &cp)
+	return cp, err
 }
 
 // backendPath escapes the names, since a backend named by an IPv6 address
@@ -90,6 +152,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("admin %s %s: %w", method, path, err)
@@ -110,17 +175,21 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
-// RunStats is `splicer stats [-admin ADDR]`: it fetches the stats and
-// prints them as an aligned table to stdout.
+// RunStats is `splicer stats [-admin ADDR] [-token-file FILE]`: it
+// fetches the stats and prints them as an aligned table to stdout.
 func RunStats(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, addr := cliFlags("stats")
+	fs, cf := clientFlags("stats")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: splicer stats [-admin ADDR] takes no arguments", ErrUsage)
+		return fmt.Errorf("%w: splicer stats [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
 	}
-	st, err := NewClient(*addr).Stats(ctx)
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.Stats(ctx)
 	if err != nil {
 		return err
 	}
@@ -132,8 +201,8 @@ func RunStats(ctx context.Context, args []string, stdout io.Writer) error {
 // after the action. BACKEND is the backend's name, which defaults to its
 // address. It prints the change to stdout once the daemon applied it.
 func RunBackend(ctx context.Context, args []string, stdout io.Writer) error {
-	const usage = "splicer backend [-admin ADDR] drain|ready|maint FRONTEND BACKEND | weight FRONTEND BACKEND N"
-	fs, addr := cliFlags("backend")
+	const usage = "splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint FRONTEND BACKEND | weight FRONTEND BACKEND N"
+	fs, cf := clientFlags("backend")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
@@ -145,7 +214,10 @@ func RunBackend(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	rest := fs.Args()
-	c := NewClient(*addr)
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	switch action {
 	case stats.StateReady, stats.StateDrain, stats.StateMaint:
 		if len(rest) != 2 {
@@ -174,11 +246,49 @@ func RunBackend(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 }
 
-// cliFlags returns a flag set that reports errors to the caller instead of
-// printing or exiting, so cmd/splicer owns all output and exit codes.
-func cliFlags(name string) (*flag.FlagSet, *string) {
+// TokenFileEnv names the token file when -token-file is not given.
+const TokenFileEnv = "SPLICER_TOKEN_FILE"
+
+// newFlagSet returns a flag set that reports errors to the caller instead
+// of printing or exiting, so cmd/splicer owns all output and exit codes.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := fs.String("admin", DefaultAddr, "admin `ADDR`ess of the daemon (host:port or URL)")
-	return fs, addr
+	return fs
+}
+
+// clientFlagValues are the flags every command that calls the daemon takes.
+type clientFlagValues struct {
+	addr, tokenFile, caFile string
+}
+
+// clientFlags returns a flag set with -admin, -token-file and -cacert.
+func clientFlags(name string) (*flag.FlagSet, *clientFlagValues) {
+	fs := newFlagSet(name)
+	v := &clientFlagValues{}
+	fs.StringVar(&v.addr, "admin", DefaultAddr, "admin `ADDR`ess of the daemon: host:port, an http(s) URL, or unix:PATH of the admin socket")
+	fs.StringVar(&v.tokenFile, "token-file", "", "`FILE` holding the bearer token (default $"+TokenFileEnv+")")
+	fs.StringVar(&v.caFile, "cacert", "", "PEM `FILE` of the CA to verify an https admin port with")
+	return fs, v
+}
+
+// client builds the Client the flags describe. The token file gets the
+// checks a secret does: only its owner may read or change it.
+func (v *clientFlagValues) client() (*Client, error) {
+	opts := ClientOptions{CAFile: v.caFile}
+	file := v.tokenFile
+	if file == "" {
+		file = os.Getenv(TokenFileEnv)
+	}
+	if file != "" {
+		b, err := config.ReadSecretFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		opts.Token = strings.TrimSpace(string(b))
+		if opts.Token == "" {
+			return nil, fmt.Errorf("token file %s is empty", file)
+		}
+	}
+	return NewClientWith(v.addr, opts)
 }

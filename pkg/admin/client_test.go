@@ -4,17 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
-
-func startTestServer(t *testing.T, src Source) string {
-	t.Helper()
-	ts := httptest.NewServer(newTestServer(src, Options{}).Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL
-}
 
 const wantTable = `splicer 1.2.3  up 1h2m5s  pipes 3/4096  fds 42
 
@@ -40,7 +32,7 @@ func TestRunStats(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := startTestServer(t, tc.src)
 			var out strings.Builder
-			if err := RunStats(context.Background(), []string{"-admin", addr}, &out); err != nil {
+			if err := RunStats(context.Background(), []string{"-admin", addr, "-token-file", tokenFile(t, viewerToken)}, &out); err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tc.want {
@@ -80,7 +72,7 @@ func TestRunBackend(t *testing.T) {
 			src := newFakeSource()
 			addr := startTestServer(t, src)
 			var out strings.Builder
-			err := RunBackend(context.Background(), append([]string{"-admin", addr}, tc.args...), &out)
+			err := RunBackend(context.Background(), append([]string{"-admin", addr, "-token-file", tokenFile(t, operatorToken)}, tc.args...), &out)
 			switch {
 			case tc.wantUsage:
 				if !errors.Is(err, ErrUsage) {
@@ -109,7 +101,11 @@ func TestRunBackend(t *testing.T) {
 
 func TestClientAPIError(t *testing.T) {
 	addr := startTestServer(t, newFakeSource())
-	err := NewClient(addr).SetState(context.Background(), "nope", "a", "drain")
+	c, err := NewClientWith(addr, ClientOptions{Token: operatorToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.SetState(context.Background(), "nope", "a", "drain")
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound || apiErr.Message != `no frontend "nope": not found` {
 		t.Errorf("error %#v, want APIError 404", err)
@@ -120,7 +116,7 @@ func TestFlagAfterAction(t *testing.T) {
 	src := newFakeSource()
 	addr := startTestServer(t, src)
 	var out strings.Builder
-	if err := RunBackend(context.Background(), []string{"drain", "-admin", addr, "pg", "a"}, &out); err != nil {
+	if err := RunBackend(context.Background(), []string{"drain", "-admin", addr, "-token-file", tokenFile(t, operatorToken), "pg", "a"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if st := src.Stats().Frontends[0].Backends[0].State; st != "drain" {

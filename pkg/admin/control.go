@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/splicerlb/splicer/pkg/stats"
@@ -41,61 +42,101 @@ type backendChange struct {
 	Weight   int    `json:"weight,omitempty"`
 }
 
-// serveSetState takes the state from ?state= or from a JSON body, so that
-// both curl one-liners and the HTML page's fetch calls work.
-func (s *Server) serveSetState(w http.ResponseWriter, r *http.Request) {
+// serveSetState takes the state from a JSON body only: a change carried in
+// the URL could be made by any link or image on any page.
+func (s *Server) serveSetState(w http.ResponseWriter, r *http.Request, c *call) {
 	fe, be := r.PathValue("frontend"), r.PathValue("backend")
-	state := r.URL.Query().Get("state")
-	if state == "" {
-		var req stateRequest
-		if err := decodeBody(w, r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		state = req.State
-	}
-	if state == "" {
-		writeError(w, http.StatusBadRequest, `missing field "state"`)
+	c.rec.Target = fe + "/" + be
+	var req stateRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		c.fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !slices.Contains(stats.States(), state) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf(
-			`field "state": %q is not one of %s`, state, strings.Join(stats.States(), ", ")))
+	c.rec.New = req.State
+	if err := validState(req.State); err != nil {
+		c.fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.src.SetState(fe, be, state); err != nil {
-		writeError(w, sourceStatus(err), err.Error())
+	prev, err := s.backend(fe, be)
+	if err != nil {
+		c.fail(w, sourceStatus(err), err.Error())
 		return
 	}
-	s.log.Info().Str("frontend", fe).Str("backend", be).Str("state", state).
-		Str("remote", r.RemoteAddr).Msg("backend state set")
-	writeJSON(w, http.StatusOK, backendChange{Frontend: fe, Backend: be, State: state})
+	c.rec.Previous = prev.State
+	if !c.commit(w) {
+		return
+	}
+	if err := s.src.SetState(fe, be, req.State); err != nil {
+		c.failAfterCommit(w, sourceStatus(err), err)
+		return
+	}
+	s.log.Info().Str("frontend", fe).Str("backend", be).Str("state", req.State).Str("previous", prev.State).
+		Str("user", c.p.User).Str("remote", c.p.Source).Msg("backend state set")
+	writeJSON(w, http.StatusOK, backendChange{Frontend: fe, Backend: be, State: req.State})
 }
 
-func (s *Server) serveSetWeight(w http.ResponseWriter, r *http.Request) {
+func validState(state string) error {
+	switch {
+	case state == "":
+		return errors.New(`missing field "state"`)
+	case !slices.Contains(stats.States(), state):
+		return fmt.Errorf(`field "state": %q is not one of %s`, state, strings.Join(stats.States(), ", "))
+	}
+	return nil
+}
+
+func (s *Server) serveSetWeight(w http.ResponseWriter, r *http.Request, c *call) {
 	fe, be := r.PathValue("frontend"), r.PathValue("backend")
+	c.rec.Target = fe + "/" + be
 	var req weightRequest
 	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		c.fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.Weight == nil {
-		writeError(w, http.StatusBadRequest, `missing field "weight"`)
+		c.fail(w, http.StatusBadRequest, `missing field "weight"`)
 		return
 	}
 	weight := *req.Weight
+	c.rec.New = strconv.Itoa(weight)
 	if weight < MinWeight || weight > MaxWeight {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf(
+		c.fail(w, http.StatusBadRequest, fmt.Sprintf(
 			`field "weight": %d is out of range %d..%d`, weight, MinWeight, MaxWeight))
 		return
 	}
-	if err := s.src.SetWeight(fe, be, weight); err != nil {
-		writeError(w, sourceStatus(err), err.Error())
+	prev, err := s.backend(fe, be)
+	if err != nil {
+		c.fail(w, sourceStatus(err), err.Error())
 		return
 	}
-	s.log.Info().Str("frontend", fe).Str("backend", be).Int("weight", weight).
-		Str("remote", r.RemoteAddr).Msg("backend weight set")
+	c.rec.Previous = strconv.Itoa(prev.Weight)
+	if !c.commit(w) {
+		return
+	}
+	if err := s.src.SetWeight(fe, be, weight); err != nil {
+		c.failAfterCommit(w, sourceStatus(err), err)
+		return
+	}
+	s.log.Info().Str("frontend", fe).Str("backend", be).Int("weight", weight).Int("previous", prev.Weight).
+		Str("user", c.p.User).Str("remote", c.p.Source).Msg("backend weight set")
 	writeJSON(w, http.StatusOK, backendChange{Frontend: fe, Backend: be, Weight: weight})
+}
+
+// backend finds a backend in the current stats, for the value a change
+// replaces; the errors are the Source's.
+func (s *Server) backend(fe, be string) (stats.BackendStats, error) {
+	for _, f := range s.src.Stats().Frontends {
+		if f.Name != fe {
+			continue
+		}
+		for _, b := range f.Backends {
+			if b.Name == be {
+				return b, nil
+			}
+		}
+		return stats.BackendStats{}, fmt.Errorf("frontend %q has no backend %q: %w", fe, be, ErrNotFound)
+	}
+	return stats.BackendStats{}, fmt.Errorf("no frontend %q: %w", fe, ErrNotFound)
 }
 
 // decodeBody reads one JSON object into v, refusing unknown fields and

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/splicerlb/splicer/pkg/stats"
@@ -53,46 +54,54 @@ type UpgradeResult struct {
 }
 
 // lifecycleMissing answers for a lifecycle route on a Server without one.
-func (s *Server) lifecycleMissing(w http.ResponseWriter) bool {
+func (s *Server) lifecycleMissing(w http.ResponseWriter, c *call) bool {
 	if s.lifecycle != nil {
 		return false
 	}
-	writeError(w, http.StatusNotImplemented, "this admin server does not control a daemon process")
+	msg := "this admin server does not control a daemon process"
+	if c.rt.mutates() {
+		c.fail(w, http.StatusNotImplemented, msg)
+	} else {
+		writeError(w, http.StatusNotImplemented, msg)
+	}
 	return true
 }
 
 // serveReload answers 200 with what changed, or 422 with every problem
-// (the configuration in force is unchanged).
-func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
-	if s.lifecycleMissing(w) {
+// (the configuration in force is unchanged). The request is audited before
+// the reload; a failed reload adds a record saying how it failed.
+func (s *Server) serveReload(w http.ResponseWriter, r *http.Request, c *call) {
+	if s.lifecycleMissing(w, c) || !c.commit(w) {
 		return
 	}
-	s.log.Info().Str("remote", r.RemoteAddr).Msg("reload requested")
+	s.log.Info().Str("user", c.p.User).Str("remote", c.p.Source).Msg("reload requested")
 	res := s.lifecycle.Reload(r.Context())
 	status := http.StatusOK
 	if !res.OK {
 		status = http.StatusUnprocessableEntity
+		c.record(fmt.Sprintf("error: %d %d problems", status, len(res.Problems)))
 	}
 	writeJSON(w, status, res)
 }
 
 // serveUpgrade answers 200 once the new process is serving, or 500 with
-// the reason it could not take over.
-func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
-	if s.lifecycleMissing(w) {
+// the reason it could not take over. Audited as reloads are.
+func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *call) {
+	if s.lifecycleMissing(w, c) || !c.commit(w) {
 		return
 	}
-	s.log.Info().Str("remote", r.RemoteAddr).Msg("binary upgrade requested")
+	s.log.Info().Str("user", c.p.User).Str("remote", c.p.Source).Msg("binary upgrade requested")
 	res := s.lifecycle.Upgrade(r.Context())
 	status := http.StatusOK
 	if !res.OK {
 		status = http.StatusInternalServerError
+		c.record(fmt.Sprintf("error: %d %s", status, res.Error))
 	}
 	writeJSON(w, status, res)
 }
 
-func (s *Server) serveState(w http.ResponseWriter, _ *http.Request) {
-	if s.lifecycleMissing(w) {
+func (s *Server) serveState(w http.ResponseWriter, _ *http.Request, c *call) {
+	if s.lifecycleMissing(w, c) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.lifecycle.RuntimeState())

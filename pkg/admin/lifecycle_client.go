@@ -40,9 +40,14 @@ func (c *Client) Upgrade(ctx context.Context) (UpgradeResult, error) {
 // status, as long as it is the route's result; any other answer becomes
 // an *APIError.
 func (c *Client) lifecycle(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, nil)
+	// An empty JSON body: the admin port takes changes only as JSON.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader("{}"))
 	if err != nil {
 		return fmt.Errorf("admin POST %s: %w", path, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	slow := *c.http
 	slow.Timeout = lifecycleTimeout
@@ -68,18 +73,22 @@ func (c *Client) lifecycle(ctx context.Context, path string, out any) error {
 	return fmt.Errorf("admin POST %s: %w", path, &APIError{resp.StatusCode, eb.Error})
 }
 
-// RunReload is `splicer reload [-admin ADDR]`: it asks the daemon to reload
+// RunReload is `splicer reload [-admin ADDR] [-token-file FILE]`: it asks the daemon to reload
 // and prints what changed, or every problem that kept the old config in
 // force.
 func RunReload(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, addr := cliFlags("reload")
+	fs, cf := clientFlags("reload")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: splicer reload [-admin ADDR] takes no arguments", ErrUsage)
+		return fmt.Errorf("%w: splicer reload [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
 	}
-	res, err := NewClient(*addr).Reload(ctx)
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Reload(ctx)
 	for _, p := range res.Problems {
 		fmt.Fprintln(stdout, p.Text)
 	}
@@ -94,17 +103,21 @@ func RunReload(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// RunUpgrade is `splicer upgrade [-admin ADDR]`: the daemon starts its
+// RunUpgrade is `splicer upgrade [-admin ADDR] [-token-file FILE]`: the daemon starts its
 // binary again and hands over; it prints both process IDs.
 func RunUpgrade(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, addr := cliFlags("upgrade")
+	fs, cf := clientFlags("upgrade")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: splicer upgrade [-admin ADDR] takes no arguments", ErrUsage)
+		return fmt.Errorf("%w: splicer upgrade [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
 	}
-	res, err := NewClient(*addr).Upgrade(ctx)
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Upgrade(ctx)
 	if err != nil {
 		return err
 	}

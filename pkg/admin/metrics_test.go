@@ -19,7 +19,7 @@ func TestMetricsFollowRuntimeChanges(t *testing.T) {
 	src := newFakeSource()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(src.Stats))
-	h := New(src, reg, zerolog.Nop(), Options{}).Handler()
+	h := New(src, reg, zerolog.Nop(), Options{Security: newTestSecurity()}).Handler()
 
 	scrape := func() string {
 		t.Helper()

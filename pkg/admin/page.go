@@ -11,15 +11,15 @@ import (
 //go:embed page.html
 var pageHTML []byte
 
-// pageCSP lets the page run only its own inline code and talk only to the
-// admin port it came from.
-const pageCSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+// pageCSP is the page's policy, with the hashes of its inline script and
+// style.
+var pageCSP = pagePolicy(pageHTML)
 
-func (s *Server) servePage(w http.ResponseWriter, _ *http.Request) {
+// servePage serves the page to anyone: it holds no data, and it asks for a
+// login when the API it calls answers 401.
+func (s *Server) servePage(w http.ResponseWriter, _ *http.Request, _ *call) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(pageHTML)
 }

@@ -44,11 +44,3 @@ func sourceStatus(err error) int {
 		return http.StatusInternalServerError
 	}
 }
-
-// authStatus maps an Authorizer error to its HTTP status.
-func authStatus(err error) int {
-	if errors.Is(err, ErrUnauthenticated) {
-		return http.StatusUnauthorized
-	}
-	return http.StatusForbidden
-}

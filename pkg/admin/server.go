@@ -2,10 +2,13 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,15 +17,25 @@ import (
 )
 
 // DefaultAddr is where the admin port listens unless configured otherwise:
-// loopback only, because until authentication is configured the network is
-// the only access control.
+// loopback only, so that without users only local processes can read it.
 const DefaultAddr = "127.0.0.1:9090"
+
+// Defaults of Options' limits, the same as [admin]'s.
+const (
+	DefaultMaxConnections = 64
+	DefaultMaxRequests    = 16
+)
 
 // Options tunes a Server. The zero value is ready to use.
 type Options struct {
-	// Authorizer checks every request against its route's Need; nil
-	// means AllowAll.
-	Authorizer Authorizer
+	// Security authenticates, authorizes and audits every request; nil
+	// means ReadOnly: anonymous read-only access from loopback.
+	Security *Security
+	// MaxConnections caps the connections open at once across every
+	// listener served (DefaultMaxConnections when 0); MaxRequests the
+	// requests being served at once (DefaultMaxRequests when 0).
+	MaxConnections int
+	MaxRequests    int
 	// Lifecycle, when set, serves reload, upgrade and the runtime state.
 	Lifecycle Lifecycle
 	// Timeouts of the HTTP server; zero picks the default noted on each.
@@ -34,23 +47,26 @@ type Options struct {
 	IdleTimeout       time.Duration // 2m
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
+func orDefault[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
 	return def
 }
 
 // Server is the admin HTTP server. It has its own ServeMux and never touches
-// http.DefaultServeMux or the default Prometheus registry.
+// http.DefaultServeMux or the default Prometheus registry. One Server may
+// serve several listeners (TCP, TLS, the unix socket) at once.
 type Server struct {
 	src       Source
 	log       zerolog.Logger
-	authorize Authorizer
-	lifecycle Lifecycle
+	sec       *Security
 	metrics   http.Handler
 	handler   http.Handler
 	http      *http.Server
+	conns     *connLimiter
+	inflight  chan struct{}
+	lifecycle Lifecycle
 }
 
 // New returns a Server that reads and controls src and serves reg at
@@ -64,33 +80,57 @@ func New(src Source, reg *prometheus.Registry, log zerolog.Logger, opts Options)
 	s := &Server{
 		src:       src,
 		log:       log,
-		authorize: opts.Authorizer,
-		lifecycle: opts.Lifecycle,
+		sec:       opts.Security,
 		metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		conns:     newConnLimiter(orDefault(opts.MaxConnections, DefaultMaxConnections)),
+		inflight:  make(chan struct{}, orDefault(opts.MaxRequests, DefaultMaxRequests)),
+		lifecycle: opts.Lifecycle,
 	}
-	if s.authorize == nil {
-		s.authorize = AllowAll
+	if s.sec == nil {
+		s.sec = ReadOnly(log)
 	}
 	s.handler = s.newMux()
 	s.http = &http.Server{
 		Handler:           s.handler,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, 5*time.Second),
 		ReadTimeout:       orDefault(opts.ReadTimeout, 10*time.Second),
 		WriteTimeout:      orDefault(opts.WriteTimeout, 30*time.Second),
 		IdleTimeout:       orDefault(opts.IdleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    16 << 10,
+		// What net/http logs itself (failed TLS handshakes, clients that
+		// vanish) is noise but for debugging.
+		ErrorLog: stdlog.New(debugWriter{log}, "", 0),
 	}
 	return s
 }
 
+// debugWriter logs each line written at debug level.
+type debugWriter struct{ log zerolog.Logger }
+
+func (d debugWriter) Write(p []byte) (int, error) {
+	d.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 // Handler returns the server's routes, for tests and for embedding behind
-// another listener; requests still pass the Authorizer.
+// another listener; requests still pass every check, and count as TCP.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers requests on ln until Shutdown, then returns
-// http.ErrServerClosed. It takes ownership of ln and closes it.
+// http.ErrServerClosed. It takes ownership of ln and closes it. Accept
+// waits while the server holds Options.MaxConnections connections. The
+// transport of each connection (TCP, or the unix socket from ListenUnix)
+// decides how its requests may authenticate; for TLS use ServeTLS.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.http.Serve(ln)
+	return s.http.Serve(s.conns.wrap(ln))
+}
+
+// ServeTLS is Serve with TLS on ln's connections, configured by cfg (see
+// Security.TLSConfig). The connection cap applies below TLS, so a client
+// stalling its handshake holds a counted slot.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	return s.http.Serve(tls.NewListener(s.conns.wrap(ln), cfg))
 }
 
 // ListenAndServe listens on addr (DefaultAddr when empty) and calls Serve.
@@ -105,10 +145,14 @@ func (s *Server) ListenAndServe(addr string) error {
 	return s.Serve(ln)
 }
 
+// OpenConnections reports the admin connections open now.
+func (s *Server) OpenConnections() int { return s.conns.open() }
+
 // Shutdown stops accepting, waits for requests in flight to finish, and
 // returns ctx's error if they outlast it; the connections left are then
 // closed so that nothing outlives the call.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.conns.close()
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(fmt.Errorf("admin: shutdown: %w", err), s.http.Close())

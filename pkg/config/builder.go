@@ -38,6 +38,7 @@ func (b *Builder) Build() (*Config, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = ps.sortedWarnings()
 	return cfg, nil
 }
 
@@ -113,18 +114,6 @@ func (b *Builder) LogFormat(format string) *Builder {
 // AdminListen sets [admin] listen; "" disables the admin port.
 func (b *Builder) AdminListen(addr string) *Builder {
 	b.admin().Listen = &stringSetting{v: addr}
-	return b
-}
-
-// AdminTokensFile sets [admin] tokens_file.
-func (b *Builder) AdminTokensFile(path string) *Builder {
-	b.admin().TokensFile = &stringSetting{v: path}
-	return b
-}
-
-// AdminAuditLog sets [admin] audit_log.
-func (b *Builder) AdminAuditLog(path string) *Builder {
-	b.admin().AuditLog = &stringSetting{v: path}
 	return b
 }
 

@@ -100,15 +100,9 @@ func (f *FrontendBuilder) HealthDatabase(db string) *FrontendBuilder {
 	return f
 }
 
-// HealthPasswordFile sets health.password_file.
-func (f *FrontendBuilder) HealthPasswordFile(path string) *FrontendBuilder {
-	f.health().PasswordFile = &stringSetting{v: path}
-	return f
-}
-
-// HealthPasswordEnv sets health.password_env.
-func (f *FrontendBuilder) HealthPasswordEnv(name string) *FrontendBuilder {
-	f.health().PasswordEnv = &stringSetting{v: name}
+// HealthPassword sets health.password.
+func (f *FrontendBuilder) HealthPassword(s Secret) *FrontendBuilder {
+	f.health().Password = &secretSetting{v: s}
 	return f
 }
 

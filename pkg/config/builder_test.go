@@ -24,8 +24,22 @@ format = "console"
 
 [admin]
 listen = "[::1]:9191"
-tokens_file = "/etc/splicer/tokens"
+hosts = ["lb1.example.net"]
+users_file = "/etc/splicer/users"
+socket = "/run/splicer/admin.sock"
+socket_mode = "0600"
+socket_group = "splicer"
+socket_roles = { "user:root" = "admin", "gid:1001" = "operator:pg,redis" }
+tls_cert = "/etc/splicer/admin.crt"
+tls_key = { credential = "admin-tls-key" }
+tls_client_ca = "/etc/splicer/clients.pem"
+tls_client_auth = "require"
 audit_log = "/var/lib/splicer/audit.log"
+audit_key = { file = "/etc/splicer/audit.key" }
+audit_max_size = "8MiB"
+audit_keep = 3
+max_connections = 32
+max_requests = 8
 
 [[frontend]]
 name = "pg"
@@ -83,10 +97,8 @@ strategy = "maglev"
 maglev_table_size = 251
 
   [frontend.health]
-  check = "send_expect"
-  send = "PING\r\n"
-  expect_regex = "^\\+PONG"
-  password_env = "REDIS_PASSWORD"
+  check = "redis"
+  password = { env = "REDIS_PASSWORD" }
 
   [[frontend.backend]]
   address = "[fd00::1]:6379"
@@ -114,9 +126,15 @@ max_flows = 50000
 // richBuilder sets the same values as richTOML.
 func richBuilder() *Builder {
 	b := New().Workers(3).MaxConnections(20000).MaxPipes(64).
-		PipeSize(256 << 10).BufferSize(32 << 10).ShutdownTimeout(10 * time.Second).
+		PipeSize(256<<10).BufferSize(32<<10).ShutdownTimeout(10*time.Second).
 		LogLevel("debug").LogFormat("console").
-		AdminListen("[::1]:9191").AdminTokensFile("/etc/splicer/tokens").AdminAuditLog("/var/lib/splicer/audit.log")
+		AdminListen("[::1]:9191").AdminHosts("lb1.example.net").AdminUsersFile("/etc/splicer/users").
+		AdminSocket("/run/splicer/admin.sock").AdminSocketMode(0o600).AdminSocketGroup("splicer").
+		AdminSocketRole("user:root", "admin").AdminSocketRole("gid:1001", "operator:pg,redis").
+		AdminTLS("/etc/splicer/admin.crt", Secret{Credential: "admin-tls-key"}).
+		AdminTLSClientCA("/etc/splicer/clients.pem", TLSClientRequire).
+		AdminAuditLog("/var/lib/splicer/audit.log", Secret{File: "/etc/splicer/audit.key"}).
+		AdminAuditRotation(8<<20, 3).AdminLimits(32, 8)
 	b.Frontend("pg").Listen("0.0.0.0:6432", "[::]:6432").Strategy(StrategyLeastConn).
 		MaxConnections(5000).MaxQueue(100).QueueTimeout(time.Second).
 		ConnectTimeout(500*time.Millisecond).IdleTimeout(2*time.Hour).HalfCloseTimeout(30*time.Second).Retries(3).
@@ -132,8 +150,7 @@ func richBuilder() *Builder {
 		Backend("10.0.0.12:5432", 50).
 		Backend("10.0.0.13:5432", 1).BackendOpts(BackendOptions{Backup: true}).
 		Frontend("redis").Listen("127.0.0.1:6379").Strategy(StrategyMaglev).MaglevTableSize(251).
-		HealthCheck(CheckSendExpect).HealthSend("PING\r\n").HealthExpectRegex(`^\+PONG`).
-		HealthPasswordEnv("REDIS_PASSWORD").
+		HealthCheck(CheckRedis).HealthPassword(Secret{Env: "REDIS_PASSWORD"}).
 		Backend("[fd00::1]:6379", 1).
 		Frontend("dns").Protocol(ProtocolUDP).Listen("127.0.0.1:5353").Strategy(StrategyP2C).
 		IdleTimeout(5*time.Second).Responses(1).MaxFlows(50000).

@@ -51,6 +51,10 @@ type Config struct {
 	Log       Log
 	Admin     Admin
 	Frontends []Frontend
+	// Warnings are things to fix that do not stop the config from loading,
+	// such as deprecated keys, in file order. `splicer check` prints them
+	// and the daemon logs them at start.
+	Warnings []Problem
 }
 
 // Global holds process-wide settings ([global]).
@@ -83,14 +87,6 @@ type Global struct {
 type Log struct {
 	Level  string // debug | info | warn | error
 	Format string // json | console
-}
-
-// Admin holds the admin HTTP port settings ([admin]).
-type Admin struct {
-	// Listen is the admin address; "" disables the admin port.
-	Listen     string
-	TokensFile string
-	AuditLog   string
 }
 
 // Frontend is one balanced service ([[frontend]]).
@@ -181,10 +177,9 @@ type Health struct {
 	User     string
 	Database string
 
-	// redis: the AUTH password comes from a file or an environment variable,
-	// never from the config text.
-	PasswordFile string
-	PasswordEnv  string
+	// Password is where the redis probe's AUTH password is kept; the zero
+	// Secret sends no AUTH.
+	Password Secret
 
 	// http
 	Path   string

@@ -46,6 +46,7 @@ func Parse(data []byte, filename string) (*Config, error) {
 		return nil, err
 	}
 	cfg.File = filename
+	cfg.Warnings = ps.sortedWarnings()
 	return cfg, nil
 }
 

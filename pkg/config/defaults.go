@@ -28,10 +28,6 @@ const (
 	defaultLogLevel  = "info"
 	defaultLogFormat = "json"
 
-	// The admin port listens on loopback only unless told otherwise: it can
-	// drain backends and kill connections.
-	defaultAdminListen = "127.0.0.1:9090"
-
 	defaultProtocol = ProtocolTCP
 	defaultStrategy = StrategyRoundRobin
 	// A prime far above any realistic backend count (shares are even only

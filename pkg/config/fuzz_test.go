@@ -17,6 +17,9 @@ func FuzzLoad(f *testing.F) {
 	for _, tc := range badConfigs {
 		f.Add([]byte(tc.toml))
 	}
+	for _, tc := range adminBadConfigs {
+		f.Add([]byte(tc.toml))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lines := strings.Count(string(data), "\n") + 1
 		for path, line := range indexLines(string(data)).lines {

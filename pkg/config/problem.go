@@ -66,6 +66,9 @@ type problems struct {
 	file  string
 	lines *lineIndex // nil for a config built in code
 	list  []Problem
+	// warnings are problems that do not make the config invalid, such as
+	// a deprecated key; they end up in Config.Warnings.
+	warnings []Problem
 }
 
 // add records a problem with the setting whose indexed path is key (such as
@@ -77,6 +80,19 @@ func (ps *problems) add(key, path, msg string) {
 // addAt records a problem on a known line.
 func (ps *problems) addAt(line int, path, msg string) {
 	ps.list = append(ps.list, Problem{File: ps.file, Line: line, Path: path, Msg: msg})
+}
+
+// warn records a warning about the setting at key, shown as path.
+func (ps *problems) warn(key, path, msg string) {
+	ps.warnings = append(ps.warnings, Problem{File: ps.file, Line: ps.lines.lineOf(key), Path: path, Msg: msg})
+}
+
+// sortedWarnings returns the warnings in file order.
+func (ps *problems) sortedWarnings() []Problem {
+	slices.SortStableFunc(ps.warnings, func(a, b Problem) int {
+		return cmp.Compare(lineOrder(a.Line), lineOrder(b.Line))
+	})
+	return ps.warnings
 }
 
 // err returns nil when nothing was found, else an *Error in file order.

@@ -33,12 +33,6 @@ type rawLog struct {
 	Format *stringSetting `toml:"format"`
 }
 
-type rawAdmin struct {
-	Listen     *stringSetting `toml:"listen"`
-	TokensFile *stringSetting `toml:"tokens_file"`
-	AuditLog   *stringSetting `toml:"audit_log"`
-}
-
 type rawFrontend struct {
 	Name            *stringSetting `toml:"name"`
 	Listen          *listSetting   `toml:"listen"`
@@ -92,8 +86,11 @@ type rawHealth struct {
 	Expect      *stringSetting `toml:"expect"`
 	ExpectRegex *stringSetting `toml:"expect_regex"`
 
-	User         *stringSetting `toml:"user"`
-	Database     *stringSetting `toml:"database"`
+	User     *stringSetting `toml:"user"`
+	Database *stringSetting `toml:"database"`
+	Password *secretSetting `toml:"password"`
+	// PasswordFile and PasswordEnv are the deprecated spellings of
+	// password = { file = ... } and { env = ... }.
 	PasswordFile *stringSetting `toml:"password_file"`
 	PasswordEnv  *stringSetting `toml:"password_env"`
 

@@ -66,25 +66,6 @@ func resolveLog(r *rawLog, ps *problems) Log {
 	}
 }
 
-func resolveAdmin(r *rawAdmin, ps *problems) Admin {
-	if r == nil {
-		r = &rawAdmin{}
-	}
-	sc := scope{ps: ps, key: "admin", label: "admin."}
-	a := Admin{
-		Listen:     get(sc, "listen", r.Listen, defaultAdminListen),
-		TokensFile: get(sc, "tokens_file", r.TokensFile, ""),
-		AuditLog:   get(sc, "audit_log", r.AuditLog, ""),
-	}
-	// Admin.Listen stays a string ("" disables the port); only check it.
-	if a.Listen != "" {
-		if _, err := parseAddrPort(a.Listen); err != nil {
-			sc.addf("listen", "%v", err)
-		}
-	}
-	return a
-}
-
 // frontendLabel names frontend i for the operator: by name when it has one.
 func frontendLabel(i int, name string) string {
 	if name == "" {
@@ -202,9 +183,8 @@ func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 		Expect:      get(sc, "health.expect", r.Expect, ""),
 		ExpectRegex: get(sc, "health.expect_regex", r.ExpectRegex, ""),
 
-		User:         get(sc, "health.user", r.User, defaultHealthUser),
-		PasswordFile: get(sc, "health.password_file", r.PasswordFile, ""),
-		PasswordEnv:  get(sc, "health.password_env", r.PasswordEnv, ""),
+		User:     get(sc, "health.user", r.User, defaultHealthUser),
+		Password: resolvePassword(sc, r),
 
 		Path:   get(sc, "health.path", r.Path, defaultHealthPath),
 		Status: get(sc, "health.status", r.Status, defaultHTTPStatus),
@@ -213,6 +193,27 @@ func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 	h.DownInterval = get(sc, "health.down_interval", r.DownInterval, h.Interval)
 	h.Database = get(sc, "health.database", r.Database, h.User)
 	return h
+}
+
+// resolvePassword reads health.password, or its deprecated spellings
+// password_file and password_env with a warning.
+func resolvePassword(sc scope, r *rawHealth) Secret {
+	s := get(sc, "health.password", r.Password, Secret{})
+	file := get(sc, "health.password_file", r.PasswordFile, "")
+	env := get(sc, "health.password_env", r.PasswordEnv, "")
+	switch {
+	case r.PasswordFile != nil && r.PasswordEnv != nil:
+		sc.addf("health.password_env", "set password_file or password_env, not both")
+	case r.Password != nil && (r.PasswordFile != nil || r.PasswordEnv != nil):
+		sc.addf("health.password", "set password only; password_file and password_env are its deprecated spellings")
+	case r.PasswordFile != nil:
+		sc.warnf("health.password_file", "deprecated: write password = { file = %q }", file)
+		s = Secret{File: file}
+	case r.PasswordEnv != nil:
+		sc.warnf("health.password_env", "deprecated: write password = { env = %q }", env)
+		s = Secret{Env: env}
+	}
+	return s
 }
 
 func resolveBackend(sc scope, j int, r *rawBackend) Backend {

@@ -27,6 +27,15 @@ func (s scope) addf(field, format string, args ...any) {
 	s.ps.add(key, s.label+field, fmt.Sprintf(format, args...))
 }
 
+// warnf records a warning about field, like addf.
+func (s scope) warnf(field, format string, args ...any) {
+	key := field
+	if s.key != "" {
+		key = s.key + "." + field
+	}
+	s.ps.warn(key, s.label+field, fmt.Sprintf(format, args...))
+}
+
 func (s scope) between(field string, v, lo, hi int) {
 	if v < lo || v > hi {
 		s.addf(field, "must be between %d and %d, got %d", lo, hi, v)

@@ -52,6 +52,7 @@ func validate(cfg *Config, raw *rawConfig, ps *problems) {
 		validateFrontend(&cfg.Frontends[i], &raw.Frontends[i], frontendScope(ps, i, cfg.Frontends[i].Name))
 	}
 	validateListeners(cfg.Frontends, cfg.Admin, ps)
+	validateAdmin(cfg.Admin, raw.Admin, cfg.Frontends, ps)
 }
 
 func validateGlobal(g Global, sc scope) {
@@ -264,13 +265,24 @@ func validateHealth(h Health, r *rawHealth, sc scope) {
 	if (h.Check == CheckPostgres || h.Check == CheckMySQL) && h.User == "" {
 		sc.addf("health.user", "must not be empty for check %q", h.Check)
 	}
-	if h.PasswordFile != "" && h.PasswordEnv != "" {
-		sc.addf("health.password_env", "set password_file or password_env, not both")
+	if !h.Password.IsZero() && h.Check != CheckRedis {
+		sc.addf(passwordField(r), "only applies to check %q, got check %q", CheckRedis, h.Check)
 	}
 	if !strings.HasPrefix(h.Path, "/") {
 		sc.addf("health.path", `must start with "/", got %q`, h.Path)
 	}
 	sc.between("health.status", h.Status, 100, 599)
+}
+
+// passwordField names the password key as the file spells it.
+func passwordField(r *rawHealth) string {
+	switch {
+	case r.PasswordFile != nil:
+		return "health.password_file"
+	case r.PasswordEnv != nil:
+		return "health.password_env"
+	}
+	return "health.password"
 }
 
 func validateBackends(backends []Backend, raw []rawBackend, sc scope) {

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,18 +20,52 @@ import (
 )
 
 // adminShutdown bounds how long in-flight admin requests may take to finish
-// when the daemon stops or the admin port moves.
+// when the daemon stops.
 const adminShutdown = 5 * time.Second
 
-// adminPort is one admin HTTP server on its listener.
-type adminPort struct {
-	srv  *admin.Server
-	ln   net.Listener
-	done chan struct{}
+// adminEnabled reports whether cfg has an admin listener of any kind.
+func adminEnabled(cfg *config.Config) bool { return cfg.Admin.Listen != "" || cfg.Admin.Socket != "" }
+
+// newSecurity reads what the admin port authenticates against and opens
+// the audit log; nil when the admin port is disabled.
+func newSecurity(cfg *config.Config, log zerolog.Logger) (*admin.Security, error) {
+	if !adminEnabled(cfg) {
+		return nil, nil
+	}
+	access, err := admin.LoadAccess(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := admin.NewSecurity(cfg, access, log)
+	if err != nil {
+		return nil, err
+	}
+	mode := "read-only on loopback and the socket: no users_file"
+	if u := access.Users(); u != nil {
+		mode = fmt.Sprintf("%d users", len(u.List()))
+	}
+	log.Info().Str("access", mode).Bool("tls", access.TLS()).Str("audit_log", cfg.Admin.AuditLog).Msg("admin access loaded")
+	return sec, nil
 }
 
-// listenAdmin binds the admin address, or takes the listener an upgrade
-// handed over when it is bound there.
+func closeSecurity(sec *admin.Security) {
+	if sec != nil {
+		_ = sec.Close()
+	}
+}
+
+// adminPort is the admin server and the listeners it serves: the TCP one
+// (TLS when configured) and the unix socket. One server serves both, so
+// the connection and request caps hold across them.
+type adminPort struct {
+	srv *admin.Server
+	log zerolog.Logger
+	tls *tls.Config // for the TCP listener; nil without TLS
+	wg  sync.WaitGroup
+}
+
+// listenAdmin binds the admin TCP address, or takes the listener an
+// upgrade handed over when it is bound there.
 func listenAdmin(addr string, h *Handover) (net.Listener, error) {
 	if h != nil && h.admin >= 0 {
 		fd := h.admin
@@ -62,42 +98,69 @@ func sameAddr(got net.Addr, addr string) bool {
 	return want.Port == 0 || want.Port == tcp.Port
 }
 
-// startAdmin binds the admin port (when [admin] listen is set) and serves
-// it on its own goroutine.
+// startAdmin binds the admin TCP listener (or takes the one an upgrade
+// handed over) and the admin socket, as configured, and serves them with
+// one admin server on goroutines of their own.
 func (d *Daemon) startAdmin(cfg *config.Config, h *Handover) error {
-	if cfg.Admin.Listen == "" {
+	if !adminEnabled(cfg) {
 		return nil
 	}
-	ln, err := listenAdmin(cfg.Admin.Listen, h)
-	if err != nil {
-		return err
+	ac := cfg.Admin
+	var tcp, sock net.Listener
+	if ac.Listen != "" {
+		ln, err := listenAdmin(ac.Listen, h)
+		if err != nil {
+			return err
+		}
+		tcp = ln
 	}
-	d.serveAdmin(ln)
-	return nil
-}
-
-// serveAdmin starts an admin server on ln and makes it the current one.
-func (d *Daemon) serveAdmin(ln net.Listener) {
+	if ac.Socket != "" {
+		ln, err := admin.ListenUnix(ac.Socket, ac.SocketMode, ac.SocketGroup)
+		if err != nil {
+			if tcp != nil {
+				tcp.Close()
+			}
+			return err
+		}
+		sock = ln
+	}
 	log := logging.Component(d.log, "admin")
 	src := &source{d: d}
 	p := &adminPort{
-		srv:  admin.New(src, d.reg, log, admin.Options{Lifecycle: src}),
-		ln:   ln,
-		done: make(chan struct{}),
+		srv: admin.New(src, d.reg, log, admin.Options{
+			Security: d.security, Lifecycle: src,
+			MaxConnections: ac.MaxConnections, MaxRequests: ac.MaxRequests,
+		}),
+		log: log,
+		tls: d.security.TLSConfig(),
 	}
-	go p.serve(log)
-	log.Info().Str("listen", ln.Addr().String()).Msg("admin port listening")
+	if tcp != nil {
+		p.serve(tcp, p.tls)
+	}
+	if sock != nil {
+		p.serve(sock, nil)
+	}
 	d.adminMu.Lock()
-	d.admin, d.adminLn = p, ln
+	d.admin, d.adminLn = p, tcp
 	d.adminMu.Unlock()
+	return nil
 }
 
-// serve runs the admin server until it is shut down.
-func (p *adminPort) serve(log zerolog.Logger) {
-	defer close(p.done)
-	if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error().Err(err).Msg("admin port stopped")
-	}
+// serve serves ln, with TLS when tlsConfig is not nil, until the server
+// shuts down or ln is closed.
+func (p *adminPort) serve(ln net.Listener, tlsConfig *tls.Config) {
+	p.log.Info().Str("listen", ln.Addr().String()).Str("transport", ln.Addr().Network()).
+		Bool("tls", tlsConfig != nil).Msg("admin port listening")
+	p.wg.Go(func() {
+		serve := p.srv.Serve
+		if tlsConfig != nil {
+			serve = func(ln net.Listener) error { return p.srv.ServeTLS(ln, tlsConfig) }
+		}
+		err := serve(ln)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			p.log.Error().Err(err).Str("listen", ln.Addr().String()).Msg("admin listener stopped")
+		}
+	})
 }
 
 // stop shuts the server down, letting requests in flight finish.
@@ -105,12 +168,29 @@ func (p *adminPort) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), adminShutdown)
 	defer cancel()
 	_ = p.srv.Shutdown(ctx)
-	<-p.done
+	p.wg.Wait()
 }
 
-// retireAdmin stops the current admin server in the background: the
-// request that caused it (a reload moving the port, an upgrade) is one of
-// those in flight, and must be answered.
+// moveTCP makes ln (nil: none) the admin port's TCP listener: the server
+// serves it from now on, and the old one is closed; requests under way on
+// connections it accepted are answered, the request that caused the move
+// among them.
+func (d *Daemon) moveTCP(ln net.Listener) {
+	d.adminMu.Lock()
+	p, old := d.admin, d.adminLn
+	d.adminLn = ln
+	d.adminMu.Unlock()
+	if ln != nil && p != nil {
+		p.serve(ln, p.tls)
+	}
+	if old != nil {
+		old.Close()
+		p.log.Info().Str("listen", old.Addr().String()).Msg("admin TCP listener closed: the admin port moved")
+	}
+}
+
+// retireAdmin stops the admin server in the background: the request that
+// caused it (an upgrade) is one of those in flight, and must be answered.
 func (d *Daemon) retireAdmin() {
 	d.adminMu.Lock()
 	p := d.admin
@@ -119,11 +199,7 @@ func (d *Daemon) retireAdmin() {
 	if p == nil {
 		return
 	}
-	d.background.Add(1)
-	go func() {
-		defer d.background.Done()
-		p.stop()
-	}()
+	d.background.Go(p.stop)
 }
 
 // stopAdmin stops the admin server and waits for every retired one.
@@ -132,8 +208,8 @@ func (d *Daemon) stopAdmin() {
 	d.background.Wait()
 }
 
-// adminListenerFD returns a duplicate of the admin listener's fd for an
-// upgrade (-1 when the port is off); the caller closes it. It is taken
+// adminListenerFD returns a duplicate of the admin TCP listener's fd for an
+// upgrade (-1 when there is none); the caller closes it. It is taken
 // through SyscallConn, not File, which would switch the socket to
 // blocking mode under this process's own server.
 func (d *Daemon) adminListenerFD() (int, error) {

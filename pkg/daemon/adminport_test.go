@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 	"github.com/splicerlb/splicer/pkg/testutil"
@@ -21,7 +23,8 @@ import (
 // daemon and checks the admin API's figures to the byte.
 func TestAdminStatsExact(t *testing.T) {
 	back := startDemo(t)
-	cfg, err := config.New().AdminListen("127.0.0.1:0").Frontend("t").Listen("127.0.0.1:0").
+	users, tokens := writeUsers(t, "operator")
+	cfg, err := config.New().AdminListen("127.0.0.1:0").AdminUsersFile(users).Frontend("t").Listen("127.0.0.1:0").
 		Backend(back.Addr().String(), 1).HealthCheck("none").HealthPassiveFall(0).Build()
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +54,7 @@ func TestAdminStatsExact(t *testing.T) {
 	}
 	var st stats.Stats
 	waitFor(t, 5*time.Second, "all connections closed in stats", func() bool {
-		st = getStats(t, base)
+		st = getStats(t, base, tokens["operator"])
 		return len(st.Frontends) == 1 && st.Frontends[0].Active == 0
 	})
 	fe := st.Frontends[0]
@@ -70,7 +73,9 @@ func TestAdminStatsExact(t *testing.T) {
 	}
 
 	// Prometheus reads the same counters at scrape time.
-	resp, err := http.Get(base + "/metrics")
+	mreq, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	mreq.Header.Set("Authorization", "Bearer "+tokens["operator"])
+	resp, err := http.DefaultClient.Do(mreq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +98,8 @@ func TestAdminStatsExact(t *testing.T) {
 	// Runtime control shows in stats at once.
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/frontends/t/backends/"+back.Addr().String()+"/state",
 		strings.NewReader(`{"state":"drain"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokens["operator"])
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +108,7 @@ func TestAdminStatsExact(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("drain: %s", resp.Status)
 	}
-	if got := getStats(t, base).Frontends[0].Backends[0].State; got != "drain" {
+	if got := getStats(t, base, tokens["operator"]).Frontends[0].Backends[0].State; got != "drain" {
 		t.Errorf("state after drain %q", got)
 	}
 	// A drained backend takes no new client: with no other backend, the
@@ -127,9 +134,35 @@ func TestAdminStatsExact(t *testing.T) {
 	}
 }
 
-func getStats(t *testing.T, base string) stats.Stats {
+// writeUsers writes a users file with one user per role given, named
+// after the role, and returns its path and the tokens by role.
+func writeUsers(t *testing.T, roles ...string) (string, map[string]string) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/stats")
+	path := filepath.Join(t.TempDir(), "users")
+	tokens := map[string]string{}
+	for _, r := range roles {
+		role, err := admin.ParseRole(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := admin.AddUser(path, role.Name, role, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[r] = tok
+	}
+	return path, tokens
+}
+
+// getStats reads the stats as the anonymous user of a loopback admin port
+// without users, or with the token of tokens["viewer"] or ["operator"].
+func getStats(t *testing.T, base string, tokens ...string) stats.Stats {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/stats", nil)
+	if len(tokens) > 0 {
+		req.Header.Set("Authorization", "Bearer "+tokens[0])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

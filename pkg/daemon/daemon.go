@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/logging"
 	"github.com/splicerlb/splicer/pkg/metrics"
@@ -42,11 +43,15 @@ type Daemon struct {
 
 	adminMu sync.Mutex
 	admin   *adminPort // nil while the admin port is off
-	// adminLn is the admin port's listener, bound by Run before the data
-	// plane so that a taken port fails the start.
+	// adminLn is the admin port's TCP listener (nil when it has none),
+	// bound by Run before the data plane so that a taken port fails the
+	// start.
 	adminLn net.Listener
-	// background holds goroutines Run waits for: old admin ports
-	// finishing their requests.
+	// security is the admin port's access control and audit log; nil
+	// when the admin port is disabled.
+	security *admin.Security
+	// background holds goroutines Run waits for: an admin port retired
+	// at an upgrade finishing its requests.
 	background sync.WaitGroup
 
 	handedOver chan struct{} // closed when an upgrade handed over
@@ -82,22 +87,33 @@ type Options struct {
 	Handover *Handover
 }
 
-// New builds the components for cfg without binding anything yet.
+// New builds the components for cfg without binding anything yet. It
+// reads every secret the config names (failing when one cannot be read)
+// and opens the audit log.
 func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("problem", w.String()).Msg("config warning")
+	}
+	sec, err := newSecurity(cfg, logging.Component(log, "admin"))
+	if err != nil {
+		return nil, err
+	}
 	srv, err := l4.NewServer(cfg, logging.Component(log, "l4"))
 	if err != nil {
+		closeSecurity(sec)
 		return nil, err
 	}
 	hc, err := newChecks(cfg, srv, logging.Component(log, "health"))
 	if err != nil {
 		srv.Close()
+		closeSecurity(sec)
 		return nil, err
 	}
 	if n, raised := spareProc(cfg.Global.Workers); raised {
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
 	d := &Daemon{
-		log: log, opts: opts, srv: srv, checks: hc,
+		log: log, opts: opts, srv: srv, checks: hc, security: sec,
 		reg:        prometheus.NewRegistry(),
 		state:      &stateFile{log: log, path: cfg.Global.StateFile},
 		handedOver: make(chan struct{}),
@@ -146,6 +162,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			h.Fail(err)
 		}
 	}()
+	defer closeSecurity(d.security)
 	d.started = time.Now()
 	cfg := d.config()
 	if err := d.startLocks(cfg, h); err != nil {
@@ -207,7 +224,12 @@ func (d *Daemon) serve(ctx context.Context) {
 		case sig := <-d.opts.Signals:
 			switch sig {
 			case syscall.SIGHUP:
-				d.Reload(context.Background())
+				out := d.Reload(context.Background())
+				result := "ok"
+				if !out.OK {
+					result = fmt.Sprintf("error: %d problems", len(out.Problems))
+				}
+				d.auditReload(result)
 			case syscall.SIGUSR2:
 				d.Upgrade(context.Background())
 			}

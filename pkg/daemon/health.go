@@ -39,8 +39,11 @@ type check struct {
 	onDown   string
 	protocol string
 	backends []*backend.Backend
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// checker is the active checker (nil for a passive-only scheduler),
+	// whose secrets a reload reads again (secrets.go).
+	checker health.Checker
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // newChecks builds the schedulers for cfg's frontends and connects them to
@@ -102,7 +105,7 @@ func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend
 		if sameChecks && old.onDown == fe.OnDown && slices.Equal(old.backends, bs) {
 			continue // the frontend keeps its scheduler
 		}
-		s, err := newScheduler(fe, bs, hc.onChange(fe), hc.log.With().Str("frontend", fe.Name).Logger())
+		s, checker, err := newScheduler(fe, bs, hc.onChange(fe), hc.log.With().Str("frontend", fe.Name).Logger())
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
 		}
@@ -113,7 +116,7 @@ func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend
 		if err := observe(fe.Name, o); err != nil {
 			return nil, fmt.Errorf("frontend %q: %w", fe.Name, err)
 		}
-		p.start[fe.Name] = &check{sched: s, health: fe.Health, onDown: fe.OnDown, protocol: fe.Protocol, backends: bs}
+		p.start[fe.Name] = &check{sched: s, checker: checker, health: fe.Health, onDown: fe.OnDown, protocol: fe.Protocol, backends: bs}
 		if old != nil {
 			p.stop[fe.Name] = old
 			if sameChecks {
@@ -187,16 +190,18 @@ func runScheduler(ctx context.Context, c *check) {
 }
 
 // newScheduler builds fe's Scheduler: passive-only for check "none",
-// else probing with fe's checker.
-func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, error) {
+// else probing with fe's checker, which it returns too (nil for "none").
+func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, health.Checker, error) {
 	if fe.Health.Check == config.CheckNone {
-		return health.NewPassive(fe.Health, bs, onChange, log)
+		s, err := health.NewPassive(fe.Health, bs, onChange, log)
+		return s, nil, err
 	}
 	checker, err := newChecker(fe)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return health.New(fe.Health, checker, bs, onChange, log)
+	s, err := health.New(fe.Health, checker, bs, onChange, log)
+	return s, checker, err
 }
 
 func newChecker(fe *config.Frontend) (health.Checker, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/l4"
+	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 )
@@ -124,6 +125,14 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 	check("global.pipe_size", old.Global.PipeSize, cfg.Global.PipeSize)
 	check("global.buffer_size", old.Global.BufferSize, cfg.Global.BufferSize)
 	check("global.runtime_dir", old.Global.RuntimeDir, cfg.Global.RuntimeDir)
+	// The admin port's files and listeners other than its TCP address:
+	// what the audit log appends to, and what the admin socket is.
+	check("admin enabled", adminEnabled(old), adminEnabled(cfg))
+	check("admin.audit_log", old.Admin.AuditLog, cfg.Admin.AuditLog)
+	check("admin TLS", old.Admin.TLSCert != "", cfg.Admin.TLSCert != "")
+	check("admin.socket", old.Admin.Socket, cfg.Admin.Socket)
+	check("admin.socket_mode", old.Admin.SocketMode, cfg.Admin.SocketMode)
+	check("admin.socket_group", old.Admin.SocketGroup, cfg.Admin.SocketGroup)
 	return ps
 }
 
@@ -187,8 +196,9 @@ type reloadTx struct {
 	d        *Daemon
 	old, cfg *config.Config
 	locks    *lockUpdate
-	adminLn  net.Listener // the admin port's new listener, when it moves
+	adminLn  net.Listener // the admin port's new TCP listener, when it moves
 	moveAdm  bool
+	access   *admin.Access // the admin port's users, grants and TLS; nil when it is off
 	plan     *l4.Plan
 	health   *healthPlan
 }
@@ -200,9 +210,9 @@ func (d *Daemon) apply(_ context.Context, cfg *config.Config) (l4.Change, error)
 	steps := []func() error{
 		tx.prepareLocks,
 		tx.prepareAdmin,
-		// The admin port's credentials (users, roles, TLS, secrets),
-		// once they exist, are re-read by a step of their own here,
-		// before the data plane: a missing secret fails the reload.
+		// Before the data plane: a secret that cannot be read fails the
+		// reload, and nothing changed.
+		tx.prepareSecrets,
 		tx.prepareDataPlane,
 		tx.prepareHealth,
 	}
@@ -240,6 +250,20 @@ func (tx *reloadTx) prepareAdmin() error {
 	}
 	tx.adminLn = ln
 	return nil
+}
+
+// prepareSecrets reads everything the new config's admin port
+// authenticates against (users file, socket grants, TLS files, audit key)
+// and every health check password: a reload is how secrets rotate.
+func (tx *reloadTx) prepareSecrets() error {
+	if adminEnabled(tx.cfg) {
+		a, err := admin.LoadAccess(tx.cfg)
+		if err != nil {
+			return err
+		}
+		tx.access = a
+	}
+	return errors.Join(healthSecretErrors(tx.cfg)...)
 }
 
 // prepareDataPlane binds new addresses and merges the backends.
@@ -284,11 +308,9 @@ func (tx *reloadTx) commit() l4.Change {
 	change := tx.plan.Commit()
 	tx.health.startNew()
 	if tx.moveAdm {
-		d.retireAdmin()
-		if tx.adminLn != nil {
-			d.serveAdmin(tx.adminLn)
-		}
+		d.moveTCP(tx.adminLn)
 	}
+	d.reloadSecrets(cfg, tx.access)
 	tx.locks.commit()
 	if out := d.opts.LogOutput; out != nil {
 		// Validated by the config: Set cannot fail.

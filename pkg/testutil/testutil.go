@@ -1,6 +1,7 @@
 // Package testutil holds small helpers shared by splicer's tests: a log sink
 // safe for concurrent writers, a condition wait with a deadline and an
-// address that refuses. Only _test.go files import it.
+// address that refuses, and a CA for TLS tests. Only _test.go files import
+// it.
 package testutil
 
 import (
