@@ -49,14 +49,14 @@ func TestStateFileSurvivesRestart(t *testing.T) {
 	adminAddr := freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
 	config := func(w1 int) string {
-		return baseConfig(dir, adminAddr, time.Second) +
+		return baseConfig(t, dir, adminAddr, time.Second) +
 			frontendConfig("main", "127.0.0.1:0", "", be{"e0", e0.addr, 1}, be{"e1", e1.addr, w1})
 	}
 	writeFile(t, path, config(1))
 	p := startSplicer(t, testBinary(t), path, adminAddr)
 	for _, args := range [][]string{{"drain", "main", "e0"}, {"weight", "main", "e1", "5"}} {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), append([]string{"backend", "-admin", adminAddr}, args...), &out, &errOut); code != exitOK {
+		if code := run(context.Background(), append([]string{"backend", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, args...), &out, &errOut); code != exitOK {
 			t.Fatalf("splicer backend %v: %d %s", args, code, errOut.String())
 		}
 	}
@@ -111,7 +111,7 @@ func TestNotifySequence(t *testing.T) {
 	e := startEcho(t)
 	adminAddr := freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	writeFile(t, path, baseConfig(dir, adminAddr, time.Second)+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
+	writeFile(t, path, baseConfig(t, dir, adminAddr, time.Second)+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
 	p := startSplicer(t, testBinary(t), path, adminAddr, "NOTIFY_SOCKET="+sock)
 
 	next := func() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/stats"
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
@@ -174,7 +176,7 @@ func (p *proc) exited(d time.Duration) (int, bool) {
 // stats fetches the daemon's stats.
 func (p *proc) stats() stats.Stats {
 	p.t.Helper()
-	resp, err := http.Get("http://" + p.admin + "/api/v1/stats")
+	resp, err := adminGet(p.t, filepath.Dir(p.cmd.Args[3]), p.admin, "/api/v1/stats")
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -258,10 +260,55 @@ func startEcho(t testing.TB) *echoServer {
 	return e
 }
 
-// baseConfig is the [global] and [admin] part of a test config.
-func baseConfig(dir, admin string, shutdown time.Duration) string {
-	return fmt.Sprintf("[global]\nworkers = 2\nshutdown_timeout = %q\nruntime_dir = %q\nstate_file = %q\n\n[admin]\nlisten = %q\n\n",
-		shutdown.String(), filepath.Join(dir, "run"), filepath.Join(dir, "state.json"), admin)
+// baseConfig is the [global] and [admin] part of a test config. The admin
+// port has one user, "test", with the admin role: its token is in
+// dir/token (see adminTokenFile), made on the first call for dir.
+func baseConfig(t testing.TB, dir, admin string, shutdown time.Duration) string {
+	t.Helper()
+	users := filepath.Join(dir, "users")
+	if _, err := os.Stat(users); errors.Is(err, os.ErrNotExist) {
+		var out, errOut strings.Builder
+		if code := run(context.Background(), []string{"user", "add", "-file", users, "test", "admin"}, &out, &errOut); code != exitOK {
+			t.Fatalf("user add: %d %s", code, errOut.String())
+		}
+		writeFile(t, adminTokenFile(dir), out.String())
+	}
+	return fmt.Sprintf("[global]\nworkers = 2\nshutdown_timeout = %q\nruntime_dir = %q\nstate_file = %q\n\n[admin]\nlisten = %q\nusers_file = %q\n\n",
+		shutdown.String(), filepath.Join(dir, "run"), filepath.Join(dir, "state.json"), admin, users)
+}
+
+// adminTokenFile is the file holding the admin token of baseConfig(dir).
+func adminTokenFile(dir string) string { return filepath.Join(dir, "token") }
+
+// adminClient is a client of the admin port at addr with the admin token
+// of baseConfig(dir).
+func adminClient(t testing.TB, dir, addr string) *admin.Client {
+	t.Helper()
+	tok, err := os.ReadFile(adminTokenFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := admin.NewClientWith(addr, admin.ClientOptions{Token: strings.TrimSpace(string(tok))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// adminGet GETs path from the admin port at addr with the admin token of
+// baseConfig(dir).
+func adminGet(t testing.TB, dir, addr, path string) (*http.Response, error) {
+	t.Helper()
+	tok, err := os.ReadFile(adminTokenFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	return http.DefaultClient.Do(req)
 }
 
 // be is one backend of a test config.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -33,7 +34,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	e := []*echoServer{startEcho(t), startEcho(t), startEcho(t)}
 	adminAddr, mainAddr, extraAddr, addedAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	head := baseConfig(dir, adminAddr, 30*time.Second)
+	head := baseConfig(t, dir, adminAddr, 30*time.Second)
 	extra := frontendConfig("extra", extraAddr, "", be{"e0", e[0].addr, 1})
 	added := frontendConfig("added", addedAddr, "", be{"e2", e[2].addr, 1})
 	main := func(keys string, bs ...be) string { return frontendConfig("main", mainAddr, keys, bs...) }
@@ -43,7 +44,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	l := startLoad(t, mainAddr, 150, 50, 3000)
 
 	ctx := context.Background()
-	client := admin.NewClient(adminAddr)
+	client := adminClient(t, dir, adminAddr)
 	viaAPI := func() admin.ReloadResult {
 		res, err := client.Reload(ctx)
 		if err != nil && res.OK {
@@ -56,11 +57,11 @@ func TestReloadUnderLoad(t *testing.T) {
 		reloads++
 		p.cmd.Process.Signal(syscall.SIGHUP)
 		want := fmt.Sprintf(`splicer_config_reloads_total{result="success"} %d`, reloads)
-		testutil.WaitFor(t, 10*time.Second, want, func() bool { return strings.Contains(scrape(t, adminAddr), want+"\n") })
+		testutil.WaitFor(t, 10*time.Second, want, func() bool { return strings.Contains(scrape(t, dir, adminAddr), want+"\n") })
 	}
 	viaCLI := func() {
 		var out, errOut bytes.Buffer
-		if code := run(ctx, []string{"reload", "-admin", adminAddr}, &out, &errOut); code != exitOK {
+		if code := run(ctx, []string{"reload", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
 			t.Fatalf("splicer reload: exit %d: %s%s", code, out.String(), errOut.String())
 		}
 		if !strings.HasPrefix(out.String(), "reloaded "+path) {
@@ -138,7 +139,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 
 	l.check(t, 50)
-	metrics := scrape(t, adminAddr)
+	metrics := scrape(t, dir, adminAddr)
 	for _, want := range []string{
 		`splicer_config_reloads_total{result="success"} 9`,
 		`splicer_config_reloads_total{result="failure"} 1`,
@@ -171,9 +172,9 @@ func echoOnce(t testing.TB, addr string) {
 }
 
 // scrape returns the daemon's Prometheus metrics.
-func scrape(t testing.TB, adminAddr string) string {
+func scrape(t testing.TB, dir, adminAddr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	resp, err := adminGet(t, dir, adminAddr, "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,10 +190,17 @@ func TestReloadAPIRefusalShape(t *testing.T) {
 	e := startEcho(t)
 	adminAddr := freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	writeFile(t, path, baseConfig(dir, adminAddr, time.Second)+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
+	writeFile(t, path, baseConfig(t, dir, adminAddr, time.Second)+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
 	startSplicer(t, testBinary(t), path, adminAddr)
-	writeFile(t, path, baseConfig(dir, adminAddr, time.Second)+"[global]\nworkers = 3\n"+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
-	resp, err := http.Post("http://"+adminAddr+"/api/v1/reload", "", nil)
+	writeFile(t, path, baseConfig(t, dir, adminAddr, time.Second)+"[global]\nworkers = 3\n"+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
+	tok, err := os.ReadFile(adminTokenFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+adminAddr+"/api/v1/reload", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +211,9 @@ func TestReloadAPIRefusalShape(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || res.OK || len(res.Problems) != 1 || res.Problems[0].Line == 0 {
 		t.Errorf("%s: %+v", resp.Status, res)
 	}
-	writeFile(t, path, strings.Replace(baseConfig(dir, adminAddr, time.Second), "workers = 2", "workers = 3", 1)+
+	writeFile(t, path, strings.Replace(baseConfig(t, dir, adminAddr, time.Second), "workers = 2", "workers = 3", 1)+
 		frontendConfig("main", "127.0.0.1:0", "", be{"e0", e.addr, 1}))
-	res, err = admin.NewClient(adminAddr).Reload(context.Background())
+	res, err = adminClient(t, dir, adminAddr).Reload(context.Background())
 	if err == nil || len(res.Problems) != 1 || res.Problems[0].Path != "global.workers" ||
 		!strings.Contains(res.Problems[0].Message, `changed from 2 to 3, which a reload cannot apply; run "splicer upgrade"`) {
 		t.Errorf("workers change: %+v, %v", res, err)

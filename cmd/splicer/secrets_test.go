@@ -115,8 +115,9 @@ listen = "127.0.0.1:0"
 	runCtx, cancel := context.WithCancel(ctx)
 	var logs testutil.SyncBuffer
 	done := make(chan int, 1)
+	sigs := make(chan os.Signal, 1)
 	go func() {
-		done <- run(runCtx, []string{"run", "-c", cfgPath, "-demo", "-log-level", "debug"}, &bytes.Buffer{}, &logs)
+		done <- runWith(runCtx, []string{"run", "-c", cfgPath, "-demo", "-log-level", "debug"}, &bytes.Buffer{}, &logs, sigs)
 	}()
 	var adminAddr string
 	testutil.WaitFor(t, 10*time.Second, "the admin port", func() bool {
@@ -159,11 +160,9 @@ listen = "127.0.0.1:0"
 	testutil.WaitFor(t, 10*time.Second, "a failed redis probe logged", func() bool {
 		return strings.Contains(logs.String(), "redis probe "+backAddr)
 	})
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitFor(t, 10*time.Second, "the secrets reload", func() bool {
-		return strings.Contains(logs.String(), `"message":"secrets reloaded"`)
+	sigs <- syscall.SIGHUP // as main delivers it
+	testutil.WaitFor(t, 10*time.Second, "the reload", func() bool {
+		return strings.Contains(logs.String(), `"message":"configuration reloaded"`)
 	})
 	caFile := file("ca.pem", string(ca.PEM))
 	code, out, errOut = runCLI(ctx, "stats", "-admin", base, "-token-file", tokenFile, "-cacert", caFile)

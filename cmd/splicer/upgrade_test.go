@@ -54,14 +54,14 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	e := []*echoServer{startEcho(t), startEcho(t)}
 	adminAddr, front := freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	writeFile(t, path, baseConfig(dir, adminAddr, 30*time.Second)+
+	writeFile(t, path, baseConfig(t, dir, adminAddr, 30*time.Second)+
 		frontendConfig("main", front, "", be{"e0", e[0].addr, 1}, be{"e1", e[1].addr, 1}))
 	p := startSplicer(t, testBinary(t), path, adminAddr)
 	l := startLoad(t, front, 150, 50, 2000)
 	time.Sleep(1500 * time.Millisecond)
 
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr}, &out, &errOut); code != exitOK {
+	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
 		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
 	}
 	p.waitLog(10*time.Second, "splicer started", 2)
@@ -107,13 +107,13 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	e := startEcho(t)
 	adminAddr, front := freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	good := baseConfig(dir, adminAddr, 5*time.Second) + frontendConfig("main", front, "", be{"e0", e.addr, 1})
+	good := baseConfig(t, dir, adminAddr, 5*time.Second) + frontendConfig("main", front, "", be{"e0", e.addr, 1})
 	writeFile(t, path, good)
 	p := startSplicer(t, bin, path, adminAddr)
 
 	upgrade := func() (int, string) {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), []string{"upgrade", "-admin", adminAddr}, &out, &errOut)
+		code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut)
 		return code, out.String() + errOut.String()
 	}
 	// A package that installed a broken binary.
@@ -197,13 +197,13 @@ func TestSecondInstanceRefused(t *testing.T) {
 	e := startEcho(t)
 	adminAddr, front := freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	writeFile(t, path, baseConfig(dir, adminAddr, time.Second)+frontendConfig("main", front, "", be{"e0", e.addr, 1}))
+	writeFile(t, path, baseConfig(t, dir, adminAddr, time.Second)+frontendConfig("main", front, "", be{"e0", e.addr, 1}))
 	first := startSplicer(t, testBinary(t), path, adminAddr)
 	before := fdLinks(t, first.pid())
 
 	// The second has its own admin port: only the frontend clashes.
 	path2 := filepath.Join(dir, "second.toml")
-	writeFile(t, path2, baseConfig(dir, freeAddr(t), time.Second)+frontendConfig("other", front, "", be{"e0", e.addr, 1}))
+	writeFile(t, path2, baseConfig(t, dir, freeAddr(t), time.Second)+frontendConfig("other", front, "", be{"e0", e.addr, 1}))
 	second := launch(t, testBinary(t), path2, "")
 	code, ok := second.exited(15 * time.Second)
 	want := regexp.MustCompile(`listen tcp ` + regexp.QuoteMeta(front) + `: already served by splicer pid ` +

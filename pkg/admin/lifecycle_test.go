@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -81,23 +82,30 @@ func TestRunReloadAndUpgrade(t *testing.T) {
 	ts := httptest.NewServer(newTestServer(newFakeSource(), Options{Lifecycle: lc}).Handler())
 	defer ts.Close()
 	var out bytes.Buffer
-	err := RunReload(context.Background(), []string{"-admin", ts.URL}, &out)
+	tok := tokenFile(t, adminToken)
+	err := RunReload(context.Background(), []string{"-admin", ts.URL, "-token-file", tok}, &out)
 	if err == nil || out.String() != "c.toml:3: global.workers: must be between 0 and 1024, got -1\n" {
 		t.Errorf("refused: %v, %q", err, out.String())
 	}
 	lc.reload = ReloadResult{OK: true, Config: "c.toml", Seconds: 0.002, Changes: map[string]any{"frontends_removed": []string{"old"}}}
 	out.Reset()
-	if err := RunReload(context.Background(), []string{"-admin", ts.URL}, &out); err != nil ||
+	if err := RunReload(context.Background(), []string{"-admin", ts.URL, "-token-file", tok}, &out); err != nil ||
 		out.String() != `reloaded c.toml in 0.002s: {"frontends_removed":["old"]}`+"\n" {
 		t.Errorf("reload: %v, %q", err, out.String())
 	}
 	lc.upgrade = UpgradeResult{OK: true, OldPID: 10, NewPID: 11}
 	out.Reset()
-	if err := RunUpgrade(context.Background(), []string{"-admin", ts.URL}, &out); err != nil ||
+	if err := RunUpgrade(context.Background(), []string{"-admin", ts.URL, "-token-file", tok}, &out); err != nil ||
 		out.String() != "upgraded: pid 11 now serves; pid 10 drains its connections and exits\n" {
 		t.Errorf("upgrade: %v, %q", err, out.String())
 	}
-	if err := RunReload(context.Background(), []string{"-admin", ts.URL, "extra"}, &out); err == nil {
+	if err := RunReload(context.Background(), []string{"-admin", ts.URL, "-token-file", tok, "extra"}, &out); err == nil {
 		t.Error("an extra argument was accepted")
+	}
+	// An operator may not reload: only the admin role.
+	err = RunReload(context.Background(), []string{"-admin", ts.URL, "-token-file", tokenFile(t, operatorToken)}, &out)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
+		t.Errorf("reload as an operator: %v, want 403", err)
 	}
 }

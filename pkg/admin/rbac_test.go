@@ -42,6 +42,9 @@ var rbacSamples = map[string]rbacSample{
 	"PUT /api/v1/frontends/{frontend}/backends/{backend}/weight": {
 		"/api/v1/frontends/pg/backends/a/weight", `{"weight":7}`, "pg", 200},
 	"DELETE /api/v1/connections/{id}": {"/api/v1/connections/3", "", "pg", 204},
+	"POST /api/v1/reload":             {"/api/v1/reload", "{}", "", 200},
+	"POST /api/v1/upgrade":            {"/api/v1/upgrade", "{}", "", 200},
+	"GET /api/v1/state":               {"/api/v1/state", "", "", 200},
 }
 
 // rbacCred is one column of the matrix.
@@ -198,7 +201,8 @@ func rbacCell(t *testing.T, tr rbacTransport, method string, smp rbacSample, tok
 		a.grants = []socketGrant{{key: "uid:self", byUID: true, id: uint32(os.Getuid()), role: role}}
 	}
 	sec.access.Store(a)
-	srv := New(newFakeSource(), nil, zerolog.Nop(), Options{Security: sec})
+	lc := &fakeLifecycle{reload: ReloadResult{OK: true}, upgrade: UpgradeResult{OK: true, OldPID: 1, NewPID: 2}}
+	srv := New(newFakeSource(), nil, zerolog.Nop(), Options{Security: sec, Lifecycle: lc})
 	client := http.DefaultClient
 	base := ""
 	if tr.unix {
@@ -237,7 +241,7 @@ func TestPolicy(t *testing.T) {
 	roles := map[string]string{
 		"viewer":   "stats.read connections.read",
 		"operator": "stats.read connections.read backend.state backend.weight connection.kill",
-		"admin":    "stats.read connections.read backend.state backend.weight connection.kill audit.read",
+		"admin":    "stats.read connections.read backend.state backend.weight connection.kill audit.read reload upgrade",
 	}
 	for name, want := range roles {
 		if got := strings.Join(Role{Name: name}.Perms(), " "); got != want {
@@ -261,6 +265,9 @@ func TestPolicy(t *testing.T) {
 		"POST /api/v1/frontends/{frontend}/backends/{backend}/state": "backend.state",
 		"PUT /api/v1/frontends/{frontend}/backends/{backend}/weight": "backend.weight",
 		"DELETE /api/v1/connections/{id}":                            "connection.kill",
+		"POST /api/v1/reload":                                        "reload",
+		"POST /api/v1/upgrade":                                       "upgrade",
+		"GET /api/v1/state":                                          "stats.read",
 	}
 	routes := (&Server{}).routes()
 	for _, rt := range routes {

@@ -127,9 +127,9 @@ func TestAdminStatsExact(t *testing.T) {
 		t.Errorf("client of a frontend with no backend: %v, want a reset", err)
 	}
 	testutil.WaitFor(t, 5*time.Second, "the refusal counted", func() bool {
-		return getStats(t, base).Frontends[0].Closed["no_backend"] == 1
+		return getStats(t, base, tokens["operator"]).Frontends[0].Closed["no_backend"] == 1
 	})
-	if got := getStats(t, base).Frontends[0].Closed; got["client_fin"] != conns {
+	if got := getStats(t, base, tokens["operator"]).Frontends[0].Closed; got["client_fin"] != conns {
 		t.Errorf("closed by cause %v, want %d client_fin", got, conns)
 	}
 }
