@@ -61,6 +61,9 @@ on_down = "close"
   port = 5433
   user = "probe"
   database = "postgres"
+  password_file = "/etc/splicer/pg.pass"
+  role = "any"
+  max_lag = "5s"
 
   [[frontend.backend]]
   name = "pg-a"
@@ -86,7 +89,6 @@ maglev_table_size = 251
   check = "send_expect"
   send = "PING\r\n"
   expect_regex = "^\\+PONG"
-  password_env = "REDIS_PASSWORD"
 
   [[frontend.backend]]
   address = "[fd00::1]:6379"
@@ -128,12 +130,12 @@ func richBuilder() *Builder {
 		HealthFastInterval(time.Second).HealthDownInterval(10*time.Second).
 		HealthRise(3).HealthFall(2).HealthPassiveFall(0).HealthPort(5433).
 		HealthUser("probe").HealthDatabase("postgres").
+		HealthPasswordFile("/etc/splicer/pg.pass").HealthRole(RoleAny).HealthMaxLag(5*time.Second).
 		Backend("10.0.0.11:5432", 100).BackendOpts(BackendOptions{Name: "pg-a", MaxConnections: 500}).
 		Backend("10.0.0.12:5432", 50).
 		Backend("10.0.0.13:5432", 1).BackendOpts(BackendOptions{Backup: true}).
 		Frontend("redis").Listen("127.0.0.1:6379").Strategy(StrategyMaglev).MaglevTableSize(251).
 		HealthCheck(CheckSendExpect).HealthSend("PING\r\n").HealthExpectRegex(`^\+PONG`).
-		HealthPasswordEnv("REDIS_PASSWORD").
 		Backend("[fd00::1]:6379", 1).
 		Frontend("dns").Protocol(ProtocolUDP).Listen("127.0.0.1:5353").Strategy(StrategyP2C).
 		IdleTimeout(5*time.Second).Responses(1).MaxFlows(50000).

@@ -134,7 +134,12 @@ func validateFrontend(f *Frontend, r *rawFrontend, sc scope) {
 
 	validateProtocolOptions(f, r, sc)
 	validateHealth(f.Health, r.Health, sc)
-	validateBackends(f.Backends, r.Backends, sc)
+	validateRoles(f.Health, sc)
+	if f.Discovery != nil {
+		validateDiscovery(f, r, sc)
+	} else {
+		validateBackends(f.Backends, r.Backends, sc)
+	}
 }
 
 // validateMaglev requires a prime table size (Maglev's permutations cover
