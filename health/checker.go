@@ -4,9 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
-	"strings"
 
 	"github.com/splicerlb/splicer/pkg/config"
 )
@@ -18,8 +16,8 @@ var ErrConfig = errors.New("invalid health check")
 // NewChecker builds the TCP-side Checker for h.Check: tcp, send_expect,
 // postgres, mysql, redis or http. When h.Port is set the checker probes that
 // port on the backend's address instead of the service port. It reads the
-// redis password (h.PasswordFile or the variable h.PasswordEnv) now, once,
-// and fails when it cannot. h.Check "none" has no checker: the caller runs
+// database password (h.PasswordFile or the variable h.PasswordEnv) now,
+// once, and fails when it cannot. h.Check "none" has no checker: the caller runs
 // no scheduler, and the error says so.
 func NewChecker(h config.Health) (Checker, error) {
 	return newChecker(h, "tcp")
@@ -48,20 +46,12 @@ func newChecker(h config.Health, network string) (Checker, error) {
 			return nil, err
 		}
 		c.probe = p.probe
-	case config.CheckPostgres:
-		c.probe = (&postgres{startup: pgStartup(h.User, h.Database)}).probe
-	case config.CheckMySQL:
-		c.probe = (&mysql{user: h.User}).probe
-	case config.CheckRedis:
-		p := &redis{}
-		password, err := redisPassword(h)
+	case config.CheckPostgres, config.CheckMySQL, config.CheckRedis:
+		p, err := newDatabaseProbe(h)
 		if err != nil {
 			return nil, err
 		}
-		if password != "" {
-			p.auth = redisCommand("AUTH", password)
-		}
-		c.probe = p.probe
+		c.probe = p
 	case config.CheckHTTP:
 		p, err := newHTTPProbe(h.Path, h.Status)
 		if err != nil {
@@ -97,28 +87,4 @@ func newSendExpect(h config.Health, network string) (*sendExpect, error) {
 		return nil, fmt.Errorf("send_expect needs health.expect or health.expect_regex: %w", ErrConfig)
 	}
 	return p, nil
-}
-
-// redisPassword returns the AUTH password from h's secret source, "" when
-// none is configured. A file's trailing line break is not part of it.
-func redisPassword(h config.Health) (string, error) {
-	switch {
-	case h.PasswordFile != "":
-		b, err := os.ReadFile(h.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("health.password_file: %w: %w", err, ErrConfig)
-		}
-		pw := strings.TrimRight(string(b), "\r\n")
-		if pw == "" {
-			return "", fmt.Errorf("health.password_file %s is empty: %w", h.PasswordFile, ErrConfig)
-		}
-		return pw, nil
-	case h.PasswordEnv != "":
-		pw := os.Getenv(h.PasswordEnv)
-		if pw == "" {
-			return "", fmt.Errorf("health.password_env: variable %s is unset or empty: %w", h.PasswordEnv, ErrConfig)
-		}
-		return pw, nil
-	}
-	return "", nil
 }

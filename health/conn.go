@@ -15,8 +15,14 @@ const maxReply = 64 << 10
 // done, so no read or write outlives the probe. The caller must call release
 // exactly once; it closes the conn and cancels the close-on-done hook.
 func dial(ctx context.Context, network string, addr netip.AddrPort) (conn net.Conn, release func(), err error) {
+	return dialAddress(ctx, network, addr.String())
+}
+
+// dialAddress is dial to a "host:port" address, which a server may name
+// (a replica names its master so).
+func dialAddress(ctx context.Context, network, address string) (conn net.Conn, release func(), err error) {
 	var d net.Dialer
-	conn, err = d.DialContext(ctx, network, addr.String())
+	conn, err = d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, nil, failed(ctx, "connect", err)
 	}

@@ -129,9 +129,9 @@ func ownedTempDir(t *testing.T, cred *syscall.Credential) string {
 	return dir
 }
 
-// pgSession opens a trusted session and reads to ReadyForQuery; the session
+// openPgSession opens a trusted session and reads to ReadyForQuery; the session
 // stays open until the returned conn is closed.
-func pgSession(t *testing.T, addr netip.AddrPort) net.Conn {
+func openPgSession(t *testing.T, addr netip.AddrPort) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr.String(), 10*time.Second)
 	if err != nil {
@@ -246,7 +246,7 @@ func TestRealPostgres(t *testing.T) {
 	awaitLast(t, s, b, upMsg)
 	settleUp(t, s, b, flips)
 
-	session := pgSession(t, addr)
+	session := openPgSession(t, addr)
 	defer session.Close()
 	pg.signal(syscall.SIGTERM) // smart shutdown: the open session holds it
 	sent := time.Now()
@@ -476,11 +476,11 @@ func TestRealMariaDB(t *testing.T) {
 		return c.Check(ctx, at)
 	}
 	waitFor(t, "MariaDB to accept the probe", func() bool { return probe("splicer", addr).OK })
-	version, _, err := mysqlGreeting(mysqlGreet(t, addr))
+	hello, err := mysqlGreeting(mysqlGreet(t, addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := strconv.Quote(string(version))
+	server := strconv.Quote(string(hello.version))
 	upMsg := func(at netip.AddrPort) string {
 		return "mysql probe " + at.String() + ": server " + server + `: login as "splicer" succeeded`
 	}

@@ -23,14 +23,14 @@ type sendExpect struct {
 // probe sends the request and reads until the reply matches, cannot match
 // any more, reaches maxReply, ends (EOF; over UDP, the first datagram) or ctx
 // is done.
-func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (string, error) {
+func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (seen, error) {
 	conn, release, err := dial(ctx, p.network, addr)
 	if err != nil {
-		return "", err
+		return seen{}, err
 	}
 	defer release()
 	if _, err := conn.Write(p.send); err != nil {
-		return "", failed(ctx, "write", err)
+		return seen{}, failed(ctx, "write", err)
 	}
 	initial := 512
 	if p.network == "udp" {
@@ -45,22 +45,22 @@ func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (string, er
 		buf = buf[:len(buf)+n]
 		if done, err := p.match(buf); done {
 			if err != nil {
-				return "", err
+				return seen{}, err
 			}
-			return "reply matched", nil
+			return saw("reply matched"), nil
 		}
 		switch {
 		case errors.Is(rerr, io.EOF):
-			return "", p.mismatch(buf, "connection closed")
+			return seen{}, p.mismatch(buf, "connection closed")
 		case rerr != nil:
 			if len(buf) > 0 {
-				return "", fmt.Errorf("%w after partial reply %s", failed(ctx, "read", rerr), quote(buf))
+				return seen{}, fmt.Errorf("%w after partial reply %s", failed(ctx, "read", rerr), quote(buf))
 			}
-			return "", failed(ctx, "read", rerr)
+			return seen{}, failed(ctx, "read", rerr)
 		case p.network == "udp":
-			return "", p.mismatch(buf, "")
+			return seen{}, p.mismatch(buf, "")
 		case len(buf) == maxReply:
-			return "", p.mismatch(buf, "reply limit reached")
+			return seen{}, p.mismatch(buf, "reply limit reached")
 		}
 	}
 }
