@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 )
 
 // MySQL protocol constants ("Connection Phase" of the MySQL and MariaDB
@@ -84,12 +83,7 @@ type mysql struct {
 	rule     roleRule
 }
 
-func (p *mysql) probe(ctx context.Context, addr netip.AddrPort) (seen, error) {
-	conn, release, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return seen{}, err
-	}
-	defer release()
+func (p *mysql) converse(ctx context.Context, conn net.Conn) (seen, error) {
 	payload, err := mysqlReadPacket(ctx, conn, "greeting", 0)
 	if err != nil {
 		return seen{}, err

@@ -272,9 +272,9 @@ func (s *pgSession) status(rule roleRule) (pgStatus, error) {
 		return st, nil
 	}
 	st.measured = true
-	st.streaming = pgText(row[3]) == "t"
+	st.streaming = row[3] != nil && *row[3] == "t"
 	switch {
-	case pgText(row[2]) == "t" && st.streaming:
+	case row[2] != nil && *row[2] == "t" && st.streaming:
 		st.lagKnown = true // everything received is replayed
 	case row[4] != nil:
 		secs, err := strconv.ParseFloat(*row[4], 64)

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
+	"net"
 	"strings"
 )
 
@@ -76,12 +76,7 @@ func newPostgres(user, database, password string, rule roleRule) *postgres {
 	return &postgres{startup: pgStartup(user, database), user: user, password: password, rule: rule}
 }
 
-func (p *postgres) probe(ctx context.Context, addr netip.AddrPort) (seen, error) {
-	conn, release, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return seen{}, err
-	}
-	defer release()
+func (p *postgres) converse(ctx context.Context, conn net.Conn) (seen, error) {
 	if _, err := conn.Write(p.startup); err != nil {
 		return seen{}, failed(ctx, "write", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -54,12 +53,7 @@ var (
 	redisInfo = resp.Command("INFO", "replication")
 )
 
-func (p *redis) probe(ctx context.Context, addr netip.AddrPort) (seen, error) {
-	conn, release, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return seen{}, err
-	}
-	defer release()
+func (p *redis) converse(ctx context.Context, conn net.Conn) (seen, error) {
 	c := &redisConn{ctx: ctx, conn: conn, r: resp.NewReader(conn)}
 	if !p.rule.reads() {
 		v, err := c.do(p.auth, redisPing)

@@ -38,6 +38,16 @@ func (r roleRule) accepts(role, what string) error {
 // newDatabaseProbe builds the probe of check postgres, mysql or redis,
 // with the password read now from the config's secret source.
 func newDatabaseProbe(h config.Health) (probeFunc, error) {
+	converse, err := newConversation(h)
+	if err != nil {
+		return nil, err
+	}
+	return overTCP(converse), nil
+}
+
+// newConversation builds the conversation of check postgres, mysql or
+// redis.
+func newConversation(h config.Health) (conversation, error) {
 	password, err := h.Password()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrConfig)
@@ -45,9 +55,9 @@ func newDatabaseProbe(h config.Health) (probeFunc, error) {
 	rule := newRoleRule(h)
 	switch h.Check {
 	case config.CheckPostgres:
-		return newPostgres(h.User, h.Database, password, rule).probe, nil
+		return newPostgres(h.User, h.Database, password, rule).converse, nil
 	case config.CheckMySQL:
-		return (&mysql{user: h.User, password: password, rule: rule}).probe, nil
+		return (&mysql{user: h.User, password: password, rule: rule}).converse, nil
 	}
-	return newRedis(password, rule).probe, nil
+	return newRedis(password, rule).converse, nil
 }

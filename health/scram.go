@@ -46,9 +46,16 @@ func newScram(password string) (*scram, []byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, nil, fmt.Errorf("scram nonce: %w", err)
 	}
-	s := &scram{password: []byte(password), clientNonce: base64.StdEncoding.EncodeToString(nonce)}
-	s.clientFirstBare = "n=,r=" + s.clientNonce
-	return s, []byte(scramGS2Header + s.clientFirstBare), nil
+	s, first := startScram(password, "", base64.StdEncoding.EncodeToString(nonce))
+	return s, first, nil
+}
+
+// startScram starts an exchange as user (PostgreSQL: "") with a client
+// nonce; the tests use it with RFC 7677's example.
+func startScram(password, user, nonce string) (*scram, []byte) {
+	s := &scram{password: []byte(password), clientNonce: nonce}
+	s.clientFirstBare = "n=" + user + ",r=" + nonce
+	return s, []byte(scramGS2Header + s.clientFirstBare)
 }
 
 // answer checks the server-first-message (r=nonce,s=salt,i=iterations)
