@@ -25,14 +25,14 @@ func TestLeastConnSpreadsHeldConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		lo, hi := int64(1<<62), int64(0)
-		for _, b := range fe.backends {
+		for _, b := range fe.set.Backends() {
 			lo, hi = min(lo, b.Active()), max(hi, b.Active())
 		}
 		if hi-lo > 1 {
 			t.Fatalf("after %d opens: active spread %d..%d", i, lo, hi)
 		}
 	}
-	for i, b := range fe.backends {
+	for i, b := range fe.set.Backends() {
 		if got := b.Active(); got != 10 {
 			t.Errorf("backend %d holds %d connections, want 10", i, got)
 		}

@@ -14,8 +14,9 @@ import (
 // frontend is the runtime side of one [[frontend]]: its backends, the
 // strategy that picks among them, and the addresses it is bound to.
 type frontend struct {
-	cfg      *config.Frontend
-	backends []*backend.Backend
+	cfg *config.Frontend
+	// set holds the backends; its members change only through
+	// Server.SetBackends (discovery), so read them with set.Backends().
 	set      *backend.Set
 	strategy balance.Strategy
 	bound    []netip.AddrPort
@@ -73,7 +74,7 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 		return nil, err
 	}
 	fe := &frontend{
-		cfg: fc, backends: bs, set: set, strategy: strat,
+		cfg: fc, set: set, strategy: strat,
 		acl:     acl{allow: fc.Allow, deny: fc.Deny},
 		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
 	}

@@ -40,11 +40,16 @@ func (s *Server) Observe(name string, o Observer) error {
 	return nil
 }
 
-// Backends returns the backends of frontend name in config order, or nil
-// for an unknown name. The slice is shared: do not modify it.
+// Backends returns the backends of frontend name now, in config order
+// (SetBackends may change them), or nil for an unknown name; a known
+// frontend with no backend yet (discovery) gives an empty, non-nil slice.
+// The slice is shared: do not modify it.
 func (s *Server) Backends(name string) []*backend.Backend {
 	if fe := s.frontend(name); fe != nil {
-		return fe.backends
+		if bs := fe.set.Backends(); bs != nil {
+			return bs
+		}
+		return []*backend.Backend{}
 	}
 	return nil
 }

@@ -135,7 +135,7 @@ func (q *waitQueue) len() int {
 // max_connections: the case where waiting makes sense. With every backend
 // down, draining or in maint a client is closed at once instead.
 func (fe *frontend) atCap() bool {
-	for _, b := range fe.backends {
+	for _, b := range fe.set.Backends() {
 		if b.Healthy() && b.State() == backend.Ready && b.MaxConnections() > 0 &&
 			b.Active() >= int64(b.MaxConnections()) {
 			return true
@@ -171,7 +171,7 @@ func (fe *frontend) slotFreed(b *backend.Backend) {
 // releasing goroutine); TryAcquire itself enforces state, health and cap.
 func (fe *frontend) acquireAny() *backend.Backend {
 	for _, backup := range []bool{false, true} {
-		for _, b := range fe.backends {
+		for _, b := range fe.set.Backends() {
 			if b.Backup() == backup && b.TryAcquire() {
 				return b
 			}

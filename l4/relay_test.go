@@ -121,7 +121,7 @@ func TestIntegrityThousandConnections(t *testing.T) {
 		t.Errorf("backends accepted %d connections, want %d", got, conns)
 	}
 	var up, down, totalConns uint64
-	for _, b := range fe.backends {
+	for _, b := range fe.set.Backends() {
 		st := b.Stats()
 		up += st.BytesUp
 		down += st.BytesDown
@@ -296,7 +296,7 @@ func TestResetFromBackendReachesClient(t *testing.T) {
 		t.Errorf("client got %v, want a reset or EOF", err)
 	}
 	waitFor(t, time.Second, "pair cleaned up", func() bool { return s.ActiveConnections() == 0 })
-	if n := s.frontends[0].backends[0].Stats().Resets; n != 1 {
+	if n := s.frontends[0].set.Backends()[0].Stats().Resets; n != 1 {
 		t.Errorf("backend resets = %d, want 1", n)
 	}
 }
@@ -325,7 +325,7 @@ func TestRefusedBackendIsRetried(t *testing.T) {
 	}
 	// Round-robin over a, dead, b: every second client lands on dead first,
 	// is refused and retried on b.
-	st := s.frontends[0].backends[1].Stats()
+	st := s.frontends[0].set.Backends()[1].Stats()
 	if got := st.Failures[backend.FailRefused]; got != clients/2 {
 		t.Errorf("refused count on the dead backend = %d, want %d", got, clients/2)
 	}
@@ -374,7 +374,7 @@ func TestConnectTimeoutTriesNextBackend(t *testing.T) {
 	if lo, hi := connectTimeout*8/10, connectTimeout*12/10; elapsed < lo || elapsed > hi {
 		t.Errorf("answer after %v, want the connect timeout %v ±20%%", elapsed, connectTimeout)
 	}
-	st := s.frontends[0].backends[0].Stats()
+	st := s.frontends[0].set.Backends()[0].Stats()
 	if got := st.Failures[backend.FailTimeout]; got != 1 {
 		t.Errorf("timeouts on the unanswering backend = %d, want 1", got)
 	}
@@ -455,7 +455,7 @@ func TestSlowReaderHoldsNoMemory(t *testing.T) {
 	}
 	rss1, cpu1 := rssBytes(t), cpuTime(t)
 	// The stalled stream holds its data in one pipe, charged to its backend.
-	if st := s.frontends[0].backends[0].Stats(); st.Pipes != int64(s.PipesInUse()) || st.Pipes > 1 {
+	if st := s.frontends[0].set.Backends()[0].Stats(); st.Pipes != int64(s.PipesInUse()) || st.Pipes > 1 {
 		t.Errorf("backend holds %d pipes, server %d in use; want the same, at most 1", st.Pipes, s.PipesInUse())
 	}
 	if grew := rss1 - rss0; grew > 4<<20 {

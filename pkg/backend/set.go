@@ -22,14 +22,16 @@ type Preparer interface {
 // and publishes a whole new snapshot (copy-on-write). Builds are serialised
 // by a mutex that only the control path and cap crossings take.
 type Set struct {
-	members   []*Backend // configuration order; fixed at NewSet
+	members   []*Backend // configuration order; guarded by mu (Apply changes it)
 	prep      Preparer
 	slowStart time.Duration
 	now       func() time.Time
 
-	snap    atomic.Pointer[Snapshot]
-	pending atomic.Bool // a hot-path rebuild is requested and not yet started
-	closed  atomic.Bool
+	snap atomic.Pointer[Snapshot]
+	// published is members for lock-free readers; Apply replaces it.
+	published atomic.Pointer[[]*Backend]
+	pending   atomic.Bool // a hot-path rebuild is requested and not yet started
+	closed    atomic.Bool
 
 	mu        sync.Mutex  // serialises builds
 	rampTimer *time.Timer // guarded by mu; fires at the next slow start step
@@ -65,6 +67,8 @@ func newSet(members []*Backend, p Preparer, slowStart time.Duration, now func() 
 		names[b.name] = true
 	}
 	s := &Set{members: slices.Clone(members), prep: p, slowStart: slowStart, now: now}
+	published := s.members // its own variable: Apply reassigns s.members
+	s.published.Store(&published)
 	// Adopt before the first build: a change landing in between is then
 	// reported here and rebuilt after it, never lost to the previous owner.
 	for _, b := range s.members {
@@ -78,9 +82,9 @@ func newSet(members []*Backend, p Preparer, slowStart time.Duration, now func() 
 func (s *Set) Load() *Snapshot { return s.snap.Load() }
 
 // Backends returns every backend of the Set in configuration order,
-// whatever its state (for stats, admin and health checks). The slice is
-// shared: do not modify it.
-func (s *Set) Backends() []*Backend { return s.members }
+// whatever its state (for stats, admin and health checks): the members now,
+// which Apply may change. The slice is shared: do not modify it.
+func (s *Set) Backends() []*Backend { return *s.published.Load() }
 
 // Close freezes the Set: its snapshot no longer changes and its slow start
 // timer stops. Call it when a reload retires the Set; Load keeps working.

@@ -25,6 +25,7 @@ type Daemon struct {
 	opts   Options
 	srv    *l4.Server
 	checks *checks
+	found  *discoveries
 	// adminLn is the admin port's listener, bound by Run before anything
 	// else so that a taken port fails the start.
 	adminLn net.Listener
@@ -47,10 +48,15 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		srv.Close()
 		return nil, err
 	}
+	found, err := newDiscoveries(cfg, srv, hc.byFrontend, logging.Component(log, "discovery"))
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
 	if n, raised := spareProc(cfg.Global.Workers); raised {
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
-	return &Daemon{cfg: cfg, log: log, opts: opts, srv: srv, checks: hc}, nil
+	return &Daemon{cfg: cfg, log: log, opts: opts, srv: srv, checks: hc, found: found}, nil
 }
 
 // spareProc makes GOMAXPROCS at least workers+1 unless the operator set
@@ -79,6 +85,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAdmin()
+	// Discovered backends first, so the first clients find them.
+	d.found.start()
+	defer d.found.stop()
 	if err := d.srv.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
