@@ -27,8 +27,12 @@ bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy a
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/splicer-bench -splicer $(BIN)
 
-fuzz: ## fuzz the config loader for FUZZTIME (default 60s)
+fuzz: ## fuzz the config loader and the protocol parsers, FUZZTIME each (default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./pkg/resp
+	$(GO) test -run '^$$' -fuzz FuzzSentinelEvent -fuzztime $(FUZZTIME) ./pkg/discovery
+	for f in FuzzPostgresProbe FuzzMySQLProbe FuzzRedisProbe; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./health || exit 1; done
 
 lint: ## gofmt must be clean, go vet must pass
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -110,7 +110,7 @@ func StartSentinel(t testing.TB, master *Redis, name string) *Redis {
 	s := &Redis{Addr: FreePort(t), Dir: dir}
 	conf := filepath.Join(dir, "sentinel.conf")
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %d 1\n"+
-		"sentinel down-after-milliseconds %[4]s 1000\nsentinel failover-timeout %[4]s 5000\nsentinel parallel-syncs %[4]s 1\n",
+		"sentinel down-after-milliseconds %[3]s 1000\nsentinel failover-timeout %[3]s 5000\nsentinel parallel-syncs %[3]s 1\n",
 		s.Addr.Port(), dir, name, master.Addr.Addr(), master.Addr.Port())
 	if master.Password != "" {
 		text += fmt.Sprintf("sentinel auth-pass %s %s\n", name, master.Password)
