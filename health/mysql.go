@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/splicerlb/splicer/pkg/resp"
 )
 
 // MySQL protocol constants ("Connection Phase" of the MySQL and MariaDB
@@ -92,7 +94,7 @@ func (p *mysql) converse(ctx context.Context, conn net.Conn) (seen, error) {
 	if err != nil {
 		return seen{}, err
 	}
-	version := quote(hello.version)
+	version := resp.Quote(hello.version)
 	if p.password != "" && len(hello.scramble) < mysqlScrambleLen {
 		return seen{}, fmt.Errorf("server %s sends a %d-byte scramble; a password login needs %d", version, len(hello.scramble), mysqlScrambleLen)
 	}
@@ -169,7 +171,7 @@ func (p *mysql) authenticate(ctx context.Context, conn net.Conn) ([]byte, error)
 				return nil, errors.New("caching_sha2_password wants full authentication, which needs TLS or the server's RSA key; " +
 					"use mysql_native_password for the probe account, or log in once with a client so the server caches it")
 			default:
-				return nil, fmt.Errorf("malformed reply: auth data %s", quote(reply))
+				return nil, fmt.Errorf("malformed reply: auth data %s", resp.Quote(reply))
 			}
 		default:
 			return reply, nil
@@ -200,7 +202,7 @@ func (p *mysql) switchResponse(req []byte) ([]byte, error) {
 	case mysqlCachingSHA2:
 		return mysqlSHA2(p.password, data[:mysqlScrambleLen]), nil
 	}
-	return nil, fmt.Errorf("the account uses plugin %s, which the probe does not speak; use mysql_native_password or caching_sha2_password", quote(plugin))
+	return nil, fmt.Errorf("the account uses plugin %s, which the probe does not speak; use mysql_native_password or caching_sha2_password", resp.Quote(plugin))
 }
 
 // mysqlReadPacket reads one packet, which must carry sequence seq, and
@@ -264,7 +266,7 @@ func mysqlGreeting(payload []byte) (mysqlHello, error) {
 		h.caps |= uint32(binary.LittleEndian.Uint16(rest[highCaps:])) << 16
 	}
 	if h.caps&mysqlProtocol41 == 0 {
-		return mysqlHello{}, fmt.Errorf("server %s lacks CLIENT_PROTOCOL_41 (MySQL 4.1 or later needed)", quote(version))
+		return mysqlHello{}, fmt.Errorf("server %s lacks CLIENT_PROTOCOL_41 (MySQL 4.1 or later needed)", resp.Quote(version))
 	}
 	if len(rest) >= scramble2+12 {
 		h.scramble = append(h.scramble, rest[scramble2:scramble2+12]...)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/resp"
 )
 
 // mysqlNative is mysql_native_password's answer to a scramble:
@@ -75,7 +76,7 @@ func (p *mysql) role(ctx context.Context, conn net.Conn, version []byte) (seen, 
 	if err := p.rule.accepts(role, what); err != nil {
 		return seen{}, err
 	}
-	return seen{detail: fmt.Sprintf("server %s: %s", quote(version), what), role: role}, nil
+	return seen{detail: fmt.Sprintf("server %s: %s", resp.Quote(version), what), role: role}, nil
 }
 
 // mysqlFlag reads a boolean variable as the text protocol shows it.
@@ -134,7 +135,7 @@ func mysqlQueryRow(ctx context.Context, conn net.Conn, vars []string) ([]*string
 	}
 	cols, rest, ok := mysqlLenEnc(p)
 	if !ok || len(rest) != 0 || cols != uint64(len(vars)) {
-		return nil, fmt.Errorf("malformed reply: result of %s columns, want %d", quote(p), len(vars))
+		return nil, fmt.Errorf("malformed reply: result of %s columns, want %d", resp.Quote(p), len(vars))
 	}
 	for range cols {
 		if p, err = next("column definition"); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/resp"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -23,7 +24,7 @@ func TestRealPostgresRoles(t *testing.T) {
 	replica := primary.StartReplica(t)
 	primary.SQL(t, "CREATE ROLE probe LOGIN PASSWORD 'pr0be'; SET password_encryption = 'md5'; CREATE ROLE md5probe LOGIN PASSWORD 'md5pw'")
 	// Let the roles reach the replica before logging in there.
-	realdb.WaitFor(t, 10*time.Second, "the roles on the replica", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the roles on the replica", func() bool {
 		return replica.SQL(t, "SELECT count(*) FROM pg_roles WHERE rolname IN ('probe', 'md5probe')") == "2"
 	})
 	t.Setenv("SPLICER_TEST_PG_PW", "pr0be")
@@ -109,7 +110,7 @@ func TestRealRedisRoles(t *testing.T) {
 	master := realdb.StartRedis(t, "--requirepass", "s3cret")
 	replica := realdb.StartRedis(t, "--requirepass", "s3cret", "--masterauth", "s3cret",
 		"--replicaof", master.Addr.Addr().String(), strconv.Itoa(int(master.Addr.Port())))
-	realdb.WaitFor(t, 20*time.Second, "the replica in sync", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the replica in sync", func() bool {
 		v := replica.Do(t, "ROLE")
 		return len(v.Array) == 5 && v.Array[3].Str == "connected"
 	})

@@ -145,7 +145,7 @@ func (c *redisConn) read() (resp.Value, error) {
 	var re *resp.ReadError
 	if errors.As(err, &re) {
 		if len(re.Partial) > 0 {
-			return v, fmt.Errorf("%w after partial reply %s", failed(c.ctx, "read", re.Err), quote(re.Partial))
+			return v, fmt.Errorf("%w after partial reply %s", failed(c.ctx, "read", re.Err), resp.Quote(re.Partial))
 		}
 		return v, failed(c.ctx, "read", re.Err)
 	}
@@ -208,7 +208,7 @@ func parseRedisRole(v resp.Value) (redisRoleInfo, error) {
 	case "sentinel":
 		return redisRoleInfo{}, errors.New("a Sentinel, not a data server")
 	}
-	return redisRoleInfo{}, fmt.Errorf("ROLE answers %s", quote([]byte(a[0].Str)))
+	return redisRoleInfo{}, fmt.Errorf("ROLE answers %s", resp.Quote([]byte(a[0].Str)))
 }
 
 // parseRedisInfo decodes the fields of INFO replication that ROLE gives.

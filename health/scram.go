@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/splicerlb/splicer/pkg/resp"
 )
 
 // scramMaxIterations bounds the PBKDF2 work a server may ask of a probe:
@@ -98,7 +100,7 @@ func (s *scram) answer(serverFirst []byte) ([]byte, error) {
 // holds the password's verifier; "e=" is the server's refusal.
 func (s *scram) verify(serverFinal []byte) error {
 	if e, ok := bytes.CutPrefix(serverFinal, []byte("e=")); ok {
-		return fmt.Errorf("server refused SCRAM authentication: %s", quote(e))
+		return fmt.Errorf("server refused SCRAM authentication: %s", resp.Quote(e))
 	}
 	attrs, err := scramAttrs(serverFinal, "v")
 	if err != nil {
@@ -128,18 +130,18 @@ func scramAttrs(msg []byte, want string) (map[byte]string, error) {
 	attrs := make(map[byte]string)
 	for i, part := range strings.Split(string(msg), ",") {
 		if len(part) < 2 || part[1] != '=' {
-			return nil, fmt.Errorf("malformed reply: SCRAM message %s", quote(msg))
+			return nil, fmt.Errorf("malformed reply: SCRAM message %s", resp.Quote(msg))
 		}
 		if part[0] == 'm' {
 			return nil, errors.New("server requires a SCRAM extension the probe does not know")
 		}
 		if i < len(want) && part[0] != want[i] {
-			return nil, fmt.Errorf("malformed reply: SCRAM message %s lacks %q", quote(msg), want[i])
+			return nil, fmt.Errorf("malformed reply: SCRAM message %s lacks %q", resp.Quote(msg), want[i])
 		}
 		attrs[part[0]] = part[2:]
 	}
 	if len(attrs) < len(want) {
-		return nil, fmt.Errorf("malformed reply: SCRAM message %s lacks %q", quote(msg), want[len(attrs):])
+		return nil, fmt.Errorf("malformed reply: SCRAM message %s lacks %q", resp.Quote(msg), want[len(attrs):])
 	}
 	return attrs, nil
 }

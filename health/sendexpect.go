@@ -8,7 +8,8 @@ import (
 	"io"
 	"net/netip"
 	"regexp"
-	"strconv"
+
+	"github.com/splicerlb/splicer/pkg/resp"
 )
 
 // sendExpect writes a request and matches the reply against a prefix or a
@@ -54,7 +55,7 @@ func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (seen, erro
 			return seen{}, p.mismatch(buf, "connection closed")
 		case rerr != nil:
 			if len(buf) > 0 {
-				return seen{}, fmt.Errorf("%w after partial reply %s", failed(ctx, "read", rerr), quote(buf))
+				return seen{}, fmt.Errorf("%w after partial reply %s", failed(ctx, "read", rerr), resp.Quote(buf))
 			}
 			return seen{}, failed(ctx, "read", rerr)
 		case p.network == "udp":
@@ -94,21 +95,12 @@ func (p *sendExpect) mismatch(reply []byte, why string) error {
 	}
 	var err error
 	if p.re != nil {
-		err = fmt.Errorf("reply %s does not match /%s/", quote(reply), p.re)
+		err = fmt.Errorf("reply %s does not match /%s/", resp.Quote(reply), p.re)
 	} else {
-		err = fmt.Errorf("reply %s does not start with %s", quote(reply), quote(p.expect))
+		err = fmt.Errorf("reply %s does not start with %s", resp.Quote(reply), resp.Quote(p.expect))
 	}
 	if why != "" {
 		err = fmt.Errorf("%w (%s)", err, why)
 	}
 	return err
-}
-
-// quote renders bytes from a server for a message, cut to a readable length.
-func quote(b []byte) string {
-	const maxQuoted = 64
-	if len(b) > maxQuoted {
-		return strconv.Quote(string(b[:maxQuoted])) + "..."
-	}
-	return strconv.Quote(string(b))
 }

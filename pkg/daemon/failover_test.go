@@ -17,6 +17,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/resp"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -123,7 +124,7 @@ func TestPostgresFailover(t *testing.T) {
 	if err := run1.Start(); err != nil {
 		t.Fatal(err)
 	}
-	realdb.WaitFor(t, 10*time.Second, "pgbench writing", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "pgbench writing", func() bool {
 		n, _ := strconv.Atoi(oldPrimary.SQL(t, "SELECT count(*) FROM ledger"))
 		return n >= 50
 	})
@@ -145,7 +146,7 @@ func TestPostgresFailover(t *testing.T) {
 	replica.SQL(t, "SELECT pg_promote()")
 	newPort := strconv.Itoa(int(replica.Addr.Port()))
 	var switched time.Time
-	realdb.WaitFor(t, 10*time.Second, "rw on the new primary", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "rw on the new primary", func() bool {
 		port, err := realdb.PgQuery(rw, "SELECT inet_server_port()")
 		switched = time.Now()
 		return err == nil && port == newPort
@@ -248,14 +249,14 @@ func redisPort(addr netip.AddrPort) (string, error) {
 func TestSentinelFailover(t *testing.T) {
 	master := realdb.StartRedis(t)
 	replica := realdb.StartRedis(t, "--replicaof", master.Addr.Addr().String(), strconv.Itoa(int(master.Addr.Port())))
-	realdb.WaitFor(t, 20*time.Second, "the replica in sync", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the replica in sync", func() bool {
 		v := replica.Do(t, "ROLE")
 		return len(v.Array) == 5 && v.Array[3].Str == "connected"
 	})
 	sentinel := realdb.StartSentinel(t, master, "cache")
 	// Sentinel promotes only a replica it has heard from: its INFO must
 	// report the link to the master up.
-	realdb.WaitFor(t, 30*time.Second, "the Sentinel to see a promotable replica", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the Sentinel to see a promotable replica", func() bool {
 		reps := sentinel.Do(t, "SENTINEL", "replicas", "cache").Array
 		if len(reps) != 1 {
 			return false
@@ -308,7 +309,7 @@ func TestSentinelFailover(t *testing.T) {
 	switchAt := time.Now()
 	t.Logf("event %v", ev)
 	var moved time.Time
-	realdb.WaitFor(t, 5*time.Second, "the frontend on the new master", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the frontend on the new master", func() bool {
 		got, err := redisPort(front)
 		moved = time.Now()
 		return err == nil && got == replicaPort

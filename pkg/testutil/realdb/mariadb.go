@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // MariaDB is a MariaDB server started by a test.
@@ -65,7 +67,7 @@ func StartMariaDB(t testing.TB, initSQL string, extra ...string) *MariaDB {
 		"--init-file=" + initFile, "--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M"}, asRoot...)
 	m.Process = &Process{t: t, Name: serverBin, Args: append(args, extra...)}
 	m.Start()
-	WaitFor(t, 60*time.Second, "MariaDB to take sessions", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "MariaDB to take sessions", func() bool {
 		_, err := m.query("root", "", "SELECT 1")
 		return err == nil
 	})

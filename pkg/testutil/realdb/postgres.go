@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // pgHBA lets the superuser "splicer" in without a password (and stream
@@ -99,7 +101,7 @@ func (p *Postgres) Restart(t testing.TB) {
 // WaitReady waits until the server takes a session.
 func (p *Postgres) WaitReady(t testing.TB) {
 	t.Helper()
-	WaitFor(t, 30*time.Second, "PostgreSQL at "+p.Addr.String()+" to take sessions", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "PostgreSQL at "+p.Addr.String()+" to take sessions", func() bool {
 		_, err := p.query("SELECT 1")
 		return err == nil
 	})
@@ -116,7 +118,7 @@ func (p *Postgres) StartReplica(t testing.TB) *Postgres {
 		"-U", "splicer", "-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync")
 	r := &Postgres{Bin: p.Bin, Dir: dir, Data: data}
 	r.start(t, cred)
-	WaitFor(t, 30*time.Second, "the replica to stream", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the replica to stream", func() bool {
 		out, err := r.query("SELECT status FROM pg_stat_wal_receiver")
 		return err == nil && out == "streaming"
 	})

@@ -146,18 +146,6 @@ func lookFirst(names ...string) string {
 	return ""
 }
 
-// WaitFor polls cond every 10 ms until it holds, failing the test after d.
-func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // run runs a command to completion as cred and fails the test with its
 // output when it fails.
 func run(t testing.TB, cred *syscall.Credential, name string, args ...string) string {

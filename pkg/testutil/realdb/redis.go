@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/resp"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // Redis is a redis-server (or redis-sentinel) started by a test.
@@ -58,7 +59,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 // WaitReady waits until the server answers PING.
 func (r *Redis) WaitReady(t testing.TB) {
 	t.Helper()
-	WaitFor(t, 20*time.Second, "redis at "+r.Addr.String(), func() bool {
+	testutil.WaitFor(t, 20*time.Second, "redis at "+r.Addr.String(), func() bool {
 		v, err := r.do("PING")
 		return err == nil && v.Kind == resp.SimpleString
 	})
@@ -120,7 +121,7 @@ func StartSentinel(t testing.TB, master *Redis, name string) *Redis {
 	}
 	s.Process = &Process{t: t, Name: bin, Args: []string{conf}}
 	s.Start()
-	WaitFor(t, 20*time.Second, "the Sentinel to know "+name, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the Sentinel to know "+name, func() bool {
 		v, err := s.do("SENTINEL", "get-master-addr-by-name", name)
 		return err == nil && v.Kind == resp.Array
 	})
