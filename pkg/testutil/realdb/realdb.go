@@ -20,7 +20,8 @@ import (
 
 // Process is a server process started by a test.
 type Process struct {
-	t    testing.TB
+	t testing.TB
+	// Name is the binary and Args its arguments, used by every Start.
 	Name string
 	Args []string
 	// Cred runs the process as another user; nil runs it as this one.
