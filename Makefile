@@ -36,7 +36,9 @@ bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy a
 	$(GO) run ./cmd/splicer-bench -splicer $(BIN)
 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora.
-FUZZ    := pkg/config:FuzzLoad pkg/admin:FuzzRequest pkg/admin:FuzzDecodeBody pkg/admin:FuzzParseUsers
+FUZZ    := pkg/config:FuzzLoad pkg/admin:FuzzRequest pkg/admin:FuzzDecodeBody pkg/admin:FuzzParseUsers \
+           pkg/resp:FuzzRead pkg/discovery:FuzzSentinelEvent health:FuzzPostgresProbe health:FuzzMySQLProbe \
+           health:FuzzRedisProbe
 
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
 	@set -e; for t in $(FUZZ); do \

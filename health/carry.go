@@ -2,7 +2,9 @@ package health
 
 // Inherit carries over, to each backend s shares with prev (the same
 // *backend.Backend), the health state prev built up: the verdict, the
-// streaks of probe results and of passive failures, the last result. A
+// streaks of probe results and of passive failures, the last result, and
+// for a role = "primary" frontend the primaries' standing and the highest
+// epoch seen (so an old primary stays stale across a reload). A
 // reload that keeps a backend and its frontend's check settings thus loses
 // nothing of what the checks learnt. Call it after prev has stopped and
 // before s runs; backends new to s start as New says.
@@ -10,8 +12,12 @@ func (s *Scheduler) Inherit(prev *Scheduler) {
 	if prev == nil || s.started.Load() {
 		return
 	}
-	for _, t := range s.targets {
-		old := prev.byBackend[t.b]
+	view, prevView := s.view.Load(), prev.view.Load()
+	if s.primary != nil && prev.primary != nil {
+		s.primary.inherit(prev.primary, func(old *target) *target { return view.by[old.b] })
+	}
+	for _, t := range view.list {
+		old := prevView.by[t.b]
 		if old == nil {
 			continue
 		}

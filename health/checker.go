@@ -16,9 +16,10 @@ var ErrConfig = errors.New("invalid health check")
 // NewChecker builds the TCP-side Checker for h.Check: tcp, send_expect,
 // postgres, mysql, redis or http. When h.Port is set the checker probes that
 // port on the backend's address instead of the service port. It reads the
-// redis password (h.Password) now and fails when it cannot; the checker is
-// a SecretReloader, which reads it again on demand. h.Check "none" has no
-// checker: the caller runs no scheduler, and the error says so.
+// database password (h.Password) now and fails when it cannot; the
+// checker is a SecretReloader, which reads it again on demand. h.Check
+// "none" has no checker: the caller runs no scheduler, and the error says
+// so.
 func NewChecker(h config.Health) (Checker, error) {
 	return newChecker(h, "tcp")
 }
@@ -46,16 +47,12 @@ func newChecker(h config.Health, network string) (Checker, error) {
 			return nil, err
 		}
 		c.probe = p.probe
-	case config.CheckPostgres:
-		c.probe = (&postgres{startup: pgStartup(h.User, h.Database)}).probe
-	case config.CheckMySQL:
-		c.probe = (&mysql{user: h.User}).probe
-	case config.CheckRedis:
-		p := &redis{password: h.Password}
-		if err := p.ReloadSecrets(); err != nil {
+	case config.CheckPostgres, config.CheckMySQL, config.CheckRedis:
+		p, pw, err := newDatabaseProbe(h)
+		if err != nil {
 			return nil, err
 		}
-		c.probe, c.secrets = p.probe, p
+		c.probe, c.secrets = p, pw
 	case config.CheckHTTP:
 		p, err := newHTTPProbe(h.Path, h.Status)
 		if err != nil {

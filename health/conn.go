@@ -15,20 +15,52 @@ const maxReply = 64 << 10
 // done, so no read or write outlives the probe. The caller must call release
 // exactly once; it closes the conn and cancels the close-on-done hook.
 func dial(ctx context.Context, network string, addr netip.AddrPort) (conn net.Conn, release func(), err error) {
+	return dialAddress(ctx, network, addr.String())
+}
+
+// dialAddress is dial to a "host:port" address, which a server may name
+// (a replica names its master so).
+func dialAddress(ctx context.Context, network, address string) (conn net.Conn, release func(), err error) {
 	var d net.Dialer
-	conn, err = d.DialContext(ctx, network, addr.String())
+	conn, err = d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, nil, failed(ctx, "connect", err)
 	}
+	if release, err = tie(ctx, conn); err != nil {
+		return nil, nil, failed(ctx, "connect", err)
+	}
+	return conn, release, nil
+}
+
+// tie makes conn obey ctx: its deadline is ctx's, and it is closed as soon
+// as ctx is done. release closes conn and cancels the hook; on error conn
+// is closed already.
+func tie(ctx context.Context, conn net.Conn) (release func(), err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
 			conn.Close()
-			return nil, nil, failed(ctx, "connect", err)
+			return nil, err
 		}
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	return conn, func() {
+	return func() {
 		stop()
 		conn.Close()
 	}, nil
+}
+
+// conversation is a database probe once connected: it talks to the server
+// over conn, which is tied to ctx, and leaves closing it to its caller.
+type conversation func(ctx context.Context, conn net.Conn) (seen, error)
+
+// overTCP makes a conversation a probe: dial, converse, close.
+func overTCP(converse conversation) probeFunc {
+	return func(ctx context.Context, addr netip.AddrPort) (seen, error) {
+		conn, release, err := dial(ctx, "tcp", addr)
+		if err != nil {
+			return seen{}, err
+		}
+		defer release()
+		return converse(ctx, conn)
+	}
 }

@@ -28,12 +28,15 @@
 //     notably 57P03 (starting up, or in smart shutdown: TCP still accepts but
 //     every session is refused) and 53300 (too many connections), and any
 //     malformed reply. Up to four NoticeResponses before the verdict are
-//     skipped.
-//   - mysql: reads the protocol 10 greeting and logs in as user with an
-//     empty password (plugin mysql_native_password; one auth switch is
-//     answered with an empty response too). OK is up, and the probe sends
-//     COM_QUIT before closing. Access denied (1044, 1045, 1698) is up as
-//     well, since the server is running sessions; the message asks for the
+//     skipped. With a password or a role the probe logs in instead (trust,
+//     cleartext, md5, SCRAM-SHA-256 with the server's signature checked),
+//     reads the role and ends with Terminate; every error is then down.
+//   - mysql: reads the protocol 10 greeting and logs in as user, with the
+//     password when one is set (mysql_native_password; an auth switch to
+//     caching_sha2_password is answered on its fast path) or an empty one.
+//     OK is up, and the probe sends COM_QUIT before closing. Without a
+//     password or role, access denied (1044, 1045, 1698) is up as well,
+//     since the server is running sessions; the message asks for the
 //     passwordless account. Any other ERR (1040 too many connections, 1129
 //     host blocked, 1053 shutting down, ...) or a malformed packet is down.
 //     The probe completes the handshake because MySQL counts an aborted one
@@ -42,12 +45,27 @@
 //     by NewChecker and again by ReloadSecrets), AUTH goes first and must
 //     answer +OK. Any error reply is
 //     down with the reply in the message (-LOADING, -MASTERDOWN, -BUSY,
-//     -NOAUTH, -WRONGPASS are explained).
+//     -NOAUTH, -WRONGPASS are explained). With a role, ROLE replaces PING
+//     (INFO replication where ROLE is refused).
 //   - http: GET path over a fresh connection (no keep-alive, no proxy from
 //     the environment, redirects not followed) must answer status.
 //
 // When port is set, every probe targets it on the backend's address instead
 // of the service port.
+//
+// # Roles
+//
+// With health.role the database probes read the server's role: postgres
+// from in_hot_standby or pg_is_in_recovery(), with a primary's timeline
+// and a replica's replay lag (max_lag); mysql from @@global.read_only and
+// super_read_only; redis from ROLE, with a replica's offset against its
+// master's (max_lag_bytes). A server of the wrong role fails the probe; a
+// passing role probe reports the role and (postgres) timeline in Result.
+// A role = "primary" Scheduler keeps one primary up: among the backends
+// that answer as primary the highest timeline wins, then the one that
+// turned primary last, then the first listed; the others are taken down at
+// once and kept down, and a primary on a timeline below one seen is stale
+// (see arbiter).
 //
 // # Scheduler
 //
@@ -79,6 +97,9 @@
 // disables it. A frontend with check "none" but passive_fall set gets a
 // passive-only Scheduler (NewPassive): no probes, and a backend taken down
 // comes back on trial after down_interval.
+//
+// SetBackends changes the backends a Scheduler watches while it runs (for
+// discovery): kept backends keep their state, new ones start up.
 //
 // State returns a copy of a backend's health for stats: verdict, last
 // result with its message and duration, the current streaks, and the times

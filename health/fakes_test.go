@@ -201,23 +201,5 @@ func readRESP(r *bufio.Reader) ([]string, error) {
 // fakeRedis answers AUTH and PING: auth maps a password to its reply, ping
 // is PING's reply line.
 func fakeRedis(auth map[string]string, ping string) func(net.Conn) {
-	return func(c net.Conn) {
-		r := bufio.NewReader(c)
-		for {
-			args, err := readRESP(r)
-			if err != nil {
-				return
-			}
-			reply := "-ERR unknown command"
-			switch {
-			case len(args) == 2 && args[0] == "AUTH":
-				reply = auth[args[1]]
-			case len(args) == 1 && args[0] == "PING":
-				reply = ping
-			}
-			if _, err := io.WriteString(c, reply+"\r\n"); err != nil {
-				return
-			}
-		}
-	}
+	return fakeRedisServer(auth, map[string]string{"PING": ping + "\r\n"})
 }

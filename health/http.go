@@ -42,22 +42,22 @@ func newHTTPProbe(path string, status int) (*httpProbe, error) {
 	}, nil
 }
 
-func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) (string, error) {
+func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) (seen, error) {
 	u := *p.path
 	u.Scheme, u.Host = "http", addr.String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", fmt.Errorf("GET %s: %w", p.path, err)
+		return seen{}, fmt.Errorf("GET %s: %w", p.path, err)
 	}
 	req.Header.Set("User-Agent", "splicer-health")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return "", failed(ctx, "GET "+p.path.String(), err)
+		return seen{}, failed(ctx, "GET "+p.path.String(), err)
 	}
 	// Without keep-alive, closing the body closes the connection.
 	resp.Body.Close()
 	if resp.StatusCode != p.status {
-		return "", fmt.Errorf("GET %s: status %d, want %d", p.path, resp.StatusCode, p.status)
+		return seen{}, fmt.Errorf("GET %s: status %d, want %d", p.path, resp.StatusCode, p.status)
 	}
-	return fmt.Sprintf("GET %s: status %d", p.path, resp.StatusCode), nil
+	return saw(fmt.Sprintf("GET %s: status %d", p.path, resp.StatusCode)), nil
 }

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
+	"net"
 	"strings"
 )
 
@@ -54,53 +54,71 @@ var pgAuthNames = map[uint32]string{
 	10: "sasl",
 }
 
-// postgres asks the server for a session and judges its first reply. An
-// authentication request, or a refusal of these credentials, proves a
-// postmaster that runs sessions: the probe needs no password.
+// postgres probes a PostgreSQL server in one of two ways.
+//
+// Without a password and without a role to check, it asks for a session
+// and judges the first reply: an authentication request, or a refusal of
+// these credentials, proves a postmaster that runs sessions, so the probe
+// needs no password.
+//
+// With a password or a role, it logs in (trust, cleartext password, md5 or
+// SCRAM-SHA-256), reads the role the server reports, measures a replica's
+// lag when max_lag asks for it, and ends the session with Terminate; any
+// error, a refused password included, is down. See pgSession.
 type postgres struct {
-	startup []byte
+	startup  []byte
+	user     string
+	password string
+	rule     roleRule
 }
 
-func (p *postgres) probe(ctx context.Context, addr netip.AddrPort) (string, error) {
-	conn, release, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer release()
+func newPostgres(user, database, password string, rule roleRule) *postgres {
+	return &postgres{startup: pgStartup(user, database), user: user, password: password, rule: rule}
+}
+
+func (p *postgres) converse(ctx context.Context, conn net.Conn) (seen, error) {
 	if _, err := conn.Write(p.startup); err != nil {
-		return "", failed(ctx, "write", err)
+		return seen{}, failed(ctx, "write", err)
 	}
 	r := bufio.NewReader(conn)
+	if p.password != "" || p.rule.reads() {
+		return p.session(ctx, &pgSession{ctx: ctx, conn: conn, r: r})
+	}
 	for range pgMaxNotices + 1 {
 		typ, body, err := pgReadMessage(ctx, r)
 		if err != nil {
-			return "", err
+			return seen{}, err
 		}
 		switch typ {
 		case 'R':
 			if len(body) < 4 {
-				return "", fmt.Errorf("malformed reply: authentication message of %d bytes", len(body))
+				return seen{}, fmt.Errorf("malformed reply: authentication message of %d bytes", len(body))
 			}
 			code := binary.BigEndian.Uint32(body)
-			name, ok := pgAuthNames[code]
-			if !ok {
-				name = fmt.Sprintf("method %d", code)
-			}
 			if code == 0 {
 				// Trusted: the session is open; a Terminate spares the
 				// server an "unexpected EOF" in its log.
 				_, _ = conn.Write(pgTerminate)
 			}
-			return "authentication " + name, nil
+			return saw("authentication " + pgAuthName(code)), nil
 		case 'E':
-			return pgJudgeError(body)
+			detail, err := pgJudgeError(body)
+			return saw(detail), err
 		case 'N':
 			continue
 		default:
-			return "", fmt.Errorf("malformed reply: message type %q", typ)
+			return seen{}, fmt.Errorf("malformed reply: message type %q", typ)
 		}
 	}
-	return "", fmt.Errorf("malformed reply: more than %d notices before authentication", pgMaxNotices)
+	return seen{}, fmt.Errorf("malformed reply: more than %d notices before authentication", pgMaxNotices)
+}
+
+// pgAuthName names an authentication request code.
+func pgAuthName(code uint32) string {
+	if name, ok := pgAuthNames[code]; ok {
+		return name
+	}
+	return fmt.Sprintf("method %d", code)
 }
 
 // pgReadMessage reads one backend message: a type byte, a length that

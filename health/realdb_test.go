@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,117 +19,12 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
-// server is a database server process started by a test.
-type server struct {
-	t    *testing.T
-	name string
-	args []string
-	cred *syscall.Credential
-	cmd  *exec.Cmd
-	done chan error
-}
-
-// start runs the server; the test's cleanup kills it if it still runs.
-func (s *server) start() {
-	s.t.Helper()
-	s.cmd = exec.Command(s.name, s.args...)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL}
-	if testing.Verbose() {
-		s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	}
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", s.name, err)
-	}
-	done := make(chan error, 1)
-	s.done = done
-	go func() { done <- s.cmd.Wait() }()
-	s.t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			s.stop(syscall.SIGKILL)
-		}
-	})
-}
-
-// signal sends sig to the server without waiting.
-func (s *server) signal(sig syscall.Signal) {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("signal %s: %v", s.name, err)
-	}
-}
-
-// stop sends sig and waits for the server to exit.
-func (s *server) stop(sig syscall.Signal) {
-	s.t.Helper()
-	_ = s.cmd.Process.Signal(sig)
-	s.wait()
-}
-
-// wait waits for the server to exit.
-func (s *server) wait() {
-	s.t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		s.t.Fatalf("%s did not exit", s.name)
-	}
-}
-
-// postgresBinaries returns the bin directory of an installed PostgreSQL, or
-// skips the test.
-func postgresBinaries(t *testing.T) string {
-	t.Helper()
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
-	for i := len(found) - 1; i >= 0; i-- { // the newest version sorts last
-		dir := filepath.Dir(found[i])
-		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
-			return dir
-		}
-	}
-	t.Skip("install postgresql (Debian package postgresql) to run this test")
-	return ""
-}
-
-// postgresCredential returns who runs PostgreSQL, which refuses to run as
-// root: nil (this process's user) unless the test runs as root, then the
-// Debian "postgres" account.
-func postgresCredential(t *testing.T) *syscall.Credential {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skipf("running as root without a postgres account (%v): PostgreSQL refuses to run as root", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-}
-
-// ownedTempDir is a temporary directory owned by cred's user.
-func ownedTempDir(t *testing.T, cred *syscall.Credential) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "splicer-health-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// pgSession opens a trusted session and reads to ReadyForQuery; the session
+// openPgSession opens a trusted session and reads to ReadyForQuery; the session
 // stays open until the returned conn is closed.
-func pgSession(t *testing.T, addr netip.AddrPort) net.Conn {
+func openPgSession(t *testing.T, addr netip.AddrPort) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr.String(), 10*time.Second)
 	if err != nil {
@@ -220,21 +113,8 @@ func awaitLast(t *testing.T, s *Scheduler, b *backend.Backend, msg string) {
 // (a session still open keeps the server refusing new ones with 57P03);
 // down when stopped; up again after a restart.
 func TestRealPostgres(t *testing.T) {
-	bin := postgresBinaries(t)
-	cred := postgresCredential(t)
-	dir := ownedTempDir(t, cred)
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "splicer", "--auth=trust", "--no-sync", "-E", "UTF8")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	addr := closedPort(t, "tcp")
-	pg := &server{t: t, name: filepath.Join(bin, "postgres"), cred: cred, args: []string{
-		"-D", data, "-p", strconv.Itoa(int(addr.Port())), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=16MB",
-	}}
-	pg.start()
+	pg := realdb.StartPostgres(t)
+	addr := pg.Addr
 
 	c, err := NewChecker(config.Health{Check: "postgres", User: "splicer", Database: "postgres"})
 	if err != nil {
@@ -246,9 +126,9 @@ func TestRealPostgres(t *testing.T) {
 	awaitLast(t, s, b, upMsg)
 	settleUp(t, s, b, flips)
 
-	session := pgSession(t, addr)
+	session := openPgSession(t, addr)
 	defer session.Close()
-	pg.signal(syscall.SIGTERM) // smart shutdown: the open session holds it
+	pg.Signal(syscall.SIGTERM) // smart shutdown: the open session holds it
 	sent := time.Now()
 	down := awaitFlip(t, flips, false)
 	const bound = 3*100*time.Millisecond + 400*time.Millisecond // fall*interval + margin
@@ -262,25 +142,25 @@ func TestRealPostgres(t *testing.T) {
 	}
 
 	session.Close()
-	pg.wait()
+	pg.Wait()
 	awaitLast(t, s, b, "postgres probe "+addr.String()+": connect: connection refused")
 
-	pg.start()
+	pg.Restart(t)
 	awaitFlip(t, flips, true)
 	awaitLast(t, s, b, upMsg)
-	pg.stop(syscall.SIGINT)
+	pg.Stop(syscall.SIGINT)
 }
 
 // TestRealRedis runs the redis probe against a redis-server started on
 // loopback with a password: up with the password, down without it or with
 // a wrong one, down when stopped and up again after a restart.
 func TestRealRedis(t *testing.T) {
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "redis.pass")
+	rs := realdb.StartRedis(t, "--requirepass", "s3cret")
+	addr := rs.Addr
+	pwFile := filepath.Join(t.TempDir(), "redis.pass")
 	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr, rs := startRedis(t, dir, "s3cret")
 
 	t.Setenv("SPLICER_TEST_REDIS_PW", "wrong")
 	cases := []struct {
@@ -316,69 +196,20 @@ func TestRealRedis(t *testing.T) {
 	b := newBackend(t, addr)
 	s, flips := runScheduler(t, good, b)
 	awaitLast(t, s, b, "redis probe "+addr.String()+": PONG")
-	rs.stop(syscall.SIGTERM)
+	rs.Stop(syscall.SIGTERM)
 	awaitFlip(t, flips, false)
 	awaitLast(t, s, b, "redis probe "+addr.String()+": connect: connection refused")
-	rs.start()
+	rs.Start()
 	awaitFlip(t, flips, true)
-	rs.stop(syscall.SIGTERM)
-}
-
-// startRedis runs redis-server on a free loopback port with password,
-// keeping its files in dir, or skips the test without it.
-func startRedis(t *testing.T, dir, password string) (netip.AddrPort, *server) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("install redis-server (Debian package redis-server) to run this test")
-	}
-	addr := closedPort(t, "tcp")
-	rs := &server{t: t, name: bin, args: []string{
-		"--port", strconv.Itoa(int(addr.Port())), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--requirepass", password,
-	}}
-	rs.start()
-	return addr, rs
-}
-
-// lookFirst returns the path of the first of names that exists, looked up
-// on PATH unless it is a path; "" when none does.
-func lookFirst(names ...string) string {
-	for _, name := range names {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// mariadbBinaries returns the MariaDB server, its install script and its
-// client, or skips the test. Older packages name them after MySQL; the
-// server lives in /usr/sbin, which not every user has on PATH.
-func mariadbBinaries(t *testing.T) (server, install, client string) {
-	t.Helper()
-	server = lookFirst("mariadbd", "mysqld", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
-	install = lookFirst("mariadb-install-db", "mysql_install_db")
-	client = lookFirst("mariadb", "mysql")
-	if server == "" || install == "" || client == "" {
-		t.Skip("install MariaDB (Debian package mariadb-server) to run this test")
-	}
-	return server, install, client
+	rs.Stop(syscall.SIGTERM)
 }
 
 // mariadbStatus reads the global status variable name through the client,
 // logged in as splicer over TCP (a clean session, which counts nowhere).
-func mariadbStatus(t *testing.T, client string, addr netip.AddrPort, name string) int {
+func mariadbStatus(t *testing.T, db *realdb.MariaDB, name string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, client, "--no-defaults", "--protocol=tcp",
-		"--host="+addr.Addr().String(), "--port="+strconv.Itoa(int(addr.Port())), "--user=splicer",
-		"--batch", "--skip-column-names", "--execute=SHOW GLOBAL STATUS LIKE '"+name+"'").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", client, err, out)
-	}
-	fields := strings.Fields(string(out))
+	out := db.SQLAs(t, "splicer", "", "SHOW GLOBAL STATUS LIKE '"+name+"'")
+	fields := strings.Fields(out)
 	if len(fields) != 2 || fields[0] != name {
 		t.Fatalf("status %s: got %q", name, out)
 	}
@@ -445,34 +276,12 @@ func relayUp(up *net.TCPConn, c net.Conn, done chan<- struct{}) {
 // counts), and leave the backend up. The blocking subtest shows the
 // blocking itself from an address that is not exempt.
 func TestRealMariaDB(t *testing.T) {
-	serverBin, install, client := mariadbBinaries(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	var asRoot []string // MariaDB runs as root only when told to
-	if os.Geteuid() == 0 {
-		asRoot = []string{"--user=root"}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	installDB := exec.CommandContext(ctx, install, append([]string{"--no-defaults", "--datadir=" + data,
-		"--skip-test-db", "--auth-root-authentication-method=socket", "--innodb-log-file-size=4M"}, asRoot...)...)
-	if out, err := installDB.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", install, err, out)
-	}
 	// Passwordless accounts for the probe; 127.0.0.% also covers the
 	// relayed sources of the blocking subtest.
-	initFile := filepath.Join(dir, "init.sql")
-	if err := os.WriteFile(initFile, []byte("CREATE USER 'splicer'@'localhost';\nCREATE USER 'splicer'@'127.0.0.%';\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	const maxConnectErrors = 10
-	addr := closedPort(t, "tcp")
-	db := &server{t: t, name: serverBin, args: append([]string{"--no-defaults", "--datadir=" + data,
-		"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(int(addr.Port())),
-		"--socket=" + filepath.Join(dir, "mysqld.sock"), "--pid-file=" + filepath.Join(dir, "mysqld.pid"),
-		"--init-file=" + initFile, "--max-connect-errors=" + strconv.Itoa(maxConnectErrors),
-		"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M"}, asRoot...)}
-	db.start()
+	db := realdb.StartMariaDB(t, "CREATE USER 'splicer'@'localhost';\nCREATE USER 'splicer'@'127.0.0.%';\n",
+		"--max-connect-errors="+strconv.Itoa(maxConnectErrors))
+	addr := db.Addr
 
 	probe := func(user string, at netip.AddrPort) Result {
 		c, err := NewChecker(config.Health{Check: "mysql", User: user})
@@ -484,11 +293,11 @@ func TestRealMariaDB(t *testing.T) {
 		return c.Check(ctx, at)
 	}
 	waitFor(t, "MariaDB to accept the probe", func() bool { return probe("splicer", addr).OK })
-	version, _, err := mysqlGreeting(mysqlGreet(t, addr))
+	hello, err := mysqlGreeting(mysqlGreet(t, addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := strconv.Quote(string(version))
+	server := strconv.Quote(string(hello.version))
 	upMsg := func(at netip.AddrPort) string {
 		return "mysql probe " + at.String() + ": server " + server + `: login as "splicer" succeeded`
 	}
@@ -504,13 +313,13 @@ func TestRealMariaDB(t *testing.T) {
 		}
 	}
 
-	before := mariadbStatus(t, client, addr, "Aborted_connects")
+	before := mariadbStatus(t, db, "Aborted_connects")
 	for i := range 150 {
 		if r := probe("splicer", addr); !r.OK {
 			t.Fatalf("probe %d: %s", i, r.Msg)
 		}
 	}
-	if after := mariadbStatus(t, client, addr, "Aborted_connects"); after != before {
+	if after := mariadbStatus(t, db, "Aborted_connects"); after != before {
 		t.Errorf("150 probes took Aborted_connects from %d to %d: they ended handshakes uncleanly", before, after)
 	}
 	if r := probe("splicer", addr); !r.OK || r.Msg != upMsg(addr) {
@@ -552,4 +361,39 @@ func TestRealMariaDB(t *testing.T) {
 			t.Errorf("probe from 127.0.0.2 after 150: OK %v, %q\nwant OK true, %q", r.OK, r.Msg, upMsg(at))
 		}
 	})
+	t.Run("role", func(t *testing.T) { mariadbRoles(t, db, server) })
+}
+
+// mariadbRoles: a password account's role follows read_only, toggled on
+// the running server, and a wrong password is down with the server's
+// refusal. (The account is created here: once an account with a password
+// exists, MariaDB answers an unknown user's login with 1045, not 1698.)
+func mariadbRoles(t *testing.T, db *realdb.MariaDB, server string) {
+	db.SQL(t, "CREATE USER 'role'@'localhost' IDENTIFIED BY 'r0le'; CREATE USER 'role'@'127.0.0.%' IDENTIFIED BY 'r0le'")
+	t.Setenv("SPLICER_TEST_MARIADB_PW", "r0le")
+	t.Setenv("SPLICER_TEST_MARIADB_BAD", "wrong")
+	checker := func(role, env string) Checker {
+		c, err := NewChecker(config.Health{Check: "mysql", User: "role", Role: role, Password: config.Secret{Env: env}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	prefix := "mysql probe " + db.Addr.String() + ": "
+	primary := checker(config.RolePrimary, "SPLICER_TEST_MARIADB_PW")
+	checkResult(t, primary, db.Addr, 0, true, prefix+"server "+server+": primary (read_only=0)")
+	checkResult(t, checker(config.RolePrimary, "SPLICER_TEST_MARIADB_BAD"), db.Addr, 0, false,
+		prefix+"server "+server+" refused the login: error 1045: Access denied for user 'role'@'localhost' (using password: YES); "+
+			"check health.password")
+
+	b := newBackend(t, db.Addr)
+	s, flips := runScheduler(t, primary, b)
+	settleUp(t, s, b, flips)
+	db.SQL(t, "SET GLOBAL read_only = 1")
+	awaitFlip(t, flips, false)
+	awaitLast(t, s, b, prefix+"replica (read_only=1), want primary")
+	checkResult(t, checker(config.RoleReplica, "SPLICER_TEST_MARIADB_PW"), db.Addr, 0, true, prefix+"server "+server+": replica (read_only=1)")
+	db.SQL(t, "SET GLOBAL read_only = 0")
+	awaitFlip(t, flips, true)
+	awaitLast(t, s, b, prefix+"server "+server+": primary (read_only=0)")
 }

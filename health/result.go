@@ -20,6 +20,14 @@ type Result struct {
 	Msg string
 	// Duration is the time the probe took, from dial to verdict.
 	Duration time.Duration
+	// Role is the database role the server reported on a passing role
+	// probe: config.RolePrimary or config.RoleReplica; "" when the probe
+	// does not read roles.
+	Role string
+	// Epoch orders the primaries of one frontend when several answer as
+	// primary: PostgreSQL's timeline, which each promotion raises; 0 where
+	// the server has no such number (Redis, MySQL).
+	Epoch uint64
 }
 
 // Checker probes one target.
@@ -32,10 +40,21 @@ type Checker interface {
 	Check(ctx context.Context, target netip.AddrPort) Result
 }
 
-// probeFunc runs one probe against addr. On success it returns a detail for
-// the message ("status 200"); on failure an error whose text is the cause,
-// worded for an operator and without the address, which Check prepends.
-type probeFunc func(ctx context.Context, addr netip.AddrPort) (string, error)
+// probeFunc runs one probe against addr. On success it returns what it saw:
+// a detail for the message ("status 200") and, for a role probe, the
+// server's role; on failure an error whose text is the cause, worded for an
+// operator and without the address, which Check prepends.
+type probeFunc func(ctx context.Context, addr netip.AddrPort) (seen, error)
+
+// seen is what a passing probe reports.
+type seen struct {
+	detail string
+	role   string // config.RolePrimary, config.RoleReplica, or "" when not read
+	epoch  uint64 // see Result.Epoch
+}
+
+// saw is a seen with a detail alone, for the probes that read no role.
+func saw(detail string) seen { return seen{detail: detail} }
 
 // checker turns a probeFunc into a Checker: it applies the side port, times
 // the probe and builds the message.
@@ -53,14 +72,16 @@ func (c *checker) Check(ctx context.Context, target netip.AddrPort) Result {
 	if c.port != 0 {
 		target = netip.AddrPortFrom(target.Addr(), c.port)
 	}
-	detail, err := c.probe(ctx, target)
+	s, err := c.probe(ctx, target)
 	if err != nil {
-		detail = err.Error()
+		s = seen{detail: err.Error()}
 	}
 	return Result{
 		OK:       err == nil,
-		Msg:      c.kind + " probe " + target.String() + ": " + detail,
+		Msg:      c.kind + " probe " + target.String() + ": " + s.detail,
 		Duration: time.Since(start),
+		Role:     s.role,
+		Epoch:    s.epoch,
 	}
 }
 

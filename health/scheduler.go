@@ -25,15 +25,33 @@ type Scheduler struct {
 	interval, fastInterval, downInterval, timeout time.Duration
 	passiveFall                                   int32
 
+	rise, fall int
+
 	checker Checker
 	// passiveOnly is set by NewPassive: nothing is probed, and a backend
 	// taken down comes back on trial after downInterval.
 	passiveOnly bool
-	targets     []*target
-	byBackend   map[*backend.Backend]*target // read-only after New
-	onChange    func(b *backend.Backend, up bool, r Result)
-	log         zerolog.Logger
-	started     atomic.Bool
+	// primary arbitrates a role = "primary" frontend: nil otherwise.
+	primary  *arbiter
+	onChange func(b *backend.Backend, up bool, r Result)
+	log      zerolog.Logger
+	started  atomic.Bool
+
+	// view is the backends under watch, replaced whole by SetBackends:
+	// ReportFailure and State read it with one atomic load.
+	view atomic.Pointer[targetView]
+	// mu serialises SetBackends and guards the run state below.
+	mu      sync.Mutex
+	runCtx  context.Context // Run's; nil before Run
+	stopped bool            // Run's ctx is done: no goroutine may start
+	wg      sync.WaitGroup  // one per watch goroutine
+	seq     int             // numbers targets in the order they came
+}
+
+// targetView is an immutable set of targets.
+type targetView struct {
+	list []*target // in the order given to New or SetBackends
+	by   map[*backend.Backend]*target
 }
 
 // New builds a Scheduler probing backends with checker on h's timing: the
@@ -65,23 +83,79 @@ func New(h config.Health, checker Checker, backends []*backend.Backend, onChange
 		downInterval: orDefault(h.DownInterval, h.Interval),
 		timeout:      h.Timeout,
 		passiveFall:  int32(h.PassiveFall),
+		rise:         h.Rise,
+		fall:         h.Fall,
 		checker:      checker,
-		byBackend:    make(map[*backend.Backend]*target, len(backends)),
 		onChange:     onChange,
 		log:          log,
 	}
-	for _, b := range backends {
-		if b == nil {
-			return nil, fmt.Errorf("nil backend: %w", ErrConfig)
-		}
-		if s.byBackend[b] != nil {
-			return nil, fmt.Errorf("backend %q listed twice: %w", b.Name(), ErrConfig)
-		}
-		t := newTarget(b, h.Rise, h.Fall)
-		s.targets = append(s.targets, t)
-		s.byBackend[b] = t
+	if h.Role == config.RolePrimary {
+		s.primary = newArbiter()
+	}
+	s.view.Store(&targetView{})
+	if err := s.SetBackends(backends); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// SetBackends makes backends the ones s watches, for a frontend whose
+// backends change at runtime (discovery). A backend already watched keeps
+// its goroutine, streaks and state; a new one starts with the verdict it
+// carries (a new Backend is up) and, while Run runs, is probed from now on,
+// its first probe at a random point within interval; one left out stops
+// being probed (a probe in flight is cut short) and its passive reports
+// are ignored from then on. It fails, changing nothing, on a nil backend or
+// one listed twice. Safe for concurrent use, before, during or after Run.
+func (s *Scheduler) SetBackends(backends []*backend.Backend) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.view.Load()
+	next := &targetView{by: make(map[*backend.Backend]*target, len(backends))}
+	var added []*target
+	for _, b := range backends {
+		if b == nil {
+			return fmt.Errorf("nil backend: %w", ErrConfig)
+		}
+		if next.by[b] != nil {
+			return fmt.Errorf("backend %q listed twice: %w", b.Name(), ErrConfig)
+		}
+		t := old.by[b]
+		if t == nil {
+			t = newTarget(b, s.rise, s.fall)
+			s.seq++
+			t.order = s.seq
+			added = append(added, t)
+		}
+		next.list = append(next.list, t)
+		next.by[b] = t
+	}
+	for _, t := range old.list {
+		if next.by[t.b] == nil {
+			if t.cancel != nil {
+				t.cancel()
+			}
+			s.primary.forget(t)
+		}
+	}
+	s.view.Store(next)
+	if s.runCtx != nil && !s.stopped {
+		for _, t := range added {
+			s.launch(t)
+		}
+	}
+	return nil
+}
+
+// launch starts t's goroutine; s.mu must be held, during Run.
+func (s *Scheduler) launch(t *target) {
+	ctx, cancel := context.WithCancel(s.runCtx)
+	t.cancel = cancel
+	if s.passiveOnly {
+		s.wg.Go(func() { s.watchPassive(ctx, t) })
+	} else {
+		s.wg.Go(func() { s.watch(ctx, t) })
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -98,22 +172,24 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.started.Swap(true) {
 		return ErrStarted
 	}
-	var wg sync.WaitGroup
-	for _, t := range s.targets {
-		if s.passiveOnly {
-			wg.Go(func() { s.watchPassive(ctx, t) })
-		} else {
-			wg.Go(func() { s.watch(ctx, t) })
-		}
+	s.mu.Lock()
+	s.runCtx = ctx
+	for _, t := range s.view.Load().list {
+		s.launch(t)
 	}
-	wg.Wait()
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.wg.Wait()
 	return nil
 }
 
 // State returns a copy of b's health state; false when b is not one of the
 // Scheduler's backends. Safe for concurrent use.
 func (s *Scheduler) State(b *backend.Backend) (State, bool) {
-	t := s.byBackend[b]
+	t := s.view.Load().by[b]
 	if t == nil {
 		return State{}, false
 	}
@@ -164,7 +240,7 @@ func (noProbe) Check(context.Context, netip.AddrPort) Result {
 // goroutine: it never blocks and allocates only when it reaches the
 // threshold.
 func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
-	t := s.byBackend[b]
+	t := s.view.Load().by[b]
 	if t == nil || s.passiveFall == 0 {
 		return
 	}
@@ -190,7 +266,7 @@ func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
 // resets b's passive failure streak. Safe from any goroutine; it never
 // blocks, allocates nothing, and writes shared memory only to end a streak.
 func (s *Scheduler) ReportSuccess(b *backend.Backend) {
-	if t := s.byBackend[b]; t != nil && t.passive.Load() != 0 {
+	if t := s.view.Load().by[b]; t != nil && t.passive.Load() != 0 {
 		t.passive.Store(0)
 	}
 }

@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/resp"
+	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
 // replaceFile swaps path's content by an atomic rename, as an operator
@@ -80,8 +81,8 @@ func TestRealRedisPasswordRotation(t *testing.T) {
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "redis.pass")
 	replaceFile(t, pwFile, "first-pass\n")
-	addr, rs := startRedis(t, dir, "first-pass")
-	defer rs.stop(syscall.SIGTERM)
+	rs := realdb.StartRedis(t, "--requirepass", "first-pass")
+	addr := rs.Addr
 
 	c, err := NewChecker(config.Health{Check: "redis", Password: config.Secret{File: pwFile}})
 	if err != nil {
@@ -101,7 +102,7 @@ func TestRealRedisPasswordRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	conn.Write(append(redisCommand("AUTH", "first-pass"), redisCommand("CONFIG", "SET", "requirepass", "second-pass")...))
+	conn.Write(append(resp.Command("AUTH", "first-pass"), resp.Command("CONFIG", "SET", "requirepass", "second-pass")...))
 	br := bufio.NewReader(conn)
 	for i := 0; i < 2; i++ {
 		if line, err := br.ReadString('\n'); err != nil || line != "+OK\r\n" {

@@ -8,7 +8,8 @@ import (
 	"io"
 	"net/netip"
 	"regexp"
-	"strconv"
+
+	"github.com/splicerlb/splicer/pkg/resp"
 )
 
 // sendExpect writes a request and matches the reply against a prefix or a
@@ -23,14 +24,14 @@ type sendExpect struct {
 // probe sends the request and reads until the reply matches, cannot match
 // any more, reaches maxReply, ends (EOF; over UDP, the first datagram) or ctx
 // is done.
-func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (string, error) {
+func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (seen, error) {
 	conn, release, err := dial(ctx, p.network, addr)
 	if err != nil {
-		return "", err
+		return seen{}, err
 	}
 	defer release()
 	if _, err := conn.Write(p.send); err != nil {
-		return "", failed(ctx, "write", err)
+		return seen{}, failed(ctx, "write", err)
 	}
 	initial := 512
 	if p.network == "udp" {
@@ -45,22 +46,22 @@ func (p *sendExpect) probe(ctx context.Context, addr netip.AddrPort) (string, er
 		buf = buf[:len(buf)+n]
 		if done, err := p.match(buf); done {
 			if err != nil {
-				return "", err
+				return seen{}, err
 			}
-			return "reply matched", nil
+			return saw("reply matched"), nil
 		}
 		switch {
 		case errors.Is(rerr, io.EOF):
-			return "", p.mismatch(buf, "connection closed")
+			return seen{}, p.mismatch(buf, "connection closed")
 		case rerr != nil:
 			if len(buf) > 0 {
-				return "", fmt.Errorf("%w after partial reply %s", failed(ctx, "read", rerr), quote(buf))
+				return seen{}, fmt.Errorf("%w after partial reply %s", failed(ctx, "read", rerr), resp.Quote(buf))
 			}
-			return "", failed(ctx, "read", rerr)
+			return seen{}, failed(ctx, "read", rerr)
 		case p.network == "udp":
-			return "", p.mismatch(buf, "")
+			return seen{}, p.mismatch(buf, "")
 		case len(buf) == maxReply:
-			return "", p.mismatch(buf, "reply limit reached")
+			return seen{}, p.mismatch(buf, "reply limit reached")
 		}
 	}
 }
@@ -94,21 +95,12 @@ func (p *sendExpect) mismatch(reply []byte, why string) error {
 	}
 	var err error
 	if p.re != nil {
-		err = fmt.Errorf("reply %s does not match /%s/", quote(reply), p.re)
+		err = fmt.Errorf("reply %s does not match /%s/", resp.Quote(reply), p.re)
 	} else {
-		err = fmt.Errorf("reply %s does not start with %s", quote(reply), quote(p.expect))
+		err = fmt.Errorf("reply %s does not start with %s", resp.Quote(reply), resp.Quote(p.expect))
 	}
 	if why != "" {
 		err = fmt.Errorf("%w (%s)", err, why)
 	}
 	return err
-}
-
-// quote renders bytes from a server for a message, cut to a readable length.
-func quote(b []byte) string {
-	const maxQuoted = 64
-	if len(b) > maxQuoted {
-		return strconv.Quote(string(b[:maxQuoted])) + "..."
-	}
-	return strconv.Quote(string(b))
 }

@@ -24,13 +24,24 @@ type target struct {
 
 	// state is the immutable snapshot State copies, replaced by watch.
 	state atomic.Pointer[State]
+
+	// demote carries "superseded by another primary" from the arbiter to
+	// watch, with its cause in demoteCause; a buffer of one, like wake.
+	demote      chan struct{}
+	demoteCause atomic.Pointer[string]
+
+	// order ranks targets added at the same time (config order); cancel
+	// stops the target's goroutine (set by launch, under Scheduler.mu).
+	order  int
+	cancel context.CancelFunc
 }
 
 func newTarget(b *backend.Backend, rise, fall int) *target {
 	t := &target{
-		b:    b,
-		tr:   tracker{rise: rise, fall: fall, up: b.Healthy()},
-		wake: make(chan struct{}, 1),
+		b:      b,
+		tr:     tracker{rise: rise, fall: fall, up: b.Healthy()},
+		wake:   make(chan struct{}, 1),
+		demote: make(chan struct{}, 1),
 	}
 	t.state.Store(&State{Up: t.tr.up})
 	return t
@@ -49,6 +60,8 @@ func (s *Scheduler) watch(ctx context.Context, t *target) {
 			return
 		case <-t.wake:
 			s.passiveDown(t)
+		case <-t.demote:
+			s.demoteDown(t)
 		case <-timer.C:
 			if t.b.State() != backend.Maint {
 				s.probe(ctx, t)
@@ -103,7 +116,7 @@ func (s *Scheduler) watchPassive(ctx context.Context, t *target) {
 
 // lastUp reports whether t is the only backend of the Scheduler still up.
 func (s *Scheduler) lastUp(t *target) bool {
-	for _, o := range s.targets {
+	for _, o := range s.view.Load().list {
 		if o != t && o.b.Healthy() {
 			return false
 		}
@@ -133,10 +146,32 @@ func (s *Scheduler) probe(ctx context.Context, t *target) {
 	if r.OK {
 		t.passive.Store(0) // any success ends a passive streak
 	}
+	if s.primary != nil {
+		var superseded bool
+		if r, superseded = s.primary.judge(t, r); superseded && t.tr.markDown() {
+			// Another backend is the primary: out at once, not after
+			// a streak, so no client writes to two primaries.
+			s.publish(t, r, true)
+			s.announce(t.b, false, r)
+			return
+		}
+	}
 	flipped := t.tr.observe(r.OK)
 	s.publish(t, r, flipped)
 	if flipped {
 		s.announce(t.b, t.tr.up, r)
+	}
+	if s.primary != nil && t.tr.up && r.OK {
+		s.primary.demoteOthers(t)
+	}
+}
+
+// demoteDown takes t down because another backend became the primary.
+func (s *Scheduler) demoteDown(t *target) {
+	r := Result{Msg: *t.demoteCause.Load()}
+	if t.tr.markDown() {
+		s.publish(t, r, true)
+		s.announce(t.b, false, r)
 	}
 }
 

@@ -6,11 +6,11 @@ import (
 )
 
 // probeTCP passes when a TCP connection to addr opens before ctx is done.
-func probeTCP(ctx context.Context, addr netip.AddrPort) (string, error) {
+func probeTCP(ctx context.Context, addr netip.AddrPort) (seen, error) {
 	_, release, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return "", err
+		return seen{}, err
 	}
 	release()
-	return "connected", nil
+	return saw("connected"), nil
 }

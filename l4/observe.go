@@ -48,9 +48,14 @@ func (s *Server) Observe(name string, o Observer) error {
 }
 
 // Backends returns the backends of frontend name in config order, or nil
-// for an unknown name. The slice is shared: do not modify it.
+// for an unknown name; a known frontend with no backend (one whose
+// discovery has not answered yet) gives an empty, non-nil slice. The slice
+// is shared: do not modify it.
 func (s *Server) Backends(name string) []*backend.Backend {
 	if fe := s.frontend(name); fe != nil {
+		if fe.backends == nil {
+			return []*backend.Backend{}
+		}
 		return fe.backends
 	}
 	return nil

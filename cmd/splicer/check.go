@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -68,8 +69,12 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		for j, a := range fe.Listen {
 			listen[j] = a.String()
 		}
-		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s%s\n",
-			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check, passiveNote(fe.Health))
+		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s%s%s\n",
+			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check, roleNote(fe.Health), passiveNote(fe.Health))
+		if d := fe.Discovery; d != nil {
+			fmt.Fprintf(w, "  backends: the %s of master set %q, from Sentinel %s\n\n", discoveredRole(d), d.Master, addrList(d.Sentinel))
+			continue
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  BACKEND\tADDRESS\tWEIGHT\tMAXCONN\tROLE")
 		for _, b := range fe.Backends {
@@ -134,4 +139,33 @@ func passiveNote(h config.Health) string {
 		return " (no passive detection)"
 	}
 	return fmt.Sprintf(" (passive only: out after %d failures for %s)", h.PassiveFall, h.DownInterval)
+}
+
+// roleNote says which database role the health check requires, if any.
+func roleNote(h config.Health) string {
+	switch {
+	case h.Role == "":
+		return ""
+	case h.MaxLag > 0:
+		return fmt.Sprintf(" (role %s, max_lag %s)", h.Role, h.MaxLag)
+	case h.MaxLagBytes > 0:
+		return fmt.Sprintf(" (role %s, max_lag_bytes %d)", h.Role, h.MaxLagBytes)
+	}
+	return " (role " + h.Role + ")"
+}
+
+// discoveredRole names what Sentinel discovery takes as backends.
+func discoveredRole(d *config.Discovery) string {
+	if d.Role == config.RoleReplica {
+		return "replicas"
+	}
+	return "master"
+}
+
+func addrList(addrs []netip.AddrPort) string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return strings.Join(out, " ")
 }

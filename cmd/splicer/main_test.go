@@ -155,3 +155,26 @@ func TestCheckNamesPassiveOnlyHealth(t *testing.T) {
 		t.Errorf("exit %d, output:\n%s%s\nwant a line %q", code, out, errOut, want)
 	}
 }
+
+// TestCheckNamesRolesAndDiscovery: the summary shows the role a frontend
+// requires and where a discovered frontend's backends come from.
+func TestCheckNamesRolesAndDiscovery(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "roles.toml")
+	cfg := "[[frontend]]\nname = \"pg-ro\"\nlisten = \"127.0.0.1:5433\"\n" +
+		"[frontend.health]\ncheck = \"postgres\"\nrole = \"replica\"\nmax_lag = \"10s\"\n" +
+		"[[frontend.backend]]\naddress = \"127.0.0.1:5432\"\n" +
+		"[[frontend]]\nname = \"cache\"\nlisten = \"127.0.0.1:6379\"\n" +
+		"discovery = { sentinel = [\"127.0.0.1:26379\", \"127.0.0.2:26379\"], master = \"cache\" }\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(context.Background(), "check", "-c", path)
+	for _, want := range []string{
+		`frontend "pg-ro": tcp 127.0.0.1:5433, strategy roundrobin, health check postgres (role replica, max_lag 10s)`,
+		`  backends: the master of master set "cache", from Sentinel 127.0.0.1:26379 127.0.0.2:26379`,
+	} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output:\n%s%s\nwant a line %q", code, out, errOut, want)
+		}
+	}
+}

@@ -95,7 +95,7 @@ backend = [{ address = "127.0.0.1:7001" }]
   password_file = "/etc/pw"
 `,
 		want: []string{
-			`config.toml:8: frontend "demo": health.password: only applies to check "redis", got check "tcp"`,
+			`config.toml:8: frontend "demo": health.password: only applies to checks postgres, mysql and redis; got check "tcp"`,
 			`config.toml:15: frontend "b": health.password: set password only; password_file and password_env are its deprecated spellings`,
 		},
 	},

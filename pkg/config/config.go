@@ -147,6 +147,9 @@ type Frontend struct {
 
 	Health   Health
 	Backends []Backend
+	// Discovery, when not nil, supplies the backends at runtime instead of
+	// Backends, which is then empty.
+	Discovery *Discovery
 }
 
 // Health configures the active and passive health checks of a frontend's
@@ -184,6 +187,14 @@ type Health struct {
 	// http
 	Path   string
 	Status int
+
+	// Database roles (postgres, mysql, redis): Role is the role a backend
+	// must have to be up, one of the Role* constants, or "" to leave roles
+	// alone. MaxLag (postgres) and MaxLagBytes (redis) take a replica out
+	// while it lags by more; 0 sets no limit.
+	Role        string
+	MaxLag      time.Duration
+	MaxLagBytes int
 }
 
 // Backend is one server behind a frontend ([[frontend.backend]]).

@@ -66,8 +66,9 @@ type rawFrontend struct {
 	MaxFlows      *intSetting  `toml:"max_flows"`
 	ReceiveBuffer *sizeSetting `toml:"receive_buffer"`
 
-	Health   *rawHealth   `toml:"health"`
-	Backends []rawBackend `toml:"backend"`
+	Health    *rawHealth    `toml:"health"`
+	Backends  []rawBackend  `toml:"backend"`
+	Discovery *rawDiscovery `toml:"discovery"`
 }
 
 type rawHealth struct {
@@ -96,6 +97,10 @@ type rawHealth struct {
 
 	Path   *stringSetting `toml:"path"`
 	Status *intSetting    `toml:"status"`
+
+	Role        *stringSetting   `toml:"role"`
+	MaxLag      *durationSetting `toml:"max_lag"`
+	MaxLagBytes *sizeSetting     `toml:"max_lag_bytes"`
 }
 
 type rawBackend struct {

@@ -113,7 +113,7 @@ func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
 		ConnectionRatePerClient: get(sc, "connection_rate_per_client", r.ConnectionRatePerClient, defaultPerClientLimit),
 
 		SlowStart: get(sc, "slow_start", r.SlowStart, defaultSlowStart),
-		OnDown:    get(sc, "on_down", r.OnDown, defaultOnDown),
+		OnDown:    get(sc, "on_down", r.OnDown, onDownDefault(r)),
 
 		Responses: get(sc, "responses", r.Responses, defaultResponses),
 		MaxFlows:  get(sc, "max_flows", r.MaxFlows, defaultMaxFlows),
@@ -125,6 +125,7 @@ func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
 	for j := range r.Backends {
 		f.Backends = append(f.Backends, resolveBackend(sc, j, &r.Backends[j]))
 	}
+	f.Discovery = resolveDiscovery(sc, r.Discovery)
 	return f
 }
 
@@ -188,6 +189,10 @@ func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 
 		Path:   get(sc, "health.path", r.Path, defaultHealthPath),
 		Status: get(sc, "health.status", r.Status, defaultHTTPStatus),
+
+		Role:        get(sc, "health.role", r.Role, ""),
+		MaxLag:      get(sc, "health.max_lag", r.MaxLag, 0),
+		MaxLagBytes: get(sc, "health.max_lag_bytes", r.MaxLagBytes, 0),
 	}
 	h.FastInterval = get(sc, "health.fast_interval", r.FastInterval, h.Interval)
 	h.DownInterval = get(sc, "health.down_interval", r.DownInterval, h.Interval)

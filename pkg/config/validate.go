@@ -136,7 +136,12 @@ func validateFrontend(f *Frontend, r *rawFrontend, sc scope) {
 
 	validateProtocolOptions(f, r, sc)
 	validateHealth(f.Health, r.Health, sc)
-	validateBackends(f.Backends, r.Backends, sc)
+	validateRoles(f.Health, sc)
+	if f.Discovery != nil {
+		validateDiscovery(f, r, sc)
+	} else {
+		validateBackends(f.Backends, r.Backends, sc)
+	}
 }
 
 // validateMaglev requires a prime table size (Maglev's permutations cover
@@ -264,9 +269,6 @@ func validateHealth(h Health, r *rawHealth, sc scope) {
 	}
 	if (h.Check == CheckPostgres || h.Check == CheckMySQL) && h.User == "" {
 		sc.addf("health.user", "must not be empty for check %q", h.Check)
-	}
-	if !h.Password.IsZero() && h.Check != CheckRedis {
-		sc.addf(passwordField(r), "only applies to check %q, got check %q", CheckRedis, h.Check)
 	}
 	if !strings.HasPrefix(h.Path, "/") {
 		sc.addf("health.path", `must start with "/", got %q`, h.Path)

@@ -50,6 +50,8 @@ type Daemon struct {
 	// security is the admin port's access control and audit log; nil
 	// when the admin port is disabled.
 	security *admin.Security
+	// found runs the frontends' discovery sources (Redis Sentinel).
+	found *discoveries
 	// background holds goroutines Run waits for: an admin port retired
 	// at an upgrade finishing its requests.
 	background sync.WaitGroup
@@ -98,14 +100,23 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Frontends fed by discovery get their first backends before the
+	// data plane is built on them.
+	found, cfg, err := startDiscoveries(cfg, logging.Component(log, "discovery"))
+	if err != nil {
+		closeSecurity(sec)
+		return nil, err
+	}
 	srv, err := l4.NewServer(cfg, logging.Component(log, "l4"))
 	if err != nil {
+		found.stop()
 		closeSecurity(sec)
 		return nil, err
 	}
 	hc, err := newChecks(cfg, srv, logging.Component(log, "health"))
 	if err != nil {
 		srv.Close()
+		found.stop()
 		closeSecurity(sec)
 		return nil, err
 	}
@@ -113,7 +124,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		log.Info().Int("gomaxprocs", n).Msg("GOMAXPROCS raised to keep one P spare beside the event loops")
 	}
 	d := &Daemon{
-		log: log, opts: opts, srv: srv, checks: hc, security: sec,
+		log: log, opts: opts, srv: srv, checks: hc, security: sec, found: found,
 		reg:        prometheus.NewRegistry(),
 		state:      &stateFile{log: log, path: cfg.Global.StateFile},
 		handedOver: make(chan struct{}),
@@ -163,6 +174,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 	}()
 	defer closeSecurity(d.security)
+	defer d.found.stop()
 	d.started = time.Now()
 	cfg := d.config()
 	if err := d.startLocks(cfg, h); err != nil {
@@ -202,6 +214,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.serving.Store(true)
 	d.log.Info().Str("config", cfg.File).Int("workers", cfg.Global.Workers).
 		Int("frontends", len(cfg.Frontends)).Int("pid", os.Getpid()).Msg("splicer started")
+	d.found.goLive(d)
 
 	d.serve(ctx)
 	stopWatchdog()

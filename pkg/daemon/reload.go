@@ -73,7 +73,7 @@ func (d *Daemon) reload(ctx context.Context) ReloadOutcome {
 		return ReloadOutcome{File: old.File, Problems: problemsOf(err, old.File)}
 	}
 	out := ReloadOutcome{File: cfg.File}
-	if ps := restartOnly(old, cfg); len(ps) > 0 {
+	if ps := append(restartOnly(old, cfg), keepDiscovered(old, cfg)...); len(ps) > 0 {
 		out.Problems = ps
 		return out
 	}
