@@ -471,6 +471,11 @@ func TestEveryCauseCounted(t *testing.T) {
 		mutate: func(fb *config.FrontendBuilder) { fb.ConnectionRatePerClient(1) },
 		client: func(t *testing.T, s *Server) error {
 			dialFE(t, s)
+			// Admitted first, whichever loop accepts which connection.
+			waitFor(t, 5*time.Second, "the first client admitted", func() bool {
+				fc, _ := s.Counters("fe")
+				return fc.Total == 1
+			})
 			return dialAndRead(s.Addrs("fe")[0].String())
 		},
 		cause: CauseRateLimit, n: 1,
