@@ -120,7 +120,9 @@ func queryOnce(ip [4]byte, port int, fe netip.AddrPort, buf []byte) (bool, error
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: ip, Port: port}); err != nil {
 		return false, err
 	}
-	tv := unix.NsecToTimeval(int64(500 * time.Millisecond))
+	// Long enough for a reply on a loaded machine: an unanswered query
+	// must be one splicer dropped, not a late one.
+	tv := unix.NsecToTimeval(int64(2 * time.Second))
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return false, err
 	}
