@@ -63,6 +63,11 @@ const (
 	// called) while the connection was open, or the drain of a frontend a
 	// reload removed ran out.
 	CauseShutdown
+	// CauseHandoverRefused: at a binary upgrade, this process could not
+	// adopt a connection or flow the previous one handed over (its
+	// backend or frontend is gone from the config, a cap is reached, the
+	// record is of an unknown version); both peers get a reset.
+	CauseHandoverRefused
 	// CauseReplied: a UDP flow got every reply it expected (responses
 	// per datagram): its clean end.
 	CauseReplied
@@ -97,6 +102,7 @@ var causeNames = [NumCauses]string{
 	CauseAdminKill:        "admin_kill",
 	CauseBackendDown:      "backend_down",
 	CauseShutdown:         "shutdown",
+	CauseHandoverRefused:  "handover_refused",
 	CauseReplied:          "replied",
 	CauseICMPError:        "icmp_error",
 	CauseLocalError:       "local_error",
@@ -124,17 +130,17 @@ var (
 	tcpCauses = []Cause{
 		CauseClientFIN, CauseBackendFIN, CauseClientReset, CauseBackendReset,
 		CauseIdleTimeout, CauseHalfCloseTimeout, CauseAdminKill, CauseBackendDown,
-		CauseShutdown, CauseLocalError,
+		CauseShutdown, CauseLocalError, CauseHandoverRefused,
 		CauseConnectFailed, CauseNoBackend, CauseQueueFull, CauseQueueTimeout,
 		CauseDenied, CauseClientLimit, CauseRateLimit,
 	}
 	udpCauses = []Cause{
 		CauseReplied, CauseIdleTimeout, CauseICMPError, CauseAdminKill, CauseBackendDown,
-		CauseShutdown, CauseLocalError,
+		CauseShutdown, CauseLocalError, CauseHandoverRefused,
 	}
 )
 
-const tcpBackendCauses = 10
+const tcpBackendCauses = 11
 
 // Causes returns the causes a connection of a TCP frontend (udp false) or a
 // flow of a UDP one can end with, in display order; with backend set, only

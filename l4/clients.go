@@ -121,6 +121,20 @@ func (t *clientTable) admit(ip netip.Addr, now time.Time) int {
 	return refusedNone
 }
 
+// adopt counts a connection from ip handed over by another process at an
+// upgrade: it exists already, so no limit refuses it.
+func (t *clientTable) adopt(ip netip.Addr) {
+	s := t.shard(ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[ip]
+	if e == nil {
+		e = &clientEntry{}
+		s.m[ip] = e
+	}
+	e.active++
+}
+
 // release counts a connection from ip as ended.
 func (t *clientTable) release(ip netip.Addr) {
 	s := t.shard(ip)

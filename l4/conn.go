@@ -116,6 +116,9 @@ type conn struct {
 	noSplice   bool // splice(2) refused these fds: copy through buffers
 	keepalive  bool // the backend socket has its keepalive settings
 	queued     bool // in loop.again
+	// handing is set while an upgrade hands the connection over: it reads
+	// neither side, so that its carriers empty and it can go (handoff.go).
+	handing bool
 }
 
 // startConn takes a freshly accepted client socket and starts connecting it

@@ -155,7 +155,7 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 				_ = unix.Shutdown(h.dst, unix.SHUT_WR)
 			}
 			return pumpDone, nil
-		case !h.srcReady:
+		case !h.srcReady || c.handing:
 			return pumpIdle, nil
 		case budget <= 0:
 			return pumpMore, nil

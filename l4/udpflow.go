@@ -206,13 +206,19 @@ func (f *flow) close(cause Cause) {
 	if f.fd < 0 {
 		return
 	}
-	ln := f.ln
-	l := ln.loop
-	ln.fe.closed[cause].Add(1)
+	f.ln.fe.closed[cause].Add(1)
 	f.be.AddClosed(int(cause))
-	l.wheel.Stop(&f.timer)
 	// Closing the fd removes it from the epoll set.
 	unix.Close(f.fd)
+	f.release()
+}
+
+// release takes the flow out of its loop once its socket is closed or
+// handed over: its timer, slot, table entry and reservations.
+func (f *flow) release() {
+	ln := f.ln
+	l := ln.loop
+	l.wheel.Stop(&f.timer)
 	f.fd = -1
 	l.releaseSlot(f.idx)
 	delete(ln.flows, f.key)

@@ -140,6 +140,17 @@ func (p *proc) records() []map[string]any {
 	return out
 }
 
+// logRecord returns the last log record with message msg; nil when none.
+func (p *proc) logRecord(msg string) map[string]any {
+	var last map[string]any
+	for _, rec := range p.records() {
+		if rec["message"] == msg {
+			last = rec
+		}
+	}
+	return last
+}
+
 // waitLog waits for n log records with message msg (1 when n is omitted).
 func (p *proc) waitLog(d time.Duration, msg string, n ...int) {
 	p.t.Helper()

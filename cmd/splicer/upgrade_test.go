@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/testutil"
+	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
 // gone reports whether pid has exited (a zombie counts: it serves nothing).
@@ -41,7 +45,8 @@ func startedPIDs(p *proc) []int {
 	return out
 }
 
-// TestUpgradeUnderLoad upgrades twice under 150 new connections a second
+// TestUpgradeUnderLoad upgrades twice, without the hand-over of
+// connections (upgrade.handoff = false), under 150 new connections a second
 // and 50 checksummed streams, once with `splicer upgrade` and once with
 // SIGUSR2: no connect is refused, nothing is reset or corrupted, each old
 // process keeps serving its connections and exits as soon as the last one
@@ -54,7 +59,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	e := []*echoServer{startEcho(t), startEcho(t)}
 	adminAddr, front := freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "splicer.toml")
-	writeFile(t, path, baseConfig(t, dir, adminAddr, 30*time.Second)+
+	// Drain-only upgrades: the old processes keep their connections.
+	writeFile(t, path, baseConfig(t, dir, adminAddr, 30*time.Second)+"[upgrade]\nhandoff = false\n\n"+
 		frontendConfig("main", front, "", be{"e0", e[0].addr, 1}, be{"e1", e[1].addr, 1}))
 	p := startSplicer(t, testBinary(t), path, adminAddr)
 	l := startLoad(t, front, 150, 50, 2000)
@@ -218,4 +224,286 @@ func TestSecondInstanceRefused(t *testing.T) {
 		t.Errorf("the first instance's fds changed:\n%v\n%v", before, after)
 	}
 	echoOnce(t, front)
+}
+
+// TestUpgradeHandsOverConnections upgrades under 200 checksummed streams
+// both ways, 50 idle connections and 100 new connections a second, with
+// the default hand-over: every stream goes on through the new process
+// without a reset, an early end or a wrong byte, the idle ones still
+// answer, the connection list shows the same IDs, and the old process is
+// gone within 2 s of the hand-over's start.
+func TestUpgradeHandsOverConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load test")
+	}
+	dir := t.TempDir()
+	e := []*echoServer{startEcho(t), startEcho(t)}
+	adminAddr, front := freeAddr(t), freeAddr(t)
+	path := filepath.Join(dir, "splicer.toml")
+	writeFile(t, path, baseConfig(t, dir, adminAddr, 30*time.Second)+
+		frontendConfig("main", front, "", be{"e0", e[0].addr, 1}, be{"e1", e[1].addr, 1}))
+	p := startSplicer(t, testBinary(t), path, adminAddr)
+	const streams, idle = 200, 50
+	l := startLoad(t, front, 100, streams, 400)
+	var idlers []net.Conn
+	for i := 0; i < idle; i++ {
+		c, err := net.DialTimeout("tcp", front, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idlers = append(idlers, c)
+	}
+	var before []uint64
+	testutil.WaitFor(t, 10*time.Second, "every stream and idle connection listed", func() bool {
+		before = connIDs(t, dir, adminAddr)
+		return len(before) >= streams+idle
+	})
+	time.Sleep(500 * time.Millisecond) // the streams flow
+	before = connIDs(t, dir, adminAddr)
+	oldPID := startedPIDs(p)[0]
+
+	start := time.Now()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
+		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	// The command returns once the hand-over is done; it began when the
+	// new process was ready, "took" before.
+	returned := time.Now()
+	testutil.WaitFor(t, 5*time.Second, "the old process gone", func() bool { return gone(oldPID) })
+	handed := p.logRecord("upgrade: connections handed over to the new process")
+	if handed == nil {
+		t.Fatal("no hand-over logged")
+	}
+	took := time.Duration(handed["took"].(float64)*float64(time.Millisecond)) + time.Since(returned)
+	if took > 2*time.Second {
+		t.Errorf("the old process went %v after the hand-over began, want within 2 s", took)
+	}
+	t.Logf("upgrade command %v; the old process gone %v after the hand-over began", returned.Sub(start), took)
+	after := connIDs(t, dir, adminAddr)
+	missing := 0
+	for _, id := range before {
+		if !slices.Contains(after, id) {
+			missing++
+		}
+	}
+	// Short connections come and go; every long-lived one must be there.
+	if missing > 10 || len(after) < streams+idle {
+		t.Errorf("%d connections before the upgrade are missing after it (%d listed before, %d after)", missing, len(before), len(after))
+	}
+	if handed["adopted_tcp"] != handed["tcp"] || handed["refused"] != 0.0 || handed["lost"] != 0.0 || handed["left_to_drain"] != 0.0 {
+		t.Errorf("the hand-over said %v", handed)
+	}
+	t.Logf("hand-over: %v", handed)
+	time.Sleep(time.Second) // the streams go on through the new process
+	for i, c := range idlers {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		msg := fmt.Sprintf("idle %d still here", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("idle connection %d after the upgrade: %q, %v", i, buf, err)
+		}
+	}
+	l.check(t, streams)
+}
+
+// connIDs lists the IDs of the daemon's open connections.
+func connIDs(t testing.TB, dir, adminAddr string) []uint64 {
+	t.Helper()
+	resp, err := adminGet(t, dir, adminAddr, "/api/v1/connections?limit=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Connections []struct {
+			ID uint64 `json:"id"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, c := range page.Connections {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// psqlSession is a psql process reading statements from a pipe, its
+// output collected.
+type psqlSession struct {
+	in  io.WriteCloser
+	out *testutil.SyncBuffer
+	cmd *exec.Cmd
+}
+
+func startPsql(t *testing.T, bin string, addr string) *psqlSession {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(filepath.Join(bin, "psql"), "-X", "-v", "ON_ERROR_STOP=1",
+		"-d", "host="+host+" port="+port+" user=splicer dbname=postgres connect_timeout=5")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &psqlSession{in: in, out: &testutil.SyncBuffer{}, cmd: cmd}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return s
+}
+
+// run sends sql and waits for want in the output.
+func (s *psqlSession) run(t *testing.T, sql, want string) {
+	t.Helper()
+	if _, err := io.WriteString(s.in, sql+"\n"); err != nil {
+		t.Fatalf("psql: %v\n%s", err, s.out.String())
+	}
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("psql to answer %q with %q", sql, want), func() bool {
+		return strings.Contains(s.out.String(), want)
+	})
+}
+
+// TestUpgradeKeepsPostgresSessions: a real PostgreSQL session through
+// splicer runs a transaction across an upgrade (BEGIN and an INSERT
+// before, another INSERT and COMMIT after), and a LISTEN session still
+// gets a NOTIFY sent after the upgrade: the sessions were handed over,
+// not cut.
+func TestUpgradeKeepsPostgresSessions(t *testing.T) {
+	pg := realdb.StartPostgres(t)
+	pg.SQL(t, "CREATE TABLE upgraded (n int)")
+	dir := t.TempDir()
+	adminAddr, front := freeAddr(t), freeAddr(t)
+	path := filepath.Join(dir, "splicer.toml")
+	writeFile(t, path, baseConfig(t, dir, adminAddr, 30*time.Second)+
+		frontendConfig("pg", front, "", be{"pg", pg.Addr.String(), 1}))
+	p := startSplicer(t, testBinary(t), path, adminAddr)
+	tx := startPsql(t, pg.Bin, front)
+	tx.run(t, "BEGIN; INSERT INTO upgraded VALUES (1);", "INSERT 0 1")
+	listener := startPsql(t, pg.Bin, front)
+	listener.run(t, "LISTEN upgraded;", "LISTEN")
+	oldPID := startedPIDs(p)[0]
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
+		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	testutil.WaitFor(t, 5*time.Second, "the old process gone", func() bool { return gone(oldPID) })
+
+	tx.run(t, "INSERT INTO upgraded VALUES (2); COMMIT;", "COMMIT")
+	pg.SQL(t, "NOTIFY upgraded, 'after the upgrade'")
+	listener.run(t, "SELECT 1;", `Asynchronous notification "upgraded" with payload "after the upgrade" received`)
+	if got := pg.SQL(t, "SELECT string_agg(n::text, ',' ORDER BY n) FROM upgraded"); got != "1,2" {
+		t.Errorf("rows after the transaction: %q, want 1,2", got)
+	}
+}
+
+// udpTagged is a UDP backend that answers every datagram with its tag and
+// the datagram.
+func udpTagged(t *testing.T, tag string) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(append([]byte(tag+":"), buf[:n]...), from)
+		}
+	}()
+	return c.LocalAddr().String()
+}
+
+// TestUpgradeKeepsUDPFlows: a UDP flow keeps its backend and its ID across
+// an upgrade, on the new process.
+func TestUpgradeKeepsUDPFlows(t *testing.T) {
+	dir := t.TempDir()
+	a, b := udpTagged(t, "a"), udpTagged(t, "b")
+	adminAddr := freeAddr(t)
+	front := udpFreeAddr(t)
+	path := filepath.Join(dir, "splicer.toml")
+	writeFile(t, path, baseConfig(t, dir, adminAddr, 30*time.Second)+
+		frontendConfig("dns", front, "protocol = \"udp\"\nstrategy = \"roundrobin\"", be{"a", a, 1}, be{"b", b, 1}))
+	p := startSplicer(t, testBinary(t), path, adminAddr)
+	var clients []*net.UDPConn
+	tags := map[int]string{}
+	ask := func(i int, msg string) string {
+		t.Helper()
+		c := clients[i]
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2048)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		tag, rest, _ := strings.Cut(string(buf[:n]), ":")
+		if rest != msg {
+			t.Fatalf("client %d: answer %q to %q", i, buf[:n], msg)
+		}
+		return tag
+	}
+	for i := 0; i < 10; i++ {
+		c, err := net.Dial("udp", front)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c.(*net.UDPConn))
+		tags[i] = ask(i, "before")
+	}
+	before := connIDs(t, dir, adminAddr)
+	oldPID := startedPIDs(p)[0]
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
+		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	testutil.WaitFor(t, 5*time.Second, "the old process gone", func() bool { return gone(oldPID) })
+	for i := range clients {
+		if got := ask(i, "after"); got != tags[i] {
+			t.Errorf("client %d answered by %s before the upgrade, %s after", i, tags[i], got)
+		}
+	}
+	if after := connIDs(t, dir, adminAddr); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("flows before the upgrade %v, after %v", before, after)
+	}
+	if rec := p.logRecord("upgrade: connections handed over to the new process"); rec == nil || rec["adopted_udp_flows"] != 10.0 {
+		t.Errorf("the hand-over said %v", rec)
+	}
+}
+
+// udpFreeAddr returns a loopback UDP address with a port free right now.
+func udpFreeAddr(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
 }

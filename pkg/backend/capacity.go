@@ -14,9 +14,23 @@ func (b *Backend) Active() int64 { return b.active.Load() }
 // Reaching the cap asks the owning Set for a snapshot without this backend;
 // the rebuild runs off the caller's goroutine, so TryAcquire never blocks.
 func (b *Backend) TryAcquire() bool {
-	if b.down.Load() || State(b.state.Load()) != Ready {
+	if b.down.Load() || State(b.state.Load()) != Ready || !b.take() {
 		return false
 	}
+	b.ctr.total.Add(1)
+	return true
+}
+
+// TryAdopt takes a slot for a connection that exists already, handed over
+// by another process at an upgrade. Unlike TryAcquire it ignores health
+// and state (a drained backend keeps the connections it has), but not the
+// cap: it fails, changing nothing, at MaxConnections. A success is paired
+// with one Release, and is not counted in Total (the connection was
+// counted where it began).
+func (b *Backend) TryAdopt() bool { return b.take() }
+
+// take counts one more connection unless that passes the cap.
+func (b *Backend) take() bool {
 	n := b.active.Add(1)
 	if max := b.maxConns.Load(); max > 0 {
 		if n > max {
@@ -29,7 +43,6 @@ func (b *Backend) TryAcquire() bool {
 			b.capCrossed()
 		}
 	}
-	b.ctr.total.Add(1)
 	return true
 }
 

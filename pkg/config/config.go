@@ -50,6 +50,7 @@ type Config struct {
 	Global    Global
 	Log       Log
 	Admin     Admin
+	Upgrade   Upgrade
 	Frontends []Frontend
 	// Warnings are things to fix that do not stop the config from loading,
 	// such as deprecated keys, in file order. `splicer check` prints them

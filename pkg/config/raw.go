@@ -12,6 +12,7 @@ type rawConfig struct {
 	Global    *rawGlobal    `toml:"global"`
 	Log       *rawLog       `toml:"log"`
 	Admin     *rawAdmin     `toml:"admin"`
+	Upgrade   *rawUpgrade   `toml:"upgrade"`
 	Frontends []rawFrontend `toml:"frontend"`
 }
 

@@ -11,9 +11,10 @@ import (
 // added to ps; the Config means something only when ps stays empty.
 func resolve(raw *rawConfig, ps *problems) *Config {
 	cfg := &Config{
-		Global: resolveGlobal(raw.Global, ps),
-		Log:    resolveLog(raw.Log, ps),
-		Admin:  resolveAdmin(raw.Admin, ps),
+		Global:  resolveGlobal(raw.Global, ps),
+		Log:     resolveLog(raw.Log, ps),
+		Admin:   resolveAdmin(raw.Admin, ps),
+		Upgrade: resolveUpgrade(raw.Upgrade, ps),
 	}
 	for i := range raw.Frontends {
 		cfg.Frontends = append(cfg.Frontends, resolveFrontend(&raw.Frontends[i], i, ps))

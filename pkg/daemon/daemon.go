@@ -192,6 +192,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if err := d.srv.Inherit(socks); err != nil {
 			return err
 		}
+		d.srv.ReserveIDs(h.nextID)
 	}
 	if err := d.srv.Start(); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -199,10 +200,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.checks.start()
 	defer d.checks.stop()
 	if h != nil {
-		if err := h.ready(); err != nil {
+		st, err := h.ready(d.srv.Adopt)
+		if err != nil {
 			d.log.Warn().Err(err).Msg("upgrade: the old process did not confirm the hand-over; serving anyway")
 		} else {
 			d.log.Info().Int("old_pid", h.parentPID).Msg("upgrade: took over from the old process")
+		}
+		if st != (l4.HandoffStats{}) {
+			d.log.Info().Int("tcp", st.TCP).Int("clients", st.Clients).Int("udp_flows", st.Flows).
+				Int("refused", st.Refused).Msg("upgrade: adopted the old process's connections")
 		}
 	}
 	d.notify("READY=1", "STATUS="+d.status(cfg))

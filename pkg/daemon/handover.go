@@ -19,10 +19,17 @@ import (
 // and they exchange JSON messages, the listening sockets riding along as
 // SCM_RIGHTS:
 //
-//	new -> old  hello   {version, pid}
-//	old -> new  sockets {version, sockets, more}  + fds, as many as needed
+//	new -> old  hello   {version, pid, handoff}
+//	old -> new  sockets {version, sockets, more, next_id}  + fds, as many as needed
 //	new -> old  ready   {pid}       or  error {error}
+//	old -> new  conns   {conns, more}  + fds, as many as needed (hand-over)
+//	new -> old  adopted {adopted}       (after the conns message without more)
 //	old -> new  done                (the old process has let go)
+//
+// The conns exchange happens when the new process said it can adopt
+// (hello's handoff) and the old one's config asks for it (upgrade.handoff):
+// each relayed connection, client not yet connected and UDP flow goes over
+// with its sockets and an l4.HandoffRecord, versioned on its own.
 //
 // A version other than handoverVersion on either side fails the upgrade,
 // and the old process serves on. So does any error, an exit of the new
@@ -54,7 +61,16 @@ type handoverMsg struct {
 	PID     int            `json:"pid,omitempty"`
 	Error   string         `json:"error,omitempty"`
 	Sockets []handedSocket `json:"sockets,omitempty"` // the fds of this message, in order
-	More    bool           `json:"more,omitempty"`    // another sockets message follows
+	More    bool           `json:"more,omitempty"`    // another message of the same type follows
+	// Handoff (hello) says the new process adopts handed-over connections.
+	Handoff bool `json:"handoff,omitempty"`
+	// NextID (sockets) is where the new process's connection IDs start:
+	// after the old one's, so adopted connections keep theirs.
+	NextID uint64 `json:"next_id,omitempty"`
+	// Conns (conns) are the records of this message's fds, in order.
+	Conns []l4.HandoffRecord `json:"conns,omitempty"`
+	// Adopted (adopted) is what the new process made of them.
+	Adopted *l4.HandoffStats `json:"adopted,omitempty"`
 }
 
 // handedSocket describes one fd handed over.
@@ -167,6 +183,7 @@ func closeAll(fds []int) {
 type Handover struct {
 	conn      int
 	parentPID int
+	nextID    uint64 // where this process's connection IDs start
 	sockets   []l4.Socket
 	admin     int // -1: none
 	locks     []lockFD
@@ -188,7 +205,7 @@ func HandoverFromEnv() (*Handover, error) {
 	}
 	unix.CloseOnExec(fd)
 	h := &Handover{conn: fd, parentPID: os.Getppid(), admin: -1, deadline: time.Now().Add(upgradeTimeout)}
-	if err := sendMsg(fd, handoverMsg{Type: "hello", Version: handoverVersion, PID: os.Getpid()}, nil); err != nil {
+	if err := sendMsg(fd, handoverMsg{Type: "hello", Version: handoverVersion, PID: os.Getpid(), Handoff: true}, nil); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -211,6 +228,7 @@ func (h *Handover) receive() error {
 			return fmt.Errorf("upgrade handshake: unexpected %q message (version %d, %d sockets for %d fds); this binary speaks version %d",
 				m.Type, m.Version, len(m.Sockets), len(fds), handoverVersion)
 		}
+		h.nextID = max(h.nextID, m.NextID)
 		for i, so := range m.Sockets {
 			if err := h.take(so, fds[i]); err != nil {
 				closeAll(fds[i:])
@@ -276,21 +294,41 @@ func (h *Handover) close() {
 	}
 }
 
-// ready tells the old process this one serves, and waits for it to let go
-// of the sockets. A missing "done" (the old process died meanwhile) is
-// logged by the caller; this process serves either way.
-func (h *Handover) ready() error {
+// ready tells the old process this one serves, adopts the connections it
+// hands over (adopt), and waits for it to let go. A missing "done" (the
+// old process died meanwhile) is logged by the caller; this process serves
+// either way, with what it adopted.
+func (h *Handover) ready(adopt func([]l4.HandoffRecord, []int) l4.HandoffStats) (l4.HandoffStats, error) {
 	defer h.close()
+	var total l4.HandoffStats
 	if err := sendMsg(h.conn, handoverMsg{Type: "ready", PID: os.Getpid()}, nil); err != nil {
-		return err
+		return total, err
 	}
-	m, fds, err := recvMsg(h.conn, time.Until(h.deadline)+time.Minute)
-	closeAll(fds)
-	if err != nil {
-		return err
+	for {
+		// The hand-over has its own deadline on the old side; this one
+		// only keeps a dead peer from holding the start.
+		m, fds, err := recvMsg(h.conn, time.Until(h.deadline)+time.Minute)
+		if err != nil {
+			return total, err
+		}
+		switch m.Type {
+		case "conns":
+			st := adopt(m.Conns, fds)
+			total.TCP += st.TCP
+			total.Clients += st.Clients
+			total.Flows += st.Flows
+			total.Refused += st.Refused
+			if !m.More {
+				if err := sendMsg(h.conn, handoverMsg{Type: "adopted", Adopted: &total}, nil); err != nil {
+					return total, err
+				}
+			}
+		case "done":
+			closeAll(fds)
+			return total, nil
+		default:
+			closeAll(fds)
+			return total, fmt.Errorf("upgrade handshake: %q where conns or done was expected", m.Type)
+		}
 	}
-	if m.Type != "done" {
-		return fmt.Errorf("upgrade handshake: %q where done was expected", m.Type)
-	}
-	return nil
 }

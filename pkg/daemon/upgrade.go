@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/l4"
 )
 
 // upgradeTimeout bounds an upgrade: from starting the new binary to its
@@ -141,9 +143,12 @@ func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
 		return fail(fmt.Errorf("the new binary speaks upgrade handshake version %d (%q), this one %d",
 			hello.Version, hello.Type, handoverVersion))
 	}
+	// IDs from the new process start well after ours: it adopts ours, and
+	// this process may still accept while the new one starts.
+	nextID := d.srv.NextID() + 1<<20
 	for i := 0; i < len(fds) || i == 0; i += fdsPerMessage {
 		end := min(i+fdsPerMessage, len(fds))
-		m := handoverMsg{Type: "sockets", Version: handoverVersion, Sockets: socks[i:end], More: end < len(fds)}
+		m := handoverMsg{Type: "sockets", Version: handoverVersion, Sockets: socks[i:end], More: end < len(fds), NextID: nextID}
 		if err := sendMsg(conn, m, fds[i:end]); err != nil {
 			return fail(err)
 		}
@@ -159,9 +164,13 @@ func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
 		return fail(fmt.Errorf("upgrade handshake: %q where ready was expected", ready.Type))
 	}
 	d.handOver(cmd.Process.Pid)
+	if cfg := d.config(); cfg.Upgrade.Handoff && hello.Handoff {
+		d.handConnections(conn, cfg.Upgrade.HandoffTimeout)
+	}
 	if err := sendMsg(conn, handoverMsg{Type: "done"}, nil); err != nil {
 		d.log.Warn().Err(err).Msg("upgrade: could not confirm the hand-over to the new process")
 	}
+	d.handOnce.Do(func() { close(d.handedOver) })
 	go func() {
 		// Reap the new process should it exit while this one drains.
 		if werr := <-exited; werr != nil {
@@ -182,8 +191,50 @@ func (d *Daemon) handOver(newPID int) {
 	// The new process owns the state file and the locks from now on.
 	d.state.freeze()
 	d.log.Info().Int("new_pid", newPID).Int64("connections", d.srv.ActiveConnections()).
-		Msg("upgrade: the new process serves; this one stopped accepting and drains")
-	d.handOnce.Do(func() { close(d.handedOver) })
+		Msg("upgrade: the new process serves; this one stopped accepting")
+}
+
+// handConnections hands this process's connections and UDP flows over to
+// the new process on conn, within timeout; what is left then drains here.
+// The new process's answer says what it adopted.
+func (d *Daemon) handConnections(conn int, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	send := func(recs []l4.HandoffRecord, fds []int) error {
+		// As many records as keep a message within fdsPerMessage fds.
+		for len(recs) > 0 {
+			n, nfds := 0, 0
+			for n < len(recs) && nfds+recs[n].FDs <= fdsPerMessage {
+				nfds += recs[n].FDs
+				n++
+			}
+			if n == 0 {
+				return fmt.Errorf("a record with %d fds", recs[0].FDs)
+			}
+			err := sendMsg(conn, handoverMsg{Type: "conns", Conns: recs[:n], More: true}, fds[:nfds])
+			if err != nil {
+				return err
+			}
+			closeAll(fds[:nfds]) // they live on in the new process
+			recs, fds = recs[n:], fds[nfds:]
+		}
+		return nil
+	}
+	st := d.srv.Handoff(ctx, send)
+	ev := d.log.Info()
+	if err := sendMsg(conn, handoverMsg{Type: "conns", More: false}, nil); err != nil {
+		d.log.Error().Err(err).Msg("upgrade: the new process did not take the end of the hand-over")
+	} else if m, fds, err := recvMsg(conn, timeout); err != nil || m.Type != "adopted" || m.Adopted == nil {
+		closeAll(fds)
+		d.log.Error().Err(err).Str("got", m.Type).Msg("upgrade: no word from the new process on what it adopted")
+	} else {
+		ev = ev.Int("adopted_tcp", m.Adopted.TCP).Int("adopted_clients", m.Adopted.Clients).
+			Int("adopted_udp_flows", m.Adopted.Flows).Int("refused", m.Adopted.Refused)
+	}
+	ev.Int("tcp", st.TCP).Int("clients", st.Clients).Int("udp_flows", st.Flows).Int("lost", st.Lost).
+		Int("left_to_drain", st.Left).Dur("took", time.Since(start)).
+		Msg("upgrade: connections handed over to the new process")
 }
 
 // handedFDs duplicates what the new process gets: every listening socket,

@@ -1,0 +1,242 @@
+package l4
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// handTo returns a Handoff sender that gives what it is sent straight to
+// the adopting server, in this process, and the adoption totals.
+func handTo(to *Server) (func([]HandoffRecord, []int) error, func() HandoffStats) {
+	var mu sync.Mutex
+	var st HandoffStats
+	send := func(recs []HandoffRecord, fds []int) error {
+		got := to.Adopt(recs, fds)
+		mu.Lock()
+		st.TCP += got.TCP
+		st.Clients += got.Clients
+		st.Flows += got.Flows
+		st.Refused += got.Refused
+		mu.Unlock()
+		return nil
+	}
+	return send, func() HandoffStats { mu.Lock(); defer mu.Unlock(); return st }
+}
+
+// stream writes total bytes to c at a steady pace while reading the echo,
+// then half-closes and reads to the end: it returns an error unless every
+// byte came back, in order, followed by a FIN.
+func stream(c *net.TCPConn, total int, seed uint64) error {
+	data := randomBlock(total, seed)
+	werr := make(chan error, 1)
+	go func() {
+		const chunk = 16 << 10
+		for off := 0; off < total; off += chunk {
+			if _, err := c.Write(data[off:min(off+chunk, total)]); err != nil {
+				werr <- err
+				return
+			}
+			time.Sleep(4 * time.Millisecond) // a steady rate, not a burst: about a second
+		}
+		werr <- c.CloseWrite()
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if e := <-werr; e != nil && err == nil {
+		err = fmt.Errorf("write: %w", e)
+	}
+	if err != nil {
+		return fmt.Errorf("after %d of %d bytes: %w", n, total, err)
+	}
+	if n != int64(total) || !bytes.Equal(h.Sum(nil), sha256Of(data)) {
+		return fmt.Errorf("%d of %d bytes back, digest match %v", n, total, bytes.Equal(h.Sum(nil), sha256Of(data)))
+	}
+	return nil
+}
+
+// TestHandoffKeepsStreams hands 40 streaming connections and 10 idle ones
+// from one server to another in mid-stream: every stream comes back whole
+// and in order through the second server, no client sees a reset or an
+// early end, the IDs stay, and the first server is left with nothing.
+func TestHandoffKeepsStreams(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := func() *config.Config { return testConfig(t, []netip.AddrPort{b.addr}, nil) }
+	old, nu := startServer(t, cfg()), startServer(t, cfg())
+	nu.ReserveIDs(old.NextID() + 1000)
+	const streams, idle, size = 40, 10, 2 << 20
+	errs := make(chan error, streams)
+	for i := 0; i < streams; i++ {
+		c := dialFE(t, old)
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		go func() { errs <- stream(c, size, uint64(i+100)) }()
+	}
+	var idlers []*net.TCPConn
+	for i := 0; i < idle; i++ {
+		c := dialFE(t, old)
+		idlers = append(idlers, c)
+	}
+	waitFor(t, 5*time.Second, "every connection relaying", func() bool {
+		list, _ := old.Connections("fe", 0, 100)
+		n := 0
+		for _, c := range list {
+			if c.State == "relaying" {
+				n++
+			}
+		}
+		return n == streams+idle
+	})
+	before, _ := old.Connections("fe", 0, 100)
+	time.Sleep(100 * time.Millisecond) // let the streams get going: the hand-over is mid-stream
+	send, adopted := handTo(nu)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st := old.Handoff(ctx, send)
+	if st.TCP != streams+idle || st.Left != 0 || st.Lost != 0 || adopted().TCP != streams+idle || adopted().Refused != 0 {
+		t.Fatalf("handed %+v, adopted %+v; want all %d relayed connections", st, adopted(), streams+idle)
+	}
+	if n := old.ActiveConnections(); n != 0 {
+		t.Errorf("the old server still counts %d connections", n)
+	}
+	after, _ := nu.Connections("fe", 0, 100)
+	ids := func(l []ConnInfo) (out []uint64) {
+		for _, c := range l {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	if fmt.Sprint(ids(before)) != fmt.Sprint(ids(after)) {
+		t.Errorf("IDs before %v, after %v", ids(before), ids(after))
+	}
+	for i := 0; i < streams; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	// The idle ones still echo, through the new server.
+	for i, c := range idlers {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		msg := fmt.Sprintf("idle %d still here", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("idle connection %d after the hand-over: %q, %v", i, buf, err)
+		}
+	}
+	if got, _ := nu.Counters("fe"); got.Closed[CauseHandoverRefused] != 0 {
+		t.Errorf("causes on the new server:%s", causeCounts(got.Closed))
+	}
+}
+
+// A record the new server cannot adopt (its backend is gone from the
+// config) is reset there and counted; the client sees the reset.
+func TestHandoffRefusedRecordIsReset(t *testing.T) {
+	b, other := startBackend(t, echo), startBackend(t, echo)
+	old := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, nil))
+	nu := startServer(t, testConfig(t, []netip.AddrPort{other.addr}, nil))
+	c := dialFE(t, old)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("x"))
+	io.ReadFull(c, make([]byte, 1))
+	send, adopted := handTo(nu)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st := old.Handoff(ctx, send); st.TCP != 1 || adopted().Refused != 1 {
+		t.Fatalf("handed %+v, adopted %+v; want 1 handed, 1 refused", st, adopted())
+	}
+	if _, err := io.Copy(io.Discard, c); !errors.Is(err, errConnReset) {
+		t.Errorf("client of a refused record: %v, want a reset", err)
+	}
+	waitCause(t, nu, CauseHandoverRefused, 1)
+}
+
+// The new process dies after the first batch: the old one resets the
+// connections of the batch it could not send, keeps serving the rest
+// (they read again and still echo), and leaves no fd behind.
+func TestHandoffFailureKeepsTheRest(t *testing.T) {
+	b := startBackend(t, echo)
+	old := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, nil))
+	fds := openFDs(t)
+	const n = 300 // more than one batch per loop
+	var clients []*net.TCPConn
+	for i := 0; i < n; i++ {
+		c := dialFE(t, old)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		clients = append(clients, c)
+	}
+	waitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == n })
+	batches := 0
+	send := func(recs []HandoffRecord, fds []int) error {
+		batches++
+		return errors.New("the new process is gone")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := old.Handoff(ctx, send)
+	if batches != 1 || st.Lost == 0 || st.Lost == n || st.TCP != st.Lost {
+		t.Fatalf("hand-over %+v after %d batches; want one failed batch, lost, and the rest kept", st, batches)
+	}
+	kept, reset := 0, 0
+	for i, c := range clients {
+		msg := fmt.Sprintf("client %d", i)
+		_, werr := c.Write([]byte(msg))
+		buf := make([]byte, len(msg))
+		_, rerr := io.ReadFull(c, buf)
+		switch {
+		case werr == nil && rerr == nil && string(buf) == msg:
+			kept++
+		case errors.Is(werr, errConnReset) || errors.Is(rerr, errConnReset):
+			reset++
+		default:
+			t.Fatalf("client %d: write %v, read %q %v", i, werr, buf, rerr)
+		}
+	}
+	if reset != st.Lost || kept != n-st.Lost {
+		t.Errorf("%d clients kept, %d reset; want %d and %d", kept, reset, n-st.Lost, st.Lost)
+	}
+	if got := old.ActiveConnections(); got != int64(kept) {
+		t.Errorf("the old server counts %d connections, want %d", got, kept)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	waitFor(t, 5*time.Second, "every connection closed", func() bool { return old.ActiveConnections() == 0 })
+	settle(t, fds, 1<<30)
+}
+
+// With its cap reached, the new server refuses what it cannot take, and
+// adopts the rest.
+func TestHandoffAdoptsUpToTheCap(t *testing.T) {
+	b := startBackend(t, echo)
+	old := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, nil))
+	nu := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, func(fb *config.FrontendBuilder) { fb.MaxConnections(3) }))
+	var clients []*net.TCPConn
+	for i := 0; i < 5; i++ {
+		c := dialFE(t, old)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		clients = append(clients, c)
+	}
+	waitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == 5 })
+	send, adopted := handTo(nu)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st := old.Handoff(ctx, send); st.TCP != 5 || adopted().TCP != 3 || adopted().Refused != 2 {
+		t.Fatalf("handed %+v, adopted %+v; want 5 handed, 3 adopted, 2 refused", st, adopted())
+	}
+	waitCause(t, nu, CauseHandoverRefused, 2)
+	if got := nu.ActiveConnections(); got != 3 {
+		t.Errorf("the new server counts %d connections, want its cap, 3", got)
+	}
+}
