@@ -472,7 +472,11 @@ func keepaliveChanged(a, b *config.Frontend) bool {
 // afterDrain runs f once a drain of d has passed, unless the server stops
 // first (stopping closes everything anyway).
 func (s *Server) afterDrain(d time.Duration, f func()) {
-	t := time.AfterFunc(d, f)
+	s.drainFuncs.Add(1)
+	t := time.AfterFunc(d, func() {
+		defer s.drainFuncs.Done()
+		f()
+	})
 	s.mu.Lock()
 	s.retired = append(s.retired, t)
 	s.mu.Unlock()

@@ -53,8 +53,11 @@ type Server struct {
 	inherited map[listenKey][]int
 	// reloading is held from Prepare to the plan's Commit or Abort.
 	reloading sync.Mutex
-	// retired holds the cut timers of removed frontends' connections.
-	retired []*time.Timer
+	// retired holds the cut timers of removed frontends' connections;
+	// drainFuncs counts those not stopped and not yet run to their end,
+	// which stopping waits for: none runs after Close returns.
+	retired    []*time.Timer
+	drainFuncs sync.WaitGroup
 
 	// maxConns is global.max_connections, which a reload may change.
 	maxConns atomic.Int64
@@ -343,6 +346,14 @@ func (s *Server) stopLoops() {
 	s.mu.Lock()
 	started := s.started
 	s.mu.Unlock()
+	s.mu.Lock()
+	for _, t := range s.retired {
+		if t.Stop() {
+			s.drainFuncs.Done() // will never run
+		}
+	}
+	s.retired = nil
+	s.mu.Unlock()
 	if started {
 		s.postAll(func(l *loop) { l.stop() })
 		s.wg.Wait()
@@ -352,11 +363,8 @@ func (s *Server) stopLoops() {
 		s.closeInheritedLocked()
 		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	for _, t := range s.retired {
-		t.Stop()
-	}
-	s.mu.Unlock()
+	// One that fired before the Stop ends once the loops have stopped.
+	s.drainFuncs.Wait()
 	for _, fe := range s.frontendList() {
 		fe.set.Close()
 	}
