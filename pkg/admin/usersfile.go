@@ -316,12 +316,3 @@ func checkRoleScope(role Role, cfg *config.Config) error {
 	}
 	return nil
 }
-
-// frontendNames lists cfg's frontends for scope checks.
-func frontendNames(cfg *config.Config) []string {
-	names := make([]string, len(cfg.Frontends))
-	for i, f := range cfg.Frontends {
-		names[i] = f.Name
-	}
-	return names
-}

@@ -13,8 +13,10 @@ func TestTryAcquireCap(t *testing.T) {
 	b, other := mustNew(t, sp), mustNew(t, spec(1))
 	s := mustSet(t, []*Backend{b, other}, nil, 0)
 
-	if !b.TryAcquire() || !b.TryAcquire() {
-		t.Fatal("TryAcquire below the cap failed")
+	for i := 0; i < 2; i++ {
+		if !b.TryAcquire() {
+			t.Fatalf("TryAcquire %d below the cap failed", i+1)
+		}
 	}
 	if b.TryAcquire() {
 		t.Fatal("TryAcquire at the cap succeeded")

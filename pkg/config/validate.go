@@ -276,17 +276,6 @@ func validateHealth(h Health, r *rawHealth, sc scope) {
 	sc.between("health.status", h.Status, 100, 599)
 }
 
-// passwordField names the password key as the file spells it.
-func passwordField(r *rawHealth) string {
-	switch {
-	case r.PasswordFile != nil:
-		return "health.password_file"
-	case r.PasswordEnv != nil:
-		return "health.password_env"
-	}
-	return "health.password"
-}
-
 func validateBackends(backends []Backend, raw []rawBackend, sc scope) {
 	if len(backends) == 0 {
 		sc.addf("backend", "at least one [[frontend.backend]] is required")
