@@ -84,6 +84,7 @@ address = "127.0.0.1:7001"
 		Log: Log{Level: "info", Format: "json"},
 		Admin: Admin{Listen: "127.0.0.1:9090", SocketMode: 0o660, AuditMaxSize: 64 << 20, AuditKeep: 10,
 			MaxConnections: 64, MaxRequests: 16},
+		DNS:       DNS{Timeout: time.Second, Interval: 5 * time.Second, MinInterval: time.Second, MaxInterval: 30 * time.Second},
 		Frontends: []Frontend{defaultFrontend()},
 	}
 	if !reflect.DeepEqual(cfg, want) {

@@ -12,6 +12,7 @@ type rawConfig struct {
 	Global    *rawGlobal    `toml:"global"`
 	Log       *rawLog       `toml:"log"`
 	Admin     *rawAdmin     `toml:"admin"`
+	DNS       *rawDNS       `toml:"dns"`
 	Frontends []rawFrontend `toml:"frontend"`
 }
 
