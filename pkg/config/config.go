@@ -46,10 +46,10 @@ const (
 // Config is a complete, validated splicer configuration.
 type Config struct {
 	// File is the path the config was loaded from ("" when built in code).
-	File      string
-	Global    Global
-	Log       Log
-	Admin     Admin
+	File   string
+	Global Global
+	Log    Log
+	Admin  Admin
 	// DNS is how host names are resolved ([dns]).
 	DNS       DNS
 	Frontends []Frontend
