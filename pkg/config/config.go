@@ -46,13 +46,14 @@ const (
 // Config is a complete, validated splicer configuration.
 type Config struct {
 	// File is the path the config was loaded from ("" when built in code).
-	File   string
-	Global Global
-	Log    Log
-	Admin  Admin
-	// DNS is how host names are resolved ([dns]).
-	DNS       DNS
+	File      string
+	Global    Global
+	Log       Log
+	Admin     Admin
 	Frontends []Frontend
+
+	// DNS is how host names are resolved ([dns]).
+	DNS DNS
 	// Warnings are things to fix that do not stop the config from loading,
 	// such as deprecated keys, in file order. `splicer check` prints them
 	// and the daemon logs them at start.
