@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -87,7 +88,7 @@ func (r *resolver) query(ctx context.Context, name string, t dnsmessage.Type) (*
 		return nil, fmt.Errorf("name %q: %w", name, err)
 	}
 	question := dnsmessage.Question{Name: q, Type: t, Class: dnsmessage.ClassINET}
-	var errs []error
+	var failed []string
 	for _, server := range r.servers {
 		rep, err := r.ask(ctx, server, question)
 		if err == nil {
@@ -96,9 +97,9 @@ func (r *resolver) query(ctx context.Context, name string, t dnsmessage.Type) (*
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		errs = append(errs, fmt.Errorf("%v: %w", server, err))
+		failed = append(failed, fmt.Sprintf("%v: %v", server, err))
 	}
-	return nil, errors.Join(errs...)
+	return nil, errors.New(strings.Join(failed, "; "))
 }
 
 // ask puts question to one server: over UDP, then over TCP if the answer
@@ -163,16 +164,13 @@ func exchangeUDP(ctx context.Context, server netip.AddrPort, id uint16, question
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
 	if _, err := conn.Write(msg); err != nil {
-		return nil, err
+		return nil, ioError(err)
 	}
 	buf := make([]byte, maxMessage)
 	for {
 		n, err := conn.Read(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, errors.New("no answer (timeout)")
-			}
-			return nil, err
+			return nil, ioError(err)
 		}
 		var m dnsmessage.Message
 		if m.Unpack(buf[:n]) != nil || !isAnswerTo(&m, id, question) {
@@ -182,27 +180,43 @@ func exchangeUDP(ctx context.Context, server netip.AddrPort, id uint16, question
 	}
 }
 
+// ioError says what went wrong with a query's socket without the local
+// port, which differs on every query: the same trouble twice reads the
+// same, so it is logged once.
+func ioError(err error) error {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errors.New("no answer (timeout)")
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("connection refused (no DNS server on that port)")
+	case errors.As(err, &op):
+		return op.Err
+	}
+	return err
+}
+
 // exchangeTCP sends msg over TCP, both ways with a two-byte length prefix.
 func exchangeTCP(ctx context.Context, server netip.AddrPort, id uint16, question dnsmessage.Question, msg []byte) (*dnsmessage.Message, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", server.String())
 	if err != nil {
-		return nil, fmt.Errorf("truncated over UDP, and over TCP: %w", err)
+		return nil, fmt.Errorf("truncated over UDP, and over TCP: %w", ioError(err))
 	}
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
 	out := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(msg)), uint16(len(msg)))
 	if _, err := conn.Write(append(out, msg...)); err != nil {
-		return nil, fmt.Errorf("over TCP: %w", err)
+		return nil, fmt.Errorf("over TCP: %w", ioError(err))
 	}
 	var size [2]byte
 	if _, err := io.ReadFull(conn, size[:]); err != nil {
-		return nil, fmt.Errorf("over TCP: %w", err)
+		return nil, fmt.Errorf("over TCP: %w", ioError(err))
 	}
 	buf := make([]byte, binary.BigEndian.Uint16(size[:]))
 	if _, err := io.ReadFull(conn, buf); err != nil {
-		return nil, fmt.Errorf("over TCP: %w", err)
+		return nil, fmt.Errorf("over TCP: %w", ioError(err))
 	}
 	var m dnsmessage.Message
 	if err := m.Unpack(buf); err != nil {
