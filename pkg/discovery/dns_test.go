@@ -327,7 +327,10 @@ func TestDNSKeepsLastGood(t *testing.T) {
 	}{
 		{"silence", func(f *fakeDNS) { f.silent = true }},
 		{"servfail", func(f *fakeDNS) { f.silent, f.rcode = false, dnsmessage.RCodeServerFailure }},
-		{"nxdomain", func(f *fakeDNS) { f.rcode = dnsmessage.RCodeSuccess; delete(f.answers, key("web.test", dnsmessage.TypeA)) }},
+		{"nxdomain", func(f *fakeDNS) {
+			f.rcode = dnsmessage.RCodeSuccess
+			delete(f.answers, key("web.test", dnsmessage.TypeA))
+		}},
 		{"no record", func(f *fakeDNS) { f.answers[key("web.test", dnsmessage.TypeA)] = nil }},
 	} {
 		f.configure(tc.change)

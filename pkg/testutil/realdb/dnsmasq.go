@@ -29,7 +29,7 @@ type DNSRecords struct {
 
 // SRVRecord is one SRV record.
 type SRVRecord struct {
-	Name, Target             string
+	Name, Target           string
 	Port, Priority, Weight int
 }
 
