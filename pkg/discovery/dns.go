@@ -20,6 +20,10 @@ import (
 // names none.
 const resolvConf = "/etc/resolv.conf"
 
+// lookupBudget bounds one name's lookup, SRV targets included, in
+// multiples of the query timeout.
+const lookupBudget = 20
+
 // lookupHost is the kind of lookup a backend given by host name makes:
 // A records, else AAAA records.
 const lookupHost = "host"
@@ -144,9 +148,17 @@ func (s *DNS) Run(ctx context.Context, report func([]config.Backend)) {
 // refresh asks l's name again and keeps what it found, or its last good
 // answer when the lookup failed or found nothing.
 func (s *DNS) refresh(ctx context.Context, l *lookup) {
-	found, ttl, err := l.resolve(ctx, &s.res)
+	// An SRV answer may need a query per target: bound the whole, so a
+	// slow or hostile server cannot hold the source.
+	budget := lookupBudget * s.res.timeout
+	lctx, cancel := context.WithTimeout(ctx, budget)
+	found, ttl, err := l.resolve(lctx, &s.res)
+	cancel()
 	if ctx.Err() != nil {
 		return
+	}
+	if err != nil && lctx.Err() != nil {
+		err = fmt.Errorf("the lookup took longer than %v (%d times dns.timeout)", budget, lookupBudget)
 	}
 	now := s.now()
 	ev := s.log.Warn().Str("name", l.name).Str("type", l.kind)
