@@ -17,10 +17,10 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCDIR      ?= $(PREFIX)/share/doc/splicer
 SYSCONFDIR  ?= /etc
 
-.PHONY: help build run test bench fuzz lint cover clean install
+.PHONY: help build run test bench scale-sim fuzz lint cover clean install
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
 
 build: ## build bin/splicer with version and commit stamped in
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/splicer
@@ -34,6 +34,9 @@ test: lint ## gofmt check, go vet, then every test under the race detector
 bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy and nginx
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/splicer-bench -splicer $(BIN)
+
+scale-sim: build ## as root: 3 instances behind ECMP in network namespaces, DNS discovery; prints the figures of docs/scaling.md
+	$(GO) run ./cmd/splicer-scalesim -splicer $(BIN)
 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora.
 FUZZ    := pkg/config:FuzzLoad pkg/admin:FuzzRequest pkg/admin:FuzzDecodeBody pkg/admin:FuzzParseUsers \

@@ -51,12 +51,17 @@ func openPgSession(t *testing.T, addr netip.AddrPort) net.Conn {
 	}
 }
 
-// runScheduler probes b every 100 ms with rise 2, fall 3 and returns the
-// channel of its transitions.
+// runScheduler probes b every 100 ms (each probe allowed 2 s) with rise 2,
+// fall 3 and returns the channel of its transitions.
 func runScheduler(t *testing.T, c Checker, b *backend.Backend) (*Scheduler, <-chan bool) {
 	t.Helper()
 	flips := make(chan bool, 16)
-	s, err := New(fastHealth(100*time.Millisecond), c, []*backend.Backend{b},
+	h := fastHealth(100 * time.Millisecond)
+	// A real server's login (SCRAM, a query) can take longer than the
+	// interval on a loaded machine under the race detector: a timeout
+	// there would be taken for the change a test waits for.
+	h.Timeout = 2 * time.Second
+	s, err := New(h, c, []*backend.Backend{b},
 		func(_ *backend.Backend, up bool, _ Result) { flips <- up }, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -71,6 +72,10 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s%s%s\n",
 			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check, roleNote(fe.Health), passiveNote(fe.Health))
+		if d := fe.Discovery; d != nil && d.Type != "" {
+			fmt.Fprintf(w, "  backends: the %s records of %q, from %s\n\n", strings.ToUpper(d.Type), d.Name, resolverList(d.DNS))
+			continue
+		}
 		if d := fe.Discovery; d != nil {
 			fmt.Fprintf(w, "  backends: the %s of master set %q, from Sentinel %s\n\n", discoveredRole(d), d.Master, addrList(d.Sentinel))
 			continue
@@ -82,7 +87,11 @@ func printSummary(w io.Writer, cfg *config.Config) {
 			if b.Backup {
 				role = "backup"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", b.Name, b.Address, b.Weight, limit(b.MaxConnections), role)
+			addr := b.Address.String()
+			if b.Host != "" {
+				addr = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Address.Port()))) + " (resolved from " + resolverList(cfg.DNS) + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", b.Name, addr, b.Weight, limit(b.MaxConnections), role)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
@@ -160,6 +169,14 @@ func discoveredRole(d *config.Discovery) string {
 		return "replicas"
 	}
 	return "master"
+}
+
+// resolverList names the resolvers DNS settings ask.
+func resolverList(d config.DNS) string {
+	if len(d.Resolvers) == 0 {
+		return "the resolvers of /etc/resolv.conf"
+	}
+	return addrList(d.Resolvers)
 }
 
 func addrList(addrs []netip.AddrPort) string {

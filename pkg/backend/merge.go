@@ -21,6 +21,7 @@ type MergePlan struct {
 	Added, Updated, Kept, Removed []string
 
 	retired []*Backend
+	added   []*Backend
 	updates []func()
 }
 
@@ -64,6 +65,7 @@ func Merge(running []*Backend, configured []Spec, specs []Spec) (*MergePlan, err
 		}
 		i, ok := byName[spec.Name]
 		if !ok || running[i].addr != spec.Address {
+			p.added = append(p.added, fresh)
 			p.Backends = append(p.Backends, fresh)
 			p.Specs = append(p.Specs, spec)
 			p.Added = append(p.Added, spec.Name)
@@ -106,9 +108,14 @@ func (p *MergePlan) Retired() []*Backend { return p.retired }
 
 // Apply makes the changes to kept backends and drains the retired ones,
 // so that a snapshot taken before the change cannot hand them a new
-// connection. Call it once, as the new member list takes over (a Set built
-// from Backends adopts them).
+// connection. The added backends start their slow start, as a recovered
+// one does: a server that joins a serving frontend (a reload, a DNS
+// answer) is as cold as one back from a failure. Call it once, as the new
+// member list takes over (a Set built from Backends adopts them).
 func (p *MergePlan) Apply() {
+	for _, b := range p.added {
+		b.upSince.Store(b.clock().UnixNano())
+	}
 	for _, u := range p.updates {
 		u()
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestMergeByIdentity merges a new list into three running backends: one
@@ -108,5 +109,24 @@ func TestSetMaxConnectionsAndBackup(t *testing.T) {
 	b.SetBackup(true)
 	if got := names(s.Load()); !slices.Equal(got, []string{"b1"}) {
 		t.Errorf("with b0 a backup: %v", got)
+	}
+}
+
+// TestMergeAddedSlowStart: a backend a merge adds to a serving frontend
+// starts its slow start, as a recovered one does; a kept one does not.
+func TestMergeAddedSlowStart(t *testing.T) {
+	b0 := mustNew(t, spec(0))
+	s0 := mustSet(t, []*Backend{b0}, nil, time.Hour)
+	plan, err := Merge([]*Backend{b0}, []Spec{spec(0)}, []Spec{spec(0), spec(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Apply()
+	s := mustSet(t, plan.Backends, nil, time.Hour)
+	s0.Close()
+	snap := s.Load()
+	if snap.Len() != 2 || snap.Weight(0) != MaxWeight || snap.Weight(1) >= MaxWeight/5 {
+		t.Fatalf("weights %d, %d: want the kept backend at %d and the added one ramping from a tenth",
+			snap.Weight(0), snap.Weight(1), MaxWeight)
 	}
 }

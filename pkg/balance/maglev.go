@@ -1,6 +1,11 @@
 package balance
 
-import "github.com/splicerlb/splicer/pkg/backend"
+import (
+	"slices"
+	"strings"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+)
 
 // maglev is Maglev consistent hashing (Eisenbud et al., NSDI 2016): a lookup
 // table of a prime number of slots, each owned by a backend, indexed by the
@@ -8,7 +13,10 @@ import "github.com/splicerlb/splicer/pkg/backend"
 // table size) and on which backends are available, through fixed hash
 // functions, so independent instances with the same config and the same
 // view of their backends build the same table and send a client to the same
-// backend.
+// backend. The order the backends were configured, discovered or added in
+// does not count: members take their turns in the order of their names
+// (unique in a Set), so a DNS answer in another order, or a history of
+// reloads that built the same list differently, builds the same table.
 //
 // The table is built in two phases so that availability changes move as few
 // keys as possible:
@@ -52,7 +60,11 @@ func (m *maglev) Prepare(s *backend.Snapshot) any {
 	if s.Len() == 0 {
 		return nil
 	}
-	tier := s.Tier()
+	// Build over the tier sorted by name: the turn order decides who takes
+	// a contested slot, so it must not depend on the tier's order.
+	tier := slices.SortedFunc(slices.Values(s.Tier()), func(a, b backend.Member) int {
+		return strings.Compare(a.Backend.Name(), b.Backend.Name())
+	})
 	perms := make([]permutation, len(tier))
 	full := make([]uint64, len(tier))
 	eff := make([]uint64, len(tier))
@@ -85,15 +97,14 @@ func (m *maglev) Prepare(s *backend.Snapshot) any {
 		fill(owner, rank, claims, perms, eff, free)
 	}
 
-	// Renumber owners from tier indexes to snapshot indexes: the snapshot
-	// lists the tier's available members in tier order.
+	// Renumber owners from sorted tier indexes to snapshot indexes.
+	at := make(map[*backend.Backend]int32, s.Len())
+	for i := range s.Len() {
+		at[s.Backend(i)] = int32(i)
+	}
 	index := make([]int32, len(tier))
-	next := int32(0)
-	for j := range tier {
-		if eff[j] > 0 {
-			index[j] = next
-			next++
-		}
+	for j, mb := range tier {
+		index[j] = at[mb.Backend] // every member with eff > 0 is in s
 	}
 	for i, j := range owner {
 		owner[i] = index[j]

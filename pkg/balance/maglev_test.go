@@ -172,3 +172,49 @@ func TestMaglevGoldenTable(t *testing.T) {
 		}
 	}
 }
+
+// TestMaglevOrderIndependent builds Sets of the same backends in different
+// orders, as instances fed by DNS answers in different orders, or by
+// different histories of reloads, would: every key picks the backend of the
+// same name, with all backends up and with one down.
+func TestMaglevOrderIndependent(t *testing.T) {
+	const size, n = 10007, 10
+	weights := []int{3, 1, 4, 1, 5, 9, 2, 6, 5, 3}
+	orders := [][]int{
+		{0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+		{9, 8, 7, 6, 5, 4, 3, 2, 1, 0},
+		{3, 7, 0, 9, 1, 5, 8, 2, 6, 4},
+	}
+	var names [][][]string // per order, per state, per slot
+	for _, order := range orders {
+		all := newBackends(t, weights...)
+		bs := make([]*backend.Backend, n)
+		for i, j := range order {
+			bs[i] = all[j]
+		}
+		strat := mustStrategy(t, Maglev, Options{MaglevTableSize: size})
+		s := mustSet(t, bs, strat, 0)
+		var states [][]string
+		for _, down := range []int{-1, 4} {
+			if down >= 0 {
+				all[down].SetHealthy(false)
+			}
+			snap := s.Load()
+			slots := make([]string, size)
+			for k := range slots {
+				slots[k] = strat.Pick(snap, uint64(k)).Name()
+			}
+			states = append(states, slots)
+		}
+		names = append(names, states)
+	}
+	for o := 1; o < len(orders); o++ {
+		for state := range names[0] {
+			for k := range names[0][state] {
+				if a, b := names[0][state][k], names[o][state][k]; a != b {
+					t.Fatalf("order %v, state %d, slot %d: %s, but %s in configuration order", orders[o], state, k, b, a)
+				}
+			}
+		}
+	}
+}

@@ -52,6 +52,9 @@ type Config struct {
 	Admin     Admin
 	Upgrade   Upgrade
 	Frontends []Frontend
+
+	// DNS is how host names are resolved ([dns]).
+	DNS DNS
 	// Warnings are things to fix that do not stop the config from loading,
 	// such as deprecated keys, in file order. `splicer check` prints them
 	// and the daemon logs them at start.
@@ -203,6 +206,11 @@ type Backend struct {
 	// Name labels the backend in stats; it defaults to the address.
 	Name    string
 	Address netip.AddrPort
+	// Host, when not "", is the host name the address was given by: the
+	// daemon resolves it, keeps resolving it (see DNS), and serves one
+	// backend per address found, named "Name/IP". Address then holds the
+	// port alone (its Addr is the zero Addr).
+	Host string
 	// Weight is between 1 and 256.
 	Weight int
 	// MaxConnections caps this backend's connections (0: unlimited).

@@ -14,8 +14,21 @@ const (
 )
 
 // Discovery takes a frontend's backends from a source outside the config
-// ([frontend.discovery], or discovery = { ... } in the frontend).
+// ([frontend.discovery], or discovery = { ... } in the frontend): DNS
+// records when Type is set, else Redis Sentinel.
 type Discovery struct {
+	// Type is the DNS record type looked up: DiscoverySRV, DiscoveryA or
+	// DiscoveryAAAA; "" for Redis Sentinel.
+	Type string
+	// Name is the DNS name looked up.
+	Name string
+	// Port is the port of the addresses found by A and AAAA lookups (SRV
+	// records carry their own).
+	Port int
+	// DNS is [dns] with the discovery table's own resolvers, timeout and
+	// intervals.
+	DNS DNS
+
 	// Sentinel lists the Redis Sentinel addresses, asked in order until
 	// one answers.
 	Sentinel []netip.AddrPort
@@ -31,6 +44,15 @@ type Discovery struct {
 }
 
 type rawDiscovery struct {
+	Type        *stringSetting   `toml:"type"`
+	Name        *stringSetting   `toml:"name"`
+	Port        *intSetting      `toml:"port"`
+	Resolvers   *listSetting     `toml:"resolvers"`
+	Timeout     *durationSetting `toml:"timeout"`
+	Interval    *durationSetting `toml:"interval"`
+	MinInterval *durationSetting `toml:"min_interval"`
+	MaxInterval *durationSetting `toml:"max_interval"`
+
 	Sentinel *listSetting   `toml:"sentinel"`
 	Master   *stringSetting `toml:"master"`
 	Role     *stringSetting `toml:"role"`
@@ -41,9 +63,9 @@ type rawDiscovery struct {
 // frontend that routes by database role (health.role primary or replica,
 // or Sentinel discovery), since a client left writing to a server that is
 // no longer primary is what the role check exists to prevent; "keep"
-// otherwise.
+// otherwise: a backend that left a DNS answer drains.
 func onDownDefault(r *rawFrontend) string {
-	if r.Discovery != nil {
+	if r.Discovery != nil && r.Discovery.Type == nil {
 		return OnDownClose
 	}
 	if r.Health != nil && r.Health.Role != nil && r.Health.Role.err == nil {
@@ -54,9 +76,14 @@ func onDownDefault(r *rawFrontend) string {
 	return defaultOnDown
 }
 
-func resolveDiscovery(sc scope, r *rawDiscovery) *Discovery {
+func resolveDiscovery(sc scope, r *rawDiscovery, dns DNS) *Discovery {
 	if r == nil {
 		return nil
+	}
+	if r.Type != nil {
+		d := &Discovery{}
+		resolveDNSDiscovery(sc, d, r, dns)
+		return d
 	}
 	d := &Discovery{
 		Master:   get(sc, "discovery.master", r.Master, ""),
@@ -127,17 +154,31 @@ func validateRoles(h Health, sc scope) {
 	}
 }
 
-// validateDiscovery checks a frontend whose backends come from Sentinel:
-// TCP, no [[frontend.backend]] of its own, and a complete source.
+// validateDiscovery checks a frontend whose backends come from discovery:
+// no [[frontend.backend]] of its own, and a complete source; Sentinel
+// feeds only TCP frontends.
 func validateDiscovery(f *Frontend, r *rawFrontend, sc scope) {
 	d := f.Discovery
-	if f.Protocol != ProtocolTCP {
-		sc.addf("discovery", "only applies to tcp frontends")
-	}
 	if len(r.Backends) > 0 {
 		sc.addf("backend[0]", "the backends come from discovery: remove the [[frontend.backend]] tables")
 	}
 	rd := r.Discovery
+	if rd.Type != nil {
+		validateDNSDiscovery(d, rd, sc)
+		return
+	}
+	for _, k := range []struct {
+		field string
+		set   bool
+	}{{"name", rd.Name != nil}, {"port", rd.Port != nil}, {"resolvers", rd.Resolvers != nil}, {"timeout", rd.Timeout != nil},
+		{"interval", rd.Interval != nil}, {"min_interval", rd.MinInterval != nil}, {"max_interval", rd.MaxInterval != nil}} {
+		if k.set {
+			sc.addf("discovery."+k.field, `only applies to DNS discovery: set type = "srv", "a" or "aaaa"`)
+		}
+	}
+	if f.Protocol != ProtocolTCP {
+		sc.addf("discovery", "only applies to tcp frontends")
+	}
 	if len(d.Sentinel) == 0 && (rd.Sentinel == nil || rd.Sentinel.err == nil) {
 		sc.addf("discovery.sentinel", `required: at least one Sentinel IP:port, such as "10.0.0.21:26379"`)
 	}

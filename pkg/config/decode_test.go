@@ -398,7 +398,15 @@ listen = "127.0.0.1:6432"
   [[frontend.backend]]
   weight = 1
   [[frontend.backend]]
-  address = "db1:5432"
+  address = "db1.internal"
+  [[frontend.backend]]
+  address = "db_1!:5432"
+  [[frontend.backend]]
+  address = "db1:0"
+  [[frontend.backend]]
+  address = "DB2.internal.:5432"
+  [[frontend.backend]]
+  address = "db2.internal:5432"
 `,
 		want: []string{
 			`config.toml:7: frontend "pg": backend[0].weight: must be between 1 and 256, got 0`,
@@ -408,7 +416,10 @@ listen = "127.0.0.1:6432"
 			`config.toml:15: frontend "pg": backend[3].address: 0.0.0.0 is not a destination; give the backend's own IP`,
 			`config.toml:17: frontend "pg": backend[4].address: port must be between 1 and 65535, got 0`,
 			`config.toml:18: frontend "pg": backend[5].address: required: the backend's IP:port, such as "10.0.0.11:5432"`,
-			`config.toml:21: frontend "pg": backend[6].address: "db1:5432": "db1" is not an IP address; IP literals are required, hostnames are not resolved`,
+			`config.toml:21: frontend "pg": backend[6].address: "db1.internal" has no port; write host:port, such as "db1.internal:5432"`,
+			`config.toml:23: frontend "pg": backend[7].address: "db_1!:5432": "db_1!" is not a DNS name: '!' is not a letter, digit, '-' or '_'`,
+			`config.toml:25: frontend "pg": backend[8].address: "db1:0": port "0" is not a number from 1 to 65535`,
+			`config.toml:29: frontend "pg": backend[10].address: db2.internal:5432 is already used by backend[9]`,
 		},
 	},
 	{

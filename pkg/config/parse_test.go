@@ -85,6 +85,7 @@ address = "127.0.0.1:7001"
 		Admin: Admin{Listen: "127.0.0.1:9090", SocketMode: 0o660, AuditMaxSize: 64 << 20, AuditKeep: 10,
 			MaxConnections: 64, MaxRequests: 16},
 		Upgrade:   Upgrade{Handoff: true, HandoffTimeout: 10 * time.Second},
+		DNS:       DNS{Timeout: time.Second, Interval: 5 * time.Second, MinInterval: time.Second, MaxInterval: 30 * time.Second},
 		Frontends: []Frontend{defaultFrontend()},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -224,7 +225,7 @@ func TestExampleCommentedFrontends(t *testing.T) {
 	for _, f := range cfg.Frontends {
 		names = append(names, f.Name+"/"+f.Protocol+"/"+f.Strategy+"/"+f.Health.Check)
 	}
-	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres cache/tcp/roundrobin/redis dns/udp/roundrobin/send_expect"; got != want {
+	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres cache/tcp/roundrobin/redis pg-consul/tcp/maglev/tcp pg-hosts/tcp/roundrobin/tcp dns/udp/roundrobin/send_expect"; got != want {
 		t.Errorf("frontends %q, want %q", got, want)
 	}
 }

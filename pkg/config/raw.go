@@ -13,6 +13,7 @@ type rawConfig struct {
 	Log       *rawLog       `toml:"log"`
 	Admin     *rawAdmin     `toml:"admin"`
 	Upgrade   *rawUpgrade   `toml:"upgrade"`
+	DNS       *rawDNS       `toml:"dns"`
 	Frontends []rawFrontend `toml:"frontend"`
 }
 

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
 )
 
 // resolve turns raw settings into a Config: values are converted, defaults
@@ -15,9 +17,10 @@ func resolve(raw *rawConfig, ps *problems) *Config {
 		Log:     resolveLog(raw.Log, ps),
 		Admin:   resolveAdmin(raw.Admin, ps),
 		Upgrade: resolveUpgrade(raw.Upgrade, ps),
+		DNS:     resolveDNS(scope{ps: ps, key: "dns", label: "dns."}, "", raw.DNS, defaultDNS()),
 	}
 	for i := range raw.Frontends {
-		cfg.Frontends = append(cfg.Frontends, resolveFrontend(&raw.Frontends[i], i, ps))
+		cfg.Frontends = append(cfg.Frontends, resolveFrontend(&raw.Frontends[i], i, cfg.DNS, ps))
 	}
 	validate(cfg, raw, ps)
 	if cfg.Global.Workers == 0 {
@@ -79,7 +82,7 @@ func frontendScope(ps *problems, i int, name string) scope {
 	return scope{ps: ps, key: fmt.Sprintf("frontend[%d]", i), label: frontendLabel(i, name) + ": "}
 }
 
-func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
+func resolveFrontend(r *rawFrontend, i int, dns DNS, ps *problems) Frontend {
 	name := get(frontendScope(ps, i, ""), "name", r.Name, "")
 	sc := frontendScope(ps, i, name)
 	protocol := get(sc, "protocol", r.Protocol, defaultProtocol)
@@ -126,7 +129,7 @@ func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
 	for j := range r.Backends {
 		f.Backends = append(f.Backends, resolveBackend(sc, j, &r.Backends[j]))
 	}
-	f.Discovery = resolveDiscovery(sc, r.Discovery)
+	f.Discovery = resolveDiscovery(sc, r.Discovery, dns)
 	return f
 }
 
@@ -230,14 +233,20 @@ func resolveBackend(sc scope, j int, r *rawBackend) Backend {
 	case r.Address == nil:
 		sc.addf(field+"address", `required: the backend's IP:port, such as "10.0.0.11:5432"`)
 	case r.Address.err == nil:
-		ap, err := parseAddrPort(text)
+		ap, host, err := parseBackendAddress(text)
 		if err != nil {
 			sc.addf(field+"address", "%v", err)
 		}
 		b.Address = ap
+		if host.host != "" {
+			b.Host, b.Address = host.host, netip.AddrPortFrom(netip.Addr{}, host.port)
+		}
 	}
 	name := ""
-	if b.Address.IsValid() {
+	switch {
+	case b.Host != "":
+		name = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Address.Port())))
+	case b.Address.IsValid():
 		name = b.Address.String()
 	}
 	b.Name = get(sc, field+"name", r.Name, name)

@@ -3,8 +3,10 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +46,7 @@ const (
 func validate(cfg *Config, raw *rawConfig, ps *problems) {
 	validateGlobal(cfg.Global, scope{ps: ps, key: "global", label: "global."})
 	validateLog(cfg.Log, scope{ps: ps, key: "log", label: "log."})
+	validateDNS(cfg.DNS, scope{ps: ps, key: "dns", label: "dns."}, "")
 	if len(cfg.Frontends) == 0 {
 		scope{ps: ps}.addf("frontend", "at least one [[frontend]] is required")
 	}
@@ -282,13 +285,23 @@ func validateBackends(backends []Backend, raw []rawBackend, sc scope) {
 		return
 	}
 	addrs := make(map[netip.AddrPort]int)
+	hosts := make(map[string]int)
 	names := make(map[string]int)
 	primary := false
 	for j, b := range backends {
 		field := fmt.Sprintf("backend[%d].", j)
 		primary = primary || !b.Backup
 		dupAddr := false
-		if b.Address.IsValid() { // else reported by resolve
+		if b.Host != "" {
+			hp := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Address.Port())))
+			if j0, seen := hosts[hp]; seen {
+				sc.addf(field+"address", "%s is already used by backend[%d]", hp, j0)
+				dupAddr = true
+			} else {
+				hosts[hp] = j
+			}
+		}
+		if b.Address.IsValid() { // else reported by resolve, or a host name
 			j0, seen := addrs[b.Address]
 			switch {
 			case seen:

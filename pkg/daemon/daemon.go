@@ -50,7 +50,7 @@ type Daemon struct {
 	// security is the admin port's access control and audit log; nil
 	// when the admin port is disabled.
 	security *admin.Security
-	// found runs the frontends' discovery sources (Redis Sentinel).
+	// found runs the frontends' discovery sources (Redis Sentinel, DNS).
 	found *discoveries
 	// background holds goroutines Run waits for: an admin port retired
 	// at an upgrade finishing its requests.
@@ -132,7 +132,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 	d.cfg.Store(cfg)
 	d.reloads = newReloadMetrics(d.reg)
 	src := &source{d: d}
-	d.reg.MustRegister(metrics.NewCollector(src.Stats))
+	d.reg.MustRegister(metrics.NewCollector(src.Stats), newDNSCollector(found))
 	return d, nil
 }
 

@@ -73,15 +73,24 @@ func (d *Daemon) reload(ctx context.Context) ReloadOutcome {
 		return ReloadOutcome{File: old.File, Problems: problemsOf(err, old.File)}
 	}
 	out := ReloadOutcome{File: cfg.File}
-	if ps := append(restartOnly(old, cfg), keepDiscovered(old, cfg)...); len(ps) > 0 {
+	if ps := restartOnly(old, cfg); len(ps) > 0 {
 		out.Problems = ps
 		return out
 	}
-	change, err := d.apply(ctx, cfg)
+	// Frontends fed by discovery take the backends their sources found;
+	// a source whose settings changed is replaced.
+	found, err := d.found.prepare(cfg)
 	if err != nil {
 		out.Problems = problemsOf(err, cfg.File)
 		return out
 	}
+	change, err := d.apply(ctx, cfg)
+	if err != nil {
+		found.abort()
+		out.Problems = problemsOf(err, cfg.File)
+		return out
+	}
+	found.commit(d)
 	out.OK, out.Change = true, change
 	return out
 }
@@ -144,13 +153,18 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 // frontend's health checks restart for the new list, keeping the state of
 // the backends that stay.
 //
-// A config reload changes every frontend's backends this way, and so is
-// runtime discovery to (DNS, Redis Sentinel): whatever finds backends
+// A config reload changes every frontend's backends this way, and so does
+// runtime discovery (DNS, Redis Sentinel): whatever finds backends
 // produces specs and calls SetBackends, so counters, drains and open
 // connections survive whichever source changes the list.
 func (d *Daemon) SetBackends(ctx context.Context, name string, specs []backend.Spec) (l4.BackendChange, error) {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
+	return d.setBackends(ctx, name, specs)
+}
+
+// setBackends is SetBackends for a caller holding d.ctl.
+func (d *Daemon) setBackends(ctx context.Context, name string, specs []backend.Spec) (l4.BackendChange, error) {
 	switch {
 	case d.isHandedOver():
 		return l4.BackendChange{}, errors.New("this process handed over at an upgrade and is draining")

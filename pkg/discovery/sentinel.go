@@ -85,10 +85,11 @@ func NewSentinel(d *config.Discovery, log zerolog.Logger) (*Sentinel, error) {
 func (s *Sentinel) Ready() <-chan struct{} { return s.ready }
 
 // Run watches until ctx is done, calling report from its own goroutine
-// with the complete list of backend addresses every time it changes (the
-// master alone, or the replicas Sentinel does not hold down, sorted). It
-// returns once ctx is done and nothing of it runs any more.
-func (s *Sentinel) Run(ctx context.Context, report func([]netip.AddrPort)) {
+// with the complete list of backends every time it changes (the master
+// alone, or the replicas Sentinel does not hold down, sorted), each named
+// after its address, which is its identity across changes, with weight 1.
+// It returns once ctx is done and nothing of it runs any more.
+func (s *Sentinel) Run(ctx context.Context, report func([]config.Backend)) {
 	var last []netip.AddrPort
 	reported := false
 	// failing holds the last error logged per Sentinel, so a Sentinel that
@@ -103,7 +104,7 @@ func (s *Sentinel) Run(ctx context.Context, report func([]netip.AddrPort)) {
 			defer close(s.ready)
 		}
 		last = addrs
-		report(addrs)
+		report(addrBackends(addrs))
 	}
 	for next := 0; ctx.Err() == nil; {
 		for i := range s.addrs {
@@ -126,6 +127,15 @@ func (s *Sentinel) Run(ctx context.Context, report func([]netip.AddrPort)) {
 		case <-time.After(s.retry):
 		}
 	}
+}
+
+// addrBackends is the config's form of addresses Sentinel named.
+func addrBackends(addrs []netip.AddrPort) []config.Backend {
+	bs := make([]config.Backend, len(addrs))
+	for i, a := range addrs {
+		bs[i] = config.Backend{Name: a.String(), Address: a, Weight: 1}
+	}
+	return bs
 }
 
 // watch follows the master set through the Sentinel at addr until the

@@ -151,7 +151,11 @@ type reports struct {
 	list [][]netip.AddrPort
 }
 
-func (r *reports) add(a []netip.AddrPort) {
+func (r *reports) add(bs []config.Backend) {
+	a := make([]netip.AddrPort, len(bs))
+	for i, b := range bs {
+		a[i] = b.Address
+	}
 	r.mu.Lock()
 	r.list = append(r.list, a)
 	r.mu.Unlock()

@@ -39,7 +39,7 @@ var allowed = map[string][]string{
 		"pkg/backend", "pkg/balance", "pkg/config"},
 	// Health checks know backends and config, never the data plane.
 	"health":        {"pkg/backend", "pkg/config", "pkg/resp"},
-	"pkg/discovery": {"pkg/config", "pkg/resp"},
+	"pkg/discovery": {"pkg/backend", "pkg/config", "pkg/resp"},
 	// The admin API and the metrics read snapshots (pkg/stats) and declare
 	// the interfaces they need: no l4, no daemon.
 	"pkg/metrics": {"pkg/stats"},
@@ -47,17 +47,22 @@ var allowed = map[string][]string{
 	// The composition root may use everything below the commands.
 	"pkg/daemon": {"*"},
 	// The commands: the daemon's and the bench tool's.
-	"cmd/splicer":         {"pkg/admin", "pkg/config", "pkg/daemon", "pkg/demo", "pkg/logging"},
-	"cmd/splicer-bench":   nil,
-	"pkg/testutil/realdb": {"pkg/resp", "pkg/testutil"},
+	"cmd/splicer":       {"pkg/admin", "pkg/config", "pkg/daemon", "pkg/demo", "pkg/logging"},
+	"cmd/splicer-bench": nil,
+	// The ECMP scale simulator runs splicer binaries in network namespaces.
+	"cmd/splicer-scalesim": nil,
+	"pkg/testutil/realdb":  {"pkg/resp", "pkg/testutil"},
 }
 
 // thirdParty is every module outside the standard library that the
-// module's non-test code may import: the design card's four.
+// module's non-test code may import: the design card's four, and
+// golang.org/x/net for its DNS message codec (dnsmessage), which issue #19
+// allows for DNS discovery.
 var thirdParty = []string{
 	"github.com/BurntSushi/toml",
 	"github.com/prometheus/client_golang",
 	"github.com/rs/zerolog",
+	"golang.org/x/net",
 	"golang.org/x/sys",
 }
 

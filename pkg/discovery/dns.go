@@ -1,0 +1,364 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// resolvConf is where the system's resolvers are read when the config
+// names none.
+const resolvConf = "/etc/resolv.conf"
+
+// lookupBudget bounds one name's lookup, SRV targets included, in
+// multiples of the query timeout.
+const lookupBudget = 20
+
+// lookupHost is the kind of lookup a backend given by host name makes:
+// A records, else AAAA records.
+const lookupHost = "host"
+
+// DNS keeps a frontend's backends resolved from DNS: the records of its
+// discovery table (SRV, A or AAAA), or the host name of each backend
+// given as host:port. Every name is asked again when its answer's TTL
+// runs out (bounded by the min and max intervals); a failed lookup or an
+// empty answer is counted, logged and retried every interval, and the
+// name keeps the backends of its last good answer meanwhile, so a DNS
+// outage never empties a frontend. Create it with NewDNS and run it with
+// Run.
+type DNS struct {
+	res                        resolver
+	interval, minIval, maxIval time.Duration
+	log                        zerolog.Logger
+	lookups                    []*lookup
+	ready                      chan struct{}
+	// now is the clock; tests replace it.
+	now func() time.Time
+}
+
+// lookup is one name a DNS source keeps resolved, with what it found.
+type lookup struct {
+	kind string // config.DiscoverySRV, DiscoveryA, DiscoveryAAAA, or lookupHost
+	name string
+	port uint16 // of the addresses found (not SRV)
+	// host is the backend a host lookup stands for: its name prefixes the
+	// names of the backends found, which take its weight, cap and backup
+	// flag.
+	host config.Backend
+
+	// Owned by Run.
+	good    []config.Backend // the last good answer's backends
+	due     time.Time
+	failing string // the failure last logged, "" while it works
+
+	succeeded, failed, empty atomic.Uint64
+	lastSuccess              atomic.Int64 // unix ns; 0: never
+	found                    atomic.Int64 // len(good)
+}
+
+// NewDNS builds the DNS source of fe, with settings dns for the host
+// names of its backends (its discovery table carries its own); nil when
+// fe resolves no name. The resolvers default to the nameservers of
+// /etc/resolv.conf, read now.
+func NewDNS(fe *config.Frontend, dns config.DNS, log zerolog.Logger) (*DNS, error) {
+	var lookups []*lookup
+	if d := fe.Discovery; d != nil && d.Type != "" {
+		dns = d.DNS
+		lookups = append(lookups, &lookup{kind: d.Type, name: d.Name, port: uint16(d.Port)})
+	}
+	for _, b := range fe.Backends {
+		if b.Host != "" {
+			lookups = append(lookups, &lookup{kind: lookupHost, name: b.Host, port: b.Address.Port(), host: b})
+		}
+	}
+	if len(lookups) == 0 {
+		return nil, nil
+	}
+	servers := dns.Resolvers
+	if len(servers) == 0 {
+		var err error
+		if servers, err = systemResolvers(resolvConf); err != nil {
+			return nil, fmt.Errorf("dns.resolvers: none set, and %w", err)
+		}
+		if len(servers) == 0 {
+			return nil, errNoResolver
+		}
+	}
+	return &DNS{
+		res:      resolver{servers: slices.Clone(servers), timeout: dns.Timeout},
+		interval: dns.Interval, minIval: dns.MinInterval, maxIval: dns.MaxInterval,
+		log: log, lookups: lookups, ready: make(chan struct{}), now: time.Now,
+	}, nil
+}
+
+// Ready is closed once Run has asked every name once and reported.
+func (s *DNS) Ready() <-chan struct{} { return s.ready }
+
+// Run resolves until ctx is done, calling report from its own goroutine
+// with the complete list of backends found, sorted by name, once every
+// name has been asked the first time (even if nothing was found) and
+// after that every time the list changes. It returns once ctx is done.
+func (s *DNS) Run(ctx context.Context, report func([]config.Backend)) {
+	var last []config.Backend
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for first := true; ; first = false {
+		now := s.now()
+		for _, l := range s.lookups {
+			if !l.due.After(now) {
+				s.refresh(ctx, l)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		found := s.backends()
+		if first || !slices.Equal(found, last) {
+			last = found
+			report(found)
+		}
+		if first {
+			close(s.ready)
+		}
+		next := s.lookups[0].due
+		for _, l := range s.lookups[1:] {
+			if l.due.Before(next) {
+				next = l.due
+			}
+		}
+		timer.Reset(next.Sub(s.now()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// refresh asks l's name again and keeps what it found, or its last good
+// answer when the lookup failed or found nothing.
+func (s *DNS) refresh(ctx context.Context, l *lookup) {
+	// An SRV answer may need a query per target: bound the whole, so a
+	// slow or hostile server cannot hold the source.
+	budget := lookupBudget * s.res.timeout
+	lctx, cancel := context.WithTimeout(ctx, budget)
+	found, ttl, err := l.resolve(lctx, &s.res)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil && lctx.Err() != nil {
+		err = fmt.Errorf("the lookup took longer than %v (%d times dns.timeout)", budget, lookupBudget)
+	}
+	now := s.now()
+	ev := s.log.Warn().Str("name", l.name).Str("type", l.kind)
+	switch {
+	case err != nil:
+		l.failed.Add(1)
+		l.due = now.Add(s.interval)
+		if msg := err.Error(); msg != l.failing {
+			l.failing = msg
+			ev.Err(err).Int("kept", len(l.good)).Msg("DNS lookup failed: the last good backends serve on")
+		}
+	case len(found) == 0:
+		l.empty.Add(1)
+		l.due = now.Add(s.interval)
+		if msg := "empty answer"; msg != l.failing {
+			l.failing = msg
+			ev.Int("kept", len(l.good)).Msg("DNS answer empty: the last good backends serve on")
+		}
+	default:
+		l.succeeded.Add(1)
+		l.lastSuccess.Store(now.UnixNano())
+		l.due = now.Add(min(max(time.Duration(ttl)*time.Second, s.minIval), s.maxIval))
+		if l.failing != "" {
+			l.failing = ""
+			s.log.Info().Str("name", l.name).Str("type", l.kind).Int("backends", len(found)).Msg("DNS lookup works again")
+		}
+		l.good = found
+		l.found.Store(int64(len(found)))
+	}
+}
+
+// resolve looks l's name up and returns the backends it stands for,
+// sorted by name, and the answer's TTL in seconds.
+func (l *lookup) resolve(ctx context.Context, r *resolver) ([]config.Backend, uint32, error) {
+	var ttl ttlMin
+	var out []config.Backend
+	switch l.kind {
+	case config.DiscoverySRV:
+		found, err := r.lookupSRV(ctx, l.name, &ttl)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = srvBackends(found)
+	case config.DiscoveryA, config.DiscoveryAAAA, lookupHost:
+		var ips []netip.Addr
+		var err error
+		switch l.kind {
+		case config.DiscoveryA:
+			ips, _, err = r.lookupIP(ctx, l.name, dnsmessage.TypeA, &ttl)
+		case config.DiscoveryAAAA:
+			ips, _, err = r.lookupIP(ctx, l.name, dnsmessage.TypeAAAA, &ttl)
+		default:
+			ips, err = r.lookupHost(ctx, l.name, &ttl)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		out = l.addrBackends(ips)
+	default:
+		return nil, 0, fmt.Errorf("lookup type %q", l.kind)
+	}
+	if len(out) > maxFound {
+		out = out[:maxFound]
+	}
+	return out, ttl.v, nil
+}
+
+// addrBackends turns the addresses of an A, AAAA or host lookup into
+// backends: named by address, weight 1, for discovery; named after the
+// host's backend, with its settings, for a host name.
+func (l *lookup) addrBackends(ips []netip.Addr) []config.Backend {
+	seen := make(map[netip.Addr]bool, len(ips))
+	var out []config.Backend
+	for _, ip := range ips {
+		if seen[ip] || !ip.IsValid() || ip.IsUnspecified() {
+			continue
+		}
+		seen[ip] = true
+		a := netip.AddrPortFrom(ip, l.port)
+		b := config.Backend{Name: a.String(), Address: a, Weight: 1}
+		if l.kind == lookupHost {
+			b = l.host
+			b.Name, b.Address, b.Host = l.host.Name+"/"+ip.String(), a, ""
+		}
+		out = append(out, b)
+	}
+	sortBackends(out)
+	return out
+}
+
+// srvBackends turns SRV addresses into backends named by address: the
+// lowest priority is the primary tier and every other one the backups
+// (splicer has two tiers), and weights keep their proportions in 1..256,
+// a weight of 0 (RFC 2782: "very small chance") becoming 1. An address
+// listed twice keeps its best priority, then its largest weight.
+func srvBackends(found []srvAddr) []config.Backend {
+	if len(found) == 0 {
+		return nil
+	}
+	best := make(map[netip.AddrPort]srvAddr, len(found))
+	for _, f := range found {
+		if !f.addr.Addr().IsValid() || f.addr.Addr().IsUnspecified() {
+			continue
+		}
+		b, seen := best[f.addr]
+		if !seen || f.priority < b.priority || f.priority == b.priority && f.weight > b.weight {
+			best[f.addr] = f
+		}
+	}
+	top, heaviest := uint16(0xffff), uint16(0)
+	for _, f := range best {
+		top = min(top, f.priority)
+		heaviest = max(heaviest, f.weight)
+	}
+	out := make([]config.Backend, 0, len(best))
+	for a, f := range best {
+		w := int(f.weight)
+		if heaviest > backend.MaxWeight {
+			w = (w*backend.MaxWeight + int(heaviest)/2) / int(heaviest)
+		}
+		out = append(out, config.Backend{Name: a.String(), Address: a, Weight: max(w, 1), Backup: f.priority != top})
+	}
+	sortBackends(out)
+	return out
+}
+
+// sortBackends orders backends by name: a report does not depend on the
+// order of the answer's records.
+func sortBackends(bs []config.Backend) {
+	slices.SortFunc(bs, func(a, b config.Backend) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// backends is every lookup's last good backends, sorted by name; a name
+// found twice (two host names on one address keep theirs apart by their
+// prefix) is kept once.
+func (s *DNS) backends() []config.Backend {
+	var out []config.Backend
+	for _, l := range s.lookups {
+		out = append(out, l.good...)
+	}
+	sortBackends(out)
+	return slices.CompactFunc(out, func(a, b config.Backend) bool { return a.Name == b.Name })
+}
+
+// LookupStats counts what one name's lookups did.
+type LookupStats struct {
+	// Name and Type are what is looked up: Type is "srv", "a", "aaaa", or
+	// "host" (A, else AAAA) for a backend given by host name.
+	Name, Type string
+	// Succeeded, Failed and Empty count lookups: with backends, failed
+	// (every resolver), and answered with nothing.
+	Succeeded, Failed, Empty uint64
+	// LastSuccess is when a lookup last found backends; zero if never.
+	LastSuccess time.Time
+	// Backends is how many backends the last good answer holds: the ones
+	// serving.
+	Backends int
+}
+
+// Stats returns the counts of every name, safe to call while Run runs.
+func (s *DNS) Stats() []LookupStats {
+	out := make([]LookupStats, len(s.lookups))
+	for i, l := range s.lookups {
+		out[i] = LookupStats{Name: l.name, Type: l.kind,
+			Succeeded: l.succeeded.Load(), Failed: l.failed.Load(), Empty: l.empty.Load(),
+			Backends: int(l.found.Load())}
+		if ns := l.lastSuccess.Load(); ns != 0 {
+			out[i].LastSuccess = time.Unix(0, ns)
+		}
+	}
+	return out
+}
+
+// Source finds a frontend's backends outside the config: DNS or Redis
+// Sentinel. The daemon merges what it reports into the frontend's backends
+// by identity, as a reload does.
+type Source interface {
+	// Run reports, from its own goroutine and until ctx is done, the
+	// complete list of backends found, each time it changes. It returns
+	// once ctx is done and nothing of it runs any more.
+	Run(ctx context.Context, report func([]config.Backend))
+	// Ready is closed once Run has reported for the first time.
+	Ready() <-chan struct{}
+}
+
+// NewSource builds the source of fe's backends: Sentinel or DNS
+// discovery, or the resolution of its backends given by host name (with
+// settings dns); nil when fe has none of these.
+func NewSource(fe *config.Frontend, dns config.DNS, log zerolog.Logger) (Source, error) {
+	if d := fe.Discovery; d != nil && d.Type == "" {
+		return NewSentinel(d, log)
+	}
+	s, err := NewDNS(fe, dns, log)
+	if s == nil || err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+var (
+	_ Source = (*DNS)(nil)
+	_ Source = (*Sentinel)(nil)
+)
