@@ -126,6 +126,7 @@ func resolveFrontend(r *rawFrontend, i int, ps *problems) Frontend {
 		f.Backends = append(f.Backends, resolveBackend(sc, j, &r.Backends[j]))
 	}
 	f.Discovery = resolveDiscovery(sc, r.Discovery)
+	resolveProxy(sc, r, &f)
 	return f
 }
 
