@@ -164,13 +164,14 @@ func (d *Daemon) SetBackends(ctx context.Context, name string, specs []backend.S
 	if fc == nil {
 		return l4.BackendChange{}, fmt.Errorf("frontend %q: %w", name, l4.ErrUnknownFrontend)
 	}
+	prev := fc.Backends
 	fc.Backends = make([]config.Backend, len(specs))
 	for i, s := range specs {
 		if s.Name == "" {
 			s.Name = s.Address.String()
 		}
 		fc.Backends[i] = config.Backend{Name: s.Name, Address: s.Address, Weight: s.Weight,
-			MaxConnections: s.MaxConnections, Backup: s.Backup}
+			MaxConnections: s.MaxConnections, Backup: s.Backup, SendProxy: sendProxyOf(prev, s)}
 	}
 	change, err := d.apply(ctx, &cfg)
 	if err != nil {
@@ -178,6 +179,19 @@ func (d *Daemon) SetBackends(ctx context.Context, name string, specs []backend.S
 	}
 	d.log.Info().Str("frontend", name).Interface("backends", change.Backends[name]).Msg("backends changed")
 	return change.Backends[name], nil
+}
+
+// sendProxyOf is the send_proxy a backend of spec s keeps: its own when
+// the same backend (name and address) was configured with one, else ""
+// (the frontend's). Specs do not carry it: discovery and the admin API
+// know nothing of it.
+func sendProxyOf(prev []config.Backend, s backend.Spec) string {
+	for _, b := range prev {
+		if b.Name == s.Name && b.Address == s.Address {
+			return b.SendProxy
+		}
+	}
+	return ""
 }
 
 func frontendOf(cfg *config.Config, name string) *config.Frontend {
