@@ -226,7 +226,7 @@ func TestExampleCommentedFrontends(t *testing.T) {
 	for _, f := range cfg.Frontends {
 		names = append(names, f.Name+"/"+f.Protocol+"/"+f.Strategy+"/"+f.Health.Check)
 	}
-	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres cache/tcp/roundrobin/redis dns/udp/roundrobin/send_expect"; got != want {
+	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres web/tcp/roundrobin/tcp cache/tcp/roundrobin/redis dns/udp/roundrobin/send_expect"; got != want {
 		t.Errorf("frontends %q, want %q", got, want)
 	}
 }
