@@ -19,9 +19,17 @@ var ErrConfig = errors.New("invalid health check")
 // database password (h.Password) now and fails when it cannot; the
 // checker is a SecretReloader, which reads it again on demand. h.Check
 // "none" has no checker: the caller runs no scheduler, and the error says
-// so.
-func NewChecker(h config.Health) (Checker, error) {
-	return newChecker(h, "tcp")
+// so. opts adjust it: WithProxyHeaders for backends that read a PROXY
+// header first.
+func NewChecker(h config.Health, opts ...Option) (Checker, error) {
+	c, err := newChecker(h, "tcp")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // NewUDPChecker builds the Checker of a UDP frontend: send_expect sends its
@@ -33,7 +41,7 @@ func NewUDPChecker(h config.Health) (Checker, error) {
 	return newChecker(h, "udp")
 }
 
-func newChecker(h config.Health, network string) (Checker, error) {
+func newChecker(h config.Health, network string) (*checker, error) {
 	if h.Port < 0 || h.Port > 65535 {
 		return nil, fmt.Errorf("health.port %d outside 0..65535: %w", h.Port, ErrConfig)
 	}

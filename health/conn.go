@@ -29,6 +29,10 @@ func dialAddress(ctx context.Context, network, address string) (conn net.Conn, r
 	if release, err = tie(ctx, conn); err != nil {
 		return nil, nil, failed(ctx, "connect", err)
 	}
+	if err := sendPreamble(ctx, conn); err != nil {
+		release()
+		return nil, nil, failed(ctx, "PROXY header", err)
+	}
 	return conn, release, nil
 }
 

@@ -31,7 +31,7 @@ func newHTTPProbe(path string, status int) (*httpProbe, error) {
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:                  nil,
-				DialContext:            (&net.Dialer{}).DialContext,
+				DialContext:            dialHTTP,
 				DisableKeepAlives:      true,
 				MaxResponseHeaderBytes: maxReply,
 			},
@@ -60,4 +60,19 @@ func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) (seen, error
 		return seen{}, fmt.Errorf("GET %s: status %d, want %d", p.path, resp.StatusCode, p.status)
 	}
 	return saw(fmt.Sprintf("GET %s: status %d", p.path, resp.StatusCode)), nil
+}
+
+// dialHTTP dials for the HTTP probe and sends the PROXY header the target
+// expects first, as dial does for the other probes.
+func dialHTTP(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	if err := sendPreamble(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }

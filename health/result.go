@@ -64,6 +64,8 @@ type checker struct {
 	probe probeFunc
 	// secrets re-reads the probe's secret; nil when it has none.
 	secrets SecretReloader
+	// proxy names the targets that expect a PROXY header first.
+	proxy ProxyHeaders
 }
 
 // Check implements Checker.
@@ -71,6 +73,8 @@ func (c *checker) Check(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
 	if c.port != 0 {
 		target = netip.AddrPortFrom(target.Addr(), c.port)
+	} else {
+		ctx = withProxyHeaders(ctx, c.proxy)
 	}
 	s, err := c.probe(ctx, target)
 	if err != nil {

@@ -76,10 +76,13 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 type ConnInfo struct {
 	ID       uint64
 	Frontend string
-	Client   netip.AddrPort
-	Backend  string // the backend's name; "" while none is connected
-	// State is the connection's state (connecting, queued, starved,
-	// relaying, closing), or "flow" for a UDP flow.
+	// Client is the client's address: the one a PROXY header carried, if
+	// the frontend accepts them; Via is then the proxy that sent it.
+	Client  netip.AddrPort
+	Via     netip.AddrPort
+	Backend string // the backend's name; "" while none is connected
+	// State is the connection's state (proxy_header, connecting, queued,
+	// starved, relaying, closing), or "flow" for a UDP flow.
 	State    string
 	Started  time.Time
 	BytesIn  uint64 // relayed client to backend
@@ -109,7 +112,7 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 				continue
 			}
 			info := ConnInfo{
-				ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client, Started: c.start,
+				ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client, Via: c.via, Started: c.start,
 				State: c.state.String(), BytesIn: c.up.bytes, BytesOut: c.down.bytes,
 			}
 			if c.be != nil && (c.state == stateRelaying || c.state == stateClosing) {
@@ -124,8 +127,12 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 			total += len(ln.flows)
 			for _, f := range ln.flows {
 				if page.wants(f.id) {
+					var via netip.AddrPort
+					if f.key.origin.IsValid() {
+						via = f.key.client
+					}
 					page.add(ConnInfo{
-						ID: f.id, Frontend: ln.fe.cfg.Name, Client: f.key.client, Backend: f.be.Name(),
+						ID: f.id, Frontend: ln.fe.cfg.Name, Client: f.key.clientAddr(), Via: via, Backend: f.be.Name(),
 						State: "flow", Started: f.start, BytesIn: f.bytesIn, BytesOut: f.bytesOut,
 					})
 				}

@@ -59,22 +59,5 @@ func BenchmarkRelayBulk(b *testing.B) {
 func BenchmarkConnection(b *testing.B) {
 	be := startBackend(b, echo)
 	s := startServer(b, testConfig(b, []netip.AddrPort{be.addr}, nil))
-	addr := s.Addrs("fe")[0].String()
-	msg := make([]byte, 64)
-	buf := make([]byte, 64)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.Write(msg); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
-			b.Fatal(err)
-		}
-		c.Close()
-	}
+	benchConnections(b, s.Addrs("fe")[0].String(), nil)
 }

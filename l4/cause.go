@@ -79,9 +79,20 @@ const (
 	// descriptors or memory for too long, or a syscall failing in a way
 	// that says nothing about either peer. Never counted against a backend.
 	CauseLocalError
+	// CauseProxyInvalid: a sender trusted to send a PROXY header
+	// (accept_proxy_from) sent bytes that are not a valid one, or closed
+	// its connection in the middle of one.
+	CauseProxyInvalid
+	// CauseProxyTimeout: a trusted sender's PROXY header was not complete
+	// within proxy_header_timeout.
+	CauseProxyTimeout
+	// CauseProxyUntrusted: on an accept_proxy frontend, a client outside
+	// accept_proxy_from (without accept_proxy_optional) was refused at
+	// accept.
+	CauseProxyUntrusted
 
 	// NumCauses sizes arrays indexed by Cause.
-	NumCauses = int(CauseLocalError) + 1
+	NumCauses = int(CauseProxyUntrusted) + 1
 )
 
 var causeNames = [NumCauses]string{
@@ -106,6 +117,9 @@ var causeNames = [NumCauses]string{
 	CauseReplied:          "replied",
 	CauseICMPError:        "icmp_error",
 	CauseLocalError:       "local_error",
+	CauseProxyInvalid:     "proxy_header_invalid",
+	CauseProxyTimeout:     "proxy_header_timeout",
+	CauseProxyUntrusted:   "proxy_untrusted",
 }
 
 // String is the cause's name in metrics labels, stats and logs.
@@ -133,6 +147,7 @@ var (
 		CauseShutdown, CauseLocalError, CauseHandoverRefused,
 		CauseConnectFailed, CauseNoBackend, CauseQueueFull, CauseQueueTimeout,
 		CauseDenied, CauseClientLimit, CauseRateLimit,
+		CauseProxyInvalid, CauseProxyTimeout, CauseProxyUntrusted,
 	}
 	udpCauses = []Cause{
 		CauseReplied, CauseIdleTimeout, CauseICMPError, CauseAdminKill, CauseBackendDown,

@@ -27,22 +27,28 @@ const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPR
 
 // connState is where a connection is in its life:
 //
-//	closed -> connecting -> relaying -> closing -> closed
-//	              |  ^  \        \________________/^
-//	              v  |   \_______________________/ |
-//	            queued / starved ------------------'
+//	closed -> [header] -> connecting -> relaying -> closing -> closed
+//	             |          |  ^  \        \________________/^
+//	             |          v  |   \_______________________/ |
+//	             |        queued / starved ------------------'
+//	             '-------------------------------------------'
 //
 // A client starts connecting; with every backend at its cap it is queued,
 // and when its backend socket cannot be made for want of fds it is
 // starved, until a slot or an fd comes. Relaying ends in closed at once,
 // or through closing when a socket failed and the bytes delivered to the
-// other peer must reach it before that peer gets the reset.
+// other peer must reach it before that peer gets the reset. On an
+// accept_proxy frontend a trusted sender's connection first reads its
+// PROXY header (header): a valid one leads on to connecting, with the
+// access list and per-client limits applied to the client it names; an
+// invalid one, or none within proxy_header_timeout, closes it.
 type connState uint8
 
 const (
 	// stateClosed is the zero value: a recycled conn struct reads as
 	// closed, so code still holding it after close does nothing more.
 	stateClosed     connState = iota // fds closed; the struct awaits reuse
+	stateHeader                      // reading the client's PROXY header (accept_proxy)
 	stateConnecting                  // waiting for the backend's connect
 	stateQueued                      // waiting in the frontend's queue for a backend slot
 	stateStarved                     // waiting for a local resource (an fd) to connect
@@ -52,6 +58,7 @@ const (
 
 var stateNames = [...]string{
 	stateClosed:     "closed",
+	stateHeader:     "proxy_header",
 	stateConnecting: "connecting",
 	stateQueued:     "queued",
 	stateStarved:    "starved",
@@ -73,15 +80,27 @@ const maxTries = 11
 // conn is one proxied client connection and, once connected, its backend
 // connection. It belongs to one loop; only that loop touches it.
 type conn struct {
-	loop   *loop
-	fe     *frontend
-	id     uint64    // server-wide, for the admin API; 0 while unused
-	start  time.Time // when the client was accepted
-	idx    uint32    // slot in loop.slots
-	gen    uint32    // slot generation the fds are registered with
-	state  connState
+	loop  *loop
+	fe    *frontend
+	id    uint64    // server-wide, for the admin API; 0 while unused
+	start time.Time // when the client was accepted
+	idx   uint32    // slot in loop.slots
+	gen   uint32    // slot generation the fds are registered with
+	state connState
+	// client is the client's address: the peer's, or the one its PROXY
+	// header carried, once read (then via is the peer that sent it, and
+	// dst the address the header says the client connected to).
 	client netip.AddrPort
-	key    uint64 // balancing key derived from the client address
+	via    netip.AddrPort
+	dst    netip.AddrPort
+	key    uint64    // balancing key derived from the client address
+	ln     *listener // the listener that accepted it
+	// hdrNeed is how many bytes the PROXY header needs at least, while
+	// it is read (stateHeader).
+	hdrNeed uint32
+	// admitted is set once the client is counted in the frontend's
+	// per-client table, which end releases.
+	admitted bool
 
 	cfd, bfd int
 	be       *backend.Backend // nil until a backend slot is acquired
@@ -121,16 +140,20 @@ type conn struct {
 	handing bool
 }
 
-// startConn takes a freshly accepted client socket and starts connecting it
-// to a backend.
-func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
+// startConn takes a freshly accepted client socket of ln and starts
+// connecting it to a backend, or, when header is set, reading its PROXY
+// header first. Without a header the listener has admitted the client
+// (access list, per-client limits).
+func (l *loop) startConn(ln *listener, fd int, peer netip.AddrPort, header bool) {
+	fe := ln.fe
 	c := l.newConn()
-	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, peer
+	c.fe, c.ln, c.cfd, c.bfd, c.client = fe, ln, fd, -1, peer
 	c.state = stateConnecting
 	c.id = l.srv.nextID.Add(1)
 	c.start = l.now
 	fe.total.Add(1) // active was counted by the listener's reservation
 	c.key = keyFor(peer.Addr())
+	c.admitted = fe.clients != nil && !header
 	c.lastActive = l.now
 	c.idx, c.gen = l.alloc(c)
 	l.conns[c] = struct{}{}
@@ -138,6 +161,10 @@ func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
 	if err := l.poll.Add(fd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
 		l.srv.log.Warn().Err(err).Msg("registering client socket")
 		c.end(CauseLocalError)
+		return
+	}
+	if header {
+		c.startHeader()
 		return
 	}
 	c.connectNext()
@@ -295,6 +322,9 @@ func (c *conn) starvedWait() time.Duration {
 
 func (c *conn) onEvent(ev uint32, side uint32) {
 	switch c.state {
+	case stateHeader:
+		c.onHeaderEvent(ev) // only the client is registered
+		return
 	case stateConnecting:
 		if side == sideBackend {
 			c.onConnectEvent(ev)
@@ -375,6 +405,9 @@ func (c *conn) onConnectEvent(ev uint32) {
 	_ = sock.SetOOBInline(c.bfd)
 	c.state = stateRelaying
 	c.up.dstReady = true
+	if v := c.fe.send.versionFor(c.be); v != 0 {
+		c.loadHeader(v)
+	}
 	// A server that speaks first (PostgreSQL, MySQL) may have sent its
 	// greeting already; the edge for it came with this event.
 	markReady(ev&^unix.EPOLLOUT, &c.down, &c.up)
@@ -444,6 +477,8 @@ func (c *conn) armIdle() {
 // the last activity, so a busy connection costs no timer work per read.
 func (c *conn) onTimer() {
 	switch c.state {
+	case stateHeader:
+		c.headerRefused(CauseProxyTimeout, errHeaderTimedOut)
 	case stateQueued:
 		c.end(CauseQueueTimeout)
 	case stateStarved:
@@ -514,7 +549,7 @@ func (c *conn) end(cause Cause) {
 		b.Release()
 		c.fe.slotFreed(b)
 	}
-	if t := c.fe.clients; t != nil {
+	if t := c.fe.clients; t != nil && c.admitted {
 		t.release(c.client.Addr())
 	}
 	l.releaseSlot(c.idx)

@@ -38,6 +38,8 @@ type frontend struct {
 	peers map[*backend.Backend]*udpPeer
 	// observer, when set, hears of connect outcomes and resets.
 	observer Observer
+	// send is what PROXY header each backend gets (proxy.go).
+	send proxySend
 }
 
 // frontendShared is what every generation of a frontend shares.
@@ -78,6 +80,7 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 	if err := fe.buildSet(); err != nil {
 		return nil, err
 	}
+	fe.send = newProxySend(fc, fe.backends)
 	return fe, nil
 }
 

@@ -42,6 +42,7 @@ type listener struct {
 
 	deniedLog   time.Time // last access-list summary line
 	deniedSince uint64    // clients denied since that line
+	headerLog   headerLog // refused PROXY headers and senders
 }
 
 // newListener makes a listener of fd, a listening socket bound to bound,
@@ -90,17 +91,7 @@ func (ln *listener) acceptSome() {
 		}
 		switch {
 		case err == nil:
-			if !ln.fe.acl.admits(peer.Addr()) {
-				ln.deny(fd)
-				srv.connDone(ln.fe)
-				continue
-			}
-			if !ln.admitClient(peer.Addr()) {
-				refuse(fd)
-				srv.connDone(ln.fe)
-				continue
-			}
-			ln.loop.startConn(ln.fe, fd, peer)
+			ln.accepted(fd, peer)
 		case errors.Is(err, unix.EAGAIN):
 			return
 		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
@@ -113,6 +104,36 @@ func (ln *listener) acceptSome() {
 		}
 	}
 	ln.loop.again = append(ln.loop.again, ln)
+}
+
+// accepted applies the checks made at accept to a new client and starts
+// it. On an accept_proxy frontend, a trusted sender's client is checked
+// once its header has said who it is (conn.headerRead); another sender is
+// refused unless accept_proxy_optional serves it as it is.
+func (ln *listener) accepted(fd int, peer netip.AddrPort) {
+	srv, fe := ln.loop.srv, ln.fe
+	header := false
+	if fe.cfg.AcceptProxy {
+		header = fe.trustedSender(peer.Addr())
+		if !header && !fe.cfg.AcceptProxyOptional {
+			ln.untrusted(fd, peer)
+			srv.connDone(fe)
+			return
+		}
+	}
+	if !header {
+		if !fe.acl.admits(peer.Addr()) {
+			ln.deny(fd)
+			srv.connDone(fe)
+			return
+		}
+		if !ln.admitClient(peer.Addr()) {
+			refuse(fd)
+			srv.connDone(fe)
+			return
+		}
+	}
+	ln.loop.startConn(ln, fd, peer, header)
 }
 
 // admitClient applies the per-client limits, counting a refusal by reason.
@@ -174,11 +195,17 @@ func (ln *listener) resumeFull(fe *frontend) {
 }
 
 // deny closes a client the access list refuses, before any other work,
-// and counts it. Rather than a line per client (a scan could flood the
-// log), a summary line goes out at most every acceptLogEvery.
+// and counts it.
 func (ln *listener) deny(fd int) {
 	refuse(fd)
 	ln.fe.closed[CauseDenied].Add(1)
+	ln.noteDenied()
+}
+
+// noteDenied logs a client refused by the access list. Rather than a line
+// per client (a scan could flood the log), a summary line goes out at most
+// every acceptLogEvery.
+func (ln *listener) noteDenied() {
 	ln.deniedSince++
 	if now := ln.loop.now; now.Sub(ln.deniedLog) >= acceptLogEvery {
 		ln.loop.srv.log.Info().Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).

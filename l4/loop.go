@@ -103,6 +103,10 @@ type loop struct {
 	replyLn *udpListener
 	replyBE [udpBatch]*backend.Backend
 
+	// hdrBuf is where PROXY headers are peeked at (proxy.go); nil until
+	// the first.
+	hdrBuf []byte
+
 	exited chan struct{} // closed when run returns
 
 	mu      sync.Mutex // guards tasks and done

@@ -30,7 +30,9 @@ const bulkBelow = 16 << 10
 //   - The carrier is empty whenever pump fills it, so a Fill EAGAIN means
 //     "src is empty" and never "pipe full" (see splice.Carrier), and a
 //     Fill error means every byte read from src before it was delivered
-//     or is still in the carrier being delivered.
+//     or is still in the carrier being delivered. The one exception holds
+//     no src byte: a buffer holding only a PROXY header, not yet written,
+//     may be filled behind it (join).
 //   - srcReady and dstReady mirror edge-triggered readiness: set by an
 //     event, cleared only by EAGAIN (or a read that proved src drained).
 type half struct {
@@ -69,6 +71,15 @@ type half struct {
 
 	bytes     uint64 // delivered to dst over the connection's life
 	unflushed uint64 // delivered but not yet added to the backend counters
+
+	// ours counts the bytes at the front of the carrier that splicer
+	// wrote itself, a PROXY header: delivered first, never counted as
+	// relayed.
+	ours int
+	// join is set while a PROXY header waits in the carrier, not yet
+	// written: the next pump reads the client's first bytes in behind it
+	// when they are already there, so that one write carries both.
+	join bool
 }
 
 // pumpResult says why pump returned.
@@ -114,14 +125,36 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 	budget := wakeBudget
 	for {
 		if !h.empty() {
+			if h.join {
+				// A PROXY header waits alone in a buffer: when the
+				// client's first bytes are there, read them in behind
+				// it and write both at once.
+				h.join = false
+				if h.srcReady && !h.eof && !h.urgent && h.buf != nil {
+					asked := min(budget, h.buf.Room())
+					n, err := h.buf.FillAfter(h.src, asked)
+					if res, err, stop := c.filled(h, n, err, &budget); stop {
+						return res, err
+					}
+					if n == asked {
+						h.srcReady = true // cut short by the room left, not drained
+					}
+					continue
+				}
+			}
 			if !h.dstReady {
 				return pumpBlocked, nil
 			}
 			n, err := h.carrier.Drain(h.dst)
 			if n > 0 {
+				c.lastActive = c.loop.now
+				if h.ours > 0 {
+					k := min(n, h.ours)
+					h.ours -= k
+					n -= k
+				}
 				h.bytes += uint64(n)
 				h.unflushed += uint64(n)
-				c.lastActive = c.loop.now
 			}
 			if err != nil {
 				if errors.Is(err, unix.EAGAIN) {
@@ -161,43 +194,57 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 			return pumpMore, nil
 		}
 		n, err := c.takeCarrier(h).Fill(h.src, budget)
-		switch {
-		case err == nil && n == 0 && h.pipe != nil && sock.AtUrgentMark(h.src):
-			// splice returns 0 at the urgent mark once the FIN is in
-			// too, though bytes wait behind the mark: not the EOF.
-			h.urgent, h.bulk = true, false
-			c.dropCarrier(h)
-		case err == nil && n == 0:
-			h.eof = true
-			if c.finFirst == 0 {
-				c.finFirst = uint8(c.srcSide(h)) + 1
-			}
-		case err == nil:
-			budget -= n
-			h.adapt(n, budget)
-		case errors.Is(err, unix.EAGAIN):
-			if h.urgent && h.pipe != nil {
-				// splice stops at the urgent mark: copy past it.
-				h.bulk = false
-				c.dropCarrier(h)
-				continue
-			}
-			h.srcReady = false
-			h.urgent = false
-		case errors.Is(err, splice.ErrSpliceUnsupported):
-			// This fd pair cannot splice: copy through buffers from now
-			// on. The pipe is empty (Fill moved nothing), so dropping it
-			// on the next turn loses nothing.
-			c.noSplice = true
-		case isLocalError(err):
-			c.dropCarrier(h)
-			return pumpLocal, err
-		default:
-			c.dropCarrier(h)
-			h.eof, h.srcErr = true, true
-			return pumpSrcFailed, err
+		if res, err, stop := c.filled(h, n, err, &budget); stop {
+			return res, err
 		}
 	}
+}
+
+// filled applies the outcome of a fill of h that read n bytes or failed
+// with err, spending budget; stop is set, with pump's result, when pump
+// must return.
+func (c *conn) filled(h *half, n int, err error, budget *int) (res pumpResult, _ error, stop bool) {
+	switch {
+	case err == nil && n == 0 && h.pipe != nil && sock.AtUrgentMark(h.src):
+		// splice returns 0 at the urgent mark once the FIN is in too,
+		// though bytes wait behind the mark: not the EOF.
+		h.urgent, h.bulk = true, false
+		c.dropCarrier(h)
+	case err == nil && n == 0:
+		h.eof = true
+		if c.finFirst == 0 {
+			c.finFirst = uint8(c.srcSide(h)) + 1
+		}
+	case err == nil:
+		*budget -= n
+		h.adapt(n, *budget)
+	case errors.Is(err, unix.EAGAIN):
+		if h.urgent && h.pipe != nil {
+			// splice stops at the urgent mark: copy past it.
+			h.bulk = false
+			c.dropCarrier(h)
+			return 0, nil, false
+		}
+		h.srcReady = false
+		h.urgent = false
+	case errors.Is(err, splice.ErrSpliceUnsupported):
+		// This fd pair cannot splice: copy through buffers from now on.
+		// The pipe is empty (Fill moved nothing), so dropping it on the
+		// next turn loses nothing.
+		c.noSplice = true
+	case isLocalError(err):
+		c.dropCarrier(h)
+		return pumpLocal, err, true
+	default:
+		// Whatever the carrier held goes: the bytes read before the
+		// failure were delivered (the carrier is empty when pump fills
+		// it), and a PROXY header waiting for the first bytes was no
+		// client's.
+		c.dropCarrier(h)
+		h.eof, h.srcErr = true, true
+		return pumpSrcFailed, err, true
+	}
+	return 0, nil, false
 }
 
 // isLocalError reports whether a read or write failed for a reason that
@@ -464,6 +511,7 @@ func (c *conn) dropCarrier(h *half) {
 		c.loop.pipes.PutBuffer(h.buf)
 	}
 	h.carrier, h.pipe, h.buf = nil, nil, nil
+	h.ours, h.join = 0, false
 }
 
 func firstErr(a, b error) error {

@@ -212,6 +212,7 @@ func nextGeneration(prev *frontend, fc *config.Frontend) (*generation, error) {
 	g.newSet = len(merge.Added)+len(merge.Removed) > 0 || fc.Strategy != prev.cfg.Strategy ||
 		fc.MaglevTableSize != prev.cfg.MaglevTableSize || fc.SlowStart != prev.cfg.SlowStart
 	gen.backends, gen.specs = merge.Backends, merge.Specs
+	gen.send = newProxySend(fc, gen.backends)
 	if !g.newSet {
 		// Same members and strategy: the Set carries on, and the
 		// weight and cap changes rebuild its snapshot when applied.

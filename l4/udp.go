@@ -35,34 +35,38 @@ type DropReason uint8
 // The drop reasons. Each datagram dropped is counted once, under the first
 // reason that applies.
 const (
-	DropMaxFlows      DropReason = iota // new flow refused: max_flows reached
-	DropNoBackend                       // new flow refused: no backend could take it
-	DropAccessList                      // the client is refused by allow/deny
-	DropPerClient                       // max_connections_per_client (flows per client IP)
-	DropRateLimit                       // connection_rate_per_client (new flows per second)
-	DropShutdown                        // new flow refused: the server is shutting down
-	DropLocal                           // no socket for a new flow (out of fds or memory)
-	DropSendError                       // the kernel refused to send it (buffer full)
-	DropRefused                         // the backend answered with an ICMP error
-	DropForeign                         // a reply from an address other than the flow's backend
-	DropUnsolicited                     // a reply where none is expected (responses = 0)
-	DropReceiveBuffer                   // dropped by the kernel: the frontend socket's receive buffer was full
-	NumDropReasons    = int(DropReceiveBuffer) + 1
+	DropMaxFlows       DropReason = iota // new flow refused: max_flows reached
+	DropNoBackend                        // new flow refused: no backend could take it
+	DropAccessList                       // the client is refused by allow/deny
+	DropPerClient                        // max_connections_per_client (flows per client IP)
+	DropRateLimit                        // connection_rate_per_client (new flows per second)
+	DropShutdown                         // new flow refused: the server is shutting down
+	DropLocal                            // no socket for a new flow (out of fds or memory)
+	DropSendError                        // the kernel refused to send it (buffer full)
+	DropRefused                          // the backend answered with an ICMP error
+	DropForeign                          // a reply from an address other than the flow's backend
+	DropUnsolicited                      // a reply where none is expected (responses = 0)
+	DropReceiveBuffer                    // dropped by the kernel: the frontend socket's receive buffer was full
+	DropProxyHeader                      // accept_proxy: a trusted sender's datagram without a valid v2 PROXY header
+	DropProxyUntrusted                   // accept_proxy: a datagram from a sender outside accept_proxy_from
+	NumDropReasons     = int(DropProxyUntrusted) + 1
 )
 
 var dropNames = [NumDropReasons]string{
-	DropMaxFlows:      "max_flows",
-	DropNoBackend:     "no_backend",
-	DropAccessList:    "access_list",
-	DropPerClient:     "per_client",
-	DropRateLimit:     "rate_limit",
-	DropShutdown:      "shutdown",
-	DropLocal:         "local_error",
-	DropSendError:     "send_error",
-	DropRefused:       "refused",
-	DropForeign:       "foreign_source",
-	DropUnsolicited:   "unsolicited",
-	DropReceiveBuffer: "receive_buffer",
+	DropMaxFlows:       "max_flows",
+	DropNoBackend:      "no_backend",
+	DropAccessList:     "access_list",
+	DropPerClient:      "per_client",
+	DropRateLimit:      "rate_limit",
+	DropShutdown:       "shutdown",
+	DropLocal:          "local_error",
+	DropSendError:      "send_error",
+	DropRefused:        "refused",
+	DropForeign:        "foreign_source",
+	DropUnsolicited:    "unsolicited",
+	DropReceiveBuffer:  "receive_buffer",
+	DropProxyHeader:    "proxy_header",
+	DropProxyUntrusted: "proxy_untrusted",
 }
 
 // String is the reason's name in stats and metrics.
@@ -103,11 +107,23 @@ func newUDPPeers(bs []*backend.Backend) map[*backend.Backend]*udpPeer {
 	return peers
 }
 
-// flowKey identifies a flow: the client's address and, on a socket bound
-// to a wildcard address, the local address it wrote to (else invalid).
+// flowKey identifies a flow: the address datagrams come from (and replies
+// go to), on a socket bound to a wildcard address the local address it
+// wrote to (else invalid), and on an accept_proxy frontend the client the
+// sender's PROXY headers name (else invalid: the sender is the client).
 type flowKey struct {
 	client netip.AddrPort
 	local  netip.Addr
+	origin netip.AddrPort
+}
+
+// clientAddr is the flow's client: the one its PROXY header names, or the
+// sender.
+func (k *flowKey) clientAddr() netip.AddrPort {
+	if k.origin.IsValid() {
+		return k.origin
+	}
+	return k.client
 }
 
 // udpListener is one loop's socket for one address of a UDP frontend and
@@ -135,8 +151,9 @@ type udpListener struct {
 	// sending open flows' datagrams to loops that do not know them.
 	draining bool
 
-	errLog  time.Time // last "cannot open a backend socket" line
-	errLogN int       // such failures since
+	errLog    time.Time // last "cannot open a backend socket" line
+	errLogN   int       // such failures since
+	headerLog headerLog // refused PROXY headers and senders
 }
 
 // openUDP binds a frontend socket for fe at addr with the options every
@@ -225,11 +242,18 @@ func (ln *udpListener) onEvent(_ uint32, _ uint32) {
 			ln.countKernelDrops(b, n-1)
 		}
 		for i := 0; i < n; i++ {
-			var local netip.Addr
+			key := flowKey{client: b.From(i)}
 			if ln.wildcard {
-				local = b.Dest(i)
+				key.local = b.Dest(i)
 			}
-			ln.forward(flowKey{client: b.From(i), local: local}, b.Data(i))
+			data := b.Data(i)
+			if ln.fe.cfg.AcceptProxy {
+				var ok bool
+				if data, key.origin, ok = ln.stripHeader(key.client, data); !ok {
+					continue
+				}
+			}
+			ln.forward(key, data)
 		}
 		if n < b.Slots() {
 			return
@@ -283,7 +307,7 @@ func (ln *udpListener) forward(key flowKey, data []byte) {
 	}
 	if f == nil {
 		if fe.cfg.Responses == 0 {
-			ln.fireAndForget(key.client.Addr(), data)
+			ln.fireAndForget(key.clientAddr().Addr(), data)
 			return
 		}
 		if f = ln.openFlow(key); f == nil {
@@ -358,7 +382,7 @@ func (ln *udpListener) unadmit(ip netip.Addr) {
 // refuses.
 func (ln *udpListener) openFlow(key flowKey) *flow {
 	fe := ln.fe
-	ip := key.client.Addr()
+	ip := key.clientAddr().Addr()
 	if !ln.admit(ip) {
 		return nil
 	}

@@ -223,7 +223,7 @@ func (f *flow) release() {
 	l.releaseSlot(f.idx)
 	delete(ln.flows, f.key)
 	f.be.Release()
-	ln.unadmit(f.key.client.Addr())
+	ln.unadmit(f.key.clientAddr().Addr())
 	l.srv.flowDone()
 	l.recycleFlow(f)
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/proxyproto"
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
@@ -111,5 +114,38 @@ func TestEchoMismatch(t *testing.T) {
 	err := echoOnce(context.Background(), &dialer, addr, []byte("ping"), make([]byte, 4))
 	if !errors.Is(err, errEchoMismatch) {
 		t.Fatalf("echoOnce error = %v, want errEchoMismatch", err)
+	}
+}
+
+// TestEchoProxy: the PROXY echo server strips a v1 or v2 header and echoes
+// the rest, and closes a connection that sends none.
+func TestEchoProxy(t *testing.T) {
+	addr := startServer(t, echoProxyConn)
+	src, dst := netip.MustParseAddrPort("192.0.2.1:1000"), netip.MustParseAddrPort("192.0.2.2:80")
+	for _, hdr := range [][]byte{
+		proxyproto.AppendV1(nil, src, dst),
+		proxyproto.AppendV2(nil, &proxyproto.Header{Command: proxyproto.Proxy, Source: src, Destination: dst}, true),
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(append(hdr, "hello"...))
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+			t.Errorf("echo after %q: %q, %v", hdr, buf, err)
+		}
+		c.Close()
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("hello, no header\r\n"))
+	if n, err := c.Read(make([]byte, 64)); n != 0 || err == nil {
+		t.Errorf("without a header: %d bytes, %v; want the connection closed", n, err)
 	}
 }

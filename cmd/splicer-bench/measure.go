@@ -41,18 +41,26 @@ type test struct {
 	suite   suite
 	metrics []metric // the rows it fills; all are marked failed when it fails
 	run     func(ctx context.Context, r *runner, t *target, in *instance) (measurement, error)
+	// proxyV2 runs the test only on targets that send PROXY v2 headers.
+	proxyV2 bool
+}
+
+// servedBy reports whether the test runs on t.
+func (tst test) servedBy(t *target) bool {
+	return t.serves(tst.suite) && (!tst.proxyV2 || t.sendsProxyV2)
 }
 
 // allTests lists the tests in the order each round runs them.
 func allTests() []test {
 	return []test{
-		{"iperf3 1 stream", suiteTCP, []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
-		{"iperf3 8 streams", suiteTCP, []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
-		{"connection rate", suiteTCP, []metric{connRate, connCPUPer1000}, connRateTest},
-		{"request/response", suiteTCP, []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest},
-		{"idle connections", suiteTCP, []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest},
-		{"UDP request/response", suiteUDP, []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, udpReqRespTest},
-		{"UDP new-flow queries", suiteUDP, []metric{udpQueryRate, udpQueryLoss}, udpQueryTest},
+		{"iperf3 1 stream", suiteTCP, []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit), false},
+		{"iperf3 8 streams", suiteTCP, []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit), false},
+		{"connection rate", suiteTCP, []metric{connRate, connCPUPer1000}, connRateTest, false},
+		{"connection rate, PROXY v2", suiteTCP, []metric{connRatePP2, connCPUPP2}, connRatePP2Test, true},
+		{"request/response", suiteTCP, []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest, false},
+		{"idle connections", suiteTCP, []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest, false},
+		{"UDP request/response", suiteUDP, []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, udpReqRespTest, false},
+		{"UDP new-flow queries", suiteUDP, []metric{udpQueryRate, udpQueryLoss}, udpQueryTest, false},
 	}
 }
 
@@ -126,9 +134,27 @@ func iperfTest(streams int, gbps, cores, cpuPerGbit metric) func(context.Context
 // connRateTest measures new connections per second, each echoing
 // messageSize bytes before it closes.
 func connRateTest(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+	return connRateOn(ctx, r, in, in.echoAddr, connRate, connCPUPer1000)
+}
+
+// connRatePP2Test is connRateTest on the route where the proxy writes a
+// PROXY v2 header to the backend first, which reads it: in the same run,
+// so the two rows compare. It runs only on the targets that send v2
+// headers (test.proxyV2): not direct, nor nginx (v1 only), nor the io.Copy
+// proxy, whose cells read "-".
+func connRatePP2Test(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+	if in.echoProxyAddr == "" {
+		return measurement{}, errors.New("the target has no PROXY v2 route")
+	}
+	return connRateOn(ctx, r, in, in.echoProxyAddr, connRatePP2, connCPUPP2)
+}
+
+// connRateOn measures the connection rate through addr into the rate
+// and cpu rows.
+func connRateOn(ctx context.Context, r *runner, in *instance, addr string, rate, cpuPer1000 metric) (measurement, error) {
 	var res loadResult
 	cpu, charged, err := proxyCPU(in, func() error {
-		res = connectionRate(ctx, in.echoAddr, connRateClients, r.opts.duration)
+		res = connectionRate(ctx, addr, connRateClients, r.opts.duration)
 		if res.ops == 0 {
 			return fmt.Errorf("no connection completed: %w", res.err)
 		}
@@ -137,9 +163,9 @@ func connRateTest(ctx context.Context, r *runner, _ *target, in *instance) (meas
 	if err != nil {
 		return measurement{}, err
 	}
-	m := measurement{values: map[metric]float64{connRate: res.rate()}}
+	m := measurement{values: map[metric]float64{rate: res.rate()}}
 	if charged {
-		m.values[connCPUPer1000] = cpu.Seconds() / (float64(res.ops) / 1000)
+		m.values[cpuPer1000] = cpu.Seconds() / (float64(res.ops) / 1000)
 	}
 	if res.errors > 0 {
 		m.note = fmt.Sprintf("%d of %d connections failed, first: %v", res.errors, res.ops+res.errors, res.err)

@@ -18,6 +18,8 @@ const (
 	iperf8CPUPerGbit
 	connRate
 	connCPUPer1000
+	connRatePP2
+	connCPUPP2
 	reqRate
 	reqP50
 	reqP99
@@ -60,6 +62,8 @@ func metricSpecs() [metricCount]metricSpec {
 		iperf8CPUPerGbit: {"proxy CPU per Gbit, 8 streams (CPU-s)", sig3, true, suiteTCP},
 		connRate:         {"connection rate, 32 clients (conn/s)", fixed(0), false, suiteTCP},
 		connCPUPer1000:   {"proxy CPU per 1000 connections (CPU-s)", sig3, true, suiteTCP},
+		connRatePP2:      {"connection rate, PROXY v2 header to the backend (conn/s)", fixed(0), true, suiteTCP},
+		connCPUPP2:       {"proxy CPU per 1000 connections, PROXY v2 header (CPU-s)", sig3, true, suiteTCP},
 		reqRate:          {"request rate, 16 connections (req/s)", fixed(0), false, suiteTCP},
 		reqP50:           {"request latency p50 (µs)", fixed(1), false, suiteTCP},
 		reqP99:           {"request latency p99 (µs)", fixed(1), false, suiteTCP},

@@ -54,6 +54,9 @@ max_flows = %d
 `, udpIdleTimeout, splicerResponses(r.responses), fdLimit)
 			} else {
 				fmt.Fprintf(&b, "connect_timeout = %q\nidle_timeout = %q\n", connectTimeout, idleTimeout)
+				if r.sendProxy {
+					b.WriteString("send_proxy = \"v2\"\n")
+				}
 			}
 			fmt.Fprintf(&b, `
   [frontend.health]
@@ -101,7 +104,11 @@ defaults
     option splice-auto
 `, proxyWorkers, maxconn, maxPipes, connectTimeout, idleTimeout, idleTimeout)
 		for _, r := range routes {
-			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n    server backend %s\n", r.name, r.listen, r.backend)
+			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n    server backend %s", r.name, r.listen, r.backend)
+			if r.sendProxy {
+				b.WriteString(" send-proxy-v2")
+			}
+			b.WriteString("\n")
 		}
 		path, err := writeConfig(dir, "haproxy.cfg", b.String())
 		if err != nil {

@@ -18,6 +18,7 @@ func mixedRoutes() []route {
 		{name: "echo", listen: "127.0.0.1:7001", backend: "127.0.0.1:8001"},
 		{name: "udp-echo", listen: "127.0.0.1:7002", backend: "127.0.0.1:8002", udp: true},
 		{name: "udp-query", listen: "127.0.0.1:7003", backend: "127.0.0.1:8002", udp: true, responses: 1},
+		{name: "echo-pp2", listen: "127.0.0.1:7004", backend: "127.0.0.1:8004", sendProxy: true},
 	}
 }
 
@@ -49,6 +50,7 @@ func TestSplicerConfig(t *testing.T) {
 		{"echo", "127.0.0.1:7001", config.ProtocolTCP, config.CheckNone, "127.0.0.1:8001", 10 * time.Minute},
 		{"udp-echo", "127.0.0.1:7002", config.ProtocolUDP, config.CheckNone, "127.0.0.1:8002", udpIdle},
 		{"udp-query", "127.0.0.1:7003", config.ProtocolUDP, config.CheckNone, "127.0.0.1:8002", udpIdle},
+		{"echo-pp2", "127.0.0.1:7004", config.ProtocolTCP, config.CheckNone, "127.0.0.1:8004", 10 * time.Minute},
 	}
 	if len(cfg.Frontends) != len(want) {
 		t.Fatalf("%d frontends, want %d", len(cfg.Frontends), len(want))
@@ -60,6 +62,11 @@ func TestSplicerConfig(t *testing.T) {
 		got := frontend{f.Name, f.Listen[0].String(), f.Protocol, f.Health.Check, f.Backends[0].Address.String(), f.IdleTimeout}
 		if got != want[i] {
 			t.Errorf("frontend %d = %+v, want %+v", i, got, want[i])
+		}
+	}
+	for i, want := range []string{config.ProxyNone, config.ProxyNone, config.ProxyNone, config.ProxyV2} {
+		if got := cfg.Frontends[i].SendProxy; got != want {
+			t.Errorf("frontend %q: send_proxy %q, want %q", cfg.Frontends[i].Name, got, want)
 		}
 	}
 	// The UDP flow settings: unlimited replies on the long-lived flows, one
@@ -112,5 +119,38 @@ func TestNginxAcceptsConfig(t *testing.T) {
 	args := append(slices.Clone(argv[1:len(argv)-2]), "-t")
 	if out, err := exec.Command(argv[0], args...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+}
+
+// TestHAProxyConfig checks the generated HAProxy config, and has HAProxy
+// itself check it when installed: the PROXY route sends a v2 header.
+func TestHAProxyConfig(t *testing.T) {
+	dir := t.TempDir()
+	routes := []route{
+		{name: "echo", listen: "127.0.0.1:7001", backend: "127.0.0.1:8001"},
+		{name: "echo-pp2", listen: "127.0.0.1:7004", backend: "127.0.0.1:8004", sendProxy: true},
+	}
+	argv, err := haproxyCommand("/usr/sbin/haproxy", 20000)(dir, routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range []string{
+		"\nlisten echo\n    bind 127.0.0.1:7001\n    server backend 127.0.0.1:8001\n",
+		"\nlisten echo-pp2\n    bind 127.0.0.1:7004\n    server backend 127.0.0.1:8004 send-proxy-v2\n",
+	} {
+		if !strings.Contains(string(b), block) {
+			t.Errorf("haproxy.cfg lacks %q; config:\n%s", block, b)
+		}
+	}
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Skip("install haproxy (Debian package haproxy) to have it check the config")
+	}
+	if out, err := exec.Command(bin, "-c", "-f", argv[len(argv)-1]).CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
 }

@@ -148,6 +148,13 @@ func writeNotes(w io.Writer, res *results) {
 		}
 	}
 	notes = append(notes, res.notes...)
+	for _, t := range []string{targetSplicer, targetHAProxy} {
+		with, ok1 := res.median(t, connRatePP2)
+		without, ok2 := res.median(t, connRate)
+		if ok1 && ok2 && without > 0 {
+			notes = append(notes, fmt.Sprintf("%s with a PROXY v2 header to the backend: %.0f%% of its connection rate without", t, 100*with/without))
+		}
+	}
 	if res.capacity != "" {
 		notes = append(notes, res.capacity)
 	}

@@ -18,6 +18,7 @@ type runner struct {
 	tmp     string
 	log     io.Writer // progress and failures, as they happen
 	echo    *process  // nil, as are the others, when no test needs it
+	echoPP2 *process  // the echo server that reads a PROXY header first
 	iperf   *process
 	udpEcho *process
 	back    backends
@@ -38,12 +39,16 @@ func newRunner(ctx context.Context, tl *tools, opts options, log io.Writer) (*ru
 	return r, nil
 }
 
-// startBackends starts the echo server and iperf3 for the TCP suite, the
-// UDP echo server for the UDP suite.
+// startBackends starts the echo servers (plain, and reading a PROXY header
+// first) and iperf3 for the TCP suite, the UDP echo server for the UDP
+// suite.
 func (r *runner) startBackends(ctx context.Context) error {
 	var err error
 	if slices.Contains(r.opts.suites, suiteTCP) {
-		if r.echo, r.back.echo, err = r.startServer(ctx, "echo server", "echo", suiteTCP); err != nil {
+		if r.echo, r.back.echo, err = r.startServer(ctx, "echo server", suiteTCP, "echo"); err != nil {
+			return err
+		}
+		if r.echoPP2, r.back.echoProxy, err = r.startServer(ctx, "PROXY echo server", suiteTCP, "echo", "-proxy"); err != nil {
 			return err
 		}
 		if err := r.startIperf(ctx); err != nil {
@@ -51,25 +56,25 @@ func (r *runner) startBackends(ctx context.Context) error {
 		}
 	}
 	if slices.Contains(r.opts.suites, suiteUDP) {
-		if r.udpEcho, r.back.udpEcho, err = r.startServer(ctx, "UDP echo server", "udpecho", suiteUDP); err != nil {
+		if r.udpEcho, r.back.udpEcho, err = r.startServer(ctx, "UDP echo server", suiteUDP, "udpecho"); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// startServer starts a server of this binary's hidden subcommand on a
-// fresh loopback port of suite s's network and returns it with its
+// startServer starts a server of this binary's hidden subcommand, with
+// args after its -listen, on a fresh loopback port of suite s's network and returns it with its
 // address. It runs in its own process so that the idle test's backend ends
 // count against its fd limit, not the harness's, and its CPU against no
 // one's.
-func (r *runner) startServer(ctx context.Context, name, subcommand string, s suite) (*process, string, error) {
+func (r *runner) startServer(ctx context.Context, name string, s suite, subcommand string, args ...string) (*process, string, error) {
 	ports, err := freePorts(string(s), 1)
 	if err != nil {
 		return nil, "", err
 	}
 	port := ports[0]
-	p, err := startProcess(name, []string{r.tools.self, subcommand, "-listen", loopback(port)}, nil)
+	p, err := startProcess(name, append([]string{r.tools.self, subcommand, "-listen", loopback(port)}, args...), nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -109,7 +114,7 @@ func (r *runner) restartIperf(ctx context.Context) error {
 
 // close stops the backends and removes the temporary directory.
 func (r *runner) close() {
-	for _, p := range []*process{r.iperf, r.echo, r.udpEcho} {
+	for _, p := range []*process{r.iperf, r.echo, r.echoPP2, r.udpEcho} {
 		if p != nil {
 			p.stop()
 		}
@@ -125,7 +130,7 @@ func (r *runner) close() {
 func (r *runner) run(ctx context.Context, tests []test, targets []*target, res *results) {
 	for round := range r.opts.rounds {
 		for i, tst := range tests {
-			ts := slices.DeleteFunc(slices.Clone(targets), func(t *target) bool { return !t.serves(tst.suite) })
+			ts := slices.DeleteFunc(slices.Clone(targets), func(t *target) bool { return !tst.servedBy(t) })
 			for j := range ts {
 				if ctx.Err() != nil {
 					return

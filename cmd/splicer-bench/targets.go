@@ -36,12 +36,17 @@ type route struct {
 	// responses, on a udp route, is how many replies to a datagram end its
 	// flow in the proxy; 0 means no limit: the flow lasts until idle.
 	responses int
+	// sendProxy, on a tcp route, has the proxy send a PROXY v2 header to
+	// the backend before the client's bytes.
+	sendProxy bool
 }
 
 // backends are the servers behind every target; one that no selected suite
 // needs is not started, and its address is "".
 type backends struct {
 	echo, iperf, udpEcho string // addresses
+	// echoProxy is an echo server that reads a PROXY header first.
+	echoProxy string
 }
 
 // target is one column of the report: the backends reached directly, or
@@ -58,6 +63,9 @@ type target struct {
 	// overrun its fd limit; 0 means no cap. capNote says why.
 	maxIdle int
 	capNote string
+	// sendsProxyV2 is whether the proxy can send a PROXY v2 header to its
+	// backend: its TCP instances get a third route that does.
+	sendsProxyV2 bool
 }
 
 // serves reports whether t can run the tests of suite s.
@@ -70,6 +78,7 @@ func (t *target) serves(s suite) bool {
 // and has only that suite's addresses.
 type instance struct {
 	echoAddr, iperfAddr       string // TCP
+	echoProxyAddr             string // TCP, to echoProxy with a PROXY v2 header; "" when the target sends none
 	udpEchoAddr, udpQueryAddr string // UDP
 	proc                      *process
 }
@@ -93,7 +102,11 @@ func (t *target) start(ctx context.Context, tmp string, b backends, s suite) (*i
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.name, err)
 	}
-	ports, err := freePorts(string(s), 2)
+	n := 2
+	if s == suiteTCP && t.sendsProxyV2 {
+		n = 3
+	}
+	ports, err := freePorts(string(s), n)
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +129,12 @@ func (t *target) start(ctx context.Context, tmp string, b backends, s suite) (*i
 	return in, nil
 }
 
-// proxied returns the instance of a proxy listening on the two ports, and
-// the routes of suite s it is to be configured with. The UDP suite has two
+// proxied returns the instance of a proxy listening on the ports, and the
+// routes of suite s it is to be configured with. The UDP suite has two
 // routes to the one echo backend: long-lived flows, and one-reply flows
-// for the new-flow test.
+// for the new-flow test. The TCP suite has the echo and iperf3 routes and,
+// given a third port, a route that sends a PROXY v2 header to the echo
+// server that reads one.
 func proxied(s suite, b backends, ports []int) (*instance, []route) {
 	first, second := loopback(ports[0]), loopback(ports[1])
 	if s == suiteUDP {
@@ -128,10 +143,16 @@ func proxied(s suite, b backends, ports []int) (*instance, []route) {
 			{name: "udp-query", listen: second, backend: b.udpEcho, udp: true, responses: 1},
 		}
 	}
-	return &instance{echoAddr: first, iperfAddr: second}, []route{
+	in := &instance{echoAddr: first, iperfAddr: second}
+	routes := []route{
 		{name: "echo", listen: first, backend: b.echo},
 		{name: "iperf", listen: second, backend: b.iperf},
 	}
+	if len(ports) > 2 && b.echoProxy != "" {
+		in.echoProxyAddr = loopback(ports[2])
+		routes = append(routes, route{name: "echo-pp2", listen: in.echoProxyAddr, backend: b.echoProxy, sendProxy: true})
+	}
+	return in, routes
 }
 
 // probe relays one echo through each echo route of suite s. The iperf3
@@ -148,7 +169,15 @@ func (in *instance) probe(ctx context.Context, s suite) error {
 	}
 	dialer := net.Dialer{Timeout: opTimeout}
 	probe := []byte("probe")
-	return echoOnce(ctx, &dialer, in.echoAddr, probe, make([]byte, len(probe)))
+	for _, addr := range []string{in.echoAddr, in.echoProxyAddr} {
+		if addr == "" {
+			continue
+		}
+		if err := echoOnce(ctx, &dialer, addr, probe, make([]byte, len(probe))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loopback is the IPv4 loopback address with port.
@@ -162,8 +191,8 @@ func loopback(port int) string {
 func buildTargets(tl *tools, only map[string]bool, suites []suite, fdLimit int) ([]*target, map[string]string) {
 	all := map[string]*target{
 		targetDirect:  {name: targetDirect, udp: true},
-		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit), udp: true},
-		targetHAProxy: {name: targetHAProxy, command: haproxyCommand(tl.haproxy, fdLimit)},
+		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit), udp: true, sendsProxyV2: true},
+		targetHAProxy: {name: targetHAProxy, command: haproxyCommand(tl.haproxy, fdLimit), sendsProxyV2: true},
 		targetNginx:   {name: targetNginx, command: nginxCommand(tl.nginx, tl.nginxStream, fdLimit), udp: true},
 		targetIOCopy:  ioCopyTarget(tl.self, fdLimit),
 	}

@@ -72,6 +72,9 @@ func printSummary(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "frontend %q: %s %s, strategy %s, health check %s%s%s\n",
 			fe.Name, fe.Protocol, strings.Join(listen, " "), fe.Strategy, fe.Health.Check, roleNote(fe.Health), passiveNote(fe.Health))
+		if p := proxyNote(&fe); p != "" {
+			fmt.Fprintf(w, "  PROXY protocol: %s\n", p)
+		}
 		if d := fe.Discovery; d != nil && d.Type != "" {
 			fmt.Fprintf(w, "  backends: the %s records of %q, from %s\n\n", strings.ToUpper(d.Type), d.Name, resolverList(d.DNS))
 			continue
@@ -185,4 +188,40 @@ func addrList(addrs []netip.AddrPort) string {
 		out[i] = a.String()
 	}
 	return strings.Join(out, " ")
+}
+
+// proxyNote says what a frontend does with the PROXY protocol, "" when
+// nothing: from whom it reads headers, and which version its backends get.
+func proxyNote(fe *config.Frontend) string {
+	var parts []string
+	if fe.AcceptProxy {
+		from := make([]string, len(fe.AcceptProxyFrom))
+		for i, p := range fe.AcceptProxyFrom {
+			from[i] = p.String()
+		}
+		others := "others refused"
+		if fe.AcceptProxyOptional {
+			others = "others served as they are"
+		}
+		parts = append(parts, fmt.Sprintf("read from %s (%s)", strings.Join(from, " "), others))
+	}
+	sent := map[string]int{}
+	for _, b := range fe.Backends {
+		if v := b.SendProxy; v != "" && v != config.ProxyNone {
+			sent[v]++
+		}
+	}
+	switch {
+	case fe.Discovery != nil && fe.SendProxy != config.ProxyNone:
+		parts = append(parts, "sent as "+fe.SendProxy)
+	case len(sent) == 1 && sent[fe.SendProxy] == len(fe.Backends):
+		parts = append(parts, "sent as "+fe.SendProxy)
+	case len(sent) > 0:
+		for _, v := range []string{config.ProxyV1, config.ProxyV2} {
+			if sent[v] > 0 {
+				parts = append(parts, fmt.Sprintf("sent as %s to %d of %d backends", v, sent[v], len(fe.Backends)))
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -188,6 +188,7 @@ type BackendOptions struct {
 	Name           string
 	MaxConnections int
 	Backup         bool
+	SendProxy      string // send_proxy: ProxyNone, ProxyV1 or ProxyV2
 }
 
 // Backend adds a [[frontend.backend]] with an address (IP:port) and a
@@ -222,6 +223,9 @@ func (f *FrontendBuilder) BackendOpts(o BackendOptions) *FrontendBuilder {
 	}
 	if o.Backup {
 		last.Backup = &boolSetting{v: true}
+	}
+	if o.SendProxy != "" {
+		last.SendProxy = &stringSetting{v: o.SendProxy}
 	}
 	return f
 }

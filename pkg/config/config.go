@@ -139,6 +139,21 @@ type Frontend struct {
 	// down: OnDownKeep leaves them, OnDownClose closes them.
 	OnDown string
 
+	// SendProxy is the PROXY protocol header written to the backends that
+	// do not set their own: ProxyNone, ProxyV1 or ProxyV2 (TCP only).
+	// SendProxyTLVs names the optional TLVs of a v2 header, ProxyTLV*.
+	SendProxy     string
+	SendProxyTLVs []string
+	// AcceptProxy requires a PROXY header (v1 or v2; on UDP, v2 in every
+	// datagram) from the senders in AcceptProxyFrom, whose carried client
+	// address then stands for the client everywhere. Other senders are
+	// refused, or served as they are with AcceptProxyOptional. A TCP
+	// client has ProxyHeaderTimeout to send its header.
+	AcceptProxy         bool
+	AcceptProxyFrom     []netip.Prefix
+	AcceptProxyOptional bool
+	ProxyHeaderTimeout  time.Duration
+
 	// UDP only.
 	// Responses ends a flow after this many replies; 0 keeps no flow state
 	// (no reply expected); -1 (the default) means unlimited.
@@ -217,4 +232,10 @@ type Backend struct {
 	MaxConnections int
 	// Backup backends take traffic only when no primary is available.
 	Backup bool
+	// SendProxy is the PROXY protocol header written to this backend
+	// before any client byte: ProxyNone, ProxyV1 or ProxyV2. Resolved to
+	// the frontend's send_proxy when the backend leaves it out; "" (a
+	// backend not from the file: discovery, the admin API) means the
+	// frontend's too.
+	SendProxy string
 }

@@ -69,9 +69,9 @@ listen = "127.0.0.1:9000"
 		t.Errorf("web discovery %+v", web)
 	}
 	want := []Backend{
-		{Name: "10.0.0.7:9000", Address: netip.MustParseAddrPort("10.0.0.7:9000"), Weight: 1},
-		{Name: "db1.internal:9000", Host: "db1.internal", Address: netip.AddrPortFrom(netip.Addr{}, 9000), Weight: 3},
-		{Name: "db2", Host: "db2.internal", Address: netip.AddrPortFrom(netip.Addr{}, 9001), Weight: 1, Backup: true},
+		{Name: "10.0.0.7:9000", Address: netip.MustParseAddrPort("10.0.0.7:9000"), Weight: 1, SendProxy: ProxyNone},
+		{Name: "db1.internal:9000", Host: "db1.internal", Address: netip.AddrPortFrom(netip.Addr{}, 9000), Weight: 3, SendProxy: ProxyNone},
+		{Name: "db2", Host: "db2.internal", Address: netip.AddrPortFrom(netip.Addr{}, 9001), Weight: 1, Backup: true, SendProxy: ProxyNone},
 	}
 	if got := cfg.Frontends[2].Backends; !reflect.DeepEqual(got, want) {
 		t.Errorf("backends\n got %+v\nwant %+v", got, want)

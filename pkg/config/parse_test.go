@@ -17,24 +17,26 @@ const examplePath = "../../config.toml.example"
 // and one backend resolves to.
 func defaultFrontend() Frontend {
 	return Frontend{
-		Name:              "demo",
-		Listen:            []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:7000")},
-		Protocol:          ProtocolTCP,
-		Strategy:          StrategyRoundRobin,
-		MaglevTableSize:   65537,
-		MaxQueue:          1024,
-		QueueTimeout:      3 * time.Second,
-		ConnectTimeout:    2 * time.Second,
-		IdleTimeout:       time.Hour,
-		HalfCloseTimeout:  time.Minute,
-		Retries:           2,
-		TCPKeepalive:      true,
-		KeepaliveIdle:     time.Minute,
-		KeepaliveInterval: 10 * time.Second,
-		KeepaliveCount:    6,
-		OnDown:            OnDownKeep,
-		Responses:         -1,
-		MaxFlows:          10000,
+		Name:               "demo",
+		Listen:             []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:7000")},
+		Protocol:           ProtocolTCP,
+		Strategy:           StrategyRoundRobin,
+		MaglevTableSize:    65537,
+		MaxQueue:           1024,
+		QueueTimeout:       3 * time.Second,
+		ConnectTimeout:     2 * time.Second,
+		IdleTimeout:        time.Hour,
+		HalfCloseTimeout:   time.Minute,
+		Retries:            2,
+		TCPKeepalive:       true,
+		KeepaliveIdle:      time.Minute,
+		KeepaliveInterval:  10 * time.Second,
+		KeepaliveCount:     6,
+		OnDown:             OnDownKeep,
+		SendProxy:          ProxyNone,
+		ProxyHeaderTimeout: 5 * time.Second,
+		Responses:          -1,
+		MaxFlows:           10000,
 		Health: Health{
 			Check:        CheckTCP,
 			Interval:     2 * time.Second,
@@ -50,9 +52,10 @@ func defaultFrontend() Frontend {
 			Status:       200,
 		},
 		Backends: []Backend{{
-			Name:    "127.0.0.1:7001",
-			Address: netip.MustParseAddrPort("127.0.0.1:7001"),
-			Weight:  1,
+			Name:      "127.0.0.1:7001",
+			Address:   netip.MustParseAddrPort("127.0.0.1:7001"),
+			Weight:    1,
+			SendProxy: ProxyNone,
 		}},
 	}
 }
@@ -225,7 +228,7 @@ func TestExampleCommentedFrontends(t *testing.T) {
 	for _, f := range cfg.Frontends {
 		names = append(names, f.Name+"/"+f.Protocol+"/"+f.Strategy+"/"+f.Health.Check)
 	}
-	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres cache/tcp/roundrobin/redis pg-consul/tcp/maglev/tcp pg-hosts/tcp/roundrobin/tcp dns/udp/roundrobin/send_expect"; got != want {
+	if got, want := strings.Join(names, " "), "demo/tcp/roundrobin/tcp pg/tcp/leastconn/postgres web/tcp/roundrobin/tcp cache/tcp/roundrobin/redis pg-consul/tcp/maglev/tcp pg-hosts/tcp/roundrobin/tcp dns/udp/roundrobin/send_expect"; got != want {
 		t.Errorf("frontends %q, want %q", got, want)
 	}
 }

@@ -64,6 +64,14 @@ type rawFrontend struct {
 	SlowStart *durationSetting `toml:"slow_start"`
 	OnDown    *stringSetting   `toml:"on_down"`
 
+	// PROXY protocol (proxy.go).
+	SendProxy           *stringSetting   `toml:"send_proxy"`
+	SendProxyTLVs       *listSetting     `toml:"send_proxy_tlvs"`
+	AcceptProxy         *boolSetting     `toml:"accept_proxy"`
+	AcceptProxyFrom     *listSetting     `toml:"accept_proxy_from"`
+	AcceptProxyOptional *boolSetting     `toml:"accept_proxy_optional"`
+	ProxyHeaderTimeout  *durationSetting `toml:"proxy_header_timeout"`
+
 	Responses     *intSetting  `toml:"responses"`
 	MaxFlows      *intSetting  `toml:"max_flows"`
 	ReceiveBuffer *sizeSetting `toml:"receive_buffer"`
@@ -111,4 +119,5 @@ type rawBackend struct {
 	Weight         *intSetting    `toml:"weight"`
 	MaxConnections *intSetting    `toml:"max_connections"`
 	Backup         *boolSetting   `toml:"backup"`
+	SendProxy      *stringSetting `toml:"send_proxy"`
 }

@@ -130,6 +130,7 @@ func resolveFrontend(r *rawFrontend, i int, dns DNS, ps *problems) Frontend {
 		f.Backends = append(f.Backends, resolveBackend(sc, j, &r.Backends[j]))
 	}
 	f.Discovery = resolveDiscovery(sc, r.Discovery, dns)
+	resolveProxy(sc, r, &f)
 	return f
 }
 

@@ -138,6 +138,7 @@ func validateFrontend(f *Frontend, r *rawFrontend, sc scope) {
 	}
 
 	validateProtocolOptions(f, r, sc)
+	validateProxy(f, r, sc)
 	validateHealth(f.Health, r.Health, sc)
 	validateRoles(f.Health, sc)
 	if f.Discovery != nil {

@@ -237,11 +237,7 @@ func (x *discovered) apply(d *Daemon) {
 	for _, b := range d.srv.Backends(x.fe) {
 		before[b.Name()] = b
 	}
-	specs := make([]backend.Spec, len(want))
-	for i, b := range want {
-		specs[i] = backend.Spec{Name: b.Name, Address: b.Address, Weight: b.Weight, MaxConnections: b.MaxConnections, Backup: b.Backup}
-	}
-	change, err := d.setBackends(context.Background(), x.fe, specs)
+	change, err := d.setBackends(context.Background(), x.fe, want)
 	if err != nil {
 		x.log.Error().Err(err).Msg("discovered backends refused")
 		return

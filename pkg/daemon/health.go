@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -39,6 +40,8 @@ type check struct {
 	onDown   string
 	protocol string
 	backends []*backend.Backend
+	// proxy is what PROXY header each backend's probes open with.
+	proxy health.ProxyHeaders
 	// checker is the active checker (nil for a passive-only scheduler),
 	// whose secrets a reload reads again (secrets.go).
 	checker health.Checker
@@ -101,11 +104,13 @@ func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend
 			}
 			continue
 		}
-		sameChecks := old != nil && reflect.DeepEqual(old.health, fe.Health) && old.protocol == fe.Protocol
+		proxy := proxyHeaders(fe, bs)
+		sameChecks := old != nil && reflect.DeepEqual(old.health, fe.Health) && old.protocol == fe.Protocol &&
+			maps.Equal(old.proxy, proxy)
 		if sameChecks && old.onDown == fe.OnDown && slices.Equal(old.backends, bs) {
 			continue // the frontend keeps its scheduler
 		}
-		s, checker, err := newScheduler(fe, bs, hc.onChange(fe), hc.log.With().Str("frontend", fe.Name).Logger())
+		s, checker, err := newScheduler(fe, bs, proxy, hc.onChange(fe), hc.log.With().Str("frontend", fe.Name).Logger())
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
 		}
@@ -116,7 +121,8 @@ func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend
 		if err := observe(fe.Name, o); err != nil {
 			return nil, fmt.Errorf("frontend %q: %w", fe.Name, err)
 		}
-		p.start[fe.Name] = &check{sched: s, checker: checker, health: fe.Health, onDown: fe.OnDown, protocol: fe.Protocol, backends: bs}
+		p.start[fe.Name] = &check{sched: s, checker: checker, health: fe.Health, onDown: fe.OnDown, protocol: fe.Protocol,
+			backends: bs, proxy: proxy}
 		if old != nil {
 			p.stop[fe.Name] = old
 			if sameChecks {
@@ -191,12 +197,13 @@ func runScheduler(ctx context.Context, c *check) {
 
 // newScheduler builds fe's Scheduler: passive-only for check "none",
 // else probing with fe's checker, which it returns too (nil for "none").
-func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, health.Checker, error) {
+func newScheduler(fe *config.Frontend, bs []*backend.Backend, proxy health.ProxyHeaders,
+	onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, health.Checker, error) {
 	if fe.Health.Check == config.CheckNone {
 		s, err := health.NewPassive(fe.Health, bs, onChange, log)
 		return s, nil, err
 	}
-	checker, err := newChecker(fe)
+	checker, err := newChecker(fe, proxy)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,11 +211,46 @@ func newScheduler(fe *config.Frontend, bs []*backend.Backend, onChange func(*bac
 	return s, checker, err
 }
 
-func newChecker(fe *config.Frontend) (health.Checker, error) {
+func newChecker(fe *config.Frontend, proxy health.ProxyHeaders) (health.Checker, error) {
 	if fe.Protocol == config.ProtocolUDP {
 		return health.NewUDPChecker(fe.Health)
 	}
-	return health.NewChecker(fe.Health)
+	return health.NewChecker(fe.Health, health.WithProxyHeaders(proxy))
+}
+
+// proxyHeaders names fe's backends (bs) that the data plane sends a PROXY
+// header to, with its version, so that their probes open with a check's
+// header too; nil when there are none. A backend's own send_proxy, when
+// the config gives it one, wins over the frontend's.
+func proxyHeaders(fe *config.Frontend, bs []*backend.Backend) health.ProxyHeaders {
+	if fe.Protocol != config.ProtocolTCP {
+		return nil
+	}
+	own := make(map[string]config.Backend, len(fe.Backends))
+	for _, b := range fe.Backends {
+		own[b.Name] = b
+	}
+	var p health.ProxyHeaders
+	for _, b := range bs {
+		v := fe.SendProxy
+		if cb, ok := own[b.Name()]; ok && cb.Address == b.Address() && cb.SendProxy != "" {
+			v = cb.SendProxy
+		}
+		n := 0
+		switch v {
+		case config.ProxyV1:
+			n = 1
+		case config.ProxyV2:
+			n = 2
+		}
+		if n != 0 {
+			if p == nil {
+				p = make(health.ProxyHeaders)
+			}
+			p[b.Address()] = n
+		}
+	}
+	return p
 }
 
 // start runs the schedulers planned at newChecks.

@@ -160,11 +160,25 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 func (d *Daemon) SetBackends(ctx context.Context, name string, specs []backend.Spec) (l4.BackendChange, error) {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
-	return d.setBackends(ctx, name, specs)
+	var prev []config.Backend
+	if fc := frontendOf(d.config(), name); fc != nil {
+		prev = fc.Backends
+	}
+	list := make([]config.Backend, len(specs))
+	for i, s := range specs {
+		if s.Name == "" {
+			s.Name = s.Address.String()
+		}
+		list[i] = config.Backend{Name: s.Name, Address: s.Address, Weight: s.Weight,
+			MaxConnections: s.MaxConnections, Backup: s.Backup, SendProxy: sendProxyOf(prev, s)}
+	}
+	return d.setBackends(ctx, name, list)
 }
 
-// setBackends is SetBackends for a caller holding d.ctl.
-func (d *Daemon) setBackends(ctx context.Context, name string, specs []backend.Spec) (l4.BackendChange, error) {
+// setBackends makes list the backends of frontend name, for a caller
+// holding d.ctl. Discovery calls it with the backends its sources found,
+// which carry their settings (a host-name backend's own send_proxy).
+func (d *Daemon) setBackends(ctx context.Context, name string, list []config.Backend) (l4.BackendChange, error) {
 	switch {
 	case d.isHandedOver():
 		return l4.BackendChange{}, errors.New("this process handed over at an upgrade and is draining")
@@ -178,20 +192,26 @@ func (d *Daemon) setBackends(ctx context.Context, name string, specs []backend.S
 	if fc == nil {
 		return l4.BackendChange{}, fmt.Errorf("frontend %q: %w", name, l4.ErrUnknownFrontend)
 	}
-	fc.Backends = make([]config.Backend, len(specs))
-	for i, s := range specs {
-		if s.Name == "" {
-			s.Name = s.Address.String()
-		}
-		fc.Backends[i] = config.Backend{Name: s.Name, Address: s.Address, Weight: s.Weight,
-			MaxConnections: s.MaxConnections, Backup: s.Backup}
-	}
+	fc.Backends = list
 	change, err := d.apply(ctx, &cfg)
 	if err != nil {
 		return l4.BackendChange{}, err
 	}
 	d.log.Info().Str("frontend", name).Interface("backends", change.Backends[name]).Msg("backends changed")
 	return change.Backends[name], nil
+}
+
+// sendProxyOf is the send_proxy a backend of spec s keeps: its own when
+// the same backend (name and address) was configured with one, else ""
+// (the frontend's). Specs do not carry it: the admin API knows nothing
+// of it.
+func sendProxyOf(prev []config.Backend, s backend.Spec) string {
+	for _, b := range prev {
+		if b.Name == s.Name && b.Address == s.Address {
+			return b.SendProxy
+		}
+	}
+	return ""
 }
 
 func frontendOf(cfg *config.Config, name string) *config.Frontend {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -187,7 +188,7 @@ func (s *source) Connections(fe string, after uint64, limit int) ([]stats.Conn, 
 	out := make([]stats.Conn, len(infos))
 	for i, c := range infos {
 		out[i] = stats.Conn{
-			ID: c.ID, Frontend: c.Frontend, Client: c.Client.String(), Backend: c.Backend,
+			ID: c.ID, Frontend: c.Frontend, Client: c.Client.String(), Via: addrString(c.Via), Backend: c.Backend,
 			State: c.State, Age: now.Sub(c.Started).Seconds(), BytesIn: c.BytesIn, BytesOut: c.BytesOut,
 		}
 	}
@@ -242,4 +243,12 @@ func openFDs() int {
 		return -1
 	}
 	return len(ents) - 1 // the directory's own fd
+}
+
+// addrString is a's text, or "" for the zero address.
+func addrString(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

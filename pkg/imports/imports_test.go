@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"pkg/resp":                  nil,
 	"pkg/logging":               nil,
 	"pkg/demo":                  nil,
+	"pkg/proxyproto":            nil,
 	"pkg/testutil":              nil,
 	"l4/internal/netpoll":       nil,
 	"l4/internal/sock":          nil,
@@ -36,9 +37,9 @@ var allowed = map[string][]string{
 	"pkg/balance": {"pkg/backend"},
 	// The data plane: its own internals, backends, strategies, config.
 	"l4": {"l4/internal/netpoll", "l4/internal/sock", "l4/internal/splice", "l4/internal/timer",
-		"pkg/backend", "pkg/balance", "pkg/config"},
+		"pkg/backend", "pkg/balance", "pkg/config", "pkg/proxyproto"},
 	// Health checks know backends and config, never the data plane.
-	"health":        {"pkg/backend", "pkg/config", "pkg/resp"},
+	"health":        {"pkg/backend", "pkg/config", "pkg/proxyproto", "pkg/resp"},
 	"pkg/discovery": {"pkg/backend", "pkg/config", "pkg/resp"},
 	// The admin API and the metrics read snapshots (pkg/stats) and declare
 	// the interfaces they need: no l4, no daemon.
@@ -48,10 +49,11 @@ var allowed = map[string][]string{
 	"pkg/daemon": {"*"},
 	// The commands: the daemon's and the bench tool's.
 	"cmd/splicer":       {"pkg/admin", "pkg/config", "pkg/daemon", "pkg/demo", "pkg/logging"},
-	"cmd/splicer-bench": nil,
+	"cmd/splicer-bench": {"pkg/proxyproto"},
 	// The ECMP scale simulator runs splicer binaries in network namespaces.
-	"cmd/splicer-scalesim": nil,
-	"pkg/testutil/realdb":  {"pkg/resp", "pkg/testutil"},
+	"cmd/splicer-scalesim":   nil,
+	"pkg/testutil/realdb":    {"pkg/resp", "pkg/testutil"},
+	"pkg/testutil/realproxy": {"pkg/testutil"},
 }
 
 // thirdParty is every module outside the standard library that the
@@ -67,7 +69,7 @@ var thirdParty = []string{
 }
 
 // testOnly are the packages only tests may import.
-var testOnly = []string{"pkg/testutil", "pkg/testutil/realdb", "l4/internal/sock/socktest"}
+var testOnly = []string{"pkg/testutil", "pkg/testutil/realdb", "pkg/testutil/realproxy", "l4/internal/sock/socktest"}
 
 // imports returns, for each package directory of the module under root,
 // the import paths its non-test Go files use.

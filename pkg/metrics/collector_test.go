@@ -230,6 +230,8 @@ splicer_frontend_udp_drops_total{frontend="dns",reason="local_error"} 0
 splicer_frontend_udp_drops_total{frontend="dns",reason="max_flows"} 4
 splicer_frontend_udp_drops_total{frontend="dns",reason="no_backend"} 0
 splicer_frontend_udp_drops_total{frontend="dns",reason="per_client"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="proxy_header"} 0
+splicer_frontend_udp_drops_total{frontend="dns",reason="proxy_untrusted"} 0
 splicer_frontend_udp_drops_total{frontend="dns",reason="rate_limit"} 0
 splicer_frontend_udp_drops_total{frontend="dns",reason="receive_buffer"} 0
 splicer_frontend_udp_drops_total{frontend="dns",reason="refused"} 1

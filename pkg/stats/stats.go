@@ -38,10 +38,13 @@ func RefusalReasons() []string {
 // (each one a datagram it did not get); replies from an address other
 // than the flow's backend; replies where none is expected (responses = 0);
 // datagrams the kernel dropped because a frontend socket's receive buffer
-// was full, before splicer could read them.
+// was full, before splicer could read them; on an accept_proxy frontend,
+// datagrams from a trusted sender without a valid v2 PROXY header, and
+// datagrams from a sender outside accept_proxy_from.
 func DropReasons() []string {
 	return []string{"max_flows", "no_backend", "access_list", "per_client", "rate_limit", "shutdown",
-		"local_error", "send_error", "refused", "foreign_source", "unsolicited", "receive_buffer"}
+		"local_error", "send_error", "refused", "foreign_source", "unsolicited", "receive_buffer",
+		"proxy_header", "proxy_untrusted"}
 }
 
 // Stats is a snapshot of the whole daemon. Each counter is read atomically on
@@ -186,8 +189,12 @@ type Conn struct {
 	ID       uint64 `json:"id"`
 	Frontend string `json:"frontend"`
 	Client   string `json:"client"`
-	Backend  string `json:"backend"` // backend name, empty while connecting
-	// State is where the connection is: connecting, queued, starved
+	// Via is the proxy that sent the client's address in a PROXY header
+	// (accept_proxy); empty when the client connected directly.
+	Via     string `json:"via,omitempty"`
+	Backend string `json:"backend"` // backend name, empty while connecting
+	// State is where the connection is: proxy_header (reading the
+	// client's PROXY header), connecting, queued, starved
 	// (waiting for a free fd), relaying, or closing (a socket failed and
 	// the other peer's last bytes are being delivered); "flow" for UDP.
 	State    string  `json:"state"`

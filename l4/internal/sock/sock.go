@@ -182,3 +182,35 @@ func ShutdownWrite(fd int) error {
 	}
 	return nil
 }
+
+// Recv reads from the connected socket fd into p with recv(2) flags:
+// MSG_PEEK looks at the queued bytes without taking them. It returns the
+// bytes read, 0 at EOF, or the bare errno (EAGAIN when nothing is queued);
+// EINTR is retried. A raw syscall, as the relay's own reads are.
+func Recv(fd int, p []byte, flags int) (int, error) {
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))),
+			uintptr(len(p)), uintptr(flags), 0, 0)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}
+
+// BoundAddr returns the local address of the connected socket fd
+// (getsockname) as Accept returns peers: an IPv4-mapped address unmapped.
+// Unlike LocalAddr it allocates nothing, for use once per connection.
+func BoundAddr(fd int) (netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	size := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&size)))
+	if errno != 0 {
+		return netip.AddrPort{}, errno
+	}
+	return rawPeer(&rsa), nil
+}

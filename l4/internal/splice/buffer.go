@@ -42,6 +42,50 @@ func (b *Buffer) Fill(src int, max int) (int, error) {
 	}
 }
 
+// Load puts p, bytes of the caller's own such as a protocol header, into
+// the empty buffer: they are drained before anything read in after them.
+// It fails with ErrNotEmpty on a buffer that holds bytes, and with
+// ErrInvalidMax when p does not fit.
+func (b *Buffer) Load(p []byte) error {
+	switch {
+	case b.end > 0:
+		return ErrNotEmpty
+	case len(p) > len(b.buf):
+		return ErrInvalidMax
+	}
+	b.end = copy(b.buf, p) // a slice of Space: copied onto itself
+	return nil
+}
+
+// Space returns the free room of an empty buffer, for bytes to be written
+// in place and then given to Load: no array of their own to allocate.
+func (b *Buffer) Space() []byte { return b.buf[b.end:] }
+
+// FillAfter is Fill behind the bytes the buffer holds, in the room left
+// after them (Room): how a header Loaded and the stream's first bytes
+// leave in one write. Its results are Fill's; it fails with ErrInvalidMax
+// when max < 1 or no room is left.
+func (b *Buffer) FillAfter(src int, max int) (int, error) {
+	max = min(max, len(b.buf)-b.end)
+	if max < 1 {
+		return 0, ErrInvalidMax
+	}
+	for {
+		n, err := rawRead(src, b.buf[b.end:b.end+max])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		b.end += n
+		return n, nil
+	}
+}
+
+// Room returns the most bytes FillAfter can read now.
+func (b *Buffer) Room() int { return len(b.buf) - b.end }
+
 // Drain writes the held bytes to dst; see Carrier.Drain. Like Pipe.Drain
 // it writes until empty or EAGAIN.
 func (b *Buffer) Drain(dst int) (int, error) {

@@ -242,3 +242,50 @@ func TestSpliceUnsupported(t *testing.T) {
 		t.Fatalf("Drain to epoll fd = %d, %v, Len %d; want 0, ErrSpliceUnsupported, 5", n, err, f.carrier.Len())
 	}
 }
+
+// TestBufferLoadFillAfter: bytes of the caller's own, loaded (in place or
+// copied), leave before what FillAfter reads in behind them, in one
+// Drain; Load refuses a buffer that holds bytes, and FillAfter a full one.
+func TestBufferLoadFillAfter(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		f := newFixture(t, "buffer", 4<<10)
+		b := f.carrier.(*Buffer)
+		hdr := []byte("PROXY UNKNOWN\r\n")
+		if inPlace {
+			hdr = append(b.Space()[:0], hdr...)
+		}
+		if err := b.Load(hdr); err != nil || b.Len() != len(hdr) {
+			t.Fatalf("Load = %v, Len %d", err, b.Len())
+		}
+		if err := b.Load(hdr); err != ErrNotEmpty {
+			t.Fatalf("second Load = %v, want ErrNotEmpty", err)
+		}
+		if n, err := b.FillAfter(f.src, 100); n != 0 || err != unix.EAGAIN {
+			t.Fatalf("FillAfter on an empty socket = %d, %v; want EAGAIN", n, err)
+		}
+		unix.Write(f.client, []byte("hello"))
+		waitReady(t, f.src, unix.POLLIN)
+		if n, err := b.FillAfter(f.src, 100); n != 5 || err != nil || b.Len() != len(hdr)+5 {
+			t.Fatalf("FillAfter = %d, %v, Len %d", n, err, b.Len())
+		}
+		if n, err := b.Drain(f.dst); n != len(hdr)+5 || err != nil {
+			t.Fatalf("Drain = %d, %v", n, err)
+		}
+		waitReady(t, f.server, unix.POLLIN)
+		buf := make([]byte, 64)
+		if n, _ := unix.Read(f.server, buf); string(buf[:max(n, 0)]) != "PROXY UNKNOWN\r\nhello" {
+			t.Fatalf("server read %q", buf[:max(n, 0)])
+		}
+	}
+	f := newFixture(t, "buffer", 4<<10)
+	b := f.carrier.(*Buffer)
+	if err := b.Load(make([]byte, b.Cap()+1)); err != ErrInvalidMax {
+		t.Fatalf("oversized Load = %v, want ErrInvalidMax", err)
+	}
+	if err := b.Load(make([]byte, b.Cap())); err != nil || b.Room() != 0 {
+		t.Fatalf("full Load = %v, room %d", err, b.Room())
+	}
+	if _, err := b.FillAfter(f.src, 10); err != ErrInvalidMax {
+		t.Fatalf("FillAfter with no room = %v, want ErrInvalidMax", err)
+	}
+}
