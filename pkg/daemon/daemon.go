@@ -21,6 +21,7 @@ import (
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/history"
 	"github.com/splicerlb/splicer/pkg/logging"
 	"github.com/splicerlb/splicer/pkg/metrics"
 )
@@ -35,7 +36,8 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	reloads *reloadMetrics
 	state   *stateFile
-	locks   *locks // set by Run
+	history *history.Recorder // the last minutes, sampled by Run
+	locks   *locks            // set by Run
 	started time.Time
 
 	// ctl lets one reload, upgrade or backend change run at a time.
@@ -127,6 +129,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		log: log, opts: opts, srv: srv, checks: hc, security: sec, found: found,
 		reg:        prometheus.NewRegistry(),
 		state:      &stateFile{log: log, path: cfg.Global.StateFile},
+		history:    newHistory(),
 		handedOver: make(chan struct{}),
 	}
 	d.cfg.Store(cfg)
@@ -198,6 +201,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.checks.start()
 	defer d.checks.stop()
+	hctx, stopHistory := context.WithCancel(context.Background())
+	historyDone := make(chan struct{})
+	go func() {
+		defer close(historyDone)
+		d.recordHistory(hctx)
+	}()
+	defer func() { stopHistory(); <-historyDone }() // after shutdown: the drain is sampled too
 	if h != nil {
 		if err := h.ready(); err != nil {
 			d.log.Warn().Err(err).Msg("upgrade: the old process did not confirm the hand-over; serving anyway")
