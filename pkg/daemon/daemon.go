@@ -95,9 +95,7 @@ type Options struct {
 // reads every secret the config names (failing when one cannot be read)
 // and opens the audit log.
 func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
-	for _, w := range cfg.Warnings {
-		log.Warn().Str("problem", w.String()).Msg("config warning")
-	}
+	logWarnings(log, cfg)
 	sec, err := newSecurity(cfg, logging.Component(log, "admin"))
 	if err != nil {
 		return nil, err
@@ -137,6 +135,13 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 	src := &source{d: d}
 	d.reg.MustRegister(metrics.NewCollector(src.Stats))
 	return d, nil
+}
+
+// logWarnings logs the config's warnings, one record each.
+func logWarnings(log zerolog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("problem", w.String()).Msg("config warning")
+	}
 }
 
 // config is the configuration in force.
