@@ -39,7 +39,7 @@ func newFakeSource() *fakeSource {
 				Closed: map[string]uint64{"client_fin": 3, "access_list": 5, "queue_timeout": 1},
 				Rates: &stats.Rates{Window: 600,
 					Now:  stats.Point{Conns: 12.5, BytesIn: 1500, BytesOut: 2.5e6, Active: 2, Queued: 1, Errors: 0.5},
-					Peak: stats.Point{Conns: 140, BytesIn: 12000, BytesOut: 3.25e6, Active: 5, Queued: 4, Errors: 2}},
+					Peak: stats.Point{Conns: 140, BytesIn: 12000, BytesOut: 3.2e6, Active: 5, Queued: 4, Errors: 2}},
 				Backends: []stats.BackendStats{{
 					Name: "a", Address: "127.0.0.1:5432", Weight: 100, EffectiveWeight: 100, State: "ready",
 					MaxConnections: 50,
@@ -54,7 +54,7 @@ func newFakeSource() *fakeSource {
 					ConnectCount:   7, ConnectSum: 0.0042,
 					Rates: &stats.Rates{Window: 600,
 						Now:  stats.Point{Conns: 12.5, BytesIn: 1500, BytesOut: 2.5e6, Active: 2, Errors: 0.5, ConnectP50: 0.0004, ConnectP99: 0.0009},
-						Peak: stats.Point{Conns: 140, BytesIn: 12000, BytesOut: 3.25e6, Active: 5, Errors: 2, ConnectP50: 0.0006, ConnectP99: 0.002}},
+						Peak: stats.Point{Conns: 140, BytesIn: 12000, BytesOut: 3.2e6, Active: 5, Errors: 2, ConnectP50: 0.0006, ConnectP99: 0.002}},
 				}, {
 					Name: "[::1]:5433", Address: "[::1]:5433", Weight: 50, EffectiveWeight: 10, State: "drain",
 					Backup: true,

@@ -37,7 +37,7 @@ const wantStatsJSON = `{
   "rates": {
    "now": {"conns_per_second": 12.5, "bytes_in_per_second": 1500, "bytes_out_per_second": 2500000, "active": 2,
     "queued": 1, "errors_per_second": 0.5, "connect_p50_seconds": 0, "connect_p99_seconds": 0},
-   "peak": {"conns_per_second": 140, "bytes_in_per_second": 12000, "bytes_out_per_second": 3250000, "active": 5,
+   "peak": {"conns_per_second": 140, "bytes_in_per_second": 12000, "bytes_out_per_second": 3200000, "active": 5,
     "queued": 4, "errors_per_second": 2, "connect_p50_seconds": 0, "connect_p99_seconds": 0},
    "window_seconds": 600},
   "backends": [{
@@ -55,7 +55,7 @@ const wantStatsJSON = `{
    "rates": {
     "now": {"conns_per_second": 12.5, "bytes_in_per_second": 1500, "bytes_out_per_second": 2500000, "active": 2,
      "queued": 0, "errors_per_second": 0.5, "connect_p50_seconds": 0.0004, "connect_p99_seconds": 0.0009},
-    "peak": {"conns_per_second": 140, "bytes_in_per_second": 12000, "bytes_out_per_second": 3250000, "active": 5,
+    "peak": {"conns_per_second": 140, "bytes_in_per_second": 12000, "bytes_out_per_second": 3200000, "active": 5,
      "queued": 0, "errors_per_second": 2, "connect_p50_seconds": 0.0006, "connect_p99_seconds": 0.002},
     "window_seconds": 600}
   }, {
