@@ -38,10 +38,10 @@ func TestHistoryRoute(t *testing.T) {
 		status int
 		body   string
 	}{
-		{"/api/v1/history", 200, `{"interval_seconds":1,"times":[600],"frontends":[` +
+		{"/api/v1/history", 200, `{"interval_seconds":1,"times":[600],"from":0,"frontends":[` +
 			`{"name":"pg","protocol":"tcp","series":{"start":0,"conns_per_second":[2.5],"bytes_in_per_second":[],"bytes_out_per_second":[],"active":[],"queued":[],"errors_per_second":null,"connect_p50_seconds":[],"connect_p99_seconds":[]},"backends":[]},` +
 			`{"name":"cache","protocol":"tcp","series":{"start":0,"conns_per_second":[2.5],"bytes_in_per_second":[],"bytes_out_per_second":[],"active":[],"queued":[],"errors_per_second":null,"connect_p50_seconds":[],"connect_p99_seconds":[]},"backends":[]}]}`},
-		{"/api/v1/history?frontend=cache&seconds=5", 200, `{"interval_seconds":1,"times":[5],"frontends":[` +
+		{"/api/v1/history?frontend=cache&seconds=5", 200, `{"interval_seconds":1,"times":[5],"from":0,"frontends":[` +
 			`{"name":"cache","protocol":"tcp","series":{"start":0,"conns_per_second":[2.5],"bytes_in_per_second":[],"bytes_out_per_second":[],"active":[],"queued":[],"errors_per_second":null,"connect_p50_seconds":[],"connect_p99_seconds":[]},"backends":[]}]}`},
 		{"/api/v1/history?seconds=100000&frontend=pg", 200, ""},
 		{"/api/v1/history?seconds=0", 400, `{"error":"parameter \"seconds\": \"0\" is not a positive number"}`},

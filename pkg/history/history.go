@@ -83,7 +83,10 @@ type Recorder struct {
 	mu     sync.RWMutex
 	n      int64 // samples taken; the next one is number n
 	last   time.Time
-	times  []int64 // Unix ms, indexed by sample number % size
+	// times holds the Unix ms of the last size+1 samples, indexed by
+	// sample number % (size+1): one more than the points, for the start of
+	// the oldest point's interval.
+	times  []int64
 	series map[Key]*series
 	order  []Key // frontends in config order, each followed by its backends
 	// scratch holds the connect buckets of one interval while Record
@@ -99,7 +102,7 @@ func New(seconds int, bounds []float64) *Recorder {
 	return &Recorder{
 		size:   seconds,
 		bounds: slices.Clone(bounds),
-		times:  make([]int64, seconds),
+		times:  make([]int64, seconds+1),
 		series: make(map[Key]*series),
 	}
 }
@@ -112,14 +115,17 @@ func (r *Recorder) Seconds() int { return r.size }
 // only sets its baseline: its first point is the next sample's. A series
 // missing from readings is dropped, and a counter that went backwards (a
 // backend replaced under the same name) restarts from the new value. A now
-// not after the previous sample's is ignored.
+// not at least a millisecond after the previous sample's is ignored.
 func (r *Recorder) Record(now time.Time, readings []Reading) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.last.IsZero() && !now.After(r.last) {
+	// Rates are over whole milliseconds, the unit of the times served, so
+	// that a rate times its interval gives back the count.
+	ms := now.UnixMilli()
+	if !r.last.IsZero() && ms <= r.last.UnixMilli() {
 		return
 	}
-	dt := now.Sub(r.last).Seconds()
+	dt := float64(ms-r.last.UnixMilli()) / 1000
 	n := r.n
 	slot := int(n % int64(r.size))
 	r.order = r.order[:0]
@@ -149,7 +155,7 @@ func (r *Recorder) Record(now time.Time, readings []Reading) {
 			delete(r.series, k)
 		}
 	}
-	r.times[slot] = now.UnixMilli()
+	r.times[n%int64(r.size+1)] = ms
 	r.last = now
 	r.n++
 }
@@ -213,8 +219,11 @@ func (r *Recorder) History(frontend string, seconds int) (stats.History, bool) {
 	defer r.mu.RUnlock()
 	from, to := r.window(seconds)
 	h := stats.History{Interval: 1, Times: make([]int64, 0, to-from), Frontends: []stats.FrontendHistory{}}
+	if from < to {
+		h.From = r.times[(from-1)%int64(r.size+1)]
+	}
 	for i := from; i < to; i++ {
-		h.Times = append(h.Times, r.times[i%int64(r.size)])
+		h.Times = append(h.Times, r.times[i%int64(r.size+1)])
 	}
 	found := frontend == ""
 	for _, k := range r.order {
@@ -333,5 +342,5 @@ func pointOf(p *point, kinds int) stats.Point {
 func (r *Recorder) Bytes() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.series)*r.size*SampleBytes + r.size*8
+	return len(r.series)*r.size*SampleBytes + (r.size+1)*8
 }

@@ -39,8 +39,9 @@ func TestRatesFromCounters(t *testing.T) {
 		{Key: beA, Total: 130, Errors: [MaxErrorKinds]uint64{5, 0, 0, 0, 0, 3}, Active: 2, Connect: []uint64{6, 4, 0, 0}},
 	})
 	h, ok := r.History("pg", 600)
-	if !ok || h.Interval != 1 || len(h.Times) != 2 || h.Times[0] != at(1).UnixMilli() || h.Times[1] != at(3).UnixMilli() {
-		t.Fatalf("history %v: times %v", ok, h.Times)
+	if !ok || h.Interval != 1 || len(h.Times) != 2 || h.Times[0] != at(1).UnixMilli() || h.Times[1] != at(3).UnixMilli() ||
+		h.From != at(0).UnixMilli() {
+		t.Fatalf("history %v: from %v times %v", ok, h.From, h.Times)
 	}
 	f := h.Frontends[0]
 	if f.Name != "pg" || f.Protocol != "tcp" || f.Series.Start != 0 {
@@ -109,8 +110,8 @@ func TestRingWrapsAndWindows(t *testing.T) {
 		r.Record(at(float64(i)), []Reading{{Key: fe, Total: uint64(i * i)}})
 	}
 	h, _ := r.History("", 600)
-	if len(h.Times) != 5 || h.Times[0] != at(4).UnixMilli() || h.Times[4] != at(8).UnixMilli() {
-		t.Fatalf("times %v", h.Times)
+	if len(h.Times) != 5 || h.Times[0] != at(4).UnixMilli() || h.Times[4] != at(8).UnixMilli() || h.From != at(3).UnixMilli() {
+		t.Fatalf("from %v times %v", h.From, h.Times)
 	}
 	eq(t, "conns", h.Frontends[0].Series.Conns, 7, 9, 11, 13, 15)
 	h, _ = r.History("", 2)
@@ -146,7 +147,7 @@ func TestSeriesComeAndGo(t *testing.T) {
 	if bs = h.Frontends[0].Backends; len(bs) != 1 || bs[0].Name != "b" {
 		t.Errorf("removed backend still there: %+v", bs)
 	}
-	if r.Bytes() != 2*600*SampleBytes+600*8 {
+	if r.Bytes() != 2*600*SampleBytes+601*8 {
 		t.Errorf("Bytes %d with two series", r.Bytes())
 	}
 	// A clock that did not move adds nothing.
@@ -172,7 +173,7 @@ func TestMemoryFigure(t *testing.T) {
 		}
 	}
 	r.Record(at(0), rd)
-	if got := r.Bytes(); got != 110*600*56+600*8 {
+	if got := r.Bytes(); got != 110*600*56+601*8 {
 		t.Errorf("Bytes %d", got)
 	}
 }

@@ -29,8 +29,11 @@ type History struct {
 	// Interval is the time between samples, in seconds.
 	Interval float64 `json:"interval_seconds"`
 	// Times holds the time of each sample, in Unix milliseconds; every
-	// Series is aligned to it.
+	// Series is aligned to it. A sample's rates are over the interval
+	// that ends at its time and starts at the previous sample's, or at
+	// From for the first.
 	Times     []int64           `json:"times"`
+	From      int64             `json:"from"`
 	Frontends []FrontendHistory `json:"frontends"`
 }
 
