@@ -80,9 +80,9 @@ type Recorder struct {
 	size   int
 	bounds []float64 // connect-time bucket bounds, seconds, ascending
 
-	mu     sync.RWMutex
-	n      int64 // samples taken; the next one is number n
-	last   time.Time
+	mu   sync.RWMutex
+	n    int64 // samples taken; the next one is number n
+	last time.Time
 	// times holds the Unix ms of the last size+1 samples, indexed by
 	// sample number % (size+1): one more than the points, for the start of
 	// the oldest point's interval.
