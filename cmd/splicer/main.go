@@ -49,16 +49,30 @@ func main() {
 	// process, and one sent while the daemon starts must not.
 	control := make(chan os.Signal, 4)
 	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// After the first signal starts a graceful shutdown, restore the
-		// default handling so a second Ctrl-C ends the process at once.
-		<-ctx.Done()
-		stop()
-	}()
+	stops := make(chan os.Signal, 2)
+	signal.Notify(stops, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go forwardStops(stops, cancel, control)
 	code := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr, control)
-	stop()
+	cancel()
 	os.Exit(code)
+}
+
+// forwardStops turns the first SIGINT or SIGTERM into cancel, a graceful
+// stop; passes the second to the daemon on control, which then closes the
+// connections left at once and exits 0 (so that `make run` does not
+// report a failure when its own Ctrl-C and the one it forwards both
+// arrive); and leaves the third to the default action, which ends the
+// process whatever it is doing.
+func forwardStops(stops chan os.Signal, cancel context.CancelFunc, control chan<- os.Signal) {
+	<-stops
+	cancel()
+	sig := <-stops
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	select {
+	case control <- sig:
+	default:
+	}
 }
 
 const usage = `splicer: a Layer-4 TCP/UDP load balancer

@@ -78,7 +78,9 @@ type Options struct {
 	// LogOutput is the output the daemon's logger writes through, if
 	// any: a reload applies [log] level and format to it.
 	LogOutput *logging.Output
-	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade).
+	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade) and, once
+	// Run is shutting down, a further SIGINT or SIGTERM, which closes the
+	// connections left at once instead of waiting for them.
 	Signals <-chan os.Signal
 	// Notifier talks to the service manager; nil sends nothing.
 	Notifier *Notifier
@@ -281,14 +283,46 @@ func (d *Daemon) shutdown() error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	hurried := make(chan struct{})
+	go d.hurryOnSignal(sctx, cancel, hurried)
 	switch err := d.srv.Shutdown(sctx); {
 	case errors.Is(err, context.DeadlineExceeded):
 		d.log.Warn().Err(err).Msg("shutdown timeout reached; remaining connections closed")
+	case errors.Is(err, context.Canceled) && isClosed(hurried):
+		d.log.Info().Err(err).Msg("second stop signal: remaining connections closed")
 	case err != nil:
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	d.log.Info().Msg("splicer stopped")
 	return nil
+}
+
+// hurryOnSignal cancels the shutdown's wait when a SIGINT or SIGTERM
+// arrives during it (the operator pressing Ctrl-C again), closing hurried
+// first; it returns when ctx ends.
+func (d *Daemon) hurryOnSignal(ctx context.Context, cancel context.CancelFunc, hurried chan<- struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-d.opts.Signals:
+			if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+				close(hurried)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // status is the STATUS= line while serving.
