@@ -45,15 +45,21 @@ func TestLivePageInChromium(t *testing.T) {
 	backA, backB := startDemo(t), startDemo(t)
 	users, tokens := writeUsers(t, "operator")
 	cfg, err := config.New().AdminListen("127.0.0.1:0").AdminUsersFile(users).
-		Frontend("t").Listen("127.0.0.1:0").Strategy(config.StrategyRoundRobin).
+		Frontend("pg").Listen("127.0.0.1:0").Strategy(config.StrategyRoundRobin).
 		HealthCheck("tcp").HealthInterval(200*time.Millisecond).HealthRise(1).HealthFall(1).
-		Backend(backA.Addr().String(), 2).BackendOpts(config.BackendOptions{Name: "a"}).
-		Backend(backB.Addr().String(), 1).BackendOpts(config.BackendOptions{Name: "b"}).Build()
+		Backend(backA.Addr().String(), 2).BackendOpts(config.BackendOptions{Name: "db1"}).
+		Backend(backB.Addr().String(), 1).BackendOpts(config.BackendOptions{Name: "db2"}).Build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := runDaemon(t, cfg)
-	front := frontAddr(t, d)
+	var front string
+	waitFor(t, 5*time.Second, "frontend bound", func() bool {
+		if a := d.srv.Addrs("pg"); len(a) > 0 {
+			front = a[0].String()
+		}
+		return front != ""
+	})
 	base := "http://" + d.adminLn.Addr().String()
 	operator := tokens["operator"]
 
@@ -75,53 +81,53 @@ func TestLivePageInChromium(t *testing.T) {
 	tab.WaitEval(t, `document.getElementById("who").textContent`, "operator (operator) log out")
 
 	// The graphs fill as the daemon samples, one point a second.
-	tab.WaitEval(t, `charts.get("t|conns").u.data[1].filter(v => v > 0).length >= 4`, "true")
-	tab.WaitEval(t, `["t|bytes", "t|active", "t|errors", "t|connect", "t\u0000a|spark", "t\u0000b|spark"].every(k =>
+	tab.WaitEval(t, `charts.get("pg|conns").u.data[1].filter(v => v > 0).length >= 4`, "true")
+	tab.WaitEval(t, `["pg|bytes", "pg|active", "pg|errors", "pg|connect", "pg\u0000db1|spark", "pg\u0000db2|spark"].every(k =>
 		charts.has(k) && charts.get(k).u.data[0].length >= 4 && charts.get(k).root.isConnected)`, "true")
-	tab.WaitEval(t, `Number(document.querySelector('[data-chart="t|conns"]').dataset.points) >= 4`, "true")
-	tab.WaitEval(t, `charts.get("t|connect").u.data[2].some(v => v > 0)`, "true") // p99 in ms
-	tab.WaitEval(t, `document.querySelector('tr[data-backend="a"] td:nth-child(7)').textContent !== "–"`, "true")
+	tab.WaitEval(t, `Number(document.querySelector('[data-chart="pg|conns"]').dataset.points) >= 4`, "true")
+	tab.WaitEval(t, `charts.get("pg|connect").u.data[2].some(v => v > 0)`, "true") // p99 in ms
+	tab.WaitEval(t, `document.querySelector('tr[data-backend="db1"] td:nth-child(7)').textContent !== "–"`, "true")
 
 	// A backend's own graphs open under its row.
-	tab.WaitEval(t, `(document.querySelector('tr[data-backend="a"] button.link').click(), "clicked")`, "clicked")
-	tab.WaitEval(t, `document.querySelectorAll('tr[data-detail="a"] .chart').length`, "5")
-	tab.WaitEval(t, `charts.get("t\u0000a|conns").u.data[1].filter(v => v > 0).length > 0`, "true")
+	tab.WaitEval(t, `(document.querySelector('tr[data-backend="db1"] button.link').click(), "clicked")`, "clicked")
+	tab.WaitEval(t, `document.querySelectorAll('tr[data-detail="db1"] .chart').length`, "5")
+	tab.WaitEval(t, `charts.get("pg\u0000db1|conns").u.data[1].filter(v => v > 0).length > 0`, "true")
 
 	// The connection list of the frontend.
-	tab.WaitEval(t, `(document.querySelector('details.conns[data-frontend="t"]').open = true, "opened")`, "opened")
-	tab.WaitEval(t, `document.querySelectorAll('table[data-conns="t"] tr[data-conn]').length >= 2`, "true")
+	tab.WaitEval(t, `(document.querySelector('details.conns[data-frontend="pg"]').open = true, "opened")`, "opened")
+	tab.WaitEval(t, `document.querySelectorAll('table[data-conns="pg"] tr[data-conn]').length >= 2`, "true")
 
 	tab.WaitEval(t, `window.innerWidth`, "1280")
 	tab.CheckFits(t, "#app")
 
 	// drain asks first; cancelled, nothing changes.
-	tab.WaitEval(t, `(document.querySelector('tr[data-backend="a"] button[data-state="drain"]').click(), "clicked")`, "clicked")
-	tab.WaitEval(t, `document.getElementById("confirm").hidden ? "hidden" : document.getElementById("confirm-text").textContent`, "drain t/a? ")
+	tab.WaitEval(t, `(document.querySelector('tr[data-backend="db1"] button[data-state="drain"]').click(), "clicked")`, "clicked")
+	tab.WaitEval(t, `document.getElementById("confirm").hidden ? "hidden" : document.getElementById("confirm-text").textContent`, "drain pg/db1? ")
 	tab.WaitEval(t, `(document.getElementById("confirm-no").click(), document.getElementById("confirm").hidden)`, "true")
 	if st := getStats(t, base, operator).Frontends[0].Backends[0].State; st != "ready" {
-		t.Fatalf("a cancelled drain changed backend a to %s", st)
+		t.Fatalf("a cancelled drain changed backend db1 to %s", st)
 	}
 
-	// b goes down: the page shows it red within one refresh of the daemon
+	// db2 goes down: the page shows it red within one refresh of the daemon
 	// knowing it.
 	backB.Close()
-	waitFor(t, 10*time.Second, "b down in the API", func() bool {
+	waitFor(t, 10*time.Second, "db2 down in the API", func() bool {
 		return !getStats(t, base, operator).Frontends[0].Backends[1].Health.Up
 	})
 	known := time.Now()
-	waitRed := `(r => r.classList.contains("down") && getComputedStyle(r.querySelector("td.health")).backgroundColor)(document.querySelector('tr[data-backend="b"]'))`
+	waitRed := `(r => r.classList.contains("down") && getComputedStyle(r.querySelector("td.health")).backgroundColor)(document.querySelector('tr[data-backend="db2"]'))`
 	for {
 		got, err := tab.Eval(waitRed)
 		if err == nil && got == "rgb(245, 194, 194)" {
 			break
 		}
 		if time.Since(known) > pageRefresh+time.Second {
-			t.Fatalf("backend b not red %v after the API said down: %q %v", time.Since(known), got, err)
+			t.Fatalf("backend db2 not red %v after the API said down: %q %v", time.Since(known), got, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tab.WaitEval(t, `document.querySelector('tr[data-backend="b"] td.health').textContent.startsWith("DOWN ")`, "true")
-	tab.WaitEval(t, `document.querySelector('tr[data-backend="b"] td.msg').title.includes("refused")`, "true")
+	tab.WaitEval(t, `document.querySelector('tr[data-backend="db2"] td.health').textContent.startsWith("DOWN ")`, "true")
+	tab.WaitEval(t, `document.querySelector('tr[data-backend="db2"] td.msg').title.includes("refused")`, "true")
 	tab.CheckFits(t, "#app")
 	screenshot(t, tab)
 
@@ -159,7 +165,7 @@ func heldConnID(t *testing.T, tab *cdp.Tab, c net.Conn) uint64 {
 	t.Helper()
 	var id uint64
 	waitFor(t, 10*time.Second, "the held connection listed", func() bool {
-		got, err := tab.Eval(`JSON.stringify([...document.querySelectorAll('table[data-conns="t"] tr[data-conn]')].map(r =>
+		got, err := tab.Eval(`JSON.stringify([...document.querySelectorAll('table[data-conns="pg"] tr[data-conn]')].map(r =>
 			[r.dataset.conn, r.cells[1].textContent]))`)
 		if err != nil {
 			return false
