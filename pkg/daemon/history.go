@@ -60,12 +60,13 @@ func (d *Daemon) readings() []history.Reading {
 			Active: fc.Active, Queued: int64(fc.QueuedNow),
 			Connect: make([]uint64, backend.NumConnectBounds+1),
 		}
-		// The order of stats.FrontendErrorKinds.
+		// The order of stats.FrontendErrorKinds(fe.Protocol).
 		f.Errors = [history.MaxErrorKinds]uint64{fc.Rejected, fc.QueueFull, fc.QueueTimeouts,
 			fc.Denied, fc.PerClient, fc.RateLimited}
 		if fe.Protocol == config.ProtocolUDP {
+			f.Errors = [history.MaxErrorKinds]uint64{}
 			for _, n := range fc.Drops {
-				f.Errors[len(stats.RefusalReasons())] += n // "dropped"
+				f.Errors[0] += n // "dropped"
 			}
 		}
 		out = append(out, f)

@@ -56,7 +56,7 @@ func TestRatesFromCounters(t *testing.T) {
 	// inside the first bucket; the 99th percentile in the second.
 	eq(t, "p50", f.Series.ConnectP50, 0.001*5/6, nan)
 	eq(t, "p99", f.Series.ConnectP99, 0.001+0.009*(9.9-6)/4, nan)
-	if len(f.Series.Errors) != len(stats.FrontendErrorKinds()) {
+	if len(f.Series.Errors) != len(stats.FrontendErrorKinds("tcp")) {
 		t.Errorf("frontend error kinds %v", f.Series.Errors)
 	}
 	b := f.Backends[0]
@@ -100,6 +100,20 @@ func eq(t *testing.T, name string, got stats.Column, want ...float64) {
 			t.Errorf("%s[%d] = %v, want %v (all %v)", name, i, g, w, got)
 		}
 	}
+}
+
+// TestUDPFrontendErrors: a UDP frontend refuses nothing, it drops; its one
+// error kind is "dropped".
+func TestUDPFrontendErrors(t *testing.T) {
+	r := New(600, nil)
+	dns := Key{Frontend: "dns"}
+	r.Record(at(0), []Reading{{Key: dns, Protocol: "udp", Errors: [MaxErrorKinds]uint64{4}}})
+	r.Record(at(1), []Reading{{Key: dns, Protocol: "udp", Errors: [MaxErrorKinds]uint64{10}}})
+	h, _ := r.History("dns", 600)
+	if f := h.Frontends[0]; f.Protocol != "udp" || len(f.Series.Errors) != 1 {
+		t.Fatalf("udp frontend %+v", f)
+	}
+	eq(t, "dropped", h.Frontends[0].Series.Errors["dropped"], 6)
 }
 
 // TestRingWrapsAndWindows records more samples than the ring holds: only
@@ -160,7 +174,7 @@ func TestSeriesComeAndGo(t *testing.T) {
 // TestMemoryFigure pins the figure docs/operations.md gives: the memory of
 // ten minutes of history for 100 backends behind 10 frontends.
 func TestMemoryFigure(t *testing.T) {
-	if SampleBytes != 56 {
+	if SampleBytes != 52 {
 		t.Fatalf("a sample is %d bytes; update docs/operations.md", SampleBytes)
 	}
 	r := New(stats.HistorySeconds, nil)
@@ -173,7 +187,7 @@ func TestMemoryFigure(t *testing.T) {
 		}
 	}
 	r.Record(at(0), rd)
-	if got := r.Bytes(); got != 110*600*56+601*8 {
+	if got := r.Bytes(); got != 110*600*52+601*8 {
 		t.Errorf("Bytes %d", got)
 	}
 }

@@ -12,10 +12,17 @@ import (
 // a second for the last ten minutes.
 const HistorySeconds = 600
 
-// FrontendErrorKinds returns the keys of a frontend's Series.Errors, in
-// display order, as a fresh slice: the refusal reasons of RefusalReasons,
-// then "dropped", the UDP datagrams dropped for any reason of DropReasons.
-func FrontendErrorKinds() []string { return append(RefusalReasons(), "dropped") }
+// FrontendErrorKinds returns the keys of the Series.Errors of a frontend of
+// protocol ("tcp" or "udp"), in display order, as a fresh slice: for TCP
+// the refusal reasons of RefusalReasons; for UDP "dropped", the datagrams
+// dropped for any reason of DropReasons (a UDP frontend refuses nothing:
+// it drops).
+func FrontendErrorKinds(protocol string) []string {
+	if protocol == "udp" {
+		return []string{"dropped"}
+	}
+	return RefusalReasons()
+}
 
 // BackendErrorKinds returns the keys of a backend's Series.Errors, in
 // display order, as a fresh slice: the connect failures of
