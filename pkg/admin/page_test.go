@@ -168,3 +168,20 @@ func skipWithoutChromium(t *testing.T) { cdp.Skip(t) }
 func startChromium(t *testing.T, extra ...string) *devtoolsTab {
 	return &devtoolsTab{cdp.Start(t, extra...)}
 }
+
+// TestPageScopedRole logs in as an operator scoped to "cache": the page
+// offers no change to pg's backends and lists only cache's connections,
+// since the admin port would refuse the rest.
+func TestPageScopedRole(t *testing.T) {
+	skipWithoutChromium(t)
+	base := serveTCP(t, newTestServer(newFakeSource(), Options{History: fakeHistory{}}))
+	tab := startChromium(t)
+	if _, err := tab.call("Page.navigate", map[string]any{"url": base + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	tab.waitEval(t, `(document.getElementById("token").value = "`+scopedToken+`", document.getElementById("login-button").click(), "sent")`, "sent")
+	tab.waitEval(t, `document.getElementById("who").textContent`, "sam (operator:cache) log out")
+	tab.waitEval(t, `document.querySelectorAll('section[data-frontend="pg"] tr[data-backend]').length`, "2")
+	tab.waitEval(t, `document.querySelectorAll('section[data-frontend="pg"] button[data-state]').length`, "0")
+	tab.waitEval(t, `JSON.stringify([...document.querySelectorAll("details.conns")].map(d => d.dataset.frontend))`, `["cache"]`)
+}
