@@ -149,8 +149,11 @@ func (r *Recorder) Record(now time.Time, readings []Reading) {
 		}
 		s.seen = n
 		s.protocol = rd.Protocol
+		// The reading is the caller's: keep a copy of its histogram in
+		// the series' own buffer.
+		buf := s.prev.Connect
 		s.prev = *rd
-		s.prev.Connect = append(s.prev.Connect[:0], rd.Connect...)
+		s.prev.Connect = append(buf[:0], rd.Connect...)
 	}
 	for k, s := range r.series {
 		if s.seen != n {

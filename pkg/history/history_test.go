@@ -102,6 +102,22 @@ func eq(t *testing.T, name string, got stats.Column, want ...float64) {
 	}
 }
 
+// TestReadingsReused records the same readings, updated in place between
+// samples, as a caller may: the history keeps copies, not the caller's
+// memory.
+func TestReadingsReused(t *testing.T) {
+	r := New(600, bounds)
+	rd := []Reading{{Key: fe, Protocol: "tcp", Connect: []uint64{0, 0, 0, 0}}}
+	for i := 0; i < 3; i++ {
+		r.Record(at(float64(i)), rd)
+		rd[0].Total += 5
+		rd[0].Connect[0] += 5
+	}
+	h, _ := r.History("pg", 600)
+	eq(t, "conns", h.Frontends[0].Series.Conns, 5, 5)
+	eq(t, "p50", h.Frontends[0].Series.ConnectP50, 0.0005, 0.0005)
+}
+
 // TestUDPFrontendErrors: a UDP frontend refuses nothing, it drops; its one
 // error kind is "dropped".
 func TestUDPFrontendErrors(t *testing.T) {
