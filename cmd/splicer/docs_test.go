@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -189,6 +190,10 @@ i=0; until splicer stats >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 100 ] || { cat
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", "--net", "bash", "-c", script.String())
+	// A process group of its own: a block that hangs is killed with the
+	// demo daemon it started, and nothing else.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+work, "SPLICER_ADMIN=", "SPLICER_TOKEN_FILE=")
 	out, err := cmd.CombinedOutput()
