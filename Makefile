@@ -26,6 +26,7 @@ build: ## build bin/splicer with version and commit stamped in
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/splicer
 
 run: build ## run splicer on config.toml.example with its demo backends (Ctrl-C stops)
+	@echo "clients: 127.0.0.1:7000; admin page: http://127.0.0.1:9090/; Ctrl-C stops (a second one closes open connections)"
 	./$(BIN) run -c config.toml.example -demo -log-format console
 
 test: lint ## gofmt check, go vet, then every test under the race detector

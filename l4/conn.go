@@ -488,6 +488,13 @@ func (c *conn) onTimer() {
 		}
 		c.connectNext()
 	case stateConnecting:
+		if _, err := sock.PeerAddr(c.bfd); err == nil {
+			// The loop came late (stalled past connect_timeout): the
+			// handshake completed and its event waits in this batch or
+			// the next. Not a timeout, and not the backend's fault.
+			c.onConnectEvent(unix.EPOLLOUT)
+			return
+		}
 		c.retry(errConnectTimeout)
 	case stateRelaying:
 		idle := c.loop.now.Sub(c.lastActive)

@@ -575,3 +575,35 @@ func TestChurnReturnsToBaseline(t *testing.T) {
 		t.Errorf("%d pipes in use after churn", n)
 	}
 }
+
+// A loop that stalls between starting a connect and seeing it complete
+// finds the connect timer due before the connect's event: the connection
+// was made in time, so it relays on that backend connection, with no
+// timeout counted and no second connect.
+func TestLateLoopKeepsACompletedConnect(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := buildConfig(t, config.New().Workers(1).Frontend("fe").Listen("127.0.0.1:0").
+		Retries(2).ConnectTimeout(200*time.Millisecond), []netip.AddrPort{b.addr}, nil)
+	s := startServer(t, cfg)
+	l := s.loops[0]
+	// The loop sleeps (task one) while the client's handshake completes in
+	// the kernel; task two, queued meanwhile, runs in the next turn, the
+	// one that accepts the client and starts the connect, and stalls the
+	// loop past connect_timeout before it can see the connect's event.
+	stalled := make(chan struct{})
+	l.post(func(*loop) {
+		close(stalled)
+		time.Sleep(300 * time.Millisecond)
+	})
+	<-stalled
+	c := dialFE(t, s)
+	l.post(func(*loop) { time.Sleep(500 * time.Millisecond) })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, n, err := exchange(c, []byte("ping")); err != nil || got != sha256.Sum256([]byte("ping")) {
+		t.Fatalf("exchange: %d bytes, %v", n, err)
+	}
+	st := s.Backends("fe")[0].Stats()
+	if st.Total != 1 || st.Failures != [backend.NumFailReasons]uint64{} {
+		t.Errorf("backend: %d connections, failures %v; want 1 and none", st.Total, st.Failures)
+	}
+}

@@ -19,7 +19,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	file := fs.String("c", "", "config `file` to validate (required)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: splicer check -c FILE\n\nValidates FILE and reads every secret and access file it names (never printing a\n"+
-			"secret); prints a summary and exits 0, or prints every problem and exits 1.\n")
+			"secret); prints a summary and exits 0, or prints every problem and exits 1. Warnings (exit 0)\n"+
+			"name settings that do nothing or that this host's limits would not let work.\n")
 		fs.PrintDefaults()
 	}
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
@@ -29,7 +30,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "splicer check: -c FILE is required")
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
+	// Warnings include what this host would not allow: run check where
+	// the daemon runs, with its limits (ExecStartPre= under systemd).
+	cfg, err := config.LoadIn(*file, daemon.HostEnvironment())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail

@@ -2,18 +2,26 @@
 //
 // Usage:
 //
-//	splicer run     -c FILE [-log-level L] [-log-format F] [-demo]
+//	splicer run     [-c FILE] [-log-level L] [-log-format F] [-demo]
 //	splicer check   -c FILE
 //	splicer version
-//	splicer stats   [-admin ADDR] [-token-file FILE]
-//	splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint|weight FRONTEND BACKEND [N]
-//	splicer reload  [-admin ADDR] [-token-file FILE]
-//	splicer upgrade [-admin ADDR] [-token-file FILE]
+//	splicer stats   [-json]
+//	splicer top     [-interval D]
+//	splicer conns   [-frontend F] [-limit N] [-json] | kill ID...
+//	splicer backend drain|ready|maint|weight FRONTEND BACKEND [N]
+//	splicer reload
+//	splicer upgrade
 //	splicer user    add|rotate|remove|list [-file USERS | -c FILE] ...
 //	splicer audit   verify|checkpoint ...
 //
-// Exit codes: 0 success; 1 the configuration is invalid or the daemon failed;
-// 2 the command line is wrong.
+// The commands that call the daemon take -admin ADDR (default
+// $SPLICER_ADMIN, else 127.0.0.1:9090), -token-file FILE (default
+// $SPLICER_TOKEN_FILE) and -cacert FILE, before, between or after their
+// arguments.
+//
+// Exit codes: 0 success (check with warnings included); 1 the configuration
+// is invalid, the daemon failed, or the daemon refused or could not be
+// reached; 2 the command line is wrong.
 package main
 
 import (
@@ -41,33 +49,49 @@ func main() {
 	// process, and one sent while the daemon starts must not.
 	control := make(chan os.Signal, 4)
 	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// After the first signal starts a graceful shutdown, restore the
-		// default handling so a second Ctrl-C ends the process at once.
-		<-ctx.Done()
-		stop()
-	}()
+	stops := make(chan os.Signal, 2)
+	signal.Notify(stops, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go forwardStops(stops, cancel, control)
 	code := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr, control)
-	stop()
+	cancel()
 	os.Exit(code)
+}
+
+// forwardStops turns the first SIGINT or SIGTERM into cancel, a graceful
+// stop; passes the second to the daemon on control, which then closes the
+// connections left at once and exits 0 (so that `make run` does not
+// report a failure when its own Ctrl-C and the one it forwards both
+// arrive); and leaves the third to the default action, which ends the
+// process whatever it is doing.
+func forwardStops(stops chan os.Signal, cancel context.CancelFunc, control chan<- os.Signal) {
+	<-stops
+	cancel()
+	sig := <-stops
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	select {
+	case control <- sig:
+	default:
+	}
 }
 
 const usage = `splicer: a Layer-4 TCP/UDP load balancer
 
 Usage:
-  splicer run -c FILE      run the daemon
-  splicer check -c FILE    validate a config and print its frontends and backends
+  splicer run [-c FILE]    run the daemon (default config /etc/splicer/config.toml)
+  splicer check -c FILE    validate a config, print its frontends and backends
+                           and warn of what would go wrong
   splicer version          print version, commit and Go version
-  splicer stats [-admin ADDR] [-token-file FILE]
-                           print the running daemon's frontends and backends
-  splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint FRONTEND BACKEND
-  splicer backend [-admin ADDR] [-token-file FILE] weight FRONTEND BACKEND N
+  splicer stats [-json]    print the running daemon's frontends and backends
+  splicer top              a live view of them; keys drain, ready, maint
+  splicer conns [-frontend F] [-limit N] [-json]
+                           list the live connections
+  splicer conns kill ID... close connections (both peers get a reset)
+  splicer backend drain|ready|maint FRONTEND BACKEND
+  splicer backend weight FRONTEND BACKEND N
                            change a backend of the running daemon
-  splicer reload [-admin ADDR] [-token-file FILE]
-                           reload the running daemon's config (or: kill -HUP)
-  splicer upgrade [-admin ADDR] [-token-file FILE]
-                           replace the running daemon by the binary now
+  splicer reload           reload the running daemon's config (or: kill -HUP)
+  splicer upgrade          replace the running daemon by the binary now
                            installed, without dropping a connection
                            (or: kill -USR2)
   splicer user add|rotate|remove|list [-file USERS | -c FILE] ...
@@ -75,6 +99,13 @@ Usage:
   splicer audit verify [-c FILE | -key-file PATH] [FILE...]
                            check the audit log's chain
   splicer audit checkpoint print the audit log's last seq and hash
+
+The commands that call the daemon take -admin ADDR (default $SPLICER_ADMIN,
+else 127.0.0.1:9090), -token-file FILE (default $SPLICER_TOKEN_FILE) and
+-cacert FILE, anywhere on the command line.
+
+Exit codes: 0 success; 1 invalid config, daemon failure, or a request the
+daemon refused or that could not reach it; 2 a wrong command line.
 
 Run 'splicer COMMAND -h' for a command's flags.
 `
@@ -100,6 +131,13 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, signa
 		return cmdVersion(args[1:], stdout, stderr)
 	case "stats":
 		return cmdAdmin(ctx, "stats", admin.RunStats, args[1:], stdout, stderr)
+	case "top":
+		top := func(ctx context.Context, args []string, stdout io.Writer) error {
+			return admin.RunTop(ctx, args, os.Stdin, stdout)
+		}
+		return cmdAdmin(ctx, "top", top, args[1:], stdout, stderr)
+	case "conns":
+		return cmdAdmin(ctx, "conns", admin.RunConns, args[1:], stdout, stderr)
 	case "backend":
 		return cmdAdmin(ctx, "backend", admin.RunBackend, args[1:], stdout, stderr)
 	case "reload":

@@ -37,7 +37,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signal
 		return exitFail
 	}
 	load := func() (*config.Config, error) {
-		cfg, err := config.Load(*file)
+		cfg, err := config.LoadIn(*file, daemon.HostEnvironment())
 		if err != nil {
 			return nil, err
 		}

@@ -216,10 +216,11 @@ func RunAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		return runAuditVerify(args[1:], stdout)
 	case "checkpoint":
 		fs, cf := clientFlags("audit checkpoint")
-		if err := fs.Parse(args[1:]); err != nil {
+		rest, err := parseArgs(fs, args[1:])
+		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUsage, err)
 		}
-		if fs.NArg() != 0 {
+		if len(rest) != 0 {
 			return fmt.Errorf("%w: %s", ErrUsage, auditUsage)
 		}
 		c, err := cf.client()
@@ -243,10 +244,10 @@ func runAuditVerify(args []string, stdout io.Writer) error {
 	fs.Var(&keyFiles, "key-file", "`PATH` of the key (repeat for a log whose key changed)")
 	cpText := fs.String("checkpoint", "", "`SEQ:HASH` the chain must reach")
 	cpFile := fs.String("checkpoint-file", "", "`FILE` holding a checkpoint (SEQ:HASH or the JSON of /api/v1/audit/checkpoint)")
-	if err := fs.Parse(args); err != nil {
+	files, err := parseArgs(fs, args)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	files := fs.Args()
 	var keys [][]byte
 	if *cfgFile != "" {
 		cfg, err := config.Load(*cfgFile)

@@ -261,7 +261,7 @@ func TestPageLoginAndDrainInChromium(t *testing.T) {
 	tab.waitEval(t, `(document.getElementById("token").value = "`+operatorToken+`", document.getElementById("login-button").click(), "sent")`, "sent")
 	const rowsJS = `JSON.stringify([...document.querySelectorAll("tr[data-backend]")].map(r => [
 		r.closest("table").dataset.frontend, r.dataset.backend, r.className,
-		r.querySelector("td.health").textContent,
+		r.querySelector("td.health").textContent.split(" ")[0],
 		getComputedStyle(r.querySelector("td.health")).backgroundColor]))`
 	tab.waitEval(t, rowsJS, `[["pg","a","up ready","UP","rgb(200, 239, 200)"],`+
 		`["pg","[::1]:5433","down drain","DOWN","rgb(245, 194, 194)"]]`)
@@ -308,8 +308,9 @@ func TestPageLoginAndDrainInChromium(t *testing.T) {
 	tab.waitEval(t, `(document.getElementById("confirm-no").click(), document.getElementById("confirm").hidden)`, "true")
 
 	// kill asks first too.
+	tab.waitEval(t, `(document.querySelector('details.conns[data-frontend="pg"]').open = true, "opened")`, "opened")
 	tab.waitEval(t, `(document.querySelector('button[data-kill="8"]').click(), document.getElementById("confirm-text").textContent)`,
-		"kill connection 8 from 127.0.0.1:40003? ")
+		"kill connection 8 from 127.0.0.1:40003 (both sides get a reset)? ")
 	tab.waitEval(t, `(document.getElementById("confirm-yes").click(), "confirmed")`, "confirmed")
 	waitFor(t, "connection 8 closed", func() bool { _, n, _ := src.Connections("", 0, 10); return n == 3 })
 	if st := src.Stats().Frontends[0].Backends[1].State; st != "drain" {

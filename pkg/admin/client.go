@@ -175,15 +175,18 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
-// RunStats is `splicer stats [-admin ADDR] [-token-file FILE]`: it
-// fetches the stats and prints them as an aligned table to stdout.
+// RunStats is `splicer stats [-json] [-admin ADDR] [-token-file FILE]`:
+// it fetches the stats and prints them as an aligned table to stdout, or
+// with -json as the API's JSON document, indented.
 func RunStats(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, cf := clientFlags("stats")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "print GET /api/v1/stats as JSON")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: splicer stats [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: splicer stats [-json] [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -193,27 +196,29 @@ func RunStats(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return WriteStatsTable(stdout, st)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return WriteStatsTable(stdout, st, time.Now())
 }
 
 // RunBackend is `splicer backend drain|ready|maint FRONTEND BACKEND` and
-// `splicer backend weight FRONTEND BACKEND N`, with -admin ADDR before or
-// after the action. BACKEND is the backend's name, which defaults to its
-// address. It prints the change to stdout once the daemon applied it.
+// `splicer backend weight FRONTEND BACKEND N`, with the flags anywhere.
+// BACKEND is the backend's name, which defaults to its address. It prints
+// the change to stdout once the daemon applied it.
 func RunBackend(ctx context.Context, args []string, stdout io.Writer) error {
 	const usage = "splicer backend [-admin ADDR] [-token-file FILE] drain|ready|maint FRONTEND BACKEND | weight FRONTEND BACKEND N"
 	fs, cf := clientFlags("backend")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		return fmt.Errorf("%w: %s", ErrUsage, usage)
 	}
-	action := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	rest := fs.Args()
+	action, rest := pos[0], pos[1:]
 	c, err := cf.client()
 	if err != nil {
 		return err
@@ -257,6 +262,9 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
+// AdminEnv names the admin address when -admin is not given.
+const AdminEnv = "SPLICER_ADMIN"
+
 // clientFlagValues are the flags every command that calls the daemon takes.
 type clientFlagValues struct {
 	addr, tokenFile, caFile string
@@ -266,10 +274,32 @@ type clientFlagValues struct {
 func clientFlags(name string) (*flag.FlagSet, *clientFlagValues) {
 	fs := newFlagSet(name)
 	v := &clientFlagValues{}
-	fs.StringVar(&v.addr, "admin", DefaultAddr, "admin `ADDR`ess of the daemon: host:port, an http(s) URL, or unix:PATH of the admin socket")
+	fs.StringVar(&v.addr, "admin", "", "admin `ADDR`ess of the daemon: host:port, an http(s) URL, or unix:PATH of the admin socket (default $"+AdminEnv+", else "+DefaultAddr+")")
 	fs.StringVar(&v.tokenFile, "token-file", "", "`FILE` holding the bearer token (default $"+TokenFileEnv+")")
 	fs.StringVar(&v.caFile, "cacert", "", "PEM `FILE` of the CA to verify an https admin port with")
 	return fs, v
+}
+
+// parseArgs parses fs's flags wherever they stand among args and returns
+// the other arguments in order: "splicer backend drain pg a -admin X"
+// works as well as the flags first. An argument "--" ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		// Parse stops at the first non-flag, or after a "--" it consumed.
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 // client builds the Client the flags describe. The token file gets the
@@ -290,5 +320,9 @@ func (v *clientFlagValues) client() (*Client, error) {
 			return nil, fmt.Errorf("token file %s is empty", file)
 		}
 	}
-	return NewClientWith(v.addr, opts)
+	addr := v.addr
+	if addr == "" {
+		addr = os.Getenv(AdminEnv)
+	}
+	return NewClientWith(addr, opts)
 }

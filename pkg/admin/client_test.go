@@ -2,43 +2,69 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/stats"
 )
 
-const wantTable = `splicer 1.2.3  up 1h2m5s  pipes 3/4096  fds 42
-
-NAME          STATE  HEALTH  WEIGHT   ACTIVE  TOTAL  BYTES IN  BYTES OUT  CONNECT P50  P99     FAILED  RESETS
-pg            -      -       -        2       10     1000      5000       -            -       -       -
-  a           ready  up      100      2       7      700       3500       0.50ms       1.00ms  3       1
-  [::1]:5433  drain  DOWN    50 (10)  0       3      300       1500       0.00ms       0.00ms  0       0
-cache         -      -       -        0       0      0         0          -            -       -       -
-`
-
 // TestRunStats fetches the stats over HTTP, so every figure the table shows
-// must survive the JSON round trip.
+// must survive the JSON round trip. The flags may come in any order, and
+// the address from $SPLICER_ADMIN.
 func TestRunStats(t *testing.T) {
-	tests := []struct {
-		name string
-		src  *fakeSource
-		want string
-	}{
-		{"tcp", newFakeSource(), wantTable},
-		{"tcp and udp", newFakeSource().withUDP(), wantTable + wantUDPTable},
+	src := newFakeSource().withUDP()
+	src.st.Frontends[0].Backends[0].Health.LastChange = time.Time{} // SINCE would depend on the clock
+	addr := startTestServer(t, src)
+	want := wantHeader + strings.Replace(wantTCPTable, "59m5s", "-    ", 1) + wantUDPTable
+	token := tokenFile(t, viewerToken)
+	for _, args := range [][]string{
+		{"-admin", addr, "-token-file", token},
+		{"-token-file", token, "-admin", addr},
+	} {
+		var out strings.Builder
+		if err := RunStats(context.Background(), args, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != want {
+			t.Errorf("%v: table:\n%s\nwant:\n%s", args, out.String(), want)
+		}
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			addr := startTestServer(t, tc.src)
-			var out strings.Builder
-			if err := RunStats(context.Background(), []string{"-admin", addr, "-token-file", tokenFile(t, viewerToken)}, &out); err != nil {
-				t.Fatal(err)
-			}
-			if out.String() != tc.want {
-				t.Errorf("table:\n%s\nwant:\n%s", out.String(), tc.want)
-			}
-		})
+	t.Setenv(AdminEnv, addr)
+	t.Setenv(TokenFileEnv, token)
+	var out strings.Builder
+	if err := RunStats(context.Background(), nil, &out); err != nil || out.String() != want {
+		t.Errorf("from the environment: %v\n%s", err, out.String())
+	}
+	if err := RunStats(context.Background(), []string{"extra"}, &out); !errors.Is(err, ErrUsage) {
+		t.Errorf("an argument: %v", err)
+	}
+}
+
+// TestRunStatsJSON checks that -json prints the API's document: decoded,
+// it equals what GET /api/v1/stats answers.
+func TestRunStatsJSON(t *testing.T) {
+	src := newFakeSource().withUDP()
+	addr := startTestServer(t, src)
+	var out strings.Builder
+	if err := RunStats(context.Background(), []string{"-json", "-admin", addr, "-token-file", tokenFile(t, viewerToken)}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got, want stats.Stats
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("%v in:\n%s", err, out.String())
+	}
+	c, _ := NewClientWith(addr, ClientOptions{Token: viewerToken})
+	want, err := c.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || got.Frontends[0].Rates == nil || got.Frontends[0].Rates.Peak.Conns != 140 {
+		t.Errorf("stats -json:\n%+v\nAPI:\n%+v", got, want)
 	}
 }
 
@@ -112,14 +138,33 @@ func TestClientAPIError(t *testing.T) {
 	}
 }
 
-func TestFlagAfterAction(t *testing.T) {
+// TestFlagsAnywhere puts the flags before, between and after the
+// arguments, and "--" before an argument that looks like a flag.
+func TestFlagsAnywhere(t *testing.T) {
 	src := newFakeSource()
 	addr := startTestServer(t, src)
-	var out strings.Builder
-	if err := RunBackend(context.Background(), []string{"drain", "-admin", addr, "-token-file", tokenFile(t, operatorToken), "pg", "a"}, &out); err != nil {
-		t.Fatal(err)
+	token := tokenFile(t, operatorToken)
+	for _, args := range [][]string{
+		{"drain", "-admin", addr, "-token-file", token, "pg", "a"},
+		{"drain", "pg", "a", "-admin", addr, "-token-file", token},
+		{"-admin", addr, "drain", "pg", "-token-file", token, "a"},
+		{"-admin=" + addr, "-token-file", token, "--", "drain", "pg", "a"},
+	} {
+		src.SetState("pg", "a", "ready")
+		var out strings.Builder
+		if err := RunBackend(context.Background(), args, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if st := src.Stats().Frontends[0].Backends[0].State; st != "drain" || out.String() != "pg/a: state drain\n" {
+			t.Errorf("%v: state %q, output %q", args, st, out.String())
+		}
 	}
-	if st := src.Stats().Frontends[0].Backends[0].State; st != "drain" {
-		t.Errorf("state %q, want drain", st)
+	fs, _ := clientFlags("x")
+	got, err := parseArgs(fs, []string{"a", "--", "-b", "c"})
+	if err != nil || strings.Join(got, " ") != "a -b c" {
+		t.Errorf("after --: %q %v", got, err)
+	}
+	if _, err := parseArgs(fs, []string{"a", "-nope"}); err == nil {
+		t.Error("an unknown flag after an argument was accepted")
 	}
 }

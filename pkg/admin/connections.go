@@ -14,9 +14,9 @@ const (
 	MaxConnLimit     = 1000 // larger limits are clamped to it
 )
 
-// connList is the answer to GET /api/v1/connections. NextAfter is the
+// ConnPage is the answer to GET /api/v1/connections. NextAfter is the
 // `after` value for the next page, or 0 when this page is the last.
-type connList struct {
+type ConnPage struct {
 	Connections []stats.Conn `json:"connections"`
 	Total       int          `json:"total"`
 	NextAfter   uint64       `json:"next_after"`
@@ -63,7 +63,7 @@ func (s *Server) serveConnections(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, sourceStatus(err), err.Error())
 		return
 	}
-	page := connList{Connections: conns, Total: total}
+	page := ConnPage{Connections: conns, Total: total}
 	if len(conns) > limit {
 		page.Connections = conns[:limit]
 		page.NextAfter = conns[limit-1].ID

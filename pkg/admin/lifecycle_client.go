@@ -78,10 +78,11 @@ func (c *Client) lifecycle(ctx context.Context, path string, out any) error {
 // force.
 func RunReload(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, cf := clientFlags("reload")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if fs.NArg() != 0 {
+	if len(rest) != 0 {
 		return fmt.Errorf("%w: splicer reload [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
 	}
 	c, err := cf.client()
@@ -107,10 +108,11 @@ func RunReload(ctx context.Context, args []string, stdout io.Writer) error {
 // binary again and hands over; it prints both process IDs.
 func RunUpgrade(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, cf := clientFlags("upgrade")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if fs.NArg() != 0 {
+	if len(rest) != 0 {
 		return fmt.Errorf("%w: splicer upgrade [-admin ADDR] [-token-file FILE] takes no arguments", ErrUsage)
 	}
 	c, err := cf.client()

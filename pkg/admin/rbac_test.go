@@ -32,6 +32,7 @@ var rbacSamples = map[string]rbacSample{
 	"GET /readyz":                  {"/readyz", "", "", 200},
 	"GET /metrics":                 {"/metrics", "", "", 200},
 	"GET /api/v1/stats":            {"/api/v1/stats", "", "", 200},
+	"GET /api/v1/history":          {"/api/v1/history?frontend=pg&seconds=60", "", "", 200},
 	"GET /api/v1/connections":      {"/api/v1/connections", "", "", 200},
 	"GET /api/v1/session":          {"/api/v1/session", "", "", 200},
 	"POST /api/v1/session":         {"/api/v1/session", "", "", 200},
@@ -202,7 +203,7 @@ func rbacCell(t *testing.T, tr rbacTransport, method string, smp rbacSample, tok
 	}
 	sec.access.Store(a)
 	lc := &fakeLifecycle{reload: ReloadResult{OK: true}, upgrade: UpgradeResult{OK: true, OldPID: 1, NewPID: 2}}
-	srv := New(newFakeSource(), nil, zerolog.Nop(), Options{Security: sec, Lifecycle: lc})
+	srv := New(newFakeSource(), nil, zerolog.Nop(), Options{Security: sec, Lifecycle: lc, History: fakeHistory{}})
 	client := http.DefaultClient
 	base := ""
 	if tr.unix {
@@ -257,6 +258,7 @@ func TestPolicy(t *testing.T) {
 		"GET /readyz":                  "public",
 		"GET /metrics":                 "stats.read",
 		"GET /api/v1/stats":            "stats.read",
+		"GET /api/v1/history":          "stats.read",
 		"GET /api/v1/connections":      "connections.read",
 		"GET /api/v1/session":          "public",
 		"POST /api/v1/session":         "public",

@@ -30,6 +30,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/readyz", PermPublic, "readyz", s.serveReadyz},
 		{http.MethodGet, "/metrics", PermStatsRead, "metrics", s.serveMetrics},
 		{http.MethodGet, "/api/v1/stats", PermStatsRead, "stats", s.serveStats},
+		{http.MethodGet, "/api/v1/history", PermStatsRead, "history", s.serveHistory},
 		{http.MethodPost, "/api/v1/frontends/{frontend}/backends/{backend}/state", PermBackendState, "backend.state", s.serveSetState},
 		{http.MethodPut, "/api/v1/frontends/{frontend}/backends/{backend}/weight", PermBackendWeight, "backend.weight", s.serveSetWeight},
 		{http.MethodGet, "/api/v1/connections", PermConnectionsRead, "connections.list", s.serveConnections},

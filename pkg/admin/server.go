@@ -38,6 +38,8 @@ type Options struct {
 	MaxRequests    int
 	// Lifecycle, when set, serves reload, upgrade and the runtime state.
 	Lifecycle Lifecycle
+	// History, when set, serves GET /api/v1/history.
+	History HistorySource
 	// Timeouts of the HTTP server; zero picks the default noted on each.
 	// They bound what a slow or idle client can hold, since the admin
 	// port must stay usable while the data plane is under stress.
@@ -67,6 +69,7 @@ type Server struct {
 	conns     *connLimiter
 	inflight  chan struct{}
 	lifecycle Lifecycle
+	history   HistorySource
 }
 
 // New returns a Server that reads and controls src and serves reg at
@@ -85,6 +88,7 @@ func New(src Source, reg *prometheus.Registry, log zerolog.Logger, opts Options)
 		conns:     newConnLimiter(orDefault(opts.MaxConnections, DefaultMaxConnections)),
 		inflight:  make(chan struct{}, orDefault(opts.MaxRequests, DefaultMaxRequests)),
 		lifecycle: opts.Lifecycle,
+		history:   opts.History,
 	}
 	if s.sec == nil {
 		s.sec = ReadOnly(log)

@@ -230,14 +230,14 @@ func RunUser(_ context.Context, args []string, stdout io.Writer) error {
 	file := fs.String("file", "", "users `FILE`")
 	cfgFile := fs.String("c", "", "config `FILE` whose admin.users_file to use")
 	certOnly := fs.Bool("cert-only", false, "add: no token; the user logs in with a TLS client certificate only")
-	if err := fs.Parse(args[1:]); err != nil {
+	rest, err := parseArgs(fs, args[1:])
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	path, cfg, err := usersFilePath(*file, *cfgFile)
 	if err != nil {
 		return err
 	}
-	rest := fs.Args()
 	want := map[string]int{"add": 2, "rotate": 1, "remove": 1, "list": 0}
 	n, known := want[action]
 	if !known || len(rest) != n {

@@ -20,10 +20,26 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
+// LoadIn is Load that also warns, in Config.Warnings, of what the config
+// asks and env does not allow (see Environment): the daemon and `splicer
+// check` load the config this way, Load is for tools that only read it.
+func LoadIn(path string, env Environment) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return parse(data, path, &env)
+}
+
 // Parse decodes a TOML config strictly (unknown keys are errors), fills in
 // defaults and validates the result. filename is used in problem reports and
 // as Config.File. On failure the error is an *Error listing every problem.
 func Parse(data []byte, filename string) (*Config, error) {
+	return parse(data, filename, nil)
+}
+
+// parse is Parse, with the warnings of env when it is not nil.
+func parse(data []byte, filename string, env *Environment) (*Config, error) {
 	text := string(data)
 	var raw rawConfig
 	md, err := toml.Decode(text, &raw)
@@ -46,6 +62,9 @@ func Parse(data []byte, filename string) (*Config, error) {
 		return nil, err
 	}
 	cfg.File = filename
+	if env != nil {
+		warnEnvironment(cfg, *env, ps)
+	}
 	cfg.Warnings = ps.sortedWarnings()
 	return cfg, nil
 }

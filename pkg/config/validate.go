@@ -56,6 +56,7 @@ func validate(cfg *Config, raw *rawConfig, ps *problems) {
 	}
 	validateListeners(cfg.Frontends, cfg.Admin, ps)
 	validateAdmin(cfg.Admin, raw.Admin, cfg.Frontends, ps)
+	warn(cfg, raw, ps)
 }
 
 func validateGlobal(g Global, sc scope) {

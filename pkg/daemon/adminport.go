@@ -128,7 +128,7 @@ func (d *Daemon) startAdmin(cfg *config.Config, h *Handover) error {
 	src := &source{d: d}
 	p := &adminPort{
 		srv: admin.New(src, d.reg, log, admin.Options{
-			Security: d.security, Lifecycle: src,
+			Security: d.security, Lifecycle: src, History: historySource{d},
 			MaxConnections: ac.MaxConnections, MaxRequests: ac.MaxRequests,
 		}),
 		log: log,

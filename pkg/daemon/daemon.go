@@ -21,6 +21,7 @@ import (
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/history"
 	"github.com/splicerlb/splicer/pkg/logging"
 	"github.com/splicerlb/splicer/pkg/metrics"
 )
@@ -35,7 +36,8 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	reloads *reloadMetrics
 	state   *stateFile
-	locks   *locks // set by Run
+	history *history.Recorder // the last minutes, sampled by Run
+	locks   *locks            // set by Run
 	started time.Time
 
 	// ctl lets one reload, upgrade or backend change run at a time.
@@ -76,7 +78,9 @@ type Options struct {
 	// LogOutput is the output the daemon's logger writes through, if
 	// any: a reload applies [log] level and format to it.
 	LogOutput *logging.Output
-	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade).
+	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade) and, once
+	// Run is shutting down, a further SIGINT or SIGTERM, which closes the
+	// connections left at once instead of waiting for them.
 	Signals <-chan os.Signal
 	// Notifier talks to the service manager; nil sends nothing.
 	Notifier *Notifier
@@ -93,9 +97,7 @@ type Options struct {
 // reads every secret the config names (failing when one cannot be read)
 // and opens the audit log.
 func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
-	for _, w := range cfg.Warnings {
-		log.Warn().Str("problem", w.String()).Msg("config warning")
-	}
+	logWarnings(log, cfg)
 	sec, err := newSecurity(cfg, logging.Component(log, "admin"))
 	if err != nil {
 		return nil, err
@@ -127,6 +129,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		log: log, opts: opts, srv: srv, checks: hc, security: sec, found: found,
 		reg:        prometheus.NewRegistry(),
 		state:      &stateFile{log: log, path: cfg.Global.StateFile},
+		history:    newHistory(),
 		handedOver: make(chan struct{}),
 	}
 	d.cfg.Store(cfg)
@@ -134,6 +137,13 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 	src := &source{d: d}
 	d.reg.MustRegister(metrics.NewCollector(src.Stats), newDNSCollector(found))
 	return d, nil
+}
+
+// logWarnings logs the config's warnings, one record each.
+func logWarnings(log zerolog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("problem", w.String()).Msg("config warning")
+	}
 }
 
 // config is the configuration in force.
@@ -199,6 +209,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.checks.start()
 	defer d.checks.stop()
+	hctx, stopHistory := context.WithCancel(context.Background())
+	historyDone := make(chan struct{})
+	go func() {
+		defer close(historyDone)
+		d.recordHistory(hctx)
+	}()
+	defer func() { stopHistory(); <-historyDone }() // after shutdown: the drain is sampled too
 	if h != nil {
 		st, err := h.ready(d.srv.Adopt)
 		if err != nil {
@@ -272,14 +289,46 @@ func (d *Daemon) shutdown() error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	hurried := make(chan struct{})
+	go d.hurryOnSignal(sctx, cancel, hurried)
 	switch err := d.srv.Shutdown(sctx); {
 	case errors.Is(err, context.DeadlineExceeded):
 		d.log.Warn().Err(err).Msg("shutdown timeout reached; remaining connections closed")
+	case errors.Is(err, context.Canceled) && isClosed(hurried):
+		d.log.Info().Err(err).Msg("second stop signal: remaining connections closed")
 	case err != nil:
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	d.log.Info().Msg("splicer stopped")
 	return nil
+}
+
+// hurryOnSignal cancels the shutdown's wait when a SIGINT or SIGTERM
+// arrives during it (the operator pressing Ctrl-C again), closing hurried
+// first; it returns when ctx ends.
+func (d *Daemon) hurryOnSignal(ctx context.Context, cancel context.CancelFunc, hurried chan<- struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-d.opts.Signals:
+			if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+				close(hurried)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // status is the STATUS= line while serving.

@@ -198,6 +198,9 @@ func TestHostBackendKeepsItsSendProxy(t *testing.T) {
 		}
 		return line
 	}
+	waitFor(t, 10*time.Second, "the name's first address", func() bool {
+		return backendNames(d, "h") == "hdr/127.0.0.23="+first.String()
+	})
 	if got := greeting(); got != "v1 127.0.0.1\n" {
 		t.Errorf("through the first address: %q, want %q", got, "v1 127.0.0.1\n")
 	}

@@ -53,6 +53,7 @@ func (d *Daemon) Reload(ctx context.Context) ReloadOutcome {
 	if out.OK {
 		d.log.Info().Str("config", out.File).Dur("took", out.Duration).Interface("changes", out.Change).
 			Msg("configuration reloaded")
+		logWarnings(d.log, cfg)
 		d.notify("READY=1", "STATUS="+d.status(cfg))
 		return out
 	}
@@ -104,7 +105,7 @@ func (d *Daemon) load() (*config.Config, error) {
 	if file == "" {
 		return nil, errors.New("this daemon's configuration was built in code: there is no file to reload")
 	}
-	return config.Load(file)
+	return config.LoadIn(file, HostEnvironment())
 }
 
 // problemsOf turns an error into problems: a config's own list, or one

@@ -12,6 +12,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/history"
 	"github.com/splicerlb/splicer/pkg/stats"
 )
 
@@ -76,10 +77,12 @@ func (s *source) Stats() stats.Stats {
 		for _, a := range d.srv.Addrs(fe.Name) {
 			fs.Listen = append(fs.Listen, a.String())
 		}
+		fs.Rates, _ = d.history.Rates(history.Key{Frontend: fe.Name})
 		for _, b := range d.srv.Backends(fe.Name) {
 			bs := s.backendStats(fe.Name, b)
 			st := b.Stats()
 			bs.Closed = causeMap(l4.Causes(udp, true), st.Closed[:])
+			bs.Rates, _ = d.history.Rates(history.Key{Frontend: fe.Name, Backend: b.Name()})
 			fs.Backends = append(fs.Backends, bs)
 		}
 		out.Frontends = append(out.Frontends, fs)
@@ -117,7 +120,7 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 	if sched := s.d.checks.scheduler(frontend); sched != nil {
 		if hs, ok := sched.State(b); ok {
 			bs.Health = stats.HealthStats{
-				Checked: true, Up: hs.Up,
+				Checked: true, Check: s.d.checkOf(frontend), Up: hs.Up, PassiveFailures: hs.PassiveFailures,
 				LastOK: hs.Last.OK, LastMessage: hs.Last.Msg, LastDuration: hs.Last.Duration.Seconds(),
 				LastCheck: hs.LastCheck, LastChange: hs.LastChange,
 				Successes: hs.Successes, Failures: hs.Failures,
@@ -125,6 +128,17 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 		}
 	}
 	return bs
+}
+
+// checkOf returns the health.check of frontend in the config in force.
+func (d *Daemon) checkOf(frontend string) string {
+	cfg := d.config()
+	for i := range cfg.Frontends {
+		if cfg.Frontends[i].Name == frontend {
+			return cfg.Frontends[i].Health.Check
+		}
+	}
+	return ""
 }
 
 // causeMap names the counts of causes, indexed by cause number.

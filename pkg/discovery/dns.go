@@ -153,11 +153,15 @@ func (s *DNS) refresh(ctx context.Context, l *lookup) {
 	budget := lookupBudget * s.res.timeout
 	lctx, cancel := context.WithTimeout(ctx, budget)
 	found, ttl, err := l.resolve(lctx, &s.res)
+	// The query that ran into the budget may report its own timeout
+	// before the context's timer fires: compare with the deadline.
+	deadline, _ := lctx.Deadline()
+	overran := !time.Now().Before(deadline)
 	cancel()
 	if ctx.Err() != nil {
 		return
 	}
-	if err != nil && lctx.Err() != nil {
+	if err != nil && overran {
 		err = fmt.Errorf("the lookup took longer than %v (%d times dns.timeout)", budget, lookupBudget)
 	}
 	now := s.now()

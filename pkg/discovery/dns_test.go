@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -32,9 +33,10 @@ type fakeDNS struct {
 	extra    map[string][]dnsmessage.Resource
 	rcode    dnsmessage.RCode
 	silent   bool
-	truncate bool // answer over UDP with TC set and no records
-	forge    bool // send an answer with a wrong ID first
-	reversed bool // list the records in reverse
+	slow     map[dnsmessage.Type]time.Duration // query types answered after a delay
+	truncate bool                              // answer over UDP with TC set and no records
+	forge    bool                              // send an answer with a wrong ID first
+	reversed bool                              // list the records in reverse
 }
 
 func startFakeDNS(t *testing.T) *fakeDNS {
@@ -132,6 +134,11 @@ func (f *fakeDNS) answer(q []byte, udp bool) [][]byte {
 	defer f.mu.Unlock()
 	if f.silent {
 		return nil
+	}
+	if d := f.slow[m.Questions[0].Type]; d > 0 {
+		f.mu.Unlock()
+		time.Sleep(d) // a slow server, not a test waiting
+		f.mu.Lock()
 	}
 	k := key(m.Questions[0].Name.String(), m.Questions[0].Type)
 	r := dnsmessage.Message{
@@ -364,6 +371,66 @@ func TestDNSTransport(t *testing.T) {
 		t.Errorf("%d queries to the good resolver, want 2 (UDP, then TCP)", n)
 	}
 }
+
+// TestDNSLookupBudget: an SRV answer whose forty targets must each be
+// asked for, from a server that answers each just inside the query
+// timeout, would hold the source for most of forty timeouts; the lookup
+// ends at twenty, fails with that said, and the last good backends serve
+// on.
+func TestDNSLookupBudget(t *testing.T) {
+	f := startFakeDNS(t)
+	const svc = "_pg._tcp.db.test"
+	f.set(svc, dnsmessage.TypeSRV, srvRR(svc, 5, 10, 1, 5432, "db0.test"))
+	f.set("db0.test", dnsmessage.TypeA, aRR("db0.test", 5, "10.0.0.1"))
+	d := &config.Discovery{Type: config.DiscoverySRV, Name: svc, DNS: dnsSettings(f.addr)}
+	d.DNS.Timeout = 100 * time.Millisecond
+	var log strings.Builder
+	var mu sync.Mutex
+	s, err := NewDNS(&config.Frontend{Name: "f", Discovery: d}, d.DNS,
+		zerolog.New(zerolog.SyncWriter(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return log.Write(p)
+		}))).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := backendList(refreshAll(s)); got != "10.0.0.1:5432@10.0.0.1:5432 w1" {
+		t.Fatalf("first answer: %s", got)
+	}
+	var rrs []dnsmessage.Resource
+	for i := range 40 {
+		target := fmt.Sprintf("db%d.test", i)
+		rrs = append(rrs, srvRR(svc, 5, 10, 1, 5432, target))
+		f.set(target, dnsmessage.TypeA, aRR(target, 5, fmt.Sprintf("10.0.0.%d", i+1)))
+	}
+	f.set(svc, dnsmessage.TypeSRV, rrs...)
+	f.configure(func(f *fakeDNS) { f.slow = map[dnsmessage.Type]time.Duration{dnsmessage.TypeA: 60 * time.Millisecond} })
+	start := time.Now()
+	got := backendList(refreshAll(s))
+	took := time.Since(start)
+	if got != "10.0.0.1:5432@10.0.0.1:5432 w1" {
+		t.Errorf("after the overlong lookup: %s, want the last good backend", got)
+	}
+	// 20 timeouts of 100 ms, and room for a loaded machine; 40 targets
+	// asked one by one would take 2.4 s at least.
+	if budget := 20 * d.DNS.Timeout; took < budget || took > budget+300*time.Millisecond {
+		t.Errorf("the lookup took %v, want %v and a little", took, budget)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(log.String(), "the lookup took longer than 2s (20 times dns.timeout)") {
+		t.Errorf("log %q does not say the lookup ran out of time", log.String())
+	}
+	if st := s.Stats()[0]; st.Failed != 1 || st.Succeeded != 1 {
+		t.Errorf("stats %+v, want 1 success and 1 failure", st)
+	}
+}
+
+// writerFunc is an io.Writer calling a function.
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 
 // TestDNSRun: Run reports once every name was asked, then each change,
 // and Ready closes at the first report.

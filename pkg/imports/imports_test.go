@@ -44,6 +44,7 @@ var allowed = map[string][]string{
 	// The admin API and the metrics read snapshots (pkg/stats) and declare
 	// the interfaces they need: no l4, no daemon.
 	"pkg/metrics": {"pkg/stats"},
+	"pkg/history": {"pkg/stats"},
 	"pkg/admin":   {"pkg/config", "pkg/stats"},
 	// The composition root may use everything below the commands.
 	"pkg/daemon": {"*"},
@@ -54,6 +55,7 @@ var allowed = map[string][]string{
 	"cmd/splicer-scalesim":   nil,
 	"pkg/testutil/realdb":    {"pkg/resp", "pkg/testutil"},
 	"pkg/testutil/realproxy": {"pkg/testutil"},
+	"pkg/testutil/cdp":       {"pkg/testutil"},
 }
 
 // thirdParty is every module outside the standard library that the
@@ -69,7 +71,7 @@ var thirdParty = []string{
 }
 
 // testOnly are the packages only tests may import.
-var testOnly = []string{"pkg/testutil", "pkg/testutil/realdb", "pkg/testutil/realproxy", "l4/internal/sock/socktest"}
+var testOnly = []string{"pkg/testutil", "pkg/testutil/realdb", "pkg/testutil/realproxy", "pkg/testutil/cdp", "l4/internal/sock/socktest"}
 
 // imports returns, for each package directory of the module under root,
 // the import paths its non-test Go files use.

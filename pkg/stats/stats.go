@@ -107,8 +107,11 @@ type FrontendStats struct {
 	// cause, clients refused before they were served included, each
 	// exactly once. It holds every cause the frontend's protocol can end
 	// with, zero or not; docs/operations.md lists them.
-	Closed   map[string]uint64 `json:"closed"`
-	Backends []BackendStats    `json:"backends"`
+	Closed map[string]uint64 `json:"closed"`
+	// Rates are the latest and peak per-second figures from the history
+	// (docs/operations.md); nil before the daemon has two samples.
+	Rates    *Rates         `json:"rates,omitempty"`
+	Backends []BackendStats `json:"backends"`
 }
 
 // BackendStats describes one backend of a frontend. Name is unique within the
@@ -158,6 +161,9 @@ type BackendStats struct {
 	ConnectBuckets []Bucket `json:"connect_buckets"`
 	ConnectCount   uint64   `json:"connect_count"`
 	ConnectSum     float64  `json:"connect_sum_seconds"`
+
+	// Rates are as FrontendStats.Rates, for this backend.
+	Rates *Rates `json:"rates,omitempty"`
 }
 
 // Bucket is one cumulative histogram bucket.
@@ -173,7 +179,10 @@ type HealthStats struct {
 	// values except Up, which is true. With check "none" and passive_fall
 	// set, health is passive only: the fields say what passive detection
 	// last did.
-	Checked      bool      `json:"checked"`
+	Checked bool `json:"checked"`
+	// Check is the frontend's health.check; "none" with Checked set means
+	// passive detection only, which sends no probe.
+	Check        string    `json:"check,omitempty"`
 	Up           bool      `json:"up"`
 	LastOK       bool      `json:"last_ok"`      // result of the latest probe
 	LastMessage  string    `json:"last_message"` // why the latest probe failed, or its summary
@@ -182,6 +191,9 @@ type HealthStats struct {
 	LastChange   time.Time `json:"last_change,omitzero"` // latest up/down transition
 	Successes    int       `json:"successes"`            // consecutive, towards rise
 	Failures     int       `json:"failures"`             // consecutive, towards fall
+	// PassiveFailures counts the consecutive failures the data plane saw
+	// since the last success, towards passive_fall.
+	PassiveFailures int `json:"passive_failures"`
 }
 
 // Conn is one live client connection.
