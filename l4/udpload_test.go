@@ -95,10 +95,21 @@ func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
 		t.Fatalf("only %d queries sent (%d source ports in use elsewhere)", sent, skipped.Load())
 	}
 	c := counters(t, s)
-	if uint64(unanswered.Load()) != c.Drops[DropMaxFlows] || c.Total != uint64(answered.Load()) ||
-		totalDrops(c) != c.Drops[DropMaxFlows] {
-		t.Errorf("answered %d, unanswered %d; flows opened %d, drops %v: want every unanswered query dropped at max_flows",
-			answered.Load(), unanswered.Load(), c.Total, c.Drops)
+	// splicer's side is exact: every query opened a flow or was dropped
+	// at max_flows, and every flow's query went up and its reply down.
+	if c.Total+c.Drops[DropMaxFlows] != uint64(sent) || totalDrops(c) != c.Drops[DropMaxFlows] ||
+		c.DatagramsIn != c.Total || c.DatagramsOut != c.Total {
+		t.Errorf("%d queries sent; flows opened %d, datagrams in %d out %d, drops %v: want each query in a flow or dropped at max_flows, and each flow's reply relayed",
+			sent, c.Total, c.DatagramsIn, c.DatagramsOut, c.Drops)
+	}
+	// The clients' side: a reply relayed may still reach its client after
+	// the client's 2 s wait on a loaded machine; a few such are allowed,
+	// not more.
+	if late := uint64(unanswered.Load()) - c.Drops[DropMaxFlows]; uint64(unanswered.Load()) < c.Drops[DropMaxFlows] || late > uint64(sent)/1000 {
+		t.Errorf("answered %d, unanswered %d, dropped at max_flows %d: want every unanswered query dropped, but a few late replies",
+			answered.Load(), unanswered.Load(), c.Drops[DropMaxFlows])
+	} else if late > 0 {
+		t.Logf("%d replies relayed came after the client stopped waiting", late)
 	}
 	t.Logf("%d queries: %d answered, %d dropped at max_flows; peak flows-side RSS growth %d KiB",
 		sent, answered.Load(), c.Drops[DropMaxFlows], (peakRSS.Load()-rss)/1024)

@@ -271,14 +271,16 @@ func TestUpgradeHandsOverConnections(t *testing.T) {
 	// The command returns once the hand-over is done; it began when the
 	// new process was ready, "took" before.
 	returned := time.Now()
-	testutil.WaitFor(t, 5*time.Second, "the old process gone", func() bool { return gone(oldPID) })
+	testutil.WaitFor(t, 10*time.Second, "the old process gone", func() bool { return gone(oldPID) })
 	handed := p.logRecord("upgrade: connections handed over to the new process")
 	if handed == nil {
 		t.Fatal("no hand-over logged")
 	}
 	took := time.Duration(handed["took"].(float64)*float64(time.Millisecond)) + time.Since(returned)
-	if took > 2*time.Second {
-		t.Errorf("the old process went %v after the hand-over began, want within 2 s", took)
+	// Draining instead would hold it for shutdown_timeout (30 s); 2 s is
+	// typical, the rest is room for a loaded machine.
+	if took > 5*time.Second {
+		t.Errorf("the old process went %v after the hand-over began, want within 5 s", took)
 	}
 	t.Logf("upgrade command %v; the old process gone %v after the hand-over began", returned.Sub(start), took)
 	after := connIDs(t, dir, adminAddr)
@@ -405,7 +407,7 @@ func TestUpgradeKeepsPostgresSessions(t *testing.T) {
 	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
 		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
 	}
-	testutil.WaitFor(t, 5*time.Second, "the old process gone", func() bool { return gone(oldPID) })
+	testutil.WaitFor(t, 10*time.Second, "the old process gone", func() bool { return gone(oldPID) })
 
 	tx.run(t, "INSERT INTO upgraded VALUES (2); COMMIT;", "COMMIT")
 	pg.SQL(t, "NOTIFY upgraded, 'after the upgrade'")
@@ -483,7 +485,7 @@ func TestUpgradeKeepsUDPFlows(t *testing.T) {
 	if code := run(context.Background(), []string{"upgrade", "-admin", adminAddr, "-token-file", adminTokenFile(dir)}, &out, &errOut); code != exitOK {
 		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
 	}
-	testutil.WaitFor(t, 5*time.Second, "the old process gone", func() bool { return gone(oldPID) })
+	testutil.WaitFor(t, 10*time.Second, "the old process gone", func() bool { return gone(oldPID) })
 	for i := range clients {
 		if got := ask(i, "after"); got != tags[i] {
 			t.Errorf("client %d answered by %s before the upgrade, %s after", i, tags[i], got)
