@@ -82,11 +82,15 @@ func (p *Poller) Modify(fd int, events uint32, data uint64) error {
 	return p.userCtl(unix.EPOLL_CTL_MOD, fd, events, data)
 }
 
-// Delete unregisters fd. It must be called before fd is closed: epoll
-// tracks the open file, not the number, so a closed fd with a dup still
-// alive would go on reporting events. ENOENT (not registered) and EBADF
-// (already closed) are returned wrapped, not hidden; a caller tearing a
-// connection down may ignore them with errors.Is.
+// Delete unregisters fd. epoll tracks the open file, not the number:
+// closing fd unregisters it only when fd was the file's last descriptor.
+// So a caller that just closes a socket it alone holds needs no Delete
+// (the data plane's connections end that way), but one whose file lives
+// on (a dup, a socket sent to another process at an upgrade) must Delete
+// before it closes, or the loop goes on getting the file's events.
+// ENOENT (not registered) and EBADF (already closed) are returned
+// wrapped, not hidden; a caller tearing a connection down may ignore them
+// with errors.Is.
 func (p *Poller) Delete(fd int) error {
 	if p.closed.Load() {
 		return ErrClosed
