@@ -91,6 +91,11 @@ type conn struct {
 	ntried       int
 	connectStart time.Time
 	queuedAt     time.Time
+	// For the connection log: the listener's address, the time spent in
+	// the queue, and when the backend connect succeeded (zero: never).
+	listen      netip.AddrPort
+	queueWait   time.Duration
+	connectedAt time.Time
 
 	up   half // client -> backend
 	down half // backend -> client
@@ -120,9 +125,9 @@ type conn struct {
 
 // startConn takes a freshly accepted client socket and starts connecting it
 // to a backend.
-func (l *loop) startConn(fe *frontend, fd int, peer netip.AddrPort) {
+func (l *loop) startConn(fe *frontend, fd int, peer, listen netip.AddrPort) {
 	c := l.newConn()
-	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, peer
+	c.fe, c.cfd, c.bfd, c.client, c.listen = fe, fd, -1, peer, listen
 	c.state = stateConnecting
 	c.id = l.srv.nextID.Add(1)
 	c.start = l.now
@@ -365,7 +370,8 @@ func (c *conn) onConnectEvent(ev uint32) {
 		return
 	}
 	c.results[c.ntried-1] = TryConnected
-	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
+	c.connectedAt = c.loop.now
+	c.be.ObserveConnect(c.connectedAt.Sub(c.connectStart))
 	// Nagle would delay small replies; urgent data is carried inline (see
 	// half.urgent). Failures only cost latency or an urgent byte's mark.
 	_ = sock.SetNoDelay(c.bfd)
@@ -486,6 +492,7 @@ func (c *conn) end(cause Cause) {
 	c.cause = cause
 	if c.state == stateQueued {
 		c.fe.queue.remove(c)
+		c.queueWait = c.loop.now.Sub(c.queuedAt)
 	}
 	c.state = stateClosed
 	l := c.loop
@@ -504,6 +511,7 @@ func (c *conn) end(cause Cause) {
 	c.dropCarrier(&c.up)
 	c.dropCarrier(&c.down)
 	c.fe.closed[cause].Add(1)
+	c.logEnd(cause)
 	if b := c.be; b != nil {
 		b.AddClosed(int(cause))
 		c.reportEnd(b, cause)

@@ -57,6 +57,10 @@ type frontendShared struct {
 	// the frontend's own cap; the next release on it resumes it.
 	blocked atomic.Bool
 
+	// logPolicy is the connection log's choice of lines, from the
+	// latest generation's config (see logPolicy).
+	logPolicy atomic.Pointer[logPolicy]
+
 	queue waitQueue
 }
 
@@ -75,6 +79,7 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 		acl:     acl{allow: fc.Allow, deny: fc.Deny},
 		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
 	}
+	fe.logPolicy.Store(newLogPolicy(fc))
 	if err := fe.buildSet(); err != nil {
 		return nil, err
 	}

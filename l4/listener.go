@@ -91,16 +91,16 @@ func (ln *listener) acceptSome() {
 		switch {
 		case err == nil:
 			if !ln.fe.acl.admits(peer.Addr()) {
-				ln.deny(fd)
+				ln.deny(fd, peer)
 				srv.connDone(ln.fe)
 				continue
 			}
-			if !ln.admitClient(peer.Addr()) {
+			if !ln.admitClient(peer) {
 				refuse(fd)
 				srv.connDone(ln.fe)
 				continue
 			}
-			ln.loop.startConn(ln.fe, fd, peer)
+			ln.loop.startConn(ln.fe, fd, peer, ln.addr)
 		case errors.Is(err, unix.EAGAIN):
 			return
 		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
@@ -115,20 +115,22 @@ func (ln *listener) acceptSome() {
 	ln.loop.again = append(ln.loop.again, ln)
 }
 
-// admitClient applies the per-client limits, counting a refusal by reason.
-func (ln *listener) admitClient(ip netip.Addr) bool {
+// admitClient applies the per-client limits, counting and logging a
+// refusal by reason.
+func (ln *listener) admitClient(peer netip.AddrPort) bool {
 	t := ln.fe.clients
 	if t == nil {
 		return true
 	}
-	switch t.admit(ip, ln.loop.now) {
+	cause := CauseClientLimit
+	switch t.admit(peer.Addr(), ln.loop.now) {
 	case refusedNone:
 		return true
 	case refusedRate:
-		ln.fe.closed[CauseRateLimit].Add(1)
-	default:
-		ln.fe.closed[CauseClientLimit].Add(1)
+		cause = CauseRateLimit
 	}
+	ln.fe.closed[cause].Add(1)
+	ln.logRefused(peer, cause)
 	return false
 }
 
@@ -176,9 +178,10 @@ func (ln *listener) resumeFull(fe *frontend) {
 // deny closes a client the access list refuses, before any other work,
 // and counts it. Rather than a line per client (a scan could flood the
 // log), a summary line goes out at most every acceptLogEvery.
-func (ln *listener) deny(fd int) {
+func (ln *listener) deny(fd int, peer netip.AddrPort) {
 	refuse(fd)
 	ln.fe.closed[CauseDenied].Add(1)
+	ln.logRefused(peer, CauseDenied)
 	ln.deniedSince++
 	if now := ln.loop.now; now.Sub(ln.deniedLog) >= acceptLogEvery {
 		ln.loop.srv.log.Info().Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).

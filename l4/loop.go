@@ -103,6 +103,10 @@ type loop struct {
 	replyLn *udpListener
 	replyBE [udpBatch]*backend.Backend
 
+	// ring holds this loop's connection log records for the writer;
+	// nil until the first one (see logRing).
+	ring *logRing
+
 	exited chan struct{} // closed when run returns
 
 	mu      sync.Mutex // guards tasks and done

@@ -332,6 +332,13 @@ func (p *Plan) Commit() Change {
 	s.frontMu.Lock()
 	s.frontends = p.fronts
 	s.frontMu.Unlock()
+	for _, g := range p.changes {
+		if g.old != nil {
+			// Shared with the old generation: its open connections
+			// are logged under the new choice too.
+			g.gen.logPolicy.Store(newLogPolicy(g.gen.cfg))
+		}
+	}
 
 	// What each loop does with a listener, by protocol and bound address.
 	type action struct {

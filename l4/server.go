@@ -56,6 +56,9 @@ type Server struct {
 	// retired holds the cut timers of removed frontends' connections.
 	retired []*time.Timer
 
+	// connlog is the connection log (connlog.go).
+	connlog *connLog
+
 	// maxConns is global.max_connections, which a reload may change.
 	maxConns atomic.Int64
 
@@ -85,6 +88,7 @@ func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		groups:  make(map[listenKey]*listenGroup),
 	}
 	s.maxConns.Store(int64(cfg.Global.MaxConnections))
+	s.connlog = newConnLog(s, cfg.Global.Workers, max(cfg.Log.ConnectionsBuffer, 1))
 	s.pipes.OnSmallPipe(func(granted, requested int, usable bool) {
 		e := s.log.Warn().Int("granted_bytes", granted).Int("requested_bytes", requested).Bool("used", usable)
 		if usable {
@@ -131,6 +135,7 @@ func (s *Server) Start() error {
 	}
 	s.closeInheritedLocked()
 	s.started = true
+	s.connlog.start()
 	for _, l := range s.loops {
 		s.wg.Add(1)
 		go l.run(&s.wg)
@@ -346,6 +351,9 @@ func (s *Server) stopLoops() {
 	if started {
 		s.postAll(func(l *loop) { l.stop() })
 		s.wg.Wait()
+		// After the loops: the lines of the connections they closed
+		// are written too.
+		s.connlog.stop()
 	} else {
 		s.mu.Lock()
 		s.closeLoopsLocked()

@@ -33,6 +33,8 @@ func defaultFrontend() Frontend {
 		KeepaliveInterval: 10 * time.Second,
 		KeepaliveCount:    6,
 		OnDown:            OnDownKeep,
+		LogConnections:    LogErrors,
+		LogSample:         1,
 		Responses:         -1,
 		MaxFlows:          10000,
 		Health: Health{
@@ -81,7 +83,7 @@ address = "127.0.0.1:7001"
 			ShutdownTimeout: 30 * time.Second,
 			RuntimeDir:      defaultRuntimeDir(),
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: "json", ConnectionsBuffer: 1024},
 		Admin: Admin{Listen: "127.0.0.1:9090", SocketMode: 0o660, AuditMaxSize: 64 << 20, AuditKeep: 10,
 			MaxConnections: 64, MaxRequests: 16},
 		Frontends: []Frontend{defaultFrontend()},

@@ -31,6 +31,10 @@ type rawGlobal struct {
 type rawLog struct {
 	Level  *stringSetting `toml:"level"`
 	Format *stringSetting `toml:"format"`
+
+	// The connection log (connlog.go).
+	ConnectionsFile   *stringSetting `toml:"connections_file"`
+	ConnectionsBuffer *intSetting    `toml:"connections_buffer"`
 }
 
 type rawFrontend struct {
@@ -61,6 +65,11 @@ type rawFrontend struct {
 
 	SlowStart *durationSetting `toml:"slow_start"`
 	OnDown    *stringSetting   `toml:"on_down"`
+
+	// The connection log (connlog.go).
+	LogConnections *stringSetting   `toml:"log_connections"`
+	LogSample      *floatSetting    `toml:"log_sample"`
+	LogSlow        *durationSetting `toml:"log_slow"`
 
 	Responses     *intSetting  `toml:"responses"`
 	MaxFlows      *intSetting  `toml:"max_flows"`

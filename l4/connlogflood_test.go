@@ -1,0 +1,180 @@
+package l4
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/pkg/config"
+)
+
+// The flood test's figures: floodConns short connections while the writer
+// is stalled, floodBaseline with the log off for the rate to compare with,
+// floodWorkers clients at once, and a ring of floodRing records per loop.
+const (
+	floodConns    = 100_000
+	floodBaseline = 10_000
+	floodWorkers  = 8
+	floodRing     = 16
+)
+
+// flood makes n short connections to addr from floodWorkers goroutines:
+// each reads the backend's greeting byte and resets, so that no TIME_WAIT
+// is left on either side to use ports up. It returns the rate.
+func flood(t *testing.T, addr string, n int) float64 {
+	t.Helper()
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < floodWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1)
+			for next.Add(1) <= int64(n) {
+				if err := shortConn(addr, buf); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d of %d connections failed; first: %v", f, n, firstErr.Load())
+	}
+	return float64(n) / d.Seconds()
+}
+
+// shortConn is one flood connection.
+func shortConn(addr string, buf []byte) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	return c.(*net.TCPConn).SetLinger(0)
+}
+
+// TestConnLogFloodStalledWriter: a destination that blocks (a pipe nobody
+// reads, as a stuck log shipper leaves it) never slows the data plane.
+// With a ring of floodRing lines per loop, 100000 short connections are
+// served at the rate they are with the log off; every line that could not
+// be written is counted, exactly, and summarised once the writer runs
+// again.
+func TestConnLogFloodStalledWriter(t *testing.T) {
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		c.Write([]byte{'!'})
+		io.Copy(io.Discard, c)
+	})
+	mutate := func(log string) func(*config.FrontendBuilder) {
+		return func(fb *config.FrontendBuilder) { fb.LogConnections(log) }
+	}
+	cfg := func(log string) *config.Config {
+		fb := config.New().Workers(2).MaxPipes(64).ConnectionsBuffer(floodRing).
+			Frontend("fe").Listen("127.0.0.1:0").ConnectTimeout(time.Second)
+		return buildConfig(t, fb, []netip.AddrPort{b.addr}, mutate(log))
+	}
+	s := startServer(t, cfg(config.LogOff))
+	addr := s.Addrs("fe")[0]
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	// The smallest pipe the kernel makes: the writer stalls after a
+	// dozen lines.
+	unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096)
+	s.SetLogOutput(LogOutput{W: w, Format: LogFormatJSON})
+
+	// The rates to compare: the log off, then "all" with the writer
+	// stalled, then off again; the better of the two "off" runs is the
+	// baseline, so a slow moment of this shared machine in it cannot hide
+	// a slowdown.
+	off1 := flood(t, addr.String(), floodBaseline)
+	all := cfg(config.LogAll)
+	all.Frontends[0].Listen = []netip.AddrPort{addr}
+	reload(t, s, all)
+	stalled := flood(t, addr.String(), floodConns)
+	off := cfg(config.LogOff)
+	off.Frontends[0].Listen = []netip.AddrPort{addr}
+	reload(t, s, off)
+	off2 := flood(t, addr.String(), floodBaseline)
+	base := max(off1, off2)
+	t.Logf("connections per second: log off %.0f and %.0f, log all with the writer stalled %.0f (%.0f%%)",
+		off1, off2, stalled, 100*stalled/base)
+	if stalled < base*0.7 {
+		t.Errorf("with the writer stalled the rate fell to %.0f/s, from %.0f/s with the log off", stalled, base)
+	}
+
+	waitFor(t, 5*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
+	ctr := s.ConnLogCounters()
+	if ctr.Lines+ctr.DroppedFull > floodConns || ctr.DroppedFull < floodConns/2 {
+		t.Fatalf("while stalled: %d lines written, %d dropped, of %d connections", ctr.Lines, ctr.DroppedFull, floodConns)
+	}
+	t.Logf("while stalled: %d lines written, %d dropped (%d held in the rings and the pipe)",
+		ctr.Lines, ctr.DroppedFull, floodConns-ctr.Lines-ctr.DroppedFull)
+
+	// Unstall: every connection has its line, or is counted as dropped,
+	// and the summary lines say how many.
+	type result struct {
+		lines, summaries, dropped uint64
+		bad                       string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				res.bad = sc.Text()
+				continue
+			}
+			if d, ok := m["dropped"].(float64); ok {
+				res.summaries++
+				res.dropped += uint64(d)
+			} else if m["cause"] == "client_reset" || m["cause"] == "client_fin" {
+				res.lines++
+			} else {
+				res.bad = sc.Text()
+			}
+		}
+		done <- res
+	}()
+	waitFor(t, 10*time.Second, "every line written or dropped", func() bool {
+		c := s.ConnLogCounters()
+		return c.Lines+c.DroppedFull == floodConns
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	res := <-done
+	ctr = s.ConnLogCounters()
+	if res.bad != "" {
+		t.Errorf("unexpected line: %s", res.bad)
+	}
+	if res.lines != ctr.Lines || res.dropped != ctr.DroppedFull || res.lines+res.dropped != floodConns ||
+		res.summaries == 0 || ctr.DroppedWrite != 0 {
+		t.Errorf("read %d lines and %d summaries of %d drops; counters: %+v; want %d connections in all",
+			res.lines, res.summaries, res.dropped, ctr, floodConns)
+	}
+}
