@@ -88,7 +88,10 @@ func (c *logCapture) withCause(cause Cause) (int, []logLine) {
 
 // captured returns the connection log capture of a test server.
 func captured(s *Server) *logCapture {
-	if out := s.connlog.out.Load(); out != nil {
+	s.connlog.outMu.Lock()
+	out := s.connlog.next
+	s.connlog.outMu.Unlock()
+	if out != nil {
 		if c, ok := out.W.(*logCapture); ok {
 			return c
 		}

@@ -27,6 +27,10 @@ type LogOutput struct {
 	// lines at a time, which the kernel never interleaves with another
 	// writer's.
 	Shared bool
+	// Closer, when set, is closed once the server writes to W no more:
+	// another output replaced this one, or the server stopped. The writer
+	// closes it after its last write, so no line is cut off.
+	Closer io.Closer
 }
 
 const (
@@ -52,8 +56,14 @@ type connLog struct {
 	srv     *Server
 	size    int                       // records per ring
 	rings   []atomic.Pointer[logRing] // by loop id; nil until the loop's first record
-	out     atomic.Pointer[LogOutput] // nil: no connection log
-	enabled atomic.Bool               // out is set
+	enabled atomic.Bool               // an output is set
+
+	// outMu guards next and inUse: next is the output set last (nil:
+	// none), inUse the one the writer writes to, which only the writer
+	// changes (see output).
+	outMu sync.Mutex
+	next  *LogOutput
+	inUse *LogOutput
 
 	// sleeping is set by the writer before it waits for wake: a loop
 	// that publishes a record then sends a wake-up (see notify).
@@ -90,16 +100,58 @@ func newConnLog(s *Server, loops, size int) *connLog {
 // change the format or the destination.
 func (s *Server) SetLogOutput(o LogOutput) {
 	c := s.connlog
-	if o.W == nil {
-		c.enabled.Store(false)
-		c.out.Store(nil)
-		return
+	var next *LogOutput
+	if o.W != nil {
+		if o.Format != LogFormatConsole {
+			o.Format = LogFormatJSON
+		}
+		next = &o
 	}
-	if o.Format != LogFormatConsole {
-		o.Format = LogFormatJSON
+	c.outMu.Lock()
+	old := c.next
+	c.next = next
+	c.enabled.Store(next != nil)
+	unused := old != nil && old != c.inUse
+	c.outMu.Unlock()
+	if unused {
+		// Replaced before the writer ever wrote to it.
+		old.close()
 	}
-	c.out.Store(&o)
-	c.enabled.Store(true)
+}
+
+func (o *LogOutput) close() {
+	if o.Closer != nil {
+		_ = o.Closer.Close()
+	}
+}
+
+// output is the output to write to now; the writer's goroutine calls it
+// before each pass, and closes the output it leaves.
+func (c *connLog) output() *LogOutput {
+	c.outMu.Lock()
+	prev, next := c.inUse, c.next
+	c.inUse = next
+	c.outMu.Unlock()
+	if prev != nil && prev != next {
+		prev.close()
+	}
+	return next
+}
+
+// release closes the outputs at the end: the writer's, and one set after
+// its last pass.
+func (c *connLog) release() {
+	c.outMu.Lock()
+	inUse, next := c.inUse, c.next
+	c.inUse, c.next = nil, nil
+	c.enabled.Store(false)
+	c.outMu.Unlock()
+	if inUse != nil {
+		inUse.close()
+	}
+	if next != nil && next != inUse {
+		next.close()
+	}
 }
 
 // ConnLogCounters are the connection log's counters.
@@ -165,6 +217,7 @@ func (c *connLog) start() {
 // for it up to writerStopWait. The loops must have stopped.
 func (c *connLog) stop() {
 	if !c.started {
+		c.release()
 		return
 	}
 	c.stopOnce.Do(func() { close(c.quit) })
@@ -214,6 +267,7 @@ func (c *connLog) run() {
 			c.drain()
 			c.summarise(true)
 			c.flush()
+			c.release()
 			return
 		}
 	}
@@ -232,7 +286,7 @@ func (c *connLog) pending() bool {
 // drain formats every published record into buf, writing as buf fills,
 // and reports whether it found any.
 func (c *connLog) drain() bool {
-	out := c.out.Load()
+	out := c.output()
 	found := false
 	for i := range c.rings {
 		r := c.rings[i].Load()
@@ -275,7 +329,7 @@ func (c *connLog) flush() {
 	if len(c.buf) == 0 {
 		return
 	}
-	if out := c.out.Load(); out != nil {
+	if out := c.inUse; out != nil {
 		c.write(out, c.buf)
 	}
 	c.buf = c.buf[:0]
@@ -309,7 +363,7 @@ func (c *connLog) summarise(final bool) time.Duration {
 	if wait := summaryEvery - now.Sub(c.lastSumm); wait > 0 && !final {
 		return wait
 	}
-	out := c.out.Load()
+	out := c.inUse
 	if out == nil {
 		return 0
 	}

@@ -359,6 +359,7 @@ func (s *Server) stopLoops() {
 		s.closeLoopsLocked()
 		s.closeInheritedLocked()
 		s.mu.Unlock()
+		s.connlog.stop() // closes the output
 	}
 	s.mu.Lock()
 	for _, t := range s.retired {
