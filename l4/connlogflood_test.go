@@ -105,7 +105,7 @@ func TestConnLogFloodStalledWriter(t *testing.T) {
 	// The smallest pipe the kernel makes: the writer stalls after a
 	// dozen lines.
 	unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096)
-	s.SetLogOutput(LogOutput{W: w, Format: LogFormatJSON})
+	s.SetLogOutput(LogOutput{W: w})
 
 	// The rates to compare, in alternating rounds so that a slow moment
 	// of this shared machine weighs on both alike: the log off, then

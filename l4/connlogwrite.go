@@ -10,18 +10,16 @@ import (
 	"unicode/utf8"
 )
 
-// Connection log formats (LogOutput.Format).
+// Connection log formats (SetLogFormat).
 const (
 	LogFormatJSON    = "json"
 	LogFormatConsole = "console"
 )
 
-// LogOutput is where the connection log goes, and in which form.
+// LogOutput is where the connection log goes.
 type LogOutput struct {
 	// W receives whole lines, many per Write.
 	W io.Writer
-	// Format is LogFormatJSON or LogFormatConsole.
-	Format string
 	// Shared says that others write to W too (the daemon's log on
 	// stderr): the writer then writes at most PIPE_BUF bytes of whole
 	// lines at a time, which the kernel never interleaves with another
@@ -57,6 +55,7 @@ type connLog struct {
 	size    int                       // records per ring
 	rings   []atomic.Pointer[logRing] // by loop id; nil until the loop's first record
 	enabled atomic.Bool               // an output is set
+	console atomic.Bool               // the console form, not JSON
 
 	// outMu guards next and inUse: next is the output set last (nil:
 	// none), inUse the one the writer writes to, which only the writer
@@ -97,14 +96,11 @@ func newConnLog(s *Server, loops, size int) *connLog {
 // SetLogOutput sends the connection log to o, from the next line on; a
 // zero LogOutput (nil W) turns it off. Without a call the server writes
 // no connection log. Safe to call at any time, and again at a reload to
-// change the format or the destination.
+// change the destination.
 func (s *Server) SetLogOutput(o LogOutput) {
 	c := s.connlog
 	var next *LogOutput
 	if o.W != nil {
-		if o.Format != LogFormatConsole {
-			o.Format = LogFormatJSON
-		}
 		next = &o
 	}
 	c.outMu.Lock()
@@ -117,6 +113,13 @@ func (s *Server) SetLogOutput(o LogOutput) {
 		// Replaced before the writer ever wrote to it.
 		old.close()
 	}
+}
+
+// SetLogFormat makes the connection log's lines LogFormatConsole or
+// (anything else) LogFormatJSON from the next line on. JSON is the
+// default.
+func (s *Server) SetLogFormat(format string) {
+	s.connlog.console.Store(format == LogFormatConsole)
 }
 
 func (o *LogOutput) close() {
@@ -313,7 +316,7 @@ func (c *connLog) add(out *LogOutput, rec *logRecord) {
 		limit = pipeBuf
 	}
 	start := len(c.buf)
-	if out.Format == LogFormatConsole {
+	if c.console.Load() {
 		c.buf = appendConsoleRecord(c.buf, rec)
 	} else {
 		c.buf = appendJSONRecord(c.buf, rec)
@@ -370,7 +373,7 @@ func (c *connLog) summarise(final bool) time.Duration {
 	c.reported += dropped
 	c.lastSumm = now
 	c.flush()
-	if out.Format == LogFormatConsole {
+	if c.console.Load() {
 		c.buf = appendConsoleSummary(c.buf, now, dropped)
 	} else {
 		c.buf = appendJSONSummary(c.buf, now, dropped)

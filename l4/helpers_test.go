@@ -141,7 +141,7 @@ func startObserved(t testing.TB, cfg *config.Config, o Observer) *Server {
 	}
 	// Every test server writes its connection log to memory, where
 	// waitCause checks a line per counted end.
-	s.SetLogOutput(LogOutput{W: &logCapture{}, Format: LogFormatJSON})
+	s.SetLogOutput(LogOutput{W: &logCapture{}})
 	if o != nil {
 		if err := s.Observe("fe", o); err != nil {
 			t.Fatal(err)

@@ -37,10 +37,10 @@ const (
 )
 
 func main() {
-	// SIGHUP and SIGUSR2 are caught first thing: by default they end the
-	// process, and one sent while the daemon starts must not.
+	// SIGHUP, SIGUSR1 and SIGUSR2 are caught first thing: by default they
+	// end the process, and one sent while the daemon starts must not.
 	control := make(chan os.Signal, 4)
-	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
+	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal starts a graceful shutdown, restore the

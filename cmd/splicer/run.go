@@ -23,7 +23,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signal
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: splicer run -c FILE [flags]\n\n"+
 			"Runs the daemon until SIGINT or SIGTERM, then shuts down gracefully.\n"+
-			"SIGHUP reloads the config; SIGUSR2 upgrades to the binary now at this one's path.\n")
+			"SIGHUP reloads the config; SIGUSR1 reopens the connection log file (log rotation);\n"+
+			"SIGUSR2 upgrades to the binary now at this one's path.\n")
 		fs.PrintDefaults()
 	}
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {

@@ -37,6 +37,9 @@ type Daemon struct {
 	state   *stateFile
 	locks   *locks // set by Run
 	started time.Time
+	// connFile is the connection log's file; nil when the connection
+	// log goes to the daemon's log. Changed under ctl.
+	connFile *logging.File
 
 	// ctl lets one reload, upgrade or backend change run at a time.
 	ctl sync.Mutex
@@ -76,7 +79,8 @@ type Options struct {
 	// LogOutput is the output the daemon's logger writes through, if
 	// any: a reload applies [log] level and format to it.
 	LogOutput *logging.Output
-	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade).
+	// Signals delivers SIGHUP (reload), SIGUSR1 (reopen the log files)
+	// and SIGUSR2 (upgrade).
 	Signals <-chan os.Signal
 	// Notifier talks to the service manager; nil sends nothing.
 	Notifier *Notifier
@@ -113,8 +117,18 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		closeSecurity(sec)
 		return nil, err
 	}
+	connFile, err := openConnLog(cfg)
+	if err != nil {
+		srv.Close()
+		found.stop()
+		closeSecurity(sec)
+		return nil, err
+	}
 	hc, err := newChecks(cfg, srv, logging.Component(log, "health"))
 	if err != nil {
+		if connFile != nil {
+			connFile.Close()
+		}
 		srv.Close()
 		found.stop()
 		closeSecurity(sec)
@@ -128,7 +142,10 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		reg:        prometheus.NewRegistry(),
 		state:      &stateFile{log: log, path: cfg.Global.StateFile},
 		handedOver: make(chan struct{}),
+		connFile:   connFile,
 	}
+	srv.SetLogFormat(cfg.Log.Format)
+	srv.SetLogOutput(d.connLogOutput(connFile))
 	d.cfg.Store(cfg)
 	d.reloads = newReloadMetrics(d.reg)
 	src := &source{d: d}
@@ -160,7 +177,8 @@ func spareProc(workers int) (int, bool) {
 // new process has them already) and open connections get up to
 // global.shutdown_timeout to finish before they are closed. Connections
 // cut at the deadline are logged, not treated as a failure of Run. Meanwhile
-// it reloads on SIGHUP and upgrades on SIGUSR2.
+// it reloads on SIGHUP, reopens the connection log on SIGUSR1 and upgrades
+// on SIGUSR2.
 //
 // Everything that can fail happens before the first client is accepted:
 // the listener locks, the admin port, the state file, the binds. When this
@@ -243,6 +261,8 @@ func (d *Daemon) serve(ctx context.Context) {
 					result = fmt.Sprintf("error: %d problems", len(out.Problems))
 				}
 				d.auditReload(result)
+			case syscall.SIGUSR1:
+				d.ReopenLogs()
 			case syscall.SIGUSR2:
 				d.Upgrade(context.Background())
 			}

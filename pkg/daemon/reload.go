@@ -11,6 +11,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/logging"
 )
 
 // ReloadOutcome is what a reload did.
@@ -32,7 +33,8 @@ type ReloadOutcome struct {
 // serves on. Listeners of addresses that stay keep their sockets; backends
 // are merged by identity (SetBackends); health checks keep their state
 // where the checks and backends are unchanged; the admin port moves, and
-// the log level and format change at once. Reloads, upgrades and backend
+// the log level and format change at once, and the connection log file is
+// reopened (or moved). Reloads, upgrades and backend
 // changes run one at a time. The outcome is logged and counted.
 func (d *Daemon) Reload(ctx context.Context) ReloadOutcome {
 	start := time.Now()
@@ -125,6 +127,7 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 	check("global.pipe_size", old.Global.PipeSize, cfg.Global.PipeSize)
 	check("global.buffer_size", old.Global.BufferSize, cfg.Global.BufferSize)
 	check("global.runtime_dir", old.Global.RuntimeDir, cfg.Global.RuntimeDir)
+	check("log.connections_buffer", old.Log.ConnectionsBuffer, cfg.Log.ConnectionsBuffer)
 	// The admin port's files and listeners other than its TCP address:
 	// what the audit log appends to, and what the admin socket is.
 	check("admin enabled", adminEnabled(old), adminEnabled(cfg))
@@ -201,6 +204,10 @@ type reloadTx struct {
 	access   *admin.Access // the admin port's users, grants and TLS; nil when it is off
 	plan     *l4.Plan
 	health   *healthPlan
+	// connFile is the connections_file opened for a config that moves
+	// it (nil: the daemon's log); moveConnLog says it moves.
+	connFile    *logging.File
+	moveConnLog bool
 }
 
 // apply prepares cfg in every component, then commits it. The caller
@@ -213,6 +220,7 @@ func (d *Daemon) apply(_ context.Context, cfg *config.Config) (l4.Change, error)
 		// Before the data plane: a secret that cannot be read fails the
 		// reload, and nothing changed.
 		tx.prepareSecrets,
+		tx.prepareConnLog,
 		tx.prepareDataPlane,
 		tx.prepareHealth,
 	}
@@ -288,6 +296,7 @@ func (tx *reloadTx) prepareHealth() error {
 }
 
 func (tx *reloadTx) abort() {
+	tx.abortConnLog()
 	if tx.plan != nil {
 		tx.plan.Abort()
 	}
@@ -318,6 +327,7 @@ func (tx *reloadTx) commit() l4.Change {
 			d.log.Error().Err(err).Msg("log settings")
 		}
 	}
+	tx.commitConnLog()
 	d.cfg.Store(cfg)
 	d.state.setPath(cfg.Global.StateFile)
 	d.state.save(runtimeState(cfg, d.srv))
