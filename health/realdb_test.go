@@ -57,7 +57,7 @@ func runScheduler(t *testing.T, c Checker, b *backend.Backend) (*Scheduler, <-ch
 	t.Helper()
 	flips := make(chan bool, 16)
 	s, err := New(fastHealth(100*time.Millisecond), c, []*backend.Backend{b},
-		func(_ *backend.Backend, up bool, _ Result) { flips <- up }, zerolog.Nop())
+		func(_ *backend.Backend, up bool, _ Result) int { flips <- up; return 0 }, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ type frontendShared struct {
 	// closed counts ended ones by cause, refused clients included; bytesIn
 	// and bytesOut count bytes relayed client to backend and back.
 	active   atomic.Int64
+	peak     atomic.Int64 // the most active ever
 	total    atomic.Uint64
 	closed   causeCounters
 	bytesIn  atomic.Uint64
@@ -185,6 +186,17 @@ func (fe *frontend) tuneListener(fd int) {
 func (fe *frontend) setKeepalive(fd int) {
 	if fe.cfg.TCPKeepalive {
 		_ = sock.SetKeepAlive(fd, fe.cfg.KeepaliveIdle, fe.cfg.KeepaliveInterval, fe.cfg.KeepaliveCount)
+	}
+}
+
+// notePeak raises the frontend's peak to n connections (UDP: flows) open.
+// One load in the common case: a CAS only for a new peak.
+func (fe *frontend) notePeak(n int64) {
+	for {
+		cur := fe.peak.Load()
+		if n <= cur || fe.peak.CompareAndSwap(cur, n) {
+			return
+		}
 	}
 }
 

@@ -299,28 +299,33 @@ func (s *Server) reserveAt(fe *frontend) int {
 		// take no new client, which could only be cut at the deadline.
 		return capGlobal
 	}
-	if !reserveUnder(&s.active, s.maxConns.Load()) {
+	if _, ok := reserveUnder(&s.active, s.maxConns.Load()); !ok {
 		return capGlobal
 	}
-	if fe.cfg.MaxConnections > 0 && !reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)) {
-		s.active.Add(-1)
-		return capFrontend
+	var n int64
+	if fe.cfg.MaxConnections > 0 {
+		var ok bool
+		if n, ok = reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)); !ok {
+			s.active.Add(-1)
+			return capFrontend
+		}
+	} else {
+		n = fe.active.Add(1)
 	}
-	if fe.cfg.MaxConnections == 0 {
-		fe.active.Add(1)
-	}
+	fe.notePeak(n)
 	return capNone
 }
 
-// reserveUnder increments n unless it has reached max.
-func reserveUnder(n *atomic.Int64, max int64) bool {
+// reserveUnder increments n unless it has reached max; it returns the
+// new count.
+func reserveUnder(n *atomic.Int64, max int64) (int64, bool) {
 	for {
 		cur := n.Load()
 		if cur >= max {
-			return false
+			return cur, false
 		}
 		if n.CompareAndSwap(cur, cur+1) {
-			return true
+			return cur + 1, true
 		}
 	}
 }

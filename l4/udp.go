@@ -325,7 +325,9 @@ func (ln *udpListener) admit(ip netip.Addr) bool {
 	case !fe.acl.admits(ip):
 		fe.udp.drop(DropAccessList)
 		return false
-	case !reserveUnder(&fe.active, int64(fe.cfg.MaxFlows)):
+	}
+	n, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxFlows))
+	if !ok {
 		fe.udp.drop(DropMaxFlows)
 		return false
 	}
@@ -342,6 +344,7 @@ func (ln *udpListener) admit(ip netip.Addr) bool {
 			return false
 		}
 	}
+	fe.notePeak(n)
 	return true
 }
 

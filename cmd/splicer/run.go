@@ -75,7 +75,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signal
 		log.Info().Int("count", len(addrs)).Msg("demo backends started")
 	}
 	d, err := daemon.New(cfg, log, daemon.Options{
-		Version: version, Load: load, LogOutput: out, Signals: signals,
+		Version: version, Revision: commit, Load: load, LogOutput: out, Signals: signals,
 		Notifier: daemon.NotifierFromEnv(), Args: os.Args, Handover: handover,
 	})
 	if err != nil {

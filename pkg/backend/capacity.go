@@ -30,6 +30,7 @@ func (b *Backend) TryAcquire() bool {
 		}
 	}
 	b.ctr.total.Add(1)
+	raisePeak(&b.peak, n)
 	return true
 }
 

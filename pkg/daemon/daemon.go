@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/l4"
@@ -32,11 +34,13 @@ type Daemon struct {
 	cfg     atomic.Pointer[config.Config] // the config in force; a reload swaps it
 	srv     *l4.Server
 	checks  *checks
-	reg     *prometheus.Registry
+	reg     *prometheus.Registry // the process, Go and reload metrics
 	reloads *reloadMetrics
-	state   *stateFile
-	locks   *locks // set by Run
-	started time.Time
+	// collector is splicer's own series, served beside reg's.
+	collector *metrics.Collector
+	state     *stateFile
+	locks     *locks // set by Run
+	started   time.Time
 	// connFile is the connection log's file; nil when the connection
 	// log goes to the daemon's log. Changed under ctl.
 	connFile *logging.File
@@ -70,8 +74,10 @@ type Daemon struct {
 // Options are what the daemon needs beyond the config. The zero value runs
 // a daemon that reloads from Config.File and cannot upgrade.
 type Options struct {
-	// Version is reported by the admin API and metrics.
-	Version string
+	// Version and Revision (the source revision built) are reported by
+	// the admin API and metrics.
+	Version  string
+	Revision string
 	// Load reads the configuration again for a reload; nil reads
 	// Config.File. Command-line overrides belong in it, so that they
 	// survive reloads.
@@ -149,8 +155,20 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 	d.cfg.Store(cfg)
 	d.reloads = newReloadMetrics(d.reg)
 	src := &source{d: d}
-	d.reg.MustRegister(metrics.NewCollector(src.Stats))
+	d.collector = metrics.NewCollector(src.Stats)
+	// The process and Go runtime figures every exporter has (open fds,
+	// memory, CPU, start time, goroutines, GC), beside splicer's own,
+	// which the scrape writes straight from a snapshot (metricsHandler).
+	d.reg.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
 	return d, nil
+}
+
+// metricsHandler serves a scrape: splicer's series, then reg's.
+func (d *Daemon) metricsHandler(log zerolog.Logger) http.Handler {
+	return metrics.Handler(d.collector, d.reg, log)
 }
 
 // config is the configuration in force.

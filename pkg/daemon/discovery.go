@@ -151,14 +151,17 @@ func (x *discovered) apply(d *Daemon, addrs []netip.AddrPort) {
 		x.log.Error().Err(err).Msg("discovered backends refused")
 		return
 	}
+	closed := 0
 	if fe := frontendOf(d.config(), x.fe); fe != nil && fe.OnDown == config.OnDownClose {
 		for _, name := range change.Removed {
 			if b := before[name]; b != nil {
-				_ = d.srv.CloseBackendConnections(x.fe, b)
+				n, _ := d.srv.CloseBackendConnections(x.fe, b)
+				closed += n
 			}
 		}
 	}
-	x.log.Info().Strs("added", change.Added).Strs("removed", change.Removed).Msg("backends discovered")
+	x.log.Info().Strs("added", change.Added).Strs("removed", change.Removed).Int("connections_closed", closed).
+		Msg("backends discovered")
 }
 
 // backendAddrs is fe's backend addresses in order; nil for a nil fe.
