@@ -210,7 +210,7 @@ func (ln *listener) pause(err error) {
 		return
 	}
 	ln.loop.srv.log.Warn().Err(err).Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).
-		Int("pauses_not_logged", ln.suppressed).Dur("pause", acceptPause).
+		Int("pauses_not_logged", ln.suppressed).Float64("pause_seconds", acceptPause.Seconds()).
 		Msg("out of file descriptors or memory; pausing this listener")
 	ln.lastLog = now
 	ln.suppressed = 0

@@ -103,9 +103,7 @@ type Options struct {
 // reads every secret the config names (failing when one cannot be read)
 // and opens the audit log.
 func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
-	for _, w := range cfg.Warnings {
-		log.Warn().Str("problem", w.String()).Msg("config warning")
-	}
+	logProblemList(log, zerolog.WarnLevel, cfg.Warnings, "config warning")
 	sec, err := newSecurity(cfg, logging.Component(log, "admin"))
 	if err != nil {
 		return nil, err
@@ -296,10 +294,10 @@ func (d *Daemon) shutdown() error {
 		// No longer the service's main process: systemd takes no
 		// notification from it.
 		d.log.Info().Int64("successor_pid", d.successor.Load()).Int64("connections", d.srv.ActiveConnections()).
-			Dur("timeout", timeout).Msg("handed over: draining this process's connections, then exiting")
+			Float64("timeout_seconds", timeout.Seconds()).Msg("handed over: draining this process's connections, then exiting")
 	} else {
 		d.notify("STOPPING=1", fmt.Sprintf("STATUS=stopping: draining %d connections", d.srv.ActiveConnections()))
-		d.log.Info().Int64("connections", d.srv.ActiveConnections()).Dur("timeout", timeout).
+		d.log.Info().Int64("connections", d.srv.ActiveConnections()).Float64("timeout_seconds", timeout.Seconds()).
 			Msg("shutting down: stopped accepting, waiting for connections")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/backend"
@@ -53,14 +55,12 @@ func (d *Daemon) Reload(ctx context.Context) ReloadOutcome {
 	d.reloads.observe(out.OK, time.Now())
 	cfg := d.config()
 	if out.OK {
-		d.log.Info().Str("config", out.File).Dur("took", out.Duration).Interface("changes", out.Change).
+		d.log.Info().Str("config", out.File).Float64("took_seconds", out.Duration.Seconds()).Interface("changes", out.Change).
 			Msg("configuration reloaded")
 		d.notify("READY=1", "STATUS="+d.status(cfg))
 		return out
 	}
-	for _, p := range out.Problems {
-		d.log.Error().Str("problem", p.String()).Msg("reload refused")
-	}
+	logProblemList(d.log, zerolog.ErrorLevel, out.Problems, "reload refused")
 	d.log.Warn().Str("config", out.File).Int("problems", len(out.Problems)).
 		Msg("reload refused: the previous configuration serves on")
 	d.notify("READY=1", fmt.Sprintf("STATUS=%s; the last reload failed with %d problem(s)", d.status(cfg), len(out.Problems)))
