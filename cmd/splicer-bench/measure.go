@@ -41,18 +41,32 @@ type test struct {
 	suite   suite
 	metrics []metric // the rows it fills; all are marked failed when it fails
 	run     func(ctx context.Context, r *runner, t *target, in *instance) (measurement, error)
+	// only, when set, is the one target the test runs on; logAll starts
+	// it with every connection logged.
+	only   string
+	logAll bool
+}
+
+// runsOn reports whether the test runs on target t.
+func (tst test) runsOn(t *target) bool {
+	return t.serves(tst.suite) && (tst.only == "" || tst.only == t.name)
 }
 
 // allTests lists the tests in the order each round runs them.
 func allTests() []test {
 	return []test{
-		{"iperf3 1 stream", suiteTCP, []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
-		{"iperf3 8 streams", suiteTCP, []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
-		{"connection rate", suiteTCP, []metric{connRate, connCPUPer1000}, connRateTest},
-		{"request/response", suiteTCP, []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest},
-		{"idle connections", suiteTCP, []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest},
-		{"UDP request/response", suiteUDP, []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, udpReqRespTest},
-		{"UDP new-flow queries", suiteUDP, []metric{udpQueryRate, udpQueryLoss}, udpQueryTest},
+		{name: "iperf3 1 stream", suite: suiteTCP, metrics: []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, run: iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
+		{name: "iperf3 8 streams", suite: suiteTCP, metrics: []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, run: iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
+		{name: "connection rate", suite: suiteTCP, metrics: []metric{connRate, connCPUPer1000}, run: connRateTest(connRate, connCPUPer1000)},
+		// The connection log's cost: the same load on splicer with every
+		// connection logged to a file, in the same rounds as the run
+		// above with it off.
+		{name: "connection rate, log all", suite: suiteTCP, metrics: []metric{connRateLogAll, connCPUPer1000LogAll},
+			run: connRateTest(connRateLogAll, connCPUPer1000LogAll), only: targetSplicer, logAll: true},
+		{name: "request/response", suite: suiteTCP, metrics: []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, run: reqRespTest},
+		{name: "idle connections", suite: suiteTCP, metrics: []metric{idleHeld, idleRSS, idleFDs, idleKernel}, run: idleTest},
+		{name: "UDP request/response", suite: suiteUDP, metrics: []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, run: udpReqRespTest},
+		{name: "UDP new-flow queries", suite: suiteUDP, metrics: []metric{udpQueryRate, udpQueryLoss}, run: udpQueryTest},
 	}
 }
 
@@ -124,27 +138,29 @@ func iperfTest(streams int, gbps, cores, cpuPerGbit metric) func(context.Context
 }
 
 // connRateTest measures new connections per second, each echoing
-// messageSize bytes before it closes.
-func connRateTest(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
-	var res loadResult
-	cpu, charged, err := proxyCPU(in, func() error {
-		res = connectionRate(ctx, in.echoAddr, connRateClients, r.opts.duration)
-		if res.ops == 0 {
-			return fmt.Errorf("no connection completed: %w", res.err)
+// messageSize bytes before it closes, into the rate and CPU rows given.
+func connRateTest(rate, cpuPer1000 metric) func(context.Context, *runner, *target, *instance) (measurement, error) {
+	return func(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+		var res loadResult
+		cpu, charged, err := proxyCPU(in, func() error {
+			res = connectionRate(ctx, in.echoAddr, connRateClients, r.opts.duration)
+			if res.ops == 0 {
+				return fmt.Errorf("no connection completed: %w", res.err)
+			}
+			return nil
+		})
+		if err != nil {
+			return measurement{}, err
 		}
-		return nil
-	})
-	if err != nil {
-		return measurement{}, err
+		m := measurement{values: map[metric]float64{rate: res.rate()}}
+		if charged {
+			m.values[cpuPer1000] = cpu.Seconds() / (float64(res.ops) / 1000)
+		}
+		if res.errors > 0 {
+			m.note = fmt.Sprintf("%d of %d connections failed, first: %v", res.errors, res.ops+res.errors, res.err)
+		}
+		return m, nil
 	}
-	m := measurement{values: map[metric]float64{connRate: res.rate()}}
-	if charged {
-		m.values[connCPUPer1000] = cpu.Seconds() / (float64(res.ops) / 1000)
-	}
-	if res.errors > 0 {
-		m.note = fmt.Sprintf("%d of %d connections failed, first: %v", res.errors, res.ops+res.errors, res.err)
-	}
-	return m, nil
 }
 
 // reqRespTest measures request rate and latency on persistent connections.
