@@ -92,9 +92,11 @@ type conn struct {
 	connectStart time.Time
 	queuedAt     time.Time
 	// For the connection log: the listener's address, the time spent in
-	// the queue, and when the backend connect succeeded (zero: never).
+	// the queue, when the first try began and when the backend connect
+	// succeeded (zero: never).
 	listen      netip.AddrPort
 	queueWait   time.Duration
+	firstTry    time.Time
 	connectedAt time.Time
 
 	up   half // client -> backend
@@ -207,13 +209,11 @@ func (c *conn) connectTo(b *backend.Backend) {
 			c.starve(err)
 			return
 		}
-		c.tried[c.ntried] = b
-		c.ntried++
+		c.countTry(b)
 		c.retry(err)
 		return
 	}
-	c.tried[c.ntried] = b
-	c.ntried++
+	c.countTry(b)
 	c.bfd = fd
 	c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
 	if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
@@ -226,6 +226,15 @@ func (c *conn) connectTo(b *backend.Backend) {
 		return
 	}
 	c.loop.wheel.Schedule(&c.timer, c.fe.cfg.ConnectTimeout)
+}
+
+// countTry records a try of b, begun at connectStart.
+func (c *conn) countTry(b *backend.Backend) {
+	if c.ntried == 0 {
+		c.firstTry = c.connectStart
+	}
+	c.tried[c.ntried] = b
+	c.ntried++
 }
 
 // retry records a failed connect to the current backend and moves on to

@@ -90,7 +90,9 @@ type logRecord struct {
 	ntried     uint8
 	tried      [maxTries]*backend.Backend
 	results    [maxTries]TryResult
-	// TCP: the time queued, and the successful connect's (0: none).
+	// TCP: the time queued, and the time connecting: from the first try
+	// to the backend's accept, failed tries included (as HAProxy's Tc),
+	// or to the end when no try succeeded; 0 without a try.
 	// UDP: ready is the time to the first reply (0: none).
 	queue, connect, ready time.Duration
 	bytesIn, bytesOut     uint64
@@ -175,9 +177,12 @@ func (c *conn) logEnd(cause Cause) {
 		ntried: uint8(c.ntried), tried: c.tried, results: c.results,
 		queue: c.queueWait, bytesIn: c.up.bytes, bytesOut: c.down.bytes,
 	}
-	if ready >= 0 {
+	switch {
+	case ready >= 0:
 		r.be = c.be
-		r.connect = c.connectedAt.Sub(c.connectStart)
+		r.connect = c.connectedAt.Sub(c.firstTry)
+	case !c.firstTry.IsZero():
+		r.connect = l.now.Sub(c.firstTry) // trying until the end
 	}
 	ring.publish()
 	l.srv.connlog.notify()

@@ -86,15 +86,21 @@ func (c *logCapture) withCause(cause Cause) (int, []logLine) {
 	return c.counts[cause.String()], out
 }
 
+// captures holds each test server's connection log capture, by server: the
+// server lets go of its output when it stops.
+var captures sync.Map // *Server -> *logCapture
+
+// capture gives s a connection log capture.
+func capture(s *Server) {
+	c := &logCapture{}
+	captures.Store(s, c)
+	s.SetLogOutput(LogOutput{W: c})
+}
+
 // captured returns the connection log capture of a test server.
 func captured(s *Server) *logCapture {
-	s.connlog.outMu.Lock()
-	out := s.connlog.next
-	s.connlog.outMu.Unlock()
-	if out != nil {
-		if c, ok := out.W.(*logCapture); ok {
-			return c
-		}
+	if c, ok := captures.Load(s); ok {
+		return c.(*logCapture)
 	}
 	return nil
 }
@@ -383,6 +389,7 @@ func TestConnLogPolicy(t *testing.T) {
 	t.Run("slow", func(t *testing.T) {
 		// A capped backend makes the second client wait in the queue:
 		// 200 ms to be ready, above log_slow.
+		b := startBackend(t, echo)
 		s := startServer(t, testConfig(t, nil, func(fb *config.FrontendBuilder) {
 			fb.Backend(b.addr.String(), 1).BackendOpts(config.BackendOptions{MaxConnections: 1}).
 				LogConnections(config.LogErrors).LogSlow(100 * time.Millisecond)

@@ -141,7 +141,8 @@ func startObserved(t testing.TB, cfg *config.Config, o Observer) *Server {
 	}
 	// Every test server writes its connection log to memory, where
 	// waitCause checks a line per counted end.
-	s.SetLogOutput(LogOutput{W: &logCapture{}})
+	capture(s)
+	t.Cleanup(func() { captures.Delete(s) })
 	if o != nil {
 		if err := s.Observe("fe", o); err != nil {
 			t.Fatal(err)
