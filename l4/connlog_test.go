@@ -8,11 +8,16 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
@@ -667,4 +672,51 @@ func BenchmarkConnLogPush(b *testing.B) {
 	if n := ring.dropped.Load(); n != 0 {
 		b.Fatalf("%d dropped", n)
 	}
+}
+
+// The whole cost of a line, on every goroutine: the loop's push, the
+// writer's formatting and its writes to a file, measured as the process's
+// CPU time per line (getrusage), with the ring and the writer of a real
+// server. Quoted in docs/benchmarks.md against the proxy CPU a connection
+// costs.
+func BenchmarkConnLogCPUPerLine(b *testing.B) {
+	be, _ := backend.New(backend.Spec{Address: netip.MustParseAddrPort("10.0.0.11:5432"), Weight: 1})
+	f, err := os.Create(filepath.Join(b.TempDir(), "connections.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Server{log: zerolog.Nop()}
+	s.connlog = newConnLog(s, 1, 1024)
+	s.SetLogOutput(LogOutput{W: f, Closer: f})
+	s.connlog.start()
+	ring := s.connlog.ringFor(0)
+	now := time.Now()
+	rec := logRecord{end: now, start: now.Add(-time.Second), id: 1, frontend: "pg",
+		client: netip.MustParseAddrPort("10.1.2.3:40000"), listen: netip.MustParseAddrPort("0.0.0.0:6432"),
+		be: be, cause: CauseClientFIN, ntried: 1, bytesIn: 100, bytesOut: 1000}
+	rec.tried[0], rec.results[0] = be, TryConnected
+	var ru0, ru1 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := ring.reserve()
+		for r == nil {
+			// A loop would drop it; here every line is wanted. Sleep,
+			// not spin: a spinning producer would charge its own CPU
+			// to the writer's account.
+			time.Sleep(50 * time.Microsecond)
+			r = ring.reserve()
+		}
+		*r = rec
+		ring.publish()
+		s.connlog.notify()
+	}
+	for s.connlog.lines.Load() < uint64(b.N) {
+		time.Sleep(50 * time.Microsecond)
+	}
+	b.StopTimer()
+	unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/line")
+	s.connlog.stop()
 }

@@ -194,7 +194,7 @@ func TestExampleConfig(t *testing.T) {
 		LogLevel("info").LogFormat("console").
 		AdminListen("127.0.0.1:9090").
 		Frontend("demo").Listen("127.0.0.1:7000").Protocol(ProtocolTCP).Strategy(StrategyRoundRobin).
-		ConnectTimeout(2*time.Second).
+		ConnectTimeout(2*time.Second).LogConnections(LogAll).
 		HealthCheck(CheckTCP).HealthInterval(2*time.Second).HealthRise(2).HealthFall(3).
 		Backend("127.0.0.1:7001", 2).
 		Backend("127.0.0.1:7002", 1).
