@@ -138,13 +138,22 @@ func (r *logRing) publish() { r.tail.Add(1) }
 // pending is the number of records waiting for the writer.
 func (r *logRing) pending() uint64 { return r.tail.Load() - r.head.Load() }
 
-// logRing returns the loop's ring, made on first use, or nil when the
-// server has no connection log.
-func (l *loop) logRing() *logRing {
-	if l.ring == nil && l.srv.connlog != nil {
-		l.ring = l.srv.connlog.ringFor(l.id)
+// logSlot returns the slot to fill with a record in the loop's ring (made
+// on first use), or nil when the server has no connection log or the ring
+// is full (the drop is counted). publishLog hands the slot to the writer.
+func (l *loop) logSlot() *logRecord {
+	if l.ring == nil {
+		if l.ring = l.srv.connlog.ringFor(l.id); l.ring == nil {
+			return nil
+		}
 	}
-	return l.ring
+	return l.ring.reserve()
+}
+
+// publishLog publishes the slot logSlot returned and wakes the writer.
+func (l *loop) publishLog() {
+	l.ring.publish()
+	l.srv.connlog.notify()
 }
 
 // logEnd records the end of c, called by end with cause set and the
@@ -163,11 +172,7 @@ func (c *conn) logEnd(cause Cause) {
 	if !p.wants(clean, ready) {
 		return
 	}
-	ring := l.logRing()
-	if ring == nil {
-		return
-	}
-	r := ring.reserve()
+	r := l.logSlot()
 	if r == nil {
 		return
 	}
@@ -184,8 +189,7 @@ func (c *conn) logEnd(cause Cause) {
 	case !c.firstTry.IsZero():
 		r.connect = l.now.Sub(c.firstTry) // trying until the end
 	}
-	ring.publish()
-	l.srv.connlog.notify()
+	l.publishLog()
 }
 
 // logRefused records a client refused at accept (access list, per-client
@@ -195,11 +199,7 @@ func (ln *listener) logRefused(peer netip.AddrPort, cause Cause) {
 		return
 	}
 	l := ln.loop
-	ring := l.logRing()
-	if ring == nil {
-		return
-	}
-	r := ring.reserve()
+	r := l.logSlot()
 	if r == nil {
 		return
 	}
@@ -207,8 +207,7 @@ func (ln *listener) logRefused(peer netip.AddrPort, cause Cause) {
 		end: l.now, start: l.now, id: l.srv.nextID.Add(1), frontend: ln.fe.cfg.Name,
 		client: peer, listen: ln.addr, cause: cause, error: true,
 	}
-	ring.publish()
-	l.srv.connlog.notify()
+	l.publishLog()
 }
 
 // logEnd records the end of flow f, called by close before f is cleared.
@@ -230,11 +229,7 @@ func (f *flow) logEnd(cause Cause) {
 	if !p.wants(clean, ready) {
 		return
 	}
-	ring := l.logRing()
-	if ring == nil {
-		return
-	}
-	r := ring.reserve()
+	r := l.logSlot()
 	if r == nil {
 		return
 	}
@@ -248,6 +243,5 @@ func (f *flow) logEnd(cause Cause) {
 		error: !clean || p.slow > 0 && ready > p.slow, ready: max(ready, 0),
 		bytesIn: f.bytesIn, bytesOut: f.bytesOut, dgramsIn: f.requests, dgramsOut: f.replies,
 	}
-	ring.publish()
-	l.srv.connlog.notify()
+	l.publishLog()
 }

@@ -290,6 +290,7 @@ func TestCutDownloadsEndWithReset(t *testing.T) {
 				if c, _ := s.Counters("fe"); c.Closed[CauseShutdown] != 1 {
 					t.Errorf("causes:%s, want shutdown=1", causeCounts(c.Closed))
 				}
+				checkLogLines(t, s, CauseShutdown, 1)
 			}
 		})
 	}

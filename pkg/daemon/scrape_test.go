@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -41,22 +40,8 @@ func scrapeDaemon(tb testing.TB, frontends, backends int) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d, err := New(cfg, zerolog.Nop(), Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
-	testutil.WaitFor(tb, 5*time.Second, "the daemon serving", func() bool {
-		return d.srv.Started() && d.checks.scheduler("fe0") != nil
-	})
+	d := runWith(tb, cfg, Options{})
+	testutil.WaitFor(tb, 5*time.Second, "the checks running", func() bool { return d.checks.scheduler("fe0") != nil })
 	return d.metricsHandler(zerolog.Nop())
 }
 

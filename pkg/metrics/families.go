@@ -83,6 +83,42 @@ func frontendNumber(name, help string, k kind, v func(fe *stats.FrontendStats) f
 	}}
 }
 
+// frontendCount and backendCount make the family of one counter per
+// frontend or backend.
+func frontendCount(name, help string, v func(fe *stats.FrontendStats) uint64) *family {
+	return &family{name: name, help: help, kind: counter, labels: feLabels, emit: func(st *stats.Stats, s sink) {
+		eachFrontend(st, false, func(fe *stats.FrontendStats) { s.integer(nil, v(fe), fe.Name, "", "") })
+	}}
+}
+
+func backendCount(name, help string, udpOnly bool, v func(b *stats.BackendStats) uint64) *family {
+	return &family{name: name, help: help, kind: counter, labels: beLabels, emit: func(st *stats.Stats, s sink) {
+		eachBackend(st, udpOnly, func(fe string, b *stats.BackendStats) { s.integer(nil, v(b), fe, b.Name, "") })
+	}}
+}
+
+// frontendDirections and backendDirections make the family of a counter
+// per direction (in: client to backend; out) per frontend or backend.
+func frontendDirections(name, help string, udpOnly bool, v func(fe *stats.FrontendStats) (in, out uint64)) *family {
+	return &family{name: name, help: help, kind: counter, labels: labels(feLabels, "direction"), emit: func(st *stats.Stats, s sink) {
+		eachFrontend(st, udpOnly, func(fe *stats.FrontendStats) {
+			in, out := v(fe)
+			s.integer(nil, in, fe.Name, "in", "")
+			s.integer(nil, out, fe.Name, "out", "")
+		})
+	}}
+}
+
+func backendDirections(name, help string, udpOnly bool, v func(b *stats.BackendStats) (in, out uint64)) *family {
+	return &family{name: name, help: help, kind: counter, labels: labels(beLabels, "direction"), emit: func(st *stats.Stats, s sink) {
+		eachBackend(st, udpOnly, func(fe string, b *stats.BackendStats) {
+			in, out := v(b)
+			s.integer(nil, in, fe, b.Name, "in")
+			s.integer(nil, out, fe, b.Name, "out")
+		})
+	}}
+}
+
 func backendNumber(name, help string, k kind, udpOnly bool, v func(b *stats.BackendStats) float64) *family {
 	return &family{name: name, help: help, kind: k, labels: beLabels, emit: func(st *stats.Stats, s sink) {
 		eachBackend(st, udpOnly, func(fe string, b *stats.BackendStats) { s.number(nil, v(b), fe, b.Name, "") })
@@ -119,11 +155,8 @@ var families = bind(
 		func(fe *stats.FrontendStats) float64 { return float64(fe.Peak) }),
 	frontendNumber("frontend_connections_max", "Cap on the frontend's client connections; 0 means only the global cap.", gauge,
 		func(fe *stats.FrontendStats) float64 { return float64(fe.MaxConnections) }),
-	&family{name: "frontend_connections_total", kind: counter, labels: feLabels,
-		help: "Client connections accepted by the frontend (refused ones excluded); on a UDP frontend, flows opened.",
-		emit: func(st *stats.Stats, s sink) {
-			eachFrontend(st, false, func(fe *stats.FrontendStats) { s.integer(nil, fe.Total, fe.Name, "", "") })
-		}},
+	frontendCount("frontend_connections_total", "Client connections accepted by the frontend (refused ones excluded); on a UDP frontend, flows opened.",
+		func(fe *stats.FrontendStats) uint64 { return fe.Total }),
 	&family{name: "frontend_connections_closed_total", kind: counter, labels: labels(feLabels, "cause"),
 		help: "Client connections ended, by termination cause, each counted once: clients refused at accept or before a backend (access_list, per_client, rate_limit, no_backend, queue_full, queue_timeout, connect_failed) included; on a UDP frontend, flows.",
 		emit: func(st *stats.Stats, s sink) {
@@ -133,11 +166,8 @@ var families = bind(
 				}
 			})
 		}},
-	&family{name: "frontend_connections_queued_total", kind: counter, labels: feLabels,
-		help: "Client connections that had to wait for a free backend slot.",
-		emit: func(st *stats.Stats, s sink) {
-			eachFrontend(st, false, func(fe *stats.FrontendStats) { s.integer(nil, fe.Queued, fe.Name, "", "") })
-		}},
+	frontendCount("frontend_connections_queued_total", "Client connections that had to wait for a free backend slot.",
+		func(fe *stats.FrontendStats) uint64 { return fe.Queued }),
 	frontendNumber("frontend_queue_length", "Clients waiting now for a backend slot.", gauge,
 		func(fe *stats.FrontendStats) float64 { return float64(fe.QueuedNow) }),
 	&family{name: "frontend_queue_wait_seconds", kind: histogram, labels: feLabels,
@@ -147,24 +177,12 @@ var families = bind(
 				s.histogram(nil, fe.QueueWaitCount, fe.QueueWaitSum, fe.QueueWaitBuckets, fe.Name, "", "")
 			})
 		}},
-	&family{name: "frontend_bytes_total", kind: counter, labels: labels(feLabels, "direction"),
-		help: "Bytes relayed by the frontend; in is client to backend, out is backend to client.",
-		emit: func(st *stats.Stats, s sink) {
-			eachFrontend(st, false, func(fe *stats.FrontendStats) {
-				s.integer(nil, fe.BytesIn, fe.Name, "in", "")
-				s.integer(nil, fe.BytesOut, fe.Name, "out", "")
-			})
-		}},
+	frontendDirections("frontend_bytes_total", "Bytes relayed by the frontend; in is client to backend, out is backend to client.", false,
+		func(fe *stats.FrontendStats) (uint64, uint64) { return fe.BytesIn, fe.BytesOut }),
 	// UDP frontends only, so a TCP-only deployment scrapes no series it
 	// did not have before UDP existed.
-	&family{name: "frontend_datagrams_total", kind: counter, labels: labels(feLabels, "direction"),
-		help: "UDP datagrams relayed by the frontend; in is client to backend, out is backend to client.",
-		emit: func(st *stats.Stats, s sink) {
-			eachFrontend(st, true, func(fe *stats.FrontendStats) {
-				s.integer(nil, fe.DatagramsIn, fe.Name, "in", "")
-				s.integer(nil, fe.DatagramsOut, fe.Name, "out", "")
-			})
-		}},
+	frontendDirections("frontend_datagrams_total", "UDP datagrams relayed by the frontend; in is client to backend, out is backend to client.", true,
+		func(fe *stats.FrontendStats) (uint64, uint64) { return fe.DatagramsIn, fe.DatagramsOut }),
 	&family{name: "frontend_udp_drops_total", kind: counter, labels: labels(feLabels, "reason"),
 		help: "UDP datagrams the frontend dropped, by reason.",
 		emit: func(st *stats.Stats, s sink) {
@@ -182,11 +200,8 @@ var families = bind(
 		func(b *stats.BackendStats) float64 { return float64(b.Peak) }),
 	backendNumber("backend_connections_max", "Cap on the backend's connections; 0 means none.", gauge, false,
 		func(b *stats.BackendStats) float64 { return float64(b.MaxConnections) }),
-	&family{name: "backend_connections_total", kind: counter, labels: beLabels,
-		help: "Connections assigned to the backend (connects that failed included); behind a UDP frontend, flows opened.",
-		emit: func(st *stats.Stats, s sink) {
-			eachBackend(st, false, func(fe string, b *stats.BackendStats) { s.integer(nil, b.Total, fe, b.Name, "") })
-		}},
+	backendCount("backend_connections_total", "Connections assigned to the backend (connects that failed included); behind a UDP frontend, flows opened.", false,
+		func(b *stats.BackendStats) uint64 { return b.Total }),
 	&family{name: "backend_connections_closed_total", kind: counter, labels: labels(beLabels, "cause"),
 		help: "Connections to the backend ended, by termination cause; behind a UDP frontend, flows.",
 		emit: func(st *stats.Stats, s sink) {
@@ -196,14 +211,8 @@ var families = bind(
 				}
 			})
 		}},
-	&family{name: "backend_bytes_total", kind: counter, labels: labels(beLabels, "direction"),
-		help: "Bytes relayed through the backend; in is client to backend, out is backend to client.",
-		emit: func(st *stats.Stats, s sink) {
-			eachBackend(st, false, func(fe string, b *stats.BackendStats) {
-				s.integer(nil, b.BytesIn, fe, b.Name, "in")
-				s.integer(nil, b.BytesOut, fe, b.Name, "out")
-			})
-		}},
+	backendDirections("backend_bytes_total", "Bytes relayed through the backend; in is client to backend, out is backend to client.", false,
+		func(b *stats.BackendStats) (uint64, uint64) { return b.BytesIn, b.BytesOut }),
 	&family{name: "backend_connect_failures_total", kind: counter, labels: labels(beLabels, "reason"),
 		help: "Failed connects to the backend by reason, one per try; behind a UDP frontend, ICMP errors about flows that had no reply yet.",
 		emit: func(st *stats.Stats, s sink) {
@@ -273,19 +282,10 @@ var families = bind(
 			})
 		}},
 	// UDP backends only.
-	&family{name: "backend_datagrams_total", kind: counter, labels: labels(beLabels, "direction"),
-		help: "UDP datagrams relayed through the backend; in is client to backend, out is backend to client.",
-		emit: func(st *stats.Stats, s sink) {
-			eachBackend(st, true, func(fe string, b *stats.BackendStats) {
-				s.integer(nil, b.DatagramsIn, fe, b.Name, "in")
-				s.integer(nil, b.DatagramsOut, fe, b.Name, "out")
-			})
-		}},
-	&family{name: "backend_foreign_drops_total", kind: counter, labels: beLabels,
-		help: "UDP replies dropped for coming from another address than the backend's.",
-		emit: func(st *stats.Stats, s sink) {
-			eachBackend(st, true, func(fe string, b *stats.BackendStats) { s.integer(nil, b.ForeignDrops, fe, b.Name, "") })
-		}},
+	backendDirections("backend_datagrams_total", "UDP datagrams relayed through the backend; in is client to backend, out is backend to client.", true,
+		func(b *stats.BackendStats) (uint64, uint64) { return b.DatagramsIn, b.DatagramsOut }),
+	backendCount("backend_foreign_drops_total", "UDP replies dropped for coming from another address than the backend's.", true,
+		func(b *stats.BackendStats) uint64 { return b.ForeignDrops }),
 )
 
 // The fixed label values, read once.
