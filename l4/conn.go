@@ -134,6 +134,9 @@ func (l *loop) startConn(fe *frontend, fd int, peer, listen netip.AddrPort) {
 	c.id = l.srv.nextID.Add(1)
 	c.start = l.now
 	fe.total.Add(1) // active was counted by the listener's reservation
+	// Not at the reservation, which the listener also takes for an
+	// accept that may find no client.
+	fe.notePeak(fe.active.Load())
 	c.key = keyFor(peer.Addr())
 	c.lastActive = l.now
 	c.idx, c.gen = l.alloc(c)

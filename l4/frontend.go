@@ -189,8 +189,9 @@ func (fe *frontend) setKeepalive(fd int) {
 	}
 }
 
-// notePeak raises the frontend's peak to n connections (UDP: flows) open.
-// One load in the common case: a CAS only for a new peak.
+// notePeak raises the frontend's peak to n connections (UDP: flows) open,
+// called once a connection is accepted (a flow opened). One load in the
+// common case: a CAS only for a new peak.
 func (fe *frontend) notePeak(n int64) {
 	for {
 		cur := fe.peak.Load()

@@ -302,17 +302,14 @@ func (s *Server) reserveAt(fe *frontend) int {
 	if _, ok := reserveUnder(&s.active, s.maxConns.Load()); !ok {
 		return capGlobal
 	}
-	var n int64
 	if fe.cfg.MaxConnections > 0 {
-		var ok bool
-		if n, ok = reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)); !ok {
+		if _, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)); !ok {
 			s.active.Add(-1)
 			return capFrontend
 		}
 	} else {
-		n = fe.active.Add(1)
+		fe.active.Add(1)
 	}
-	fe.notePeak(n)
 	return capNone
 }
 

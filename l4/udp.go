@@ -326,8 +326,7 @@ func (ln *udpListener) admit(ip netip.Addr) bool {
 		fe.udp.drop(DropAccessList)
 		return false
 	}
-	n, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxFlows))
-	if !ok {
+	if _, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxFlows)); !ok {
 		fe.udp.drop(DropMaxFlows)
 		return false
 	}
@@ -344,7 +343,6 @@ func (ln *udpListener) admit(ip netip.Addr) bool {
 			return false
 		}
 	}
-	fe.notePeak(n)
 	return true
 }
 
@@ -400,6 +398,7 @@ func (ln *udpListener) openFlow(key flowKey) *flow {
 	}
 	ln.flows[key] = f
 	fe.total.Add(1)
+	fe.notePeak(fe.active.Load())
 	ln.loop.srv.flows.Add(1)
 	ln.loop.wheel.Schedule(&f.timer, fe.cfg.IdleTimeout)
 	return f

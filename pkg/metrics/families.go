@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/splicerlb/splicer/pkg/stats"
@@ -30,6 +33,10 @@ type family struct {
 	labels []string
 	emit   func(st *stats.Stats, s sink)
 	desc   *prometheus.Desc
+	// order lists the indexes of labels sorted by name: the order the
+	// text writes them in, as client_golang does, so the text reads the
+	// same whoever writes it.
+	order []int
 }
 
 // sink receives the samples of a walk, family by family.
@@ -302,6 +309,11 @@ func bind(fs ...*family) []*family {
 	for _, f := range fs {
 		f.name = "splicer_" + f.name
 		f.desc = prometheus.NewDesc(f.name, f.help, f.labels, nil)
+		f.order = make([]int, len(f.labels))
+		for i := range f.order {
+			f.order[i] = i
+		}
+		slices.SortFunc(f.order, func(a, b int) int { return strings.Compare(f.labels[a], f.labels[b]) })
 		emit := f.emit
 		f.emit = func(st *stats.Stats, s sink) { emit(st, bound{s, f}) }
 	}

@@ -67,13 +67,13 @@ func (t *textSink) start(f *family, suffix string, a, b, c string, le []byte) {
 	}
 	t.b = append(t.b, '{')
 	vals := [3]string{a, b, c}
-	for i, v := range vals[:len(f.labels)] {
-		if i > 0 {
+	for n, i := range f.order {
+		if n > 0 {
 			t.b = append(t.b, ',')
 		}
 		t.b = append(t.b, f.labels[i]...)
 		t.b = append(t.b, '=', '"')
-		t.b = t.appendLabelValue(v)
+		t.b = t.appendLabelValue(vals[i])
 		t.b = append(t.b, '"')
 	}
 	if le != nil {
