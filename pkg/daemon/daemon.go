@@ -205,6 +205,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			h.Fail(err)
+			// A start that failed leaves nothing open, the connection
+			// log's file included (after a shutdown this is a no-op).
+			_ = d.srv.Close()
 		}
 	}()
 	defer closeSecurity(d.security)
