@@ -82,7 +82,7 @@ splicer_backend_connections_max{backend="127.0.0.1:5432",frontend="pg"} 50
 # HELP splicer_backend_connections_peak The most connections open to the backend at once since it was added; behind a UDP frontend, flows.
 # TYPE splicer_backend_connections_peak gauge
 splicer_backend_connections_peak{backend="127.0.0.1:5432",frontend="pg"} 6
-# HELP splicer_backend_connections_total Connections assigned to the backend (connects that failed included); behind a UDP frontend, flows opened.
+# HELP splicer_backend_connections_total Connections assigned to the backend (connects that failed included); behind a UDP frontend, flows opened (with responses = 0, datagrams sent on).
 # TYPE splicer_backend_connections_total counter
 splicer_backend_connections_total{backend="127.0.0.1:5432",frontend="pg"} 7
 # HELP splicer_backend_effective_weight Weight the balancer uses now, lower during slow start.
@@ -156,7 +156,7 @@ splicer_frontend_connections_peak{frontend="pg"} 9
 # TYPE splicer_frontend_connections_queued_total counter
 splicer_frontend_connections_queued_total{frontend="idle"} 0
 splicer_frontend_connections_queued_total{frontend="pg"} 4
-# HELP splicer_frontend_connections_total Client connections accepted by the frontend (refused ones excluded); on a UDP frontend, flows opened.
+# HELP splicer_frontend_connections_total Client connections accepted by the frontend (refused ones excluded); on a UDP frontend, flows opened (with responses = 0, datagrams sent on).
 # TYPE splicer_frontend_connections_total counter
 splicer_frontend_connections_total{frontend="idle"} 0
 splicer_frontend_connections_total{frontend="pg"} 10
@@ -293,7 +293,7 @@ func TestCollectorUDPFlows(t *testing.T) {
 # HELP splicer_frontend_connections_active Client connections open on the frontend; on a UDP frontend, flows.
 # TYPE splicer_frontend_connections_active gauge
 splicer_frontend_connections_active{frontend="dns"} 3
-# HELP splicer_frontend_connections_total Client connections accepted by the frontend (refused ones excluded); on a UDP frontend, flows opened.
+# HELP splicer_frontend_connections_total Client connections accepted by the frontend (refused ones excluded); on a UDP frontend, flows opened (with responses = 0, datagrams sent on).
 # TYPE splicer_frontend_connections_total counter
 splicer_frontend_connections_total{frontend="dns"} 12
 `
