@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // The flood test's figures: floodConns short connections while the writer
@@ -81,6 +82,8 @@ func shortConn(addr string, buf []byte) error {
 // be written is counted, exactly, and summarised once the writer runs
 // again.
 func TestConnLogFloodStalledWriter(t *testing.T) {
+	// A minute of both CPUs: not beside a real database failover test.
+	testutil.Exclusive(t, "cpu", 5*time.Minute)
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
 		c.Write([]byte{'!'})
