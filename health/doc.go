@@ -87,7 +87,9 @@
 // Only flips are reported: the Scheduler calls Backend.SetHealthy (which
 // publishes a new snapshot and starts slow start on recovery), then the
 // onChange callback, and logs one line (info "backend up", warn "backend
-// down", with backend, address, cause and duration).
+// down", with backend, backend_address, the probe's summary as check or its
+// failure as error, check_seconds, backends_up and connections_closed).
+// Every active probe is counted on the backend (Backend.ObserveCheck).
 //
 // Passive detection: the data plane calls ReportFailure for a failed connect
 // or a reset and ReportSuccess for a completed connect; both are lock-free

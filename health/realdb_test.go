@@ -62,7 +62,7 @@ func runScheduler(t *testing.T, c Checker, b *backend.Backend) (*Scheduler, <-ch
 	// there would be taken for the change a test waits for.
 	h.Timeout = 2 * time.Second
 	s, err := New(h, c, []*backend.Backend{b},
-		func(_ *backend.Backend, up bool, _ Result) { flips <- up }, zerolog.Nop())
+		func(_ *backend.Backend, up bool, _ Result) int { flips <- up; return 0 }, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

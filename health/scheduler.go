@@ -33,7 +33,7 @@ type Scheduler struct {
 	passiveOnly bool
 	// primary arbitrates a role = "primary" frontend: nil otherwise.
 	primary  *arbiter
-	onChange func(b *backend.Backend, up bool, r Result)
+	onChange func(b *backend.Backend, up bool, r Result) (closed int)
 	log      zerolog.Logger
 	started  atomic.Bool
 
@@ -65,10 +65,12 @@ type targetView struct {
 //
 // On every flip the Scheduler calls b.SetHealthy, then onChange (when not
 // nil) from the backend's probe goroutine, so onChange must not block for
-// long, and logs one line: info when up, warn when down. Backends in Maint
+// long; it returns the number of connections it closed. Then one line is
+// logged: info when up, warn when down, with the backends left up and the
+// connections closed. Backends in Maint
 // are not probed and keep their verdict. For h.Check "none" use NewPassive,
 // or build no Scheduler at all. The error wraps ErrConfig.
-func New(h config.Health, checker Checker, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result), log zerolog.Logger) (*Scheduler, error) {
+func New(h config.Health, checker Checker, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result) (closed int), log zerolog.Logger) (*Scheduler, error) {
 	switch {
 	case checker == nil:
 		return nil, fmt.Errorf("no checker: %w", ErrConfig)
@@ -211,7 +213,7 @@ func (s *Scheduler) State(b *backend.Backend) (State, bool) {
 // last backend up is never taken down (its clients would fail anyway, and
 // then for down_interval longer). h.PassiveFall must be at least 1. The
 // error wraps ErrConfig.
-func NewPassive(h config.Health, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result), log zerolog.Logger) (*Scheduler, error) {
+func NewPassive(h config.Health, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result) (closed int), log zerolog.Logger) (*Scheduler, error) {
 	if h.PassiveFall < 1 {
 		return nil, fmt.Errorf("passive_fall %d: a passive-only scheduler needs at least 1: %w", h.PassiveFall, ErrConfig)
 	}

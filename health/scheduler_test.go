@@ -82,7 +82,7 @@ func newTransitions(rec *recorder) *transitions {
 	return &transitions{rec: rec, list: make(map[*backend.Backend][]transition)}
 }
 
-func (ts *transitions) onChange(b *backend.Backend, up bool, r Result) {
+func (ts *transitions) onChange(b *backend.Backend, up bool, r Result) int {
 	if b.Healthy() != up {
 		panic("onChange called before SetHealthy")
 	}
@@ -93,6 +93,7 @@ func (ts *transitions) onChange(b *backend.Backend, up bool, r Result) {
 	ts.mu.Lock()
 	ts.list[b] = append(ts.list[b], transition{up: up, msg: r.Msg, probes: n})
 	ts.mu.Unlock()
+	return 0
 }
 
 func (ts *transitions) of(b *backend.Backend) []transition {
@@ -233,10 +234,12 @@ func TestFlapTransitionsExact(t *testing.T) {
 		t.Fatalf("%d log lines for %d transitions:\n%s", len(lines), len(got), logs.String())
 	}
 	if !strings.Contains(lines[0], `"level":"warn"`) || !strings.Contains(lines[0], `"message":"backend down"`) ||
-		!strings.Contains(lines[0], `"address":"`+addr.String()+`"`) || !strings.Contains(lines[0], `"cause":"`+downMsg+`"`) {
+		!strings.Contains(lines[0], `"backend_address":"`+addr.String()+`"`) || !strings.Contains(lines[0], `"error":"`+downMsg+`"`) ||
+		!strings.Contains(lines[0], `"backends_up":0,"backends":1,"connections_closed":0`) {
 		t.Errorf("down log line %s", lines[0])
 	}
-	if !got[1].up || !strings.Contains(lines[1], `"level":"info"`) || !strings.Contains(lines[1], `"message":"backend up"`) {
+	if !got[1].up || !strings.Contains(lines[1], `"level":"info"`) || !strings.Contains(lines[1], `"message":"backend up"`) ||
+		!strings.Contains(lines[1], `"backends_up":1,`) || !strings.Contains(lines[1], `"check_seconds":`) {
 		t.Errorf("up log line %s", lines[1])
 	}
 }
@@ -265,10 +268,11 @@ func TestDetectionTime(t *testing.T) {
 	down := make(chan time.Time, 1)
 	h := fastHealth(interval)
 	h.Timeout, h.Fall = timeout, fall
-	s, err := New(h, c, []*backend.Backend{b}, func(_ *backend.Backend, up bool, _ Result) {
+	s, err := New(h, c, []*backend.Backend{b}, func(_ *backend.Backend, up bool, _ Result) int {
 		if !up {
 			down <- time.Now()
 		}
+		return 0
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -605,8 +609,9 @@ type passiveFlip struct {
 func passiveScheduler(t *testing.T, h config.Health, bs ...*backend.Backend) (*Scheduler, chan passiveFlip) {
 	t.Helper()
 	flips := make(chan passiveFlip, 8)
-	s, err := NewPassive(h, bs, func(_ *backend.Backend, up bool, r Result) {
+	s, err := NewPassive(h, bs, func(_ *backend.Backend, up bool, r Result) int {
 		flips <- passiveFlip{up, r.Msg, time.Now()}
+		return 0
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -143,6 +143,7 @@ func (s *Scheduler) probe(ctx context.Context, t *target) {
 	if ctx.Err() != nil {
 		return // shutting down: a probe cut short says nothing of the backend
 	}
+	t.b.ObserveCheck(r.OK, r.Duration)
 	if r.OK {
 		t.passive.Store(0) // any success ends a passive streak
 	}
@@ -204,17 +205,29 @@ func (s *Scheduler) publish(t *target, r Result, flipped bool) {
 }
 
 // announce reports a flip: to the backend (a new snapshot), to onChange and
-// in one log line.
+// in one log line, which says what the result was (the probe's summary
+// when up, the error when down), how many of the frontend's backends are
+// up now and how many connections onChange closed.
 func (s *Scheduler) announce(b *backend.Backend, up bool, r Result) {
 	b.SetHealthy(up)
+	closed := 0
 	if s.onChange != nil {
-		s.onChange(b, up, r)
+		closed = s.onChange(b, up, r)
 	}
-	ev := s.log.Warn()
-	msg := "backend down"
+	view := s.view.Load()
+	healthy := 0
+	for _, t := range view.list {
+		if t.b.Healthy() {
+			healthy++
+		}
+	}
+	ev, msg, result := s.log.Warn(), "backend down", "error"
 	if up {
-		ev, msg = s.log.Info(), "backend up"
+		ev, msg, result = s.log.Info(), "backend up", "check"
 	}
-	ev.Str("backend", b.Name()).Stringer("address", b.Address()).
-		Str("cause", r.Msg).Dur("duration", r.Duration).Msg(msg)
+	ev = ev.Str("backend", b.Name()).Stringer("backend_address", b.Address()).Str(result, r.Msg)
+	if r.Duration > 0 {
+		ev = ev.Float64("check_seconds", r.Duration.Seconds())
+	}
+	ev.Int("backends_up", healthy).Int("backends", len(view.list)).Int("connections_closed", closed).Msg(msg)
 }

@@ -12,6 +12,7 @@ import (
 // counters stay zero: a refused datagram is counted in Drops.
 type FrontendCounters struct {
 	Active int64  // client connections (UDP: flows) now
+	Peak   int64  // the most Active ever, since the frontend was added
 	Total  uint64 // client connections accepted (UDP: flows opened)
 	// Rejected counts clients closed because no backend could take them:
 	// none was available, or every try failed (Closed has each apart).
@@ -50,6 +51,7 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 	}
 	c := FrontendCounters{
 		Active:        fe.active.Load(),
+		Peak:          fe.peak.Load(),
 		Total:         fe.total.Load(),
 		Rejected:      fe.closed[CauseNoBackend].Load() + fe.closed[CauseConnectFailed].Load(),
 		Denied:        fe.closed[CauseDenied].Load(),

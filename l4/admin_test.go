@@ -55,7 +55,7 @@ func TestConnectionsListAndClose(t *testing.T) {
 	}
 	waitFor(t, time.Second, "four left", func() bool { return s.ActiveConnections() == 4 })
 	fc, ok := s.Counters("fe")
-	want := FrontendCounters{Active: 4, Total: 5, BytesIn: 10 + 11 + 12 + 13 + 14, BytesOut: 10 + 11 + 12 + 13 + 14}
+	want := FrontendCounters{Active: 4, Peak: 5, Total: 5, BytesIn: 10 + 11 + 12 + 13 + 14, BytesOut: 10 + 11 + 12 + 13 + 14}
 	want.Closed[CauseAdminKill] = 1
 	if !ok || fc != want {
 		t.Errorf("counters %+v, want %+v", fc, want)

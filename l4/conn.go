@@ -110,6 +110,13 @@ type conn struct {
 	ntried       int
 	connectStart time.Time
 	queuedAt     time.Time
+	// For the connection log: the listener's address, the time spent in
+	// the queue, when the first try began and when the backend connect
+	// succeeded (zero: never).
+	listen      netip.AddrPort
+	queueWait   time.Duration
+	firstTry    time.Time
+	connectedAt time.Time
 
 	up   half // client -> backend
 	down half // backend -> client
@@ -147,11 +154,14 @@ type conn struct {
 func (l *loop) startConn(ln *listener, fd int, peer netip.AddrPort, header bool) {
 	fe := ln.fe
 	c := l.newConn()
-	c.fe, c.ln, c.cfd, c.bfd, c.client = fe, ln, fd, -1, peer
+	c.fe, c.ln, c.cfd, c.bfd, c.client, c.listen = fe, ln, fd, -1, peer, ln.addr
 	c.state = stateConnecting
 	c.id = l.srv.nextID.Add(1)
 	c.start = l.now
 	fe.total.Add(1) // active was counted by the listener's reservation
+	// Not at the reservation, which the listener also takes for an
+	// accept that may find no client.
+	fe.notePeak(fe.active.Load())
 	c.key = keyFor(peer.Addr())
 	c.admitted = fe.clients != nil && !header
 	c.lastActive = l.now
@@ -232,13 +242,11 @@ func (c *conn) connectTo(b *backend.Backend) {
 			c.starve(err)
 			return
 		}
-		c.tried[c.ntried] = b
-		c.ntried++
+		c.countTry(b)
 		c.retry(err)
 		return
 	}
-	c.tried[c.ntried] = b
-	c.ntried++
+	c.countTry(b)
 	c.bfd = fd
 	c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
 	if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
@@ -251,6 +259,15 @@ func (c *conn) connectTo(b *backend.Backend) {
 		return
 	}
 	c.loop.wheel.Schedule(&c.timer, c.fe.cfg.ConnectTimeout)
+}
+
+// countTry records a try of b, begun at connectStart.
+func (c *conn) countTry(b *backend.Backend) {
+	if c.ntried == 0 {
+		c.firstTry = c.connectStart
+	}
+	c.tried[c.ntried] = b
+	c.ntried++
 }
 
 // retry records a failed connect to the current backend and moves on to
@@ -398,7 +415,8 @@ func (c *conn) onConnectEvent(ev uint32) {
 		return
 	}
 	c.results[c.ntried-1] = TryConnected
-	c.be.ObserveConnect(c.loop.now.Sub(c.connectStart))
+	c.connectedAt = c.loop.now
+	c.be.ObserveConnect(c.connectedAt.Sub(c.connectStart))
 	// Nagle would delay small replies; urgent data is carried inline (see
 	// half.urgent). Failures only cost latency or an urgent byte's mark.
 	_ = sock.SetNoDelay(c.bfd)
@@ -531,6 +549,7 @@ func (c *conn) end(cause Cause) {
 	c.cause = cause
 	if c.state == stateQueued {
 		c.fe.queue.remove(c)
+		c.queueWait = c.loop.now.Sub(c.queuedAt)
 	}
 	c.state = stateClosed
 	l := c.loop
@@ -549,6 +568,7 @@ func (c *conn) end(cause Cause) {
 	c.dropCarrier(&c.up)
 	c.dropCarrier(&c.down)
 	c.fe.closed[cause].Add(1)
+	c.logEnd(cause)
 	if b := c.be; b != nil {
 		b.AddClosed(int(cause))
 		c.reportEnd(b, cause)

@@ -290,6 +290,7 @@ func TestCutDownloadsEndWithReset(t *testing.T) {
 				if c, _ := s.Counters("fe"); c.Closed[CauseShutdown] != 1 {
 					t.Errorf("causes:%s, want shutdown=1", causeCounts(c.Closed))
 				}
+				checkLogLines(t, s, CauseShutdown, 1)
 			}
 		})
 	}
@@ -486,8 +487,8 @@ func TestEveryCauseCounted(t *testing.T) {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			c.Write([]byte("x"))
 			io.ReadFull(c, make([]byte, 1))
-			if err := s.CloseBackendConnections("fe", s.Backends("fe")[0]); err != nil {
-				t.Fatal(err)
+			if n, err := s.CloseBackendConnections("fe", s.Backends("fe")[0]); err != nil || n != 1 {
+				t.Fatalf("CloseBackendConnections: %d closed, %v", n, err)
 			}
 			_, err := io.Copy(io.Discard, c)
 			return err

@@ -49,6 +49,7 @@ type frontendShared struct {
 	// closed counts ended ones by cause, refused clients included; bytesIn
 	// and bytesOut count bytes relayed client to backend and back.
 	active   atomic.Int64
+	peak     atomic.Int64 // the most active ever
 	total    atomic.Uint64
 	closed   causeCounters
 	bytesIn  atomic.Uint64
@@ -58,6 +59,10 @@ type frontendShared struct {
 	// blocked is set while a listener of this frontend has stopped at
 	// the frontend's own cap; the next release on it resumes it.
 	blocked atomic.Bool
+
+	// logPolicy is the connection log's choice of lines, from the
+	// latest generation's config (see logPolicy).
+	logPolicy atomic.Pointer[logPolicy]
 
 	queue waitQueue
 }
@@ -77,6 +82,7 @@ func newFrontend(fc *config.Frontend) (*frontend, error) {
 		acl:     acl{allow: fc.Allow, deny: fc.Deny},
 		clients: newClientTable(fc.MaxConnectionsPerClient, fc.ConnectionRatePerClient),
 	}
+	fe.logPolicy.Store(newLogPolicy(fc))
 	if err := fe.buildSet(); err != nil {
 		return nil, err
 	}
@@ -183,6 +189,18 @@ func (fe *frontend) tuneListener(fd int) {
 func (fe *frontend) setKeepalive(fd int) {
 	if fe.cfg.TCPKeepalive {
 		_ = sock.SetKeepAlive(fd, fe.cfg.KeepaliveIdle, fe.cfg.KeepaliveInterval, fe.cfg.KeepaliveCount)
+	}
+}
+
+// notePeak raises the frontend's peak to n connections (UDP: flows) open,
+// called once a connection is accepted (a flow opened). One load in the
+// common case: a CAS only for a new peak.
+func (fe *frontend) notePeak(n int64) {
+	for {
+		cur := fe.peak.Load()
+		if n <= cur || fe.peak.CompareAndSwap(cur, n) {
+			return
+		}
 	}
 }
 

@@ -76,6 +76,14 @@ type HandoffRecord struct {
 	Local    string `json:"local,omitempty"`
 	Requests uint64 `json:"requests,omitempty"`
 	Replies  uint64 `json:"replies,omitempty"`
+	// For the connection log's line at the end: the address the client
+	// connected to, the time spent queued (ns), and when the first
+	// connect try began and the backend connect succeeded (unix ns, 0:
+	// not yet). The tries before the one that connected are not carried.
+	Listen    string `json:"listen,omitempty"`
+	QueueWait int64  `json:"queue_wait,omitempty"`
+	FirstTry  int64  `json:"first_try,omitempty"`
+	Connected int64  `json:"connected,omitempty"`
 	// FDs is the number of fds that go with the record, in the order
 	// above.
 	FDs int `json:"fds"`
@@ -229,6 +237,8 @@ func (c *conn) detach() (HandoffRecord, []int) {
 		V: HandoffVersion, ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client.String(),
 		Start: c.start.UnixNano(), LastActive: c.lastActive.UnixNano(),
 		BytesIn: c.up.bytes, BytesOut: c.down.bytes,
+		Listen: c.listen.String(), QueueWait: int64(c.queueWait),
+		FirstTry: unixNano(c.firstTry), Connected: unixNano(c.connectedAt),
 	}
 	fds := []int{c.cfd}
 	_ = l.poll.Delete(c.cfd)
@@ -373,6 +383,7 @@ func (s *Server) Adopt(recs []HandoffRecord, fds []int) HandoffStats {
 			for _, it := range items {
 				if err := l.adoptHanded(it.r, it.fds); err != nil {
 					l.srv.refuse(it.r, it.fds, err)
+					l.logRefusedHandover(it.r)
 					ls.Refused++
 					continue
 				}
@@ -505,6 +516,7 @@ func (l *loop) adoptConn(fe *frontend, r HandoffRecord, client netip.AddrPort, c
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
 	c.key = keyFor(client.Addr())
 	c.tried[0], c.results[0], c.ntried = b, TryConnected, 1
+	c.adoptLogFields(r)
 	c.lastActive = time.Unix(0, r.LastActive)
 	c.up.src, c.up.dst, c.down.src, c.down.dst = cfd, bfd, bfd, cfd
 	c.up.bytes, c.down.bytes = r.BytesIn, r.BytesOut
@@ -532,6 +544,34 @@ func (l *loop) adoptConn(fe *frontend, r HandoffRecord, client netip.AddrPort, c
 	return nil
 }
 
+// adoptLogFields takes what the connection log needs from a hand-over
+// record. A record of an older process without them logs the connection
+// with an address of its frontend and no connect time.
+func (c *conn) adoptLogFields(r HandoffRecord) {
+	c.listen, _ = netip.ParseAddrPort(r.Listen)
+	if !c.listen.IsValid() {
+		c.listen = c.loop.frontendAddr(c.fe)
+	}
+	c.queueWait = time.Duration(r.QueueWait)
+	c.firstTry, c.connectedAt = fromUnixNano(r.FirstTry), fromUnixNano(r.Connected)
+}
+
+// unixNano is t in unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano undoes unixNano.
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // adoptClient takes a client not yet connected and picks a backend for it.
 func (l *loop) adoptClient(fe *frontend, r HandoffRecord, client netip.AddrPort, fd int) error {
 	if err := l.reserveAdopted(fe); err != nil {
@@ -544,6 +584,7 @@ func (l *loop) adoptClient(fe *frontend, r HandoffRecord, client netip.AddrPort,
 	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, client
 	c.state = stateConnecting
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
+	c.adoptLogFields(r)
 	c.key = keyFor(client.Addr())
 	c.lastActive = l.now
 	c.idx, c.gen = l.alloc(c)
@@ -581,7 +622,8 @@ func (l *loop) adoptFlow(fe *frontend, r HandoffRecord, client netip.AddrPort, f
 	if ln.flows[key] != nil {
 		return errors.New("a flow of that client exists already")
 	}
-	if !reserveUnder(&fe.active, int64(fe.cfg.MaxFlows)) {
+	n, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxFlows))
+	if !ok {
 		return errors.New("max_flows is reached")
 	}
 	b, err := handedBackend(fe, r)
@@ -592,6 +634,7 @@ func (l *loop) adoptFlow(fe *frontend, r HandoffRecord, client netip.AddrPort, f
 	if t := fe.clients; t != nil {
 		t.adopt(client.Addr())
 	}
+	fe.notePeak(n)
 	f := l.newFlow()
 	f.ln, f.key, f.fd, f.be = ln, key, fd, b
 	f.peer = fe.peers[b]

@@ -16,9 +16,12 @@ import (
 	"github.com/splicerlb/splicer/pkg/config"
 )
 
-// handTo returns a Handoff sender that gives what it is sent straight to
-// the adopting server, in this process, and the adoption totals.
-func handTo(to *Server) (func([]HandoffRecord, []int) error, func() HandoffStats) {
+// handTo returns a Handoff sender that gives what from sends straight to
+// the adopting server to, in this process, and the adoption totals.
+// The connection log lines of to may name the addresses of from, which
+// its clients came to (see handedAddrs).
+func handTo(from, to *Server) (func([]HandoffRecord, []int) error, func() HandoffStats) {
+	handedAddrs.Store(to, from.Addrs("fe"))
 	var mu sync.Mutex
 	var st HandoffStats
 	send := func(recs []HandoffRecord, fds []int) error {
@@ -98,7 +101,7 @@ func TestHandoffKeepsStreams(t *testing.T) {
 	})
 	before, _ := old.Connections("fe", 0, 100)
 	time.Sleep(100 * time.Millisecond) // let the streams get going: the hand-over is mid-stream
-	send, adopted := handTo(nu)
+	send, adopted := handTo(old, nu)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st := old.Handoff(ctx, send)
@@ -150,7 +153,7 @@ func TestHandoffRefusedRecordIsReset(t *testing.T) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.Write([]byte("x"))
 	io.ReadFull(c, make([]byte, 1))
-	send, adopted := handTo(nu)
+	send, adopted := handTo(old, nu)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if st := old.Handoff(ctx, send); st.TCP != 1 || adopted().Refused != 1 {
@@ -226,7 +229,7 @@ func TestHandoffAdoptsUpToTheCap(t *testing.T) {
 		dialFE(t, old)
 	}
 	waitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == 5 })
-	send, adopted := handTo(nu)
+	send, adopted := handTo(old, nu)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if st := old.Handoff(ctx, send); st.TCP != 5 || adopted().TCP != 3 || adopted().Refused != 2 {
@@ -235,5 +238,62 @@ func TestHandoffAdoptsUpToTheCap(t *testing.T) {
 	waitCause(t, nu, CauseHandoverRefused, 2)
 	if got := nu.ActiveConnections(); got != 3 {
 		t.Errorf("the new server counts %d connections, want its cap, 3", got)
+	}
+}
+
+// A connection handed over gets its connection log line from the adopting
+// server at its end, with what the old one knew: its id, the address the
+// client came to, the backend and its connect time, the bytes of both
+// processes.
+func TestHandoffConnLogLine(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := func() *config.Config { return testConfig(t, []netip.AddrPort{b.addr}, nil) }
+	old, nu := startServer(t, cfg()), startServer(t, cfg())
+	nu.ReserveIDs(old.NextID() + 1000)
+	c := dialFE(t, old)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	echoed := func(msg string) {
+		t.Helper()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo of %q: %q, %v", msg, buf, err)
+		}
+	}
+	echoed("before")
+	list, _ := old.Connections("fe", 0, 10)
+	if len(list) != 1 {
+		t.Fatalf("%d connections on the old server, want 1", len(list))
+	}
+	id := list[0].ID
+	send, adopted := handTo(old, nu)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st := old.Handoff(ctx, send); st.TCP != 1 || adopted().TCP != 1 {
+		t.Fatalf("handed %+v, adopted %+v; want the connection", st, adopted())
+	}
+	echoed("after!!")
+	client := c.LocalAddr().(*net.TCPAddr).AddrPort().String()
+	c.CloseWrite()
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatal(err)
+	}
+	f := lastLine(t, nu, CauseClientFIN)
+	want := map[string]any{
+		"connection_id": float64(id), "client": client, "listen": old.Addrs("fe")[0].String(),
+		"backend": b.addr.String(), "bytes_in": 13.0, "bytes_out": 13.0,
+	}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("%s = %v, want %v", k, f[k], v)
+		}
+	}
+	if cs, ds := f["connect_seconds"].(float64), f["duration_seconds"].(float64); cs <= 0 || ds < cs {
+		t.Errorf("connect_seconds %v, duration_seconds %v: the old process's connect time is lost", cs, ds)
+	}
+	if n, _ := captured(old).withCause(CauseClientFIN); n != 0 {
+		t.Errorf("the old server logged %d lines for a connection it handed over", n)
 	}
 }

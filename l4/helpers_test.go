@@ -97,8 +97,8 @@ func closedPort(t testing.TB) netip.AddrPort {
 // the given backends (weight 1 each), then lets mutate adjust the frontend.
 func testConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.FrontendBuilder)) *config.Config {
 	t.Helper()
-	fb := config.New().Workers(2).MaxPipes(64).Frontend("fe").Listen("127.0.0.1:0").
-		Retries(2).ConnectTimeout(time.Second)
+	fb := config.New().Workers(2).MaxPipes(64).ConnectionsBuffer(testLogBuffer).Frontend("fe").Listen("127.0.0.1:0").
+		Retries(2).ConnectTimeout(time.Second).LogConnections(config.LogAll)
 	return buildConfig(t, fb, backends, mutate)
 }
 
@@ -139,6 +139,10 @@ func startObserved(t testing.TB, cfg *config.Config, o Observer) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every test server writes its connection log to memory, where
+	// waitCause checks a line per counted end.
+	capture(s)
+	t.Cleanup(func() { captures.Delete(s) })
 	if o != nil {
 		if err := s.Observe("fe", o); err != nil {
 			t.Fatal(err)
@@ -277,6 +281,7 @@ func waitCause(t testing.TB, s *Server, cause Cause, want uint64) [NumCauses]uin
 	if got[cause] != want {
 		t.Errorf("%v: %d connections, want %d (all causes: %v)", cause, got[cause], want, causeCounts(got))
 	}
+	checkLogLines(t, s, cause, want)
 	return got
 }
 

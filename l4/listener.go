@@ -123,11 +123,11 @@ func (ln *listener) accepted(fd int, peer netip.AddrPort) {
 	}
 	if !header {
 		if !fe.acl.admits(peer.Addr()) {
-			ln.deny(fd)
+			ln.deny(fd, peer)
 			srv.connDone(fe)
 			return
 		}
-		if !ln.admitClient(peer.Addr()) {
+		if !ln.admitClient(peer) {
 			refuse(fd)
 			srv.connDone(fe)
 			return
@@ -136,20 +136,22 @@ func (ln *listener) accepted(fd int, peer netip.AddrPort) {
 	ln.loop.startConn(ln, fd, peer, header)
 }
 
-// admitClient applies the per-client limits, counting a refusal by reason.
-func (ln *listener) admitClient(ip netip.Addr) bool {
+// admitClient applies the per-client limits, counting and logging a
+// refusal by reason.
+func (ln *listener) admitClient(peer netip.AddrPort) bool {
 	t := ln.fe.clients
 	if t == nil {
 		return true
 	}
-	switch t.admit(ip, ln.loop.now) {
+	cause := CauseClientLimit
+	switch t.admit(peer.Addr(), ln.loop.now) {
 	case refusedNone:
 		return true
 	case refusedRate:
-		ln.fe.closed[CauseRateLimit].Add(1)
-	default:
-		ln.fe.closed[CauseClientLimit].Add(1)
+		cause = CauseRateLimit
 	}
+	ln.fe.closed[cause].Add(1)
+	ln.logRefused(peer, cause)
 	return false
 }
 
@@ -195,16 +197,18 @@ func (ln *listener) resumeFull(fe *frontend) {
 }
 
 // deny closes a client the access list refuses, before any other work,
-// and counts it.
-func (ln *listener) deny(fd int) {
+// and counts and logs it.
+func (ln *listener) deny(fd int, peer netip.AddrPort) {
 	refuse(fd)
 	ln.fe.closed[CauseDenied].Add(1)
+	ln.logRefused(peer, CauseDenied)
 	ln.noteDenied()
 }
 
-// noteDenied logs a client refused by the access list. Rather than a line
-// per client (a scan could flood the log), a summary line goes out at most
-// every acceptLogEvery.
+// noteDenied writes the daemon log's line about clients refused by the
+// access list. Rather than a line per client (a scan could flood the log),
+// a summary line goes out at most every acceptLogEvery; the connection log
+// has each one.
 func (ln *listener) noteDenied() {
 	ln.deniedSince++
 	if now := ln.loop.now; now.Sub(ln.deniedLog) >= acceptLogEvery {
@@ -234,7 +238,7 @@ func (ln *listener) pause(err error) {
 		return
 	}
 	ln.loop.srv.log.Warn().Err(err).Str("frontend", ln.fe.cfg.Name).Str("listen", ln.addr.String()).
-		Int("pauses_not_logged", ln.suppressed).Dur("pause", acceptPause).
+		Int("pauses_not_logged", ln.suppressed).Float64("pause_seconds", acceptPause.Seconds()).
 		Msg("out of file descriptors or memory; pausing this listener")
 	ln.lastLog = now
 	ln.suppressed = 0

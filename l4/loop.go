@@ -106,6 +106,9 @@ type loop struct {
 	// hdrBuf is where PROXY headers are peeked at (proxy.go); nil until
 	// the first.
 	hdrBuf []byte
+	// ring holds this loop's connection log records for the writer;
+	// nil until the first one (see logRing).
+	ring *logRing
 
 	exited chan struct{} // closed when run returns
 

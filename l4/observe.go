@@ -64,21 +64,23 @@ func (s *Server) Backends(name string) []*backend.Backend {
 // CloseBackendConnections closes every connection of frontend name that is
 // relaying to, or connecting to, b: what on_down = "close" does when b is
 // marked down. They end with cause CauseBackendDown, and both peers get a
-// reset, since the conversation they were having is cut. It returns once every loop has been asked; the loops close
-// the connections on their next turn.
-func (s *Server) CloseBackendConnections(name string, b *backend.Backend) error {
+// reset, since the conversation they were having is cut. It returns, with
+// the number closed, once every loop has closed them.
+func (s *Server) CloseBackendConnections(name string, b *backend.Backend) (int, error) {
 	fe := s.frontend(name)
 	if fe == nil {
-		return ErrUnknownFrontend
+		return 0, ErrUnknownFrontend
 	}
-	s.postAll(func(l *loop) {
+	n := 0
+	s.eachLoop(func(l *loop) {
 		for c := range l.conns {
 			if c.fe.frontendShared == fe.frontendShared && c.be == b {
 				c.end(CauseBackendDown)
+				n++
 			}
 		}
 	})
-	return nil
+	return n, nil
 }
 
 // frontend finds a frontend's current generation by name.

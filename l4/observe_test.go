@@ -119,10 +119,13 @@ func TestCloseBackendConnections(t *testing.T) {
 		conns = append(conns, c)
 	}
 	target := s.Backends("fe")[0]
-	if err := s.CloseBackendConnections("fe", target); err != nil {
-		t.Fatal(err)
+	n, err := s.CloseBackendConnections("fe", target)
+	if err != nil || n != int(target.Peak()) {
+		t.Fatalf("%d connections closed (%v), want the backend's %d", n, err, target.Peak())
 	}
-	waitFor(t, time.Second, "the backend's connections closed", func() bool { return target.Active() == 0 })
+	if target.Active() != 0 {
+		t.Fatalf("%d connections left on the backend after CloseBackendConnections returned", target.Active())
+	}
 	if got := s.ActiveConnections(); got != 3 {
 		t.Fatalf("%d connections left, want the other backend's 3", got)
 	}

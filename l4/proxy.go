@@ -142,6 +142,7 @@ func (hl *headerLog) note(l *loop, fe *frontend, sender netip.AddrPort, why erro
 func (ln *listener) untrusted(fd int, peer netip.AddrPort) {
 	refuse(fd)
 	ln.fe.closed[CauseProxyUntrusted].Add(1)
+	ln.logRefused(peer, CauseProxyUntrusted)
 	ln.headerLog.note(ln.loop, ln.fe, peer, errUntrusted)
 }
 

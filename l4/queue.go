@@ -193,7 +193,8 @@ func (fe *frontend) handoff(w waiter, b *backend.Backend) {
 		return
 	}
 	c.loop.wheel.Stop(&c.timer)
-	c.fe.queue.wait.observe(c.loop.now.Sub(c.queuedAt))
+	c.queueWait = c.loop.now.Sub(c.queuedAt)
+	c.fe.queue.wait.observe(c.queueWait)
 	c.connectTo(b)
 }
 

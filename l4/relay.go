@@ -325,7 +325,7 @@ func (c *conn) relay() {
 			}
 		}
 		if upRes == pumpLocal || downRes == pumpLocal {
-			c.loop.srv.log.Debug().Err(firstErr(upErr, downErr)).Uint64("conn", c.id).Msg("relay failed locally")
+			c.loop.srv.log.Debug().Err(firstErr(upErr, downErr)).Uint64("connection_id", c.id).Msg("relay failed locally")
 			c.end(CauseLocalError)
 			return
 		}

@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -43,8 +44,18 @@ type Change struct {
 	// MaxLoopTask is the longest a loop spent on its reload task: the
 	// most a reload held up any connection. LateLoops counts the loops
 	// that had not run it within commitWait.
-	MaxLoopTask time.Duration `json:"max_loop_task_ns"`
+	MaxLoopTask time.Duration `json:"-"`
 	LateLoops   int           `json:"late_loops,omitempty"`
+}
+
+// MarshalJSON writes MaxLoopTask as max_loop_task_seconds: splicer reports
+// every duration in seconds, the unit in the name.
+func (c Change) MarshalJSON() ([]byte, error) {
+	type plain Change
+	return json.Marshal(struct {
+		plain
+		MaxLoopTask float64 `json:"max_loop_task_seconds"`
+	}{plain(c), c.MaxLoopTask.Seconds()})
 }
 
 // BackendChange names the backends a merge added, updated (weight, cap or
@@ -333,6 +344,13 @@ func (p *Plan) Commit() Change {
 	s.frontMu.Lock()
 	s.frontends = p.fronts
 	s.frontMu.Unlock()
+	for _, g := range p.changes {
+		if g.old != nil {
+			// Shared with the old generation: its open connections
+			// are logged under the new choice too.
+			g.gen.logPolicy.Store(newLogPolicy(g.gen.cfg))
+		}
+	}
 
 	// What each loop does with a listener, by protocol and bound address.
 	type action struct {
@@ -417,7 +435,7 @@ func (p *Plan) Commit() Change {
 		case <-l.exited:
 		case <-deadline.C:
 			p.report.LateLoops = len(loops) - i
-			s.log.Warn().Int("loops", p.report.LateLoops).Dur("waited", commitWait).
+			s.log.Warn().Int("loops", p.report.LateLoops).Float64("waited_seconds", commitWait.Seconds()).
 				Msg("reload: loops have not run their reload task yet; they will when they run")
 		}
 		if p.report.LateLoops > 0 {

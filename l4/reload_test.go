@@ -3,6 +3,7 @@ package l4
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -386,5 +387,17 @@ func TestReloadStall(t *testing.T) {
 		worstTask, worstProbe, idleProbe)
 	if worstTask > 100*time.Millisecond {
 		t.Errorf("a loop spent %v on one reload task", worstTask)
+	}
+}
+
+// The reload report gives its loop task time in seconds, the unit in the
+// name, as every duration splicer reports.
+func TestChangeJSONInSeconds(t *testing.T) {
+	b, err := json.Marshal(Change{FrontendsAdded: []string{"a"}, MaxLoopTask: 220 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"frontends_added":["a"],"max_loop_task_seconds":0.00022}`; string(b) != want {
+		t.Errorf("%s, want %s", b, want)
 	}
 }

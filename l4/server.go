@@ -59,6 +59,9 @@ type Server struct {
 	retired    []*time.Timer
 	drainFuncs sync.WaitGroup
 
+	// connlog is the connection log (connlog.go).
+	connlog *connLog
+
 	// maxConns is global.max_connections, which a reload may change.
 	maxConns atomic.Int64
 
@@ -88,6 +91,7 @@ func NewServer(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		groups:  make(map[listenKey]*listenGroup),
 	}
 	s.maxConns.Store(int64(cfg.Global.MaxConnections))
+	s.connlog = newConnLog(s, cfg.Global.Workers, max(cfg.Log.ConnectionsBuffer, 1))
 	s.pipes.OnSmallPipe(func(granted, requested int, usable bool) {
 		e := s.log.Warn().Int("granted_bytes", granted).Int("requested_bytes", requested).Bool("used", usable)
 		if usable {
@@ -134,6 +138,7 @@ func (s *Server) Start() error {
 	}
 	s.closeInheritedLocked()
 	s.started = true
+	s.connlog.start()
 	for _, l := range s.loops {
 		s.wg.Add(1)
 		go l.run(&s.wg)
@@ -297,28 +302,30 @@ func (s *Server) reserveAt(fe *frontend) int {
 		// take no new client, which could only be cut at the deadline.
 		return capGlobal
 	}
-	if !reserveUnder(&s.active, s.maxConns.Load()) {
+	if _, ok := reserveUnder(&s.active, s.maxConns.Load()); !ok {
 		return capGlobal
 	}
-	if fe.cfg.MaxConnections > 0 && !reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)) {
-		s.active.Add(-1)
-		return capFrontend
-	}
-	if fe.cfg.MaxConnections == 0 {
+	if fe.cfg.MaxConnections > 0 {
+		if _, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)); !ok {
+			s.active.Add(-1)
+			return capFrontend
+		}
+	} else {
 		fe.active.Add(1)
 	}
 	return capNone
 }
 
-// reserveUnder increments n unless it has reached max.
-func reserveUnder(n *atomic.Int64, max int64) bool {
+// reserveUnder increments n unless it has reached max; it returns the
+// new count.
+func reserveUnder(n *atomic.Int64, max int64) (int64, bool) {
 	for {
 		cur := n.Load()
 		if cur >= max {
-			return false
+			return cur, false
 		}
 		if n.CompareAndSwap(cur, cur+1) {
-			return true
+			return cur + 1, true
 		}
 	}
 }
@@ -357,11 +364,15 @@ func (s *Server) stopLoops() {
 	if started {
 		s.postAll(func(l *loop) { l.stop() })
 		s.wg.Wait()
+		// After the loops: the lines of the connections they closed
+		// are written too.
+		s.connlog.stop()
 	} else {
 		s.mu.Lock()
 		s.closeLoopsLocked()
 		s.closeInheritedLocked()
 		s.mu.Unlock()
+		s.connlog.stop() // closes the output
 	}
 	// One that fired before the Stop ends once the loops have stopped.
 	s.drainFuncs.Wait()

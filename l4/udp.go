@@ -349,7 +349,8 @@ func (ln *udpListener) admit(ip netip.Addr) bool {
 	case !fe.acl.admits(ip):
 		fe.udp.drop(DropAccessList)
 		return false
-	case !reserveUnder(&fe.active, int64(fe.cfg.MaxFlows)):
+	}
+	if _, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxFlows)); !ok {
 		fe.udp.drop(DropMaxFlows)
 		return false
 	}
@@ -421,6 +422,7 @@ func (ln *udpListener) openFlow(key flowKey) *flow {
 	}
 	ln.flows[key] = f
 	fe.total.Add(1)
+	fe.notePeak(fe.active.Load())
 	ln.loop.srv.flows.Add(1)
 	ln.loop.wheel.Schedule(&f.timer, fe.cfg.IdleTimeout)
 	return f

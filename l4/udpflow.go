@@ -26,6 +26,7 @@ type flow struct {
 
 	id                uint64    // server-wide, shared with connections, for the admin API
 	start             time.Time // when the first datagram came
+	firstReply        time.Time // when the first reply came; zero before
 	requests, replies uint64
 	bytesIn, bytesOut uint64 // relayed client to backend, and replies read for the client
 	// icmpSinceReply is set by an ICMP error that came after replies and
@@ -171,6 +172,9 @@ func (f *flow) readReplies() {
 		return
 	}
 	f.icmpSinceReply = false
+	if f.replies == 0 {
+		f.firstReply = l.now
+	}
 	if f.replies == 0 && fe.observer != nil {
 		// The first reply is what proves the backend serves: reported
 		// now, not at close, so a flow that an ICMP error ends later
@@ -208,6 +212,7 @@ func (f *flow) close(cause Cause) {
 	}
 	f.ln.fe.closed[cause].Add(1)
 	f.be.AddClosed(int(cause))
+	f.logEnd(cause)
 	// Closing the fd removes it from the epoll set.
 	unix.Close(f.fd)
 	f.release()

@@ -93,8 +93,8 @@ func deadUDPPort(t testing.TB) netip.AddrPort {
 // mutate adjust the frontend.
 func udpConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.FrontendBuilder)) *config.Config {
 	t.Helper()
-	fb := config.New().Workers(2).Frontend("fe").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
-		HealthCheck(config.CheckNone)
+	fb := config.New().Workers(2).ConnectionsBuffer(testLogBuffer).Frontend("fe").Protocol(config.ProtocolUDP).
+		Listen("127.0.0.1:0").HealthCheck(config.CheckNone).LogConnections(config.LogAll)
 	return buildConfig(t, fb, backends, mutate)
 }
 

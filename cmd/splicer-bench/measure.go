@@ -41,26 +41,35 @@ type test struct {
 	suite   suite
 	metrics []metric // the rows it fills; all are marked failed when it fails
 	run     func(ctx context.Context, r *runner, t *target, in *instance) (measurement, error)
-	// proxyV2 runs the test only on targets that send PROXY v2 headers.
+	// proxyV2 runs the test only on targets that send PROXY v2 headers;
+	// only, when set, is the one target the test runs on; logAll starts
+	// it with every connection logged.
 	proxyV2 bool
+	only    string
+	logAll  bool
 }
 
-// servedBy reports whether the test runs on t.
+// servedBy reports whether the test runs on target t.
 func (tst test) servedBy(t *target) bool {
-	return t.serves(tst.suite) && (!tst.proxyV2 || t.sendsProxyV2)
+	return t.serves(tst.suite) && (!tst.proxyV2 || t.sendsProxyV2) && (tst.only == "" || tst.only == t.name)
 }
 
 // allTests lists the tests in the order each round runs them.
 func allTests() []test {
 	return []test{
-		{"iperf3 1 stream", suiteTCP, []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit), false},
-		{"iperf3 8 streams", suiteTCP, []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit), false},
-		{"connection rate", suiteTCP, []metric{connRate, connCPUPer1000}, connRateTest, false},
-		{"connection rate, PROXY v2", suiteTCP, []metric{connRatePP2, connCPUPP2}, connRatePP2Test, true},
-		{"request/response", suiteTCP, []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, reqRespTest, false},
-		{"idle connections", suiteTCP, []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest, false},
-		{"UDP request/response", suiteUDP, []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, udpReqRespTest, false},
-		{"UDP new-flow queries", suiteUDP, []metric{udpQueryRate, udpQueryLoss}, udpQueryTest, false},
+		{name: "iperf3 1 stream", suite: suiteTCP, metrics: []metric{iperf1Gbps, iperf1Cores, iperf1CPUPerGbit}, run: iperfTest(1, iperf1Gbps, iperf1Cores, iperf1CPUPerGbit)},
+		{name: "iperf3 8 streams", suite: suiteTCP, metrics: []metric{iperf8Gbps, iperf8Cores, iperf8CPUPerGbit}, run: iperfTest(8, iperf8Gbps, iperf8Cores, iperf8CPUPerGbit)},
+		{name: "connection rate", suite: suiteTCP, metrics: []metric{connRate, connCPUPer1000}, run: connRateTest(connRate, connCPUPer1000)},
+		// The connection log's cost: the same load on splicer with every
+		// connection logged to a file, in the same rounds as the run
+		// above with it off.
+		{name: "connection rate, log all", suite: suiteTCP, metrics: []metric{connRateLogAll, connCPUPer1000LogAll},
+			run: connRateTest(connRateLogAll, connCPUPer1000LogAll), only: targetSplicer, logAll: true},
+		{name: "connection rate, PROXY v2", suite: suiteTCP, metrics: []metric{connRatePP2, connCPUPP2}, run: connRatePP2Test, proxyV2: true},
+		{name: "request/response", suite: suiteTCP, metrics: []metric{reqRate, reqP50, reqP99, reqCPUPer100k}, run: reqRespTest},
+		{name: "idle connections", suite: suiteTCP, metrics: []metric{idleHeld, idleRSS, idleFDs, idleKernel}, run: idleTest},
+		{name: "UDP request/response", suite: suiteUDP, metrics: []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, run: udpReqRespTest},
+		{name: "UDP new-flow queries", suite: suiteUDP, metrics: []metric{udpQueryRate, udpQueryLoss}, run: udpQueryTest},
 	}
 }
 
@@ -132,9 +141,11 @@ func iperfTest(streams int, gbps, cores, cpuPerGbit metric) func(context.Context
 }
 
 // connRateTest measures new connections per second, each echoing
-// messageSize bytes before it closes.
-func connRateTest(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
-	return connRateOn(ctx, r, in, in.echoAddr, connRate, connCPUPer1000)
+// messageSize bytes before it closes, into the rate and CPU rows given.
+func connRateTest(rate, cpuPer1000 metric) func(context.Context, *runner, *target, *instance) (measurement, error) {
+	return func(ctx context.Context, r *runner, _ *target, in *instance) (measurement, error) {
+		return connRateOn(ctx, r, in, in.echoAddr, rate, cpuPer1000)
+	}
 }
 
 // connRatePP2Test is connRateTest on the route where the proxy writes a

@@ -20,6 +20,8 @@ const (
 	connCPUPer1000
 	connRatePP2
 	connCPUPP2
+	connRateLogAll
+	connCPUPer1000LogAll
 	reqRate
 	reqP50
 	reqP99
@@ -62,23 +64,26 @@ func metricSpecs() [metricCount]metricSpec {
 		iperf8CPUPerGbit: {"proxy CPU per Gbit, 8 streams (CPU-s)", sig3, true, suiteTCP},
 		connRate:         {"connection rate, 32 clients (conn/s)", fixed(0), false, suiteTCP},
 		connCPUPer1000:   {"proxy CPU per 1000 connections (CPU-s)", sig3, true, suiteTCP},
-		connRatePP2:      {"connection rate, PROXY v2 header to the backend (conn/s)", fixed(0), true, suiteTCP},
-		connCPUPP2:       {"proxy CPU per 1000 connections, PROXY v2 header (CPU-s)", sig3, true, suiteTCP},
-		reqRate:          {"request rate, 16 connections (req/s)", fixed(0), false, suiteTCP},
-		reqP50:           {"request latency p50 (µs)", fixed(1), false, suiteTCP},
-		reqP99:           {"request latency p99 (µs)", fixed(1), false, suiteTCP},
-		reqCPUPer100k:    {"proxy CPU per 100k requests (CPU-s)", sig3, true, suiteTCP},
-		idleHeld:         {"idle connections held", fixed(0), false, suiteTCP},
-		idleRSS:          {"proxy RSS per idle connection (KiB)", fixed(2), true, suiteTCP},
-		idleFDs:          {"proxy fds per idle connection", fixed(2), true, suiteTCP},
-		idleKernel:       {"kernel Slab per idle connection, whole path (KiB)", fixed(2), false, suiteTCP},
-		udpReqRate:       {"UDP request rate, 16 sockets (datagrams/s)", fixed(0), false, suiteUDP},
-		udpReqP50:        {"UDP request latency p50 (µs)", fixed(1), false, suiteUDP},
-		udpReqP99:        {"UDP request latency p99 (µs)", fixed(1), false, suiteUDP},
-		udpReqLoss:       {"UDP request loss (%)", sig3, false, suiteUDP},
-		udpReqCPUPer100k: {"proxy CPU per 100k UDP requests (CPU-s)", sig3, true, suiteUDP},
-		udpQueryRate:     {"UDP new-flow queries, 16 clients (queries/s)", fixed(0), false, suiteUDP},
-		udpQueryLoss:     {"UDP new-flow query loss (%)", sig3, false, suiteUDP},
+		// splicer only: the same load with every connection logged.
+		connRateLogAll:       {"connection rate, connection log all (conn/s)", fixed(0), true, suiteTCP},
+		connCPUPer1000LogAll: {"proxy CPU per 1000 connections, connection log all (CPU-s)", sig3, true, suiteTCP},
+		connRatePP2:          {"connection rate, PROXY v2 header to the backend (conn/s)", fixed(0), true, suiteTCP},
+		connCPUPP2:           {"proxy CPU per 1000 connections, PROXY v2 header (CPU-s)", sig3, true, suiteTCP},
+		reqRate:              {"request rate, 16 connections (req/s)", fixed(0), false, suiteTCP},
+		reqP50:               {"request latency p50 (µs)", fixed(1), false, suiteTCP},
+		reqP99:               {"request latency p99 (µs)", fixed(1), false, suiteTCP},
+		reqCPUPer100k:        {"proxy CPU per 100k requests (CPU-s)", sig3, true, suiteTCP},
+		idleHeld:             {"idle connections held", fixed(0), false, suiteTCP},
+		idleRSS:              {"proxy RSS per idle connection (KiB)", fixed(2), true, suiteTCP},
+		idleFDs:              {"proxy fds per idle connection", fixed(2), true, suiteTCP},
+		idleKernel:           {"kernel Slab per idle connection, whole path (KiB)", fixed(2), false, suiteTCP},
+		udpReqRate:           {"UDP request rate, 16 sockets (datagrams/s)", fixed(0), false, suiteUDP},
+		udpReqP50:            {"UDP request latency p50 (µs)", fixed(1), false, suiteUDP},
+		udpReqP99:            {"UDP request latency p99 (µs)", fixed(1), false, suiteUDP},
+		udpReqLoss:           {"UDP request loss (%)", sig3, false, suiteUDP},
+		udpReqCPUPer100k:     {"proxy CPU per 100k UDP requests (CPU-s)", sig3, true, suiteUDP},
+		udpQueryRate:         {"UDP new-flow queries, 16 clients (queries/s)", fixed(0), false, suiteUDP},
+		udpQueryLoss:         {"UDP new-flow query loss (%)", sig3, false, suiteUDP},
 	}
 }
 

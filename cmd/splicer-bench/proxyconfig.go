@@ -24,7 +24,9 @@ const (
 // splicerCommand configures splicer with one frontend per route, no health
 // checks (the backends are local and known up) and no admin port. Its
 // connection and UDP flow caps are the fd limit: fds, not the caps, are
-// what bound it.
+// what bound it. The connection log is off, as the other proxies run
+// without one, except on a route with logAll: every connection is logged
+// to connections.log in dir.
 func splicerCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
 	return func(dir string, routes []route) ([]string, error) {
 		var b strings.Builder
@@ -36,16 +38,22 @@ shutdown_timeout = "2s"
 
 [log]
 level = "warn"
+connections_file = %q
 
 [admin]
 listen = ""
-`, proxyWorkers, fdLimit, maxPipes)
+`, proxyWorkers, fdLimit, maxPipes, filepath.Join(dir, "connections.log"))
 		for _, r := range routes {
+			log := "off"
+			if r.logAll {
+				log = "all"
+			}
 			fmt.Fprintf(&b, `
 [[frontend]]
 name = %q
 listen = %q
-`, r.name, r.listen)
+log_connections = %q
+`, r.name, r.listen, log)
 			if r.udp {
 				fmt.Fprintf(&b, `protocol = "udp"
 idle_timeout = %q

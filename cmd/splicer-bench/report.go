@@ -74,6 +74,7 @@ func writeReport(w io.Writer, cols []string, rows []metric, res *results) {
 	writeMainTable(w, cols, rows, res)
 	fmt.Fprintln(w)
 	writeRatioTable(w, rows, res)
+	writeLogCost(w, res)
 	writeNotes(w, res)
 	writeRounds(w, cols, rows, res)
 }
@@ -114,6 +115,32 @@ func writeRatioTable(w io.Writer, rows []metric, res *results) {
 		g := gs[m]
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", m.spec().label, strings.Join(cells, " | "), g.text, g.verdict(res, m))
 	}
+}
+
+// logCostGoal is issue 15's bound on the connection log's cost: proxy CPU
+// per connection with every connection logged, over that with the log off.
+const logCostGoal = 0.05
+
+// writeLogCost writes what logging every connection costs splicer, from
+// the connection-rate runs with the log off and all in the same rounds;
+// nothing when either is missing.
+func writeLogCost(w io.Writer, res *results) {
+	rateOff, ok1 := res.median(targetSplicer, connRate)
+	rateAll, ok2 := res.median(targetSplicer, connRateLogAll)
+	cpuOff, ok3 := res.median(targetSplicer, connCPUPer1000)
+	cpuAll, ok4 := res.median(targetSplicer, connCPUPer1000LogAll)
+	if !ok1 || !ok2 || !ok3 || !ok4 || rateOff == 0 || cpuOff == 0 {
+		return
+	}
+	cost := cpuAll/cpuOff - 1
+	verdict := "met"
+	if cost >= logCostGoal {
+		verdict = "missed"
+	}
+	fmt.Fprintf(w, "\nConnection log, every connection logged to a file vs off (splicer, same rounds): "+
+		"%.0f vs %.0f conn/s (%+.1f%%); proxy CPU per connection %.1f vs %.1f µs (%+.1f%%); "+
+		"goal (issue 15) under %.0f%% of proxy CPU per connection: %s.\n",
+		rateAll, rateOff, 100*(rateAll/rateOff-1), cpuAll*1000, cpuOff*1000, 100*cost, 100*logCostGoal, verdict)
 }
 
 // verdict is "met" or "missed", "n/a" when a needed median is missing, and

@@ -202,3 +202,25 @@ func TestGoalVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// The connection log's cost is quoted from splicer's two connection-rate
+// runs, against issue 15's 5% goal, and left out when either is missing.
+func TestLogCost(t *testing.T) {
+	res := newResults()
+	res.record(targetSplicer, map[metric]float64{
+		connRate: 6000, connCPUPer1000: 0.130, connRateLogAll: 5880, connCPUPer1000LogAll: 0.1352,
+	})
+	var b strings.Builder
+	writeLogCost(&b, res)
+	want := "\nConnection log, every connection logged to a file vs off (splicer, same rounds): 5880 vs 6000 conn/s (-2.0%); " +
+		"proxy CPU per connection 135.2 vs 130.0 µs (+4.0%); goal (issue 15) under 5% of proxy CPU per connection: met.\n"
+	if b.String() != want {
+		t.Errorf("got:\n%q\nwant:\n%q", b.String(), want)
+	}
+	b.Reset()
+	delete(res.samples, targetSplicer)
+	res.record(targetSplicer, map[metric]float64{connRate: 6000, connCPUPer1000: 0.130})
+	if writeLogCost(&b, res); b.Len() != 0 {
+		t.Errorf("without the log-all run: %q", b.String())
+	}
+}

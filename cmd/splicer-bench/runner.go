@@ -151,7 +151,7 @@ func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target,
 		res.fail(t.name, tst.metrics)
 		return
 	}
-	in, err := t.start(ctx, r.tmp, r.back, tst.suite)
+	in, err := t.start(ctx, r.tmp, r.back, tst.suite, tst.logAll)
 	if ctx.Err() != nil {
 		if err == nil {
 			in.stop()
@@ -197,7 +197,7 @@ func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target,
 // outcome in one line.
 func (r *runner) capacity(ctx context.Context, t *target, n, fds int) string {
 	what := fmt.Sprintf("capacity check, %d idle connections through %s", n, t.name)
-	in, err := t.start(ctx, r.tmp, r.back, suiteTCP)
+	in, err := t.start(ctx, r.tmp, r.back, suiteTCP, false)
 	if err != nil {
 		return fmt.Sprintf("%s: failed to start: %s", what, firstLine(err.Error()))
 	}

@@ -39,6 +39,9 @@ type route struct {
 	// sendProxy, on a tcp route, has the proxy send a PROXY v2 header to
 	// the backend before the client's bytes.
 	sendProxy bool
+	// logAll logs every connection (splicer only; the other proxies
+	// always run without a connection log).
+	logAll bool
 }
 
 // backends are the servers behind every target; one that no selected suite
@@ -93,8 +96,9 @@ func (in *instance) stop() {
 // start launches a fresh instance of t in front of b with the routes of
 // suite s, with its config in a new directory under tmp, and returns once
 // it relays an echo on every echo route: a proxy that starts but cannot
-// relay fails here, with its output, rather than later.
-func (t *target) start(ctx context.Context, tmp string, b backends, s suite) (*instance, error) {
+// relay fails here, with its output, rather than later. logAll has it log
+// every connection (see route.logAll).
+func (t *target) start(ctx context.Context, tmp string, b backends, s suite, logAll bool) (*instance, error) {
 	if t.command == nil {
 		return &instance{echoAddr: b.echo, iperfAddr: b.iperf, udpEchoAddr: b.udpEcho, udpQueryAddr: b.udpEcho}, nil
 	}
@@ -111,6 +115,9 @@ func (t *target) start(ctx context.Context, tmp string, b backends, s suite) (*i
 		return nil, err
 	}
 	in, routes := proxied(s, b, ports)
+	for i := range routes {
+		routes[i].logAll = logAll
+	}
 	argv, err := t.command(dir, routes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.name, err)

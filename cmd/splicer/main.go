@@ -45,10 +45,10 @@ const (
 )
 
 func main() {
-	// SIGHUP and SIGUSR2 are caught first thing: by default they end the
-	// process, and one sent while the daemon starts must not.
+	// SIGHUP, SIGUSR1 and SIGUSR2 are caught first thing: by default they
+	// end the process, and one sent while the daemon starts must not.
 	control := make(chan os.Signal, 4)
-	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
+	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	stops := make(chan os.Signal, 2)
 	signal.Notify(stops, os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -53,6 +53,47 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// run with a config that does not load reports each problem as a JSON line
+// (file, line and field apart) when the log format is json, the default;
+// as check's lines when it is console, by the flag or by the file's [log].
+func TestRunReportsConfigProblemsInTheLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	bad := "[[frontend]]\nname = \"a\"\nlisten = \"x\"\n[[frontend.backend]]\naddress = \"127.0.0.1:5\"\nwieght = 3\n"
+	path := filepath.Join(dir, "bad.toml")
+	console := filepath.Join(dir, "console.toml")
+	for p, text := range map[string]string{path: bad, console: "[log]\nformat = \"console\"\n" + bad} {
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, errOut := runCLI(context.Background(), "run", "-c", path)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != exitFail || len(lines) != 2 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	var first struct {
+		Level, File, Field, Error, Message, Time string
+		Line                                     int
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, lines[0])
+	}
+	if first.Level != "error" || first.File != path || first.Line != 3 || first.Field != `frontend "a": listen` ||
+		!strings.HasPrefix(first.Error, `"x" is not IP:port`) || first.Message != "configuration problem: not started" ||
+		len(first.Time) != len("2006-01-02T15:04:05.000Z") {
+		t.Errorf("first line %+v", first)
+	}
+	want := path + ":3: frontend \"a\": listen: \"x\" is not IP:port, such as \"127.0.0.1:7000\" or \"[::1]:7000\"\n"
+	if code, _, errOut := runCLI(context.Background(), "run", "-c", path, "-log-format", "console"); code != exitFail ||
+		!strings.HasPrefix(errOut, want) {
+		t.Errorf("-log-format console: exit %d, stderr:\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(context.Background(), "run", "-c", console); code != exitFail ||
+		!strings.HasPrefix(errOut, console+":5: ") {
+		t.Errorf("[log] format console: exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"frobnicate"}, {"check"}, {"check", "-x"}, {"version", "extra"}} {
 		if code, _, _ := runCLI(context.Background(), args...); code != exitUsage {

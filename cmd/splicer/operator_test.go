@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/admin"
+	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
@@ -268,7 +269,14 @@ listen = "`+loop+`"
 	for sc.Scan() {
 		var rec map[string]any
 		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["message"] == "config warning" {
-			logged = append(logged, "warning: "+rec["problem"].(string))
+			// A problem is logged with its parts apart (file, line,
+			// field, error): put them together as check prints them.
+			line, _ := rec["line"].(float64)
+			file, _ := rec["file"].(string)
+			field, _ := rec["field"].(string)
+			msg, _ := rec["error"].(string)
+			p := config.Problem{File: file, Line: int(line), Path: field, Msg: msg}
+			logged = append(logged, "warning: "+p.String())
 		}
 	}
 	if len(logged) != len(want) {

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/rs/zerolog"
+
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/daemon"
 	"github.com/splicerlb/splicer/pkg/demo"
@@ -23,7 +25,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signal
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: splicer run -c FILE [flags]\n\n"+
 			"Runs the daemon until SIGINT or SIGTERM, then shuts down gracefully.\n"+
-			"SIGHUP reloads the config; SIGUSR2 upgrades to the binary now at this one's path.\n")
+			"SIGHUP reloads the config; SIGUSR1 reopens the connection log file (log rotation);\n"+
+			"SIGUSR2 upgrades to the binary now at this one's path.\n")
 		fs.PrintDefaults()
 	}
 	if code, stop := parseFlags(fs, args, stdout, stderr); stop {
@@ -51,7 +54,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signal
 	}
 	cfg, err := load()
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		reportConfigError(stderr, err, *format, *file)
 		handover.Fail(err)
 		return exitFail
 	}
@@ -74,7 +77,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, signal
 		log.Info().Int("count", len(addrs)).Msg("demo backends started")
 	}
 	d, err := daemon.New(cfg, log, daemon.Options{
-		Version: version, Load: load, LogOutput: out, Signals: signals,
+		Version: version, Revision: commit, Load: load, LogOutput: out, Signals: signals,
 		Notifier: daemon.NotifierFromEnv(), Args: os.Args, Handover: handover,
 	})
 	if err != nil {
@@ -106,4 +109,25 @@ func demoAddrs(cfg *config.Config) []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// reportConfigError prints why the config did not load, in the log format
+// the operator asked for (-log-format, else the file's [log] format if it
+// can be read that far, else the default json): one JSON line per problem
+// with its file, line and field apart, or for console the problems as
+// "FILE:LINE: FIELD: MESSAGE" lines, as splicer check prints them.
+func reportConfigError(stderr io.Writer, err error, format, file string) {
+	if format == "" {
+		format = config.PeekLogFormat(file)
+	}
+	if format == logging.FormatConsole {
+		fmt.Fprintln(stderr, err)
+		return
+	}
+	log, lerr := logging.New(logging.Options{Format: logging.FormatJSON, Out: stderr})
+	if lerr != nil {
+		fmt.Fprintln(stderr, err)
+		return
+	}
+	daemon.LogProblems(log, zerolog.ErrorLevel, err, "configuration problem: not started")
 }

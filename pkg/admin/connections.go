@@ -108,6 +108,6 @@ func (s *Server) serveCloseConnection(w http.ResponseWriter, r *http.Request, c 
 		c.failAfterCommit(w, sourceStatus(err), err)
 		return
 	}
-	s.log.Info().Uint64("conn", id).Str("user", c.p.User).Str("remote", c.p.Source).Msg("connection closed by admin")
+	s.log.Info().Uint64("connection_id", id).Str("user", c.p.User).Str("source", c.p.Source).Msg("connection closed by admin")
 	w.WriteHeader(http.StatusNoContent)
 }

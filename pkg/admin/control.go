@@ -71,7 +71,7 @@ func (s *Server) serveSetState(w http.ResponseWriter, r *http.Request, c *call) 
 		return
 	}
 	s.log.Info().Str("frontend", fe).Str("backend", be).Str("state", req.State).Str("previous", prev.State).
-		Str("user", c.p.User).Str("remote", c.p.Source).Msg("backend state set")
+		Str("user", c.p.User).Str("source", c.p.Source).Msg("backend state set")
 	writeJSON(w, http.StatusOK, backendChange{Frontend: fe, Backend: be, State: req.State})
 }
 
@@ -118,7 +118,7 @@ func (s *Server) serveSetWeight(w http.ResponseWriter, r *http.Request, c *call)
 		return
 	}
 	s.log.Info().Str("frontend", fe).Str("backend", be).Int("weight", weight).Int("previous", prev.Weight).
-		Str("user", c.p.User).Str("remote", c.p.Source).Msg("backend weight set")
+		Str("user", c.p.User).Str("source", c.p.Source).Msg("backend weight set")
 	writeJSON(w, http.StatusOK, backendChange{Frontend: fe, Backend: be, Weight: weight})
 }
 

@@ -74,7 +74,7 @@ func (s *Server) serveReload(w http.ResponseWriter, r *http.Request, c *call) {
 	if s.lifecycleMissing(w, c) || !c.commit(w) {
 		return
 	}
-	s.log.Info().Str("user", c.p.User).Str("remote", c.p.Source).Msg("reload requested")
+	s.log.Info().Str("user", c.p.User).Str("source", c.p.Source).Msg("reload requested")
 	res := s.lifecycle.Reload(r.Context())
 	status := http.StatusOK
 	if !res.OK {
@@ -90,7 +90,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *call) {
 	if s.lifecycleMissing(w, c) || !c.commit(w) {
 		return
 	}
-	s.log.Info().Str("user", c.p.User).Str("remote", c.p.Source).Msg("binary upgrade requested")
+	s.log.Info().Str("user", c.p.User).Str("source", c.p.Source).Msg("binary upgrade requested")
 	res := s.lifecycle.Upgrade(r.Context())
 	status := http.StatusOK
 	if !res.OK {

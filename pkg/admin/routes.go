@@ -231,7 +231,7 @@ func (c *call) record(result string) bool {
 func (c *call) deny(w http.ResponseWriter, status int, msg string) {
 	c.record(fmt.Sprintf("denied: %d %s", status, msg))
 	c.s.log.Info().Str("action", c.rt.action).Str("user", c.p.User).Str("source", c.p.Source).
-		Int("status", status).Str("reason", msg).Msg("admin request denied")
+		Int("status", status).Str("error", msg).Msg("admin request denied")
 	writeError(w, status, msg)
 }
 

@@ -47,6 +47,10 @@ type Options struct {
 	ReadTimeout       time.Duration // 10s
 	WriteTimeout      time.Duration // 30s: a scrape of many backends must fit
 	IdleTimeout       time.Duration // 2m
+	// Metrics, when set, serves GET /metrics instead of the registry New
+	// is given (the daemon writes its series straight from a snapshot:
+	// see pkg/metrics). The route's permission applies to it as to any.
+	Metrics http.Handler
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -84,7 +88,7 @@ func New(src Source, reg *prometheus.Registry, log zerolog.Logger, opts Options)
 		src:       src,
 		log:       log,
 		sec:       opts.Security,
-		metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		metrics:   opts.Metrics,
 		conns:     newConnLimiter(orDefault(opts.MaxConnections, DefaultMaxConnections)),
 		inflight:  make(chan struct{}, orDefault(opts.MaxRequests, DefaultMaxRequests)),
 		lifecycle: opts.Lifecycle,
@@ -92,6 +96,9 @@ func New(src Source, reg *prometheus.Registry, log zerolog.Logger, opts Options)
 	}
 	if s.sec == nil {
 		s.sec = ReadOnly(log)
+	}
+	if s.metrics == nil {
+		s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: promLog{log}})
 	}
 	s.handler = s.newMux()
 	s.http = &http.Server{
@@ -116,6 +123,13 @@ func (d debugWriter) Write(p []byte) (int, error) {
 	d.log.Debug().Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// promLog routes promhttp's errors (a collector failing a scrape) into the
+// server's log.
+type promLog struct{ log zerolog.Logger }
+
+// Println implements promhttp.Logger.
+func (p promLog) Println(v ...any) { p.log.Error().Msg(strings.TrimSpace(fmt.Sprintln(v...))) }
 
 // Handler returns the server's routes, for tests and for embedding behind
 // another listener; requests still pass every check, and count as TCP.

@@ -24,11 +24,12 @@ func compactJSON(t *testing.T, s string) string {
 }
 
 const wantStatsJSON = `{
- "version": "1.2.3", "started_at": "2026-11-26T12:00:00Z", "uptime_seconds": 3725,
+ "version": "1.2.3", "revision": "", "go_version": "", "started_at": "2026-11-26T12:00:00Z", "uptime_seconds": 3725,
  "pipes_in_use": 3, "pipes_max": 4096, "pipes_small": 0, "fds": 42, "connections": 2, "max_connections": 10000,
+ "connection_log": {"lines": 0, "dropped_buffer_full": 0, "dropped_write_failed": 0},
  "frontends": [{
   "name": "pg", "listen": ["127.0.0.1:6432"], "protocol": "tcp", "strategy": "leastconn",
-  "active": 2, "total": 10, "rejected": 1, "queued": 4, "bytes_in": 1000, "bytes_out": 5000,
+  "active": 2, "peak": 0, "total": 10, "rejected": 1, "queued": 4, "bytes_in": 1000, "bytes_out": 5000,
   "max_connections": 100, "queued_now": 1, "queue_timeouts": 1,
   "refused": {"access_list": 5, "no_backend": 0, "per_client": 0, "queue_full": 0, "queue_timeout": 1, "rate_limit": 0},
   "queue_wait_buckets": [{"le": 0.001, "count": 2}, {"le": 0.01, "count": 3}],
@@ -45,8 +46,10 @@ const wantStatsJSON = `{
    "state": "ready", "backup": false, "max_connections": 50,
    "health": {"checked": true, "check": "tcp", "up": true, "last_ok": true, "last_message": "ok",
     "last_duration_seconds": 0.0015, "last_check": "2026-11-26T13:00:00Z",
-    "last_change": "2026-11-26T12:01:00Z", "successes": 5, "failures": 0, "passive_failures": 0},
-   "active": 2, "total": 7, "bytes_in": 700, "bytes_out": 3500,
+    "last_change": "2026-11-26T12:01:00Z", "successes": 5, "failures": 0, "passive_failures": 0,
+    "checks_passed": 0, "checks_failed": 0, "check_count": 0, "check_sum_seconds": 0,
+    "transitions_up": 0, "transitions_down": 0},
+   "active": 2, "peak": 0, "total": 7, "bytes_in": 700, "bytes_out": 3500,
    "datagrams_in": 0, "datagrams_out": 0, "foreign_drops": 0,
    "connect_failures": {"other": 0, "refused": 2, "reset": 0, "timeout": 1, "unreachable": 0},
    "resets": 1, "closed": {"backend_reset": 1, "client_fin": 3}, "pipes_in_use": 2, "connect_p50_seconds": 0.0005, "connect_p99_seconds": 0.001,
@@ -63,8 +66,10 @@ const wantStatsJSON = `{
    "state": "drain", "backup": true, "max_connections": 0,
    "health": {"checked": true, "check": "tcp", "up": false, "last_ok": false,
     "last_message": "connect: connection refused", "last_duration_seconds": 0.0002,
-    "last_check": "2026-11-26T13:00:00Z", "successes": 0, "failures": 3, "passive_failures": 0},
-   "active": 0, "total": 3, "bytes_in": 300, "bytes_out": 1500,
+    "last_check": "2026-11-26T13:00:00Z", "successes": 0, "failures": 3, "passive_failures": 0,
+    "checks_passed": 0, "checks_failed": 0, "check_count": 0, "check_sum_seconds": 0,
+    "transitions_up": 0, "transitions_down": 0},
+   "active": 0, "peak": 0, "total": 3, "bytes_in": 300, "bytes_out": 1500,
    "datagrams_in": 0, "datagrams_out": 0, "foreign_drops": 0,
    "connect_failures": {"other": 0, "refused": 0, "reset": 0, "timeout": 0, "unreachable": 0},
    "resets": 0, "closed": null, "pipes_in_use": 0, "connect_p50_seconds": 0, "connect_p99_seconds": 0,
@@ -73,7 +78,7 @@ const wantStatsJSON = `{
   }]
  }, {
   "name": "cache", "listen": ["127.0.0.1:6380", "[::1]:6380"], "protocol": "tcp", "strategy": "maglev",
-  "active": 0, "total": 0, "rejected": 0, "queued": 0, "bytes_in": 0, "bytes_out": 0,
+  "active": 0, "peak": 0, "total": 0, "rejected": 0, "queued": 0, "bytes_in": 0, "bytes_out": 0,
   "max_connections": 0, "queued_now": 0, "queue_timeouts": 0, "refused": null,
   "queue_wait_buckets": null, "queue_wait_count": 0, "queue_wait_sum_seconds": 0,
   "datagrams_in": 0, "datagrams_out": 0, "closed": null,

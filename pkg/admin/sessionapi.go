@@ -92,7 +92,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request, c *call) {
 		s.sec.sessions.end(cookie)
 		return
 	}
-	s.log.Info().Str("user", u.Name).Str("remote", c.p.Source).Msg("admin page login")
+	s.log.Info().Str("user", u.Name).Str("source", c.p.Source).Msg("admin page login")
 	http.SetCookie(w, sessionCookieFor(cookie, r.TLS != nil))
 	c.p.csrf = csrf
 	writeJSON(w, http.StatusOK, principalInfo(c.p))

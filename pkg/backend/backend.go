@@ -52,8 +52,10 @@ type Backend struct {
 
 	_      cacheLinePad
 	active atomic.Int64
+	peak   atomic.Int64 // the most active ever
 	_      cacheLinePad
 	ctr    counters
+	health healthCounters
 }
 
 // New validates spec and returns a healthy, Ready backend with zeroed
@@ -72,6 +74,7 @@ func New(spec Spec) (*Backend, error) {
 		return nil, fmt.Errorf("backend %q: negative max_connections %d: %w", name, spec.MaxConnections, ErrInvalid)
 	}
 	b := &Backend{name: name, addr: spec.Address}
+	b.health.changed.Store(time.Now().UnixNano())
 	b.maxConns.Store(int64(spec.MaxConnections))
 	b.backup.Store(spec.Backup)
 	b.weight.Store(int32(spec.Weight))
@@ -160,14 +163,20 @@ func (b *Backend) SetState(s State) error {
 func (b *Backend) Healthy() bool { return !b.down.Load() }
 
 // SetHealthy records a health verdict. A change rebuilds the owning Set's
-// snapshot, and a recovery (down to up) starts slow start.
+// snapshot, is counted (HealthCounters), and a recovery (down to up)
+// starts slow start.
 func (b *Backend) SetHealthy(up bool) {
 	wasDown := b.down.Swap(!up)
 	if wasDown != up {
 		return
 	}
+	now := b.clock().UnixNano()
+	b.health.changed.Store(now)
 	if up {
-		b.upSince.Store(b.clock().UnixNano())
+		b.health.up.Add(1)
+		b.upSince.Store(now)
+	} else {
+		b.health.down.Add(1)
 	}
 	b.changed()
 }

@@ -43,6 +43,7 @@ func (b *Backend) take() bool {
 			b.capCrossed()
 		}
 	}
+	raisePeak(&b.peak, n)
 	return true
 }
 

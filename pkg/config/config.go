@@ -37,6 +37,13 @@ const (
 	CheckHTTP       = "http"
 )
 
+// Values accepted by Frontend.LogConnections.
+const (
+	LogAll    = "all"
+	LogErrors = "errors"
+	LogOff    = "off"
+)
+
 // Values accepted by Frontend.OnDown.
 const (
 	OnDownKeep  = "keep"
@@ -91,6 +98,12 @@ type Global struct {
 type Log struct {
 	Level  string // debug | info | warn | error
 	Format string // json | console
+	// ConnectionsFile is where the connection log goes; "" sends it to
+	// the daemon's log (stderr).
+	ConnectionsFile string
+	// ConnectionsBuffer is the connection log lines each event loop holds
+	// for the writer; beyond it, lines are dropped and counted.
+	ConnectionsBuffer int
 }
 
 // Frontend is one balanced service ([[frontend]]).
@@ -153,6 +166,17 @@ type Frontend struct {
 	AcceptProxyFrom     []netip.Prefix
 	AcceptProxyOptional bool
 	ProxyHeaderTimeout  time.Duration
+
+	// LogConnections selects the connections (UDP: flows) that get a line
+	// in the connection log: LogAll, LogErrors or LogOff.
+	LogConnections string
+	// LogSample is the fraction of clean connections logged under LogAll
+	// (1: every one); error lines are never sampled.
+	LogSample float64
+	// LogSlow makes a clean connection an error line when its backend
+	// took longer than this to be ready (TCP: accept to connected; UDP:
+	// first datagram to first reply); 0 turns it off.
+	LogSlow time.Duration
 
 	// UDP only.
 	// Responses ends a flow after this many replies; 0 keeps no flow state

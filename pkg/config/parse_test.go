@@ -35,6 +35,8 @@ func defaultFrontend() Frontend {
 		OnDown:             OnDownKeep,
 		SendProxy:          ProxyNone,
 		ProxyHeaderTimeout: 5 * time.Second,
+		LogConnections:     LogErrors,
+		LogSample:          1,
 		Responses:          -1,
 		MaxFlows:           10000,
 		Health: Health{
@@ -84,7 +86,7 @@ address = "127.0.0.1:7001"
 			ShutdownTimeout: 30 * time.Second,
 			RuntimeDir:      defaultRuntimeDir(),
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: "json", ConnectionsBuffer: 1024},
 		Admin: Admin{Listen: "127.0.0.1:9090", SocketMode: 0o660, AuditMaxSize: 64 << 20, AuditKeep: 10,
 			MaxConnections: 64, MaxRequests: 16},
 		Upgrade:   Upgrade{Handoff: true, HandoffTimeout: 10 * time.Second},
@@ -197,7 +199,7 @@ func TestExampleConfig(t *testing.T) {
 		LogLevel("info").LogFormat("console").
 		AdminListen("127.0.0.1:9090").
 		Frontend("demo").Listen("127.0.0.1:7000").Protocol(ProtocolTCP).Strategy(StrategyRoundRobin).
-		ConnectTimeout(2*time.Second).
+		ConnectTimeout(2*time.Second).LogConnections(LogAll).
 		HealthCheck(CheckTCP).HealthInterval(2*time.Second).HealthRise(2).HealthFall(3).
 		Backend("127.0.0.1:7001", 2).
 		Backend("127.0.0.1:7002", 1).

@@ -33,6 +33,10 @@ type rawGlobal struct {
 type rawLog struct {
 	Level  *stringSetting `toml:"level"`
 	Format *stringSetting `toml:"format"`
+
+	// The connection log (connlog.go).
+	ConnectionsFile   *stringSetting `toml:"connections_file"`
+	ConnectionsBuffer *intSetting    `toml:"connections_buffer"`
 }
 
 type rawFrontend struct {
@@ -71,6 +75,11 @@ type rawFrontend struct {
 	AcceptProxyFrom     *listSetting     `toml:"accept_proxy_from"`
 	AcceptProxyOptional *boolSetting     `toml:"accept_proxy_optional"`
 	ProxyHeaderTimeout  *durationSetting `toml:"proxy_header_timeout"`
+
+	// The connection log (connlog.go).
+	LogConnections *stringSetting   `toml:"log_connections"`
+	LogSample      *floatSetting    `toml:"log_sample"`
+	LogSlow        *durationSetting `toml:"log_slow"`
 
 	Responses     *intSetting  `toml:"responses"`
 	MaxFlows      *intSetting  `toml:"max_flows"`

@@ -64,10 +64,12 @@ func resolveLog(r *rawLog, ps *problems) Log {
 		r = &rawLog{}
 	}
 	sc := scope{ps: ps, key: "log", label: "log."}
-	return Log{
+	l := Log{
 		Level:  get(sc, "level", r.Level, defaultLogLevel),
 		Format: get(sc, "format", r.Format, defaultLogFormat),
 	}
+	resolveConnectionLog(&l, r, sc)
+	return l
 }
 
 // frontendLabel names frontend i for the operator: by name when it has one.
@@ -123,6 +125,10 @@ func resolveFrontend(r *rawFrontend, i int, dns DNS, ps *problems) Frontend {
 		MaxFlows:  get(sc, "max_flows", r.MaxFlows, defaultMaxFlows),
 
 		ReceiveBuffer: get(sc, "receive_buffer", r.ReceiveBuffer, 0),
+
+		LogConnections: get(sc, "log_connections", r.LogConnections, defaultLogConnections),
+		LogSample:      get(sc, "log_sample", r.LogSample, defaultLogSample),
+		LogSlow:        get(sc, "log_slow", r.LogSlow, 0),
 
 		Health: resolveHealth(sc, r.Health, protocol),
 	}

@@ -38,6 +38,7 @@ type (
 	intSetting      = setting[int, intParser]
 	boolSetting     = setting[bool, boolParser]
 	stringSetting   = setting[string, stringParser]
+	floatSetting    = setting[float64, floatParser]
 	durationSetting = setting[time.Duration, durationParser]
 	sizeSetting     = setting[int, sizeParser]
 	listSetting     = setting[[]string, listParser]
@@ -61,6 +62,19 @@ func (boolParser) parse(data any) (bool, error) {
 		return false, fmt.Errorf("must be true or false, got %s", tomlType(data))
 	}
 	return b, nil
+}
+
+// floatParser accepts a float or an integer (log_sample = 1).
+type floatParser struct{}
+
+func (floatParser) parse(data any) (float64, error) {
+	switch v := data.(type) {
+	case float64:
+		return v, nil
+	case int64:
+		return float64(v), nil
+	}
+	return 0, fmt.Errorf("must be a number, got %s", tomlType(data))
 }
 
 type stringParser struct{}

@@ -72,6 +72,7 @@ func validateGlobal(g Global, sc scope) {
 func validateLog(l Log, sc scope) {
 	sc.oneOf("level", l.Level, "debug", "info", "warn", "error")
 	sc.oneOf("format", l.Format, "json", "console")
+	validateConnectionLog(l, sc)
 }
 
 // validateNames requires a unique, well-formed name per frontend: names
@@ -140,6 +141,7 @@ func validateFrontend(f *Frontend, r *rawFrontend, sc scope) {
 
 	validateProtocolOptions(f, r, sc)
 	validateProxy(f, r, sc)
+	validateFrontendLog(f, r, sc)
 	validateHealth(f.Health, r.Health, sc)
 	validateRoles(f.Health, sc)
 	if f.Discovery != nil {

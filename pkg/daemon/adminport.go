@@ -130,6 +130,7 @@ func (d *Daemon) startAdmin(cfg *config.Config, h *Handover) error {
 		srv: admin.New(src, d.reg, log, admin.Options{
 			Security: d.security, Lifecycle: src, History: historySource{d},
 			MaxConnections: ac.MaxConnections, MaxRequests: ac.MaxRequests,
+			Metrics: d.metricsHandler(log),
 		}),
 		log: log,
 		tls: d.security.TLSConfig(),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/l4"
@@ -33,12 +35,17 @@ type Daemon struct {
 	cfg     atomic.Pointer[config.Config] // the config in force; a reload swaps it
 	srv     *l4.Server
 	checks  *checks
-	reg     *prometheus.Registry
+	reg     *prometheus.Registry // the process, Go and reload metrics
 	reloads *reloadMetrics
-	state   *stateFile
-	history *history.Recorder // the last minutes, sampled by Run
-	locks   *locks            // set by Run
-	started time.Time
+	// collector is splicer's own series, served beside reg's.
+	collector *metrics.Collector
+	state     *stateFile
+	history   *history.Recorder // the last minutes, sampled by Run
+	locks     *locks            // set by Run
+	started   time.Time
+	// connFile is the connection log's file; nil when the connection
+	// log goes to the daemon's log. Changed under ctl.
+	connFile *logging.File
 
 	// ctl lets one reload, upgrade or backend change run at a time.
 	ctl sync.Mutex
@@ -69,8 +76,10 @@ type Daemon struct {
 // Options are what the daemon needs beyond the config. The zero value runs
 // a daemon that reloads from Config.File and cannot upgrade.
 type Options struct {
-	// Version is reported by the admin API and metrics.
-	Version string
+	// Version and Revision (the source revision built) are reported by
+	// the admin API and metrics.
+	Version  string
+	Revision string
 	// Load reads the configuration again for a reload; nil reads
 	// Config.File. Command-line overrides belong in it, so that they
 	// survive reloads.
@@ -78,9 +87,10 @@ type Options struct {
 	// LogOutput is the output the daemon's logger writes through, if
 	// any: a reload applies [log] level and format to it.
 	LogOutput *logging.Output
-	// Signals delivers SIGHUP (reload) and SIGUSR2 (upgrade) and, once
-	// Run is shutting down, a further SIGINT or SIGTERM, which closes the
-	// connections left at once instead of waiting for them.
+	// Signals delivers SIGHUP (reload), SIGUSR1 (reopen the log files)
+	// and SIGUSR2 (upgrade) and, once Run is shutting down, a further
+	// SIGINT or SIGTERM, which closes the connections left at once
+	// instead of waiting for them.
 	Signals <-chan os.Signal
 	// Notifier talks to the service manager; nil sends nothing.
 	Notifier *Notifier
@@ -97,7 +107,7 @@ type Options struct {
 // reads every secret the config names (failing when one cannot be read)
 // and opens the audit log.
 func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) {
-	logWarnings(log, cfg)
+	logProblemList(log, zerolog.WarnLevel, cfg.Warnings, "config warning")
 	sec, err := newSecurity(cfg, logging.Component(log, "admin"))
 	if err != nil {
 		return nil, err
@@ -115,8 +125,18 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		closeSecurity(sec)
 		return nil, err
 	}
+	connFile, err := openConnLog(cfg)
+	if err != nil {
+		srv.Close()
+		found.stop()
+		closeSecurity(sec)
+		return nil, err
+	}
 	hc, err := newChecks(cfg, srv, logging.Component(log, "health"))
 	if err != nil {
+		if connFile != nil {
+			connFile.Close()
+		}
 		srv.Close()
 		found.stop()
 		closeSecurity(sec)
@@ -131,19 +151,28 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Daemon, error) 
 		state:      &stateFile{log: log, path: cfg.Global.StateFile},
 		history:    newHistory(),
 		handedOver: make(chan struct{}),
+		connFile:   connFile,
 	}
+	srv.SetLogFormat(cfg.Log.Format)
+	srv.SetLogOutput(d.connLogOutput(connFile))
 	d.cfg.Store(cfg)
 	d.reloads = newReloadMetrics(d.reg)
 	src := &source{d: d}
-	d.reg.MustRegister(metrics.NewCollector(src.Stats), newDNSCollector(found))
+	d.collector = metrics.NewCollector(src.Stats)
+	// The process and Go runtime figures every exporter has (open fds,
+	// memory, CPU, start time, goroutines, GC), beside splicer's own,
+	// which the scrape writes straight from a snapshot (metricsHandler).
+	d.reg.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+		newDNSCollector(found),
+	)
 	return d, nil
 }
 
-// logWarnings logs the config's warnings, one record each.
-func logWarnings(log zerolog.Logger, cfg *config.Config) {
-	for _, w := range cfg.Warnings {
-		log.Warn().Str("problem", w.String()).Msg("config warning")
-	}
+// metricsHandler serves a scrape: splicer's series, then reg's.
+func (d *Daemon) metricsHandler(log zerolog.Logger) http.Handler {
+	return metrics.Handler(d.collector, d.reg, log)
 }
 
 // config is the configuration in force.
@@ -170,7 +199,8 @@ func spareProc(workers int) (int, bool) {
 // new process has them already) and open connections get up to
 // global.shutdown_timeout to finish before they are closed. Connections
 // cut at the deadline are logged, not treated as a failure of Run. Meanwhile
-// it reloads on SIGHUP and upgrades on SIGUSR2.
+// it reloads on SIGHUP, reopens the connection log on SIGUSR1 and upgrades
+// on SIGUSR2.
 //
 // Everything that can fail happens before the first client is accepted:
 // the listener locks, the admin port, the state file, the binds. When this
@@ -181,6 +211,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			h.Fail(err)
+			// A start that failed leaves nothing open, the connection
+			// log's file included (after a shutdown this is a no-op).
+			_ = d.srv.Close()
 		}
 	}()
 	defer closeSecurity(d.security)
@@ -266,6 +299,8 @@ func (d *Daemon) serve(ctx context.Context) {
 					result = fmt.Sprintf("error: %d problems", len(out.Problems))
 				}
 				d.auditReload(result)
+			case syscall.SIGUSR1:
+				d.ReopenLogs()
 			case syscall.SIGUSR2:
 				d.Upgrade(context.Background())
 			}
@@ -281,10 +316,10 @@ func (d *Daemon) shutdown() error {
 		// No longer the service's main process: systemd takes no
 		// notification from it.
 		d.log.Info().Int64("successor_pid", d.successor.Load()).Int64("connections", d.srv.ActiveConnections()).
-			Dur("timeout", timeout).Msg("handed over: draining this process's connections, then exiting")
+			Float64("timeout_seconds", timeout.Seconds()).Msg("handed over: draining this process's connections, then exiting")
 	} else {
 		d.notify("STOPPING=1", fmt.Sprintf("STATUS=stopping: draining %d connections", d.srv.ActiveConnections()))
-		d.log.Info().Int64("connections", d.srv.ActiveConnections()).Dur("timeout", timeout).
+		d.log.Info().Int64("connections", d.srv.ActiveConnections()).Float64("timeout_seconds", timeout.Seconds()).
 			Msg("shutting down: stopped accepting, waiting for connections")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -242,15 +242,17 @@ func (x *discovered) apply(d *Daemon) {
 		x.log.Error().Err(err).Msg("discovered backends refused")
 		return
 	}
+	closed := 0
 	if fe.OnDown == config.OnDownClose {
 		for _, name := range change.Removed {
 			if b := before[name]; b != nil {
-				_ = d.srv.CloseBackendConnections(x.fe, b)
+				n, _ := d.srv.CloseBackendConnections(x.fe, b)
+				closed += n
 			}
 		}
 	}
 	x.log.Info().Strs("added", change.Added).Strs("updated", change.Updated).Strs("removed", change.Removed).
-		Int("backends", len(want)).Msg("backends discovered")
+		Int("backends", len(want)).Int("connections_closed", closed).Msg("backends discovered")
 }
 
 // discoveryPlan is what a reload does to the sources: keep those whose

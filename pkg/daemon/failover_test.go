@@ -71,6 +71,9 @@ func TestPostgresFailover(t *testing.T) {
 	if _, err := os.Stat(pgbench); err != nil {
 		t.Skip("install pgbench (Debian package postgresql) to run this test")
 	}
+	// Its timings (a switch within fall x interval + 1s) need the CPU:
+	// not beside a flood test in another package.
+	testutil.Exclusive(t, "cpu", 5*time.Minute)
 	oldPrimary := realdb.StartPostgres(t)
 	replica := oldPrimary.StartReplica(t)
 	const (

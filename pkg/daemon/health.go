@@ -140,17 +140,19 @@ func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend
 
 // onChange is what a flip of fe's backends does beyond the snapshot: with
 // on_down = "close", a backend going down has its connections closed.
-func (hc *checks) onChange(fe *config.Frontend) func(*backend.Backend, bool, health.Result) {
+func (hc *checks) onChange(fe *config.Frontend) func(*backend.Backend, bool, health.Result) int {
 	if fe.OnDown != config.OnDownClose {
 		return nil
 	}
 	name, srv := fe.Name, hc.srv
-	return func(b *backend.Backend, up bool, _ health.Result) {
-		if !up {
-			// An unknown frontend (removed by a reload since) has
-			// nothing left to close.
-			_ = srv.CloseBackendConnections(name, b)
+	return func(b *backend.Backend, up bool, _ health.Result) int {
+		if up {
+			return 0
 		}
+		// An unknown frontend (removed by a reload since) has nothing
+		// left to close.
+		n, _ := srv.CloseBackendConnections(name, b)
+		return n
 	}
 }
 
@@ -198,7 +200,7 @@ func runScheduler(ctx context.Context, c *check) {
 // newScheduler builds fe's Scheduler: passive-only for check "none",
 // else probing with fe's checker, which it returns too (nil for "none").
 func newScheduler(fe *config.Frontend, bs []*backend.Backend, proxy health.ProxyHeaders,
-	onChange func(*backend.Backend, bool, health.Result), log zerolog.Logger) (*health.Scheduler, health.Checker, error) {
+	onChange func(*backend.Backend, bool, health.Result) int, log zerolog.Logger) (*health.Scheduler, health.Checker, error) {
 	if fe.Health.Check == config.CheckNone {
 		s, err := health.NewPassive(fe.Health, bs, onChange, log)
 		return s, nil, err

@@ -114,7 +114,7 @@ func watchdog(ctx context.Context, n *Notifier, interval time.Duration, probe li
 			return
 		case err != nil:
 			if !stuck {
-				log.Error().Err(err).Dur("waited", interval).
+				log.Error().Err(err).Float64("waited_seconds", interval.Seconds()).
 					Msg("event loop not making progress: watchdog pings stop, systemd will restart the daemon if it lasts")
 			}
 			stuck = true

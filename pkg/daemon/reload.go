@@ -7,10 +7,13 @@ import (
 	"net"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/logging"
 )
 
 // ReloadOutcome is what a reload did.
@@ -32,7 +35,8 @@ type ReloadOutcome struct {
 // serves on. Listeners of addresses that stay keep their sockets; backends
 // are merged by identity (SetBackends); health checks keep their state
 // where the checks and backends are unchanged; the admin port moves, and
-// the log level and format change at once. Reloads, upgrades and backend
+// the log level and format change at once, and the connection log file is
+// reopened (or moved). Reloads, upgrades and backend
 // changes run one at a time. The outcome is logged and counted.
 func (d *Daemon) Reload(ctx context.Context) ReloadOutcome {
 	start := time.Now()
@@ -51,15 +55,13 @@ func (d *Daemon) Reload(ctx context.Context) ReloadOutcome {
 	d.reloads.observe(out.OK, time.Now())
 	cfg := d.config()
 	if out.OK {
-		d.log.Info().Str("config", out.File).Dur("took", out.Duration).Interface("changes", out.Change).
+		d.log.Info().Str("config", out.File).Float64("took_seconds", out.Duration.Seconds()).Interface("changes", out.Change).
 			Msg("configuration reloaded")
-		logWarnings(d.log, cfg)
+		logProblemList(d.log, zerolog.WarnLevel, cfg.Warnings, "config warning")
 		d.notify("READY=1", "STATUS="+d.status(cfg))
 		return out
 	}
-	for _, p := range out.Problems {
-		d.log.Error().Str("problem", p.String()).Msg("reload refused")
-	}
+	logProblemList(d.log, zerolog.ErrorLevel, out.Problems, "reload refused")
 	d.log.Warn().Str("config", out.File).Int("problems", len(out.Problems)).
 		Msg("reload refused: the previous configuration serves on")
 	d.notify("READY=1", fmt.Sprintf("STATUS=%s; the last reload failed with %d problem(s)", d.status(cfg), len(out.Problems)))
@@ -135,6 +137,7 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 	check("global.pipe_size", old.Global.PipeSize, cfg.Global.PipeSize)
 	check("global.buffer_size", old.Global.BufferSize, cfg.Global.BufferSize)
 	check("global.runtime_dir", old.Global.RuntimeDir, cfg.Global.RuntimeDir)
+	check("log.connections_buffer", old.Log.ConnectionsBuffer, cfg.Log.ConnectionsBuffer)
 	// The admin port's files and listeners other than its TCP address:
 	// what the audit log appends to, and what the admin socket is.
 	check("admin enabled", adminEnabled(old), adminEnabled(cfg))
@@ -236,6 +239,10 @@ type reloadTx struct {
 	access   *admin.Access // the admin port's users, grants and TLS; nil when it is off
 	plan     *l4.Plan
 	health   *healthPlan
+	// connFile is the connections_file opened for a config that moves
+	// it (nil: the daemon's log); moveConnLog says it moves.
+	connFile    *logging.File
+	moveConnLog bool
 }
 
 // apply prepares cfg in every component, then commits it. The caller
@@ -248,6 +255,7 @@ func (d *Daemon) apply(_ context.Context, cfg *config.Config) (l4.Change, error)
 		// Before the data plane: a secret that cannot be read fails the
 		// reload, and nothing changed.
 		tx.prepareSecrets,
+		tx.prepareConnLog,
 		tx.prepareDataPlane,
 		tx.prepareHealth,
 	}
@@ -323,6 +331,7 @@ func (tx *reloadTx) prepareHealth() error {
 }
 
 func (tx *reloadTx) abort() {
+	tx.abortConnLog()
 	if tx.plan != nil {
 		tx.plan.Abort()
 	}
@@ -353,6 +362,7 @@ func (tx *reloadTx) commit() l4.Change {
 			d.log.Error().Err(err).Msg("log settings")
 		}
 	}
+	tx.commitConnLog()
 	d.cfg.Store(cfg)
 	d.state.setPath(cfg.Global.StateFile)
 	d.state.save(runtimeState(cfg, d.srv))

@@ -18,7 +18,7 @@ import (
 
 // runWith runs a daemon for cfg with opts until the test ends; its runtime
 // directory is the test's.
-func runWith(t *testing.T, cfg *config.Config, opts Options) *Daemon {
+func runWith(t testing.TB, cfg *config.Config, opts Options) *Daemon {
 	t.Helper()
 	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), opts)
 	if err != nil {
@@ -33,7 +33,9 @@ func runWith(t *testing.T, cfg *config.Config, opts Options) *Daemon {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	waitFor(t, 5*time.Second, "the daemon serving", d.srv.Started)
+	// Serving, not only started: SetBackends and reloads are refused
+	// until Run has finished starting.
+	testutil.WaitFor(t, 5*time.Second, "the daemon serving", func() bool { return d.srv.Started() && d.serving.Load() })
 	return d
 }
 

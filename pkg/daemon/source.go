@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/splicerlb/splicer/l4"
@@ -33,8 +34,11 @@ func (s *source) Stats() stats.Stats {
 	d := s.d
 	cfg := d.config()
 	now := time.Now()
+	logc := d.srv.ConnLogCounters()
 	out := stats.Stats{
 		Version:        d.opts.Version,
+		Revision:       d.opts.Revision,
+		GoVersion:      runtime.Version(),
 		StartedAt:      d.started,
 		Uptime:         now.Sub(d.started).Seconds(),
 		PipesInUse:     d.srv.PipesInUse(),
@@ -43,13 +47,16 @@ func (s *source) Stats() stats.Stats {
 		FDs:            openFDs(),
 		Connections:    d.srv.ActiveConnections(),
 		MaxConnections: cfg.Global.MaxConnections,
+		ConnLog: stats.ConnLogStats{
+			Lines: logc.Lines, DroppedBufferFull: logc.DroppedFull, DroppedWriteFailed: logc.DroppedWrite,
+		},
 	}
 	for i := range cfg.Frontends {
 		fe := &cfg.Frontends[i]
 		fc, _ := d.srv.Counters(fe.Name)
 		fs := stats.FrontendStats{
 			Name: fe.Name, Protocol: fe.Protocol, Strategy: fe.Strategy,
-			Active: fc.Active, Total: fc.Total, Queued: fc.Queued,
+			Active: fc.Active, Peak: fc.Peak, Total: fc.Total, Queued: fc.Queued,
 			Rejected:       fc.Rejected + fc.QueueFull + fc.QueueTimeouts,
 			MaxConnections: fe.MaxConnections, QueuedNow: fc.QueuedNow, QueueTimeouts: fc.QueueTimeouts,
 			Refused: map[string]uint64{
@@ -78,10 +85,12 @@ func (s *source) Stats() stats.Stats {
 			fs.Listen = append(fs.Listen, a.String())
 		}
 		fs.Rates, _ = d.history.Rates(history.Key{Frontend: fe.Name})
-		for _, b := range d.srv.Backends(fe.Name) {
-			bs := s.backendStats(fe.Name, b)
-			st := b.Stats()
-			bs.Closed = causeMap(l4.Causes(udp, true), st.Closed[:])
+		backendCauses := l4.Causes(udp, true)
+		backends := d.srv.Backends(fe.Name)
+		fs.Backends = make([]stats.BackendStats, 0, len(backends))
+		for _, b := range backends {
+			bs, st := s.backendStats(fe.Name, b)
+			bs.Closed = causeMap(backendCauses, st.Closed[:])
 			bs.Rates, _ = d.history.Rates(history.Key{Frontend: fe.Name, Backend: b.Name()})
 			fs.Backends = append(fs.Backends, bs)
 		}
@@ -90,13 +99,14 @@ func (s *source) Stats() stats.Stats {
 	return out
 }
 
-func (s *source) backendStats(frontend string, b *backend.Backend) stats.BackendStats {
+// backendStats is b's stats but for Closed, and the counters read for them.
+func (s *source) backendStats(frontend string, b *backend.Backend) (stats.BackendStats, backend.Stats) {
 	st := b.Stats()
 	bs := stats.BackendStats{
 		Name: b.Name(), Address: b.Address().String(),
 		Weight: b.Weight(), EffectiveWeight: b.EffectiveWeight(),
 		State: b.State().String(), Backup: b.Backup(), MaxConnections: b.MaxConnections(),
-		Active: st.Active, Total: st.Total, BytesIn: st.BytesUp, BytesOut: st.BytesDown,
+		Active: st.Active, Peak: b.Peak(), Total: st.Total, BytesIn: st.BytesUp, BytesOut: st.BytesDown,
 		DatagramsIn: st.DatagramsUp, DatagramsOut: st.DatagramsDown, ForeignDrops: st.Foreign,
 		ConnectFailures: make(map[string]uint64, backend.NumFailReasons),
 		Resets:          st.Resets,
@@ -106,28 +116,38 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 	for r, n := range st.Failures {
 		bs.ConnectFailures[backend.FailReason(r).String()] = n
 	}
-	// The histogram's buckets are per bound; Prometheus wants them
-	// cumulative, with the overflow bucket counted only in the total.
-	var cum uint64
-	for i, bound := range backend.ConnectBounds() {
-		cum += st.Connect.Buckets[i]
-		bs.ConnectBuckets = append(bs.ConnectBuckets, stats.Bucket{UpperBound: bound.Seconds(), Count: cum})
-	}
-	bs.ConnectCount = st.Connect.Count()
-	bs.ConnectSum = st.Connect.Sum.Seconds()
+	bs.ConnectBuckets, bs.ConnectCount, bs.ConnectSum = cumulative(st.Connect)
 	bs.ConnectP50 = stats.Quantile(bs.ConnectBuckets, bs.ConnectCount, 0.5)
 	bs.ConnectP99 = stats.Quantile(bs.ConnectBuckets, bs.ConnectCount, 0.99)
+	hc := b.HealthCounters()
+	bs.Health.LastChange = hc.Changed
 	if sched := s.d.checks.scheduler(frontend); sched != nil {
 		if hs, ok := sched.State(b); ok {
 			bs.Health = stats.HealthStats{
 				Checked: true, Check: s.d.checkOf(frontend), Up: hs.Up, PassiveFailures: hs.PassiveFailures,
 				LastOK: hs.Last.OK, LastMessage: hs.Last.Msg, LastDuration: hs.Last.Duration.Seconds(),
-				LastCheck: hs.LastCheck, LastChange: hs.LastChange,
+				LastCheck: hs.LastCheck, LastChange: hc.Changed,
 				Successes: hs.Successes, Failures: hs.Failures,
+				ChecksPassed: hc.Passed, ChecksFailed: hc.Failed,
+				TransitionsUp: hc.Up, TransitionsDown: hc.Down,
 			}
+			bs.Health.CheckBuckets, bs.Health.CheckCount, bs.Health.CheckSum = cumulative(hc.Checks)
 		}
 	}
-	return bs
+	return bs, st
+}
+
+// cumulative turns a backend histogram (buckets per bound) into the
+// Prometheus form: cumulative buckets, the overflow bucket counted only in
+// the total.
+func cumulative(h backend.ConnectTimes) (buckets []stats.Bucket, count uint64, sum float64) {
+	var cum uint64
+	buckets = make([]stats.Bucket, 0, backend.NumConnectBounds)
+	for i, bound := range backend.ConnectBounds() {
+		cum += h.Buckets[i]
+		buckets = append(buckets, stats.Bucket{UpperBound: bound.Seconds(), Count: cum})
+	}
+	return buckets, h.Count(), h.Sum.Seconds()
 }
 
 // checkOf returns the health.check of frontend in the config in force.

@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -38,8 +37,14 @@ func NewOutput(o Options) (*Output, error) {
 
 // Logger returns a root logger, timestamped, writing through o.
 func (o *Output) Logger() zerolog.Logger {
-	return zerolog.New(o).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	return zerolog.New(o).Level(zerolog.DebugLevel).Hook(timestamp{})
 }
+
+// Destination is the writer o writes to, for lines written in their final
+// form (the connection log). zerolog writes each event with one Write, so
+// another writer's lines interleave with o's but never split one, as long
+// as that writer writes whole lines of at most PIPE_BUF bytes at a time.
+func (o *Output) Destination() io.Writer { return o.out }
 
 // Set changes the level and the format; on error (a bad name) nothing
 // changes.
@@ -53,7 +58,7 @@ func (o *Output) Set(level, format string) error {
 	case "", FormatJSON:
 		w = o.out
 	case FormatConsole:
-		w = zerolog.ConsoleWriter{Out: o.out, TimeFormat: time.RFC3339}
+		w = consoleWriter(o.out)
 	default:
 		return errFormat(format)
 	}

@@ -52,7 +52,11 @@ func DropReasons() []string {
 // should expect sums across backends to equal a frontend figure exactly while
 // traffic flows.
 type Stats struct {
-	Version    string    `json:"version"`
+	Version string `json:"version"`
+	// Revision is the source revision the binary was built from;
+	// GoVersion the Go release that built it.
+	Revision   string    `json:"revision"`
+	GoVersion  string    `json:"go_version"`
 	StartedAt  time.Time `json:"started_at"`
 	Uptime     float64   `json:"uptime_seconds"`
 	PipesInUse int       `json:"pipes_in_use"`
@@ -63,9 +67,20 @@ type Stats struct {
 	FDs        int    `json:"fds"` // open file descriptors of the process
 	// Connections and MaxConnections are the global level of the pool:
 	// client connections now (with slots being taken), and the cap.
-	Connections    int64           `json:"connections"`
-	MaxConnections int             `json:"max_connections"`
-	Frontends      []FrontendStats `json:"frontends"`
+	Connections    int64 `json:"connections"`
+	MaxConnections int   `json:"max_connections"`
+	// ConnLog is the connection log's figures.
+	ConnLog   ConnLogStats    `json:"connection_log"`
+	Frontends []FrontendStats `json:"frontends"`
+}
+
+// ConnLogStats counts the connection log's lines: written, dropped because
+// the writer fell behind (a loop's buffer was full), and lost to a failed
+// write.
+type ConnLogStats struct {
+	Lines              uint64 `json:"lines"`
+	DroppedBufferFull  uint64 `json:"dropped_buffer_full"`
+	DroppedWriteFailed uint64 `json:"dropped_write_failed"`
 }
 
 // FrontendStats describes one frontend and its backends. "In" is the
@@ -78,11 +93,17 @@ type FrontendStats struct {
 	Protocol string   `json:"protocol"`
 	Strategy string   `json:"strategy"`
 	Active   int64    `json:"active"`
+	Peak     int64    `json:"peak"` // the most Active ever, since the frontend was added
 	Total    uint64   `json:"total"`
-	Rejected uint64   `json:"rejected"` // refused at a connection cap or queue timeout
-	Queued   uint64   `json:"queued"`   // ever made to wait for a slot
-	BytesIn  uint64   `json:"bytes_in"`
-	BytesOut uint64   `json:"bytes_out"`
+	// Rejected counts clients that asked for a backend and got none: no
+	// backend could take them, every try failed, the queue was full, or
+	// they waited past queue_timeout (the closed causes no_backend,
+	// connect_failed, queue_full, queue_timeout). Clients refused at
+	// accept (access list, per-client limits) are not in it.
+	Rejected uint64 `json:"rejected"`
+	Queued   uint64 `json:"queued"` // ever made to wait for a slot
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
 	// MaxConnections is the frontend's cap (0: only the global one).
 	MaxConnections int `json:"max_connections"`
 	// QueuedNow is the number of clients waiting for a backend slot.
@@ -129,6 +150,7 @@ type BackendStats struct {
 	Health HealthStats `json:"health"`
 
 	Active   int64  `json:"active"`
+	Peak     int64  `json:"peak"` // the most Active ever, since the backend was added
 	Total    uint64 `json:"total"`
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
@@ -144,7 +166,9 @@ type BackendStats struct {
 	// Behind a UDP frontend it counts ICMP errors about flows that had no
 	// reply yet (see docs/operations.md).
 	ConnectFailures map[string]uint64 `json:"connect_failures"`
-	Resets          uint64            `json:"resets"`
+	// Resets counts relayed connections the backend reset: the same
+	// figure as Closed["backend_reset"].
+	Resets uint64 `json:"resets"`
 	// Closed counts ended connections that had this backend, by
 	// termination cause: every cause such a connection can end with.
 	Closed     map[string]uint64 `json:"closed"`
@@ -188,12 +212,26 @@ type HealthStats struct {
 	LastMessage  string    `json:"last_message"` // why the latest probe failed, or its summary
 	LastDuration float64   `json:"last_duration_seconds"`
 	LastCheck    time.Time `json:"last_check,omitzero"`
-	LastChange   time.Time `json:"last_change,omitzero"` // latest up/down transition
-	Successes    int       `json:"successes"`            // consecutive, towards rise
-	Failures     int       `json:"failures"`             // consecutive, towards fall
+	// LastChange is the latest up/down transition, or when the backend
+	// was added if it has had none.
+	LastChange time.Time `json:"last_change,omitzero"`
+	Successes  int       `json:"successes"` // consecutive, towards rise
+	Failures   int       `json:"failures"`  // consecutive, towards fall
 	// PassiveFailures counts the consecutive failures the data plane saw
 	// since the last success, towards passive_fall.
 	PassiveFailures int `json:"passive_failures"`
+
+	// ChecksPassed and ChecksFailed count active probes by outcome;
+	// CheckBuckets, CheckCount and CheckSum are the histogram of their
+	// durations in Prometheus form (as ConnectBuckets).
+	ChecksPassed uint64   `json:"checks_passed"`
+	ChecksFailed uint64   `json:"checks_failed"`
+	CheckBuckets []Bucket `json:"check_buckets,omitempty"`
+	CheckCount   uint64   `json:"check_count"`
+	CheckSum     float64  `json:"check_sum_seconds"`
+	// TransitionsUp and TransitionsDown count the verdict's flips.
+	TransitionsUp   uint64 `json:"transitions_up"`
+	TransitionsDown uint64 `json:"transitions_down"`
 }
 
 // Conn is one live client connection.
