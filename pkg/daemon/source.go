@@ -122,6 +122,9 @@ func (s *source) backendStats(frontend string, b *backend.Backend) stats.Backend
 				LastCheck: hs.LastCheck, LastChange: hs.LastChange,
 				Successes: hs.Successes, Failures: hs.Failures,
 			}
+			if s.d.checks.probing(frontend) {
+				bs.Health.Probes = &stats.ProbeStats{Run: hs.Probes, Skipped: hs.Skipped, Connections: hs.Connections}
+			}
 		}
 	}
 	return bs

@@ -30,6 +30,7 @@ type Collector struct {
 	beActive, beTotal, beBytes, beFailures, beResets, bePipes, beConnect, beMax *prometheus.Desc
 	beUp, beWeight, beEffWeight, beState                                        *prometheus.Desc
 	beDatagrams, beForeign, beClosed                                            *prometheus.Desc
+	beProbes, beProbesSkipped, beProbeConns                                     *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls read on every scrape; read
@@ -85,6 +86,10 @@ func NewCollector(read func() stats.Stats) *Collector {
 		beDatagrams: desc("backend_datagrams_total", "UDP datagrams relayed through the backend; in is client to backend, out is backend to client.", be, "direction"),
 		beForeign:   desc("backend_foreign_drops_total", "UDP replies dropped for coming from another address than the backend's.", be),
 		beClosed:    desc("backend_connections_closed_total", "Connections to the backend ended, by termination cause; behind a UDP frontend, flows.", be, "cause"),
+
+		beProbes:        desc("backend_health_probes_total", "Active health probes sent to the backend.", be),
+		beProbesSkipped: desc("backend_health_probes_skipped_total", "Probe times skipped because the backend's traffic had proved it (probe_when_idle_only).", be),
+		beProbeConns:    desc("backend_health_probe_connections_total", "Connections the health probes opened to the backend; with http keep-alive, fewer than probes.", be),
 	}
 }
 
@@ -98,6 +103,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.beActive, c.beTotal, c.beBytes, c.beFailures, c.beResets, c.bePipes, c.beConnect, c.beMax,
 		c.beUp, c.beWeight, c.beEffWeight, c.beState,
 		c.beDatagrams, c.beForeign, c.beClosed,
+		c.beProbes, c.beProbesSkipped, c.beProbeConns,
 	} {
 		ch <- d
 	}
@@ -182,6 +188,11 @@ func (c *Collector) collectBackend(e emitter, fe string, b *stats.BackendStats) 
 	e.gauge(c.beEffWeight, float64(b.EffectiveWeight), fe, b.Name)
 	for _, state := range stats.States() {
 		e.gauge(c.beState, boolValue(b.State == state), fe, b.Name, state)
+	}
+	if p := b.Health.Probes; p != nil {
+		e.counter(c.beProbes, p.Run, fe, b.Name)
+		e.counter(c.beProbesSkipped, p.Skipped, fe, b.Name)
+		e.counter(c.beProbeConns, p.Connections, fe, b.Name)
 	}
 }
 

@@ -182,6 +182,22 @@ type HealthStats struct {
 	LastChange   time.Time `json:"last_change,omitzero"` // latest up/down transition
 	Successes    int       `json:"successes"`            // consecutive, towards rise
 	Failures     int       `json:"failures"`             // consecutive, towards fall
+	// Probes counts the active probes; nil where the frontend sends
+	// none (check "none", or not checked).
+	Probes *ProbeStats `json:"probes,omitempty"`
+}
+
+// ProbeStats counts a backend's active health probes since it joined its
+// frontend; reloads that keep the backend keep counting.
+type ProbeStats struct {
+	// Run counts the probes sent.
+	Run uint64 `json:"run"`
+	// Skipped counts the probe times probe_when_idle_only let pass
+	// because the backend's traffic had proved it since the previous one.
+	Skipped uint64 `json:"skipped"`
+	// Connections counts the connections the probes opened (UDP:
+	// sockets); with http keep-alive, well below Run.
+	Connections uint64 `json:"connections"`
 }
 
 // Conn is one live client connection.
