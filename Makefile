@@ -42,7 +42,7 @@ scale-sim: build ## as root: 3 instances behind ECMP in network namespaces, DNS 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora.
 FUZZ    := pkg/config:FuzzLoad pkg/admin:FuzzRequest pkg/admin:FuzzDecodeBody pkg/admin:FuzzParseUsers \
            pkg/resp:FuzzRead pkg/discovery:FuzzSentinelEvent health:FuzzPostgresProbe health:FuzzMySQLProbe \
-           health:FuzzRedisProbe pkg/proxyproto:FuzzParse
+           health:FuzzRedisProbe health:FuzzHTTPProbe pkg/proxyproto:FuzzParse
 
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
 	@set -e; for t in $(FUZZ); do \

@@ -62,7 +62,7 @@ func newChecker(h config.Health, network string) (*checker, error) {
 		}
 		c.probe, c.secrets = p, pw
 	case config.CheckHTTP:
-		p, err := newHTTPProbe(h.Path, h.Status)
+		p, err := newHTTPProbe(h.Path, h.Status, h.HTTPKeepalive)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", err, ErrConfig)
 		}

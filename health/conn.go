@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // maxReply bounds what any probe reads from a target (a reply, a message, a
@@ -21,35 +22,69 @@ func dial(ctx context.Context, network string, addr netip.AddrPort) (conn net.Co
 // dialAddress is dial to a "host:port" address, which a server may name
 // (a replica names its master so).
 func dialAddress(ctx context.Context, network, address string) (conn net.Conn, release func(), err error) {
+	conn, untie, err := open(ctx, network, address)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, closer(conn, untie), nil
+}
+
+// tie binds conn to ctx (see bind) for the length of a probe: release
+// closes conn and cancels the hook. On error conn is closed already.
+func tie(ctx context.Context, conn net.Conn) (release func(), err error) {
+	untie, err := bind(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return closer(conn, untie), nil
+}
+
+// closer returns the release of a conn bound by bind.
+func closer(conn net.Conn, untie func() bool) func() {
+	return func() {
+		untie()
+		conn.Close()
+	}
+}
+
+// open connects to address for a probe: it counts the connection in the
+// probe's session, binds the conn to ctx (see bind) and sends the PROXY
+// header the target expects. The caller owns conn and must call untie
+// before it keeps or closes it; on error nothing is left open.
+func open(ctx context.Context, network, address string) (conn net.Conn, untie func() bool, err error) {
 	var d net.Dialer
 	conn, err = d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, nil, failed(ctx, "connect", err)
 	}
-	if release, err = tie(ctx, conn); err != nil {
+	countOpen(ctx)
+	if untie, err = bind(ctx, conn); err != nil {
+		conn.Close()
 		return nil, nil, failed(ctx, "connect", err)
 	}
 	if err := sendPreamble(ctx, conn); err != nil {
-		release()
+		untie()
+		conn.Close()
 		return nil, nil, failed(ctx, "PROXY header", err)
 	}
-	return conn, release, nil
+	return conn, untie, nil
 }
 
-// tie makes conn obey ctx: its deadline is ctx's, and it is closed as soon
-// as ctx is done. release closes conn and cancels the hook; on error conn
-// is closed already.
-func tie(ctx context.Context, conn net.Conn) (release func(), err error) {
+// bind makes conn obey ctx: its deadline is ctx's, and it is closed as
+// soon as ctx is done, so no read or write outlives the probe. untie
+// cancels the hook and clears the deadline, for a connection kept after
+// the probe, and reports whether conn is still open (false when ctx was
+// done first and closed it). On error conn is left to the caller.
+func bind(ctx context.Context, conn net.Conn) (untie func() bool, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
-			conn.Close()
 			return nil, err
 		}
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	return func() {
-		stop()
-		conn.Close()
+	return func() bool {
+		return stop() && conn.SetDeadline(time.Time{}) == nil
 	}, nil
 }
 

@@ -47,8 +47,14 @@
 //     down with the reply in the message (-LOADING, -MASTERDOWN, -BUSY,
 //     -NOAUTH, -WRONGPASS are explained). With a role, ROLE replaces PING
 //     (INFO replication where ROLE is refused).
-//   - http: GET path over a fresh connection (no keep-alive, no proxy from
-//     the environment, redirects not followed) must answer status.
+//   - http: GET path must answer status (no proxy from the environment,
+//     redirects not followed). With http_keepalive, the Scheduler's probes
+//     of a backend keep their connection from one check to the next: it is
+//     reused only after a response read whole that did not ask to close,
+//     and a connection the server closed while idle is replaced at once
+//     by a new one, whose answer decides. Without it, or a Checker called
+//     outside a Scheduler, each check sends "Connection: close" over a
+//     connection of its own.
 //
 // When port is set, every probe targets it on the backend's address instead
 // of the service port.
@@ -91,14 +97,23 @@
 // failure as error, check_seconds, backends_up and connections_closed).
 // Every active probe is counted on the backend (Backend.ObserveCheck).
 //
-// Passive detection: the data plane calls ReportFailure for a failed connect
-// or a reset and ReportSuccess for a completed connect; both are lock-free
-// and allocation-free. The passive_fall-th consecutive failure takes the
+// Passive detection: the data plane calls ReportFailure for a failed
+// connect or a reset before the backend's first byte, and ReportSuccess
+// for a connection the backend served (its first byte, or a clean end);
+// both are lock-free and allocation-free. The passive_fall-th consecutive
+// failure takes the
 // backend down at once (its probe goroutine applies it within
 // microseconds); active probes bring it back with rise. passive_fall 0
 // disables it. A frontend with check "none" but passive_fall set gets a
 // passive-only Scheduler (NewPassive): no probes, and a backend taken down
 // comes back on trial after down_interval.
+//
+// With probe_when_idle_only the data plane's reports also stand in for
+// probes: a backend that is up, with no probe streak against it, that the
+// data plane saw answer within half a timeout before a probe time and saw
+// no failure of since the previous one is not probed at that time. Any
+// failure, no traffic, or a backend down, and the probe runs. State counts
+// the probes run and skipped and the connections they opened.
 //
 // SetBackends changes the backends a Scheduler watches while it runs (for
 // discovery): kept backends keep their state, new ones start up.

@@ -148,7 +148,7 @@ func TestHTTPProbe(t *testing.T) {
 		{"redirect not followed", "/moved", 200, web, false, "GET /moved: status 301, want 200"},
 		{"refused", "/", 200, testutil.RefusedAddr(t, "tcp"), false, "GET /: connection refused"},
 		{"not http", "/", 200, serve(t, afterHTTPRequest("SSH-2.0-OpenSSH_9.2\r\n")), false,
-			`GET /: net/http: HTTP/1.x transport connection broken: malformed HTTP response "SSH-2.0-OpenSSH_9.2"`},
+			`GET /: malformed HTTP response "SSH-2.0-OpenSSH_9.2"`},
 		{"no reply", "/", 200, serve(t, hang), false, "GET /: i/o timeout"},
 	}
 	for _, tc := range cases {

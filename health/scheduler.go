@@ -28,6 +28,11 @@ type Scheduler struct {
 	rise, fall int
 
 	checker Checker
+	// idleOnly skips the probe of a backend the data plane's traffic
+	// proved since the previous probe time (probe_when_idle_only); epoch
+	// starts the clock of its reports.
+	idleOnly bool
+	epoch    time.Time
 	// passiveOnly is set by NewPassive: nothing is probed, and a backend
 	// taken down comes back on trial after downInterval.
 	passiveOnly bool
@@ -70,6 +75,19 @@ type targetView struct {
 // connections closed. Backends in Maint
 // are not probed and keep their verdict. For h.Check "none" use NewPassive,
 // or build no Scheduler at all. The error wraps ErrConfig.
+//
+// With h.ProbeWhenIdleOnly, a probe time is skipped for a backend that is
+// up, with no streak against it, that the data plane reported serving
+// (ReportSuccess) within half of h.Timeout (of h.Interval if shorter) and
+// never failing (ReportFailure) since the previous probe time: the caller
+// must then feed both reports. A backend that dies is so still marked down
+// within fall × interval + timeout. It cannot be combined with h.Role,
+// which traffic does not prove.
+//
+// Each backend's probes share a session: an http checker with keep-alive
+// keeps its connection there from one probe to the next, and it is closed
+// when the backend stops being watched or is in Maint; State counts the
+// connections opened.
 func New(h config.Health, checker Checker, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result) (closed int), log zerolog.Logger) (*Scheduler, error) {
 	switch {
 	case checker == nil:
@@ -78,6 +96,8 @@ func New(h config.Health, checker Checker, backends []*backend.Backend, onChange
 		return nil, fmt.Errorf("health intervals and timeout must be positive: %w", ErrConfig)
 	case h.Rise < 1 || h.Fall < 1 || h.PassiveFall < 0:
 		return nil, fmt.Errorf("health rise %d, fall %d, passive_fall %d: rise and fall must be at least 1: %w", h.Rise, h.Fall, h.PassiveFall, ErrConfig)
+	case h.ProbeWhenIdleOnly && h.Role != "":
+		return nil, fmt.Errorf("probe_when_idle_only with role %q: traffic does not prove a role: %w", h.Role, ErrConfig)
 	}
 	s := &Scheduler{
 		interval:     h.Interval,
@@ -87,6 +107,8 @@ func New(h config.Health, checker Checker, backends []*backend.Backend, onChange
 		passiveFall:  int32(h.PassiveFall),
 		rise:         h.Rise,
 		fall:         h.Fall,
+		idleOnly:     h.ProbeWhenIdleOnly,
+		epoch:        time.Now(),
 		checker:      checker,
 		onChange:     onChange,
 		log:          log,
@@ -197,6 +219,7 @@ func (s *Scheduler) State(b *backend.Backend) (State, bool) {
 	}
 	st := *t.state.Load()
 	st.PassiveFailures = int(t.passive.Load())
+	st.Probes, st.Skipped, st.Connections = t.probes.Load(), t.skipped.Load(), t.sess.opened.Load()
 	return st, true
 }
 
@@ -214,8 +237,11 @@ func (s *Scheduler) State(b *backend.Backend) (State, bool) {
 // then for down_interval longer). h.PassiveFall must be at least 1. The
 // error wraps ErrConfig.
 func NewPassive(h config.Health, backends []*backend.Backend, onChange func(b *backend.Backend, up bool, r Result) (closed int), log zerolog.Logger) (*Scheduler, error) {
-	if h.PassiveFall < 1 {
+	switch {
+	case h.PassiveFall < 1:
 		return nil, fmt.Errorf("passive_fall %d: a passive-only scheduler needs at least 1: %w", h.PassiveFall, ErrConfig)
+	case h.ProbeWhenIdleOnly:
+		return nil, fmt.Errorf("probe_when_idle_only: a passive-only scheduler sends no probe to skip: %w", ErrConfig)
 	}
 	s, err := New(h, noProbe{}, backends, onChange, log)
 	if err != nil {
@@ -237,13 +263,20 @@ func (noProbe) Check(context.Context, netip.AddrPort) Result {
 // timed-out connect, a reset); cause says which. The passive_fall-th
 // consecutive one takes b down at once, by waking b's probe goroutine;
 // active probes then bring it back with rise (a passive-only Scheduler puts
-// it back on trial instead, see NewPassive). Without passive_fall, or for a
-// backend the Scheduler does not know, it does nothing. Safe from any
+// it back on trial instead, see NewPassive). With probe_when_idle_only it
+// also makes b's next probe run. Without either, or for a backend the
+// Scheduler does not know, it does nothing. Safe from any
 // goroutine: it never blocks and allocates only when it reaches the
 // threshold.
 func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
 	t := s.view.Load().by[b]
-	if t == nil || s.passiveFall == 0 {
+	if t == nil {
+		return
+	}
+	if s.idleOnly {
+		t.traffic.failed()
+	}
+	if s.passiveFall == 0 {
 		return
 	}
 	if s.passiveOnly {
@@ -264,11 +297,22 @@ func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
 	}
 }
 
-// ReportSuccess records a connection the data plane completed to b, which
-// resets b's passive failure streak. Safe from any goroutine; it never
-// blocks, allocates nothing, and writes shared memory only to end a streak.
+// ReportSuccess records a connection the data plane saw b serve (its
+// first byte, or a clean end), which resets b's passive failure streak
+// and, with probe_when_idle_only, counts toward skipping b's next probe.
+// Safe from any goroutine; it never blocks, allocates nothing, and writes
+// shared memory only to end a streak or, with probe_when_idle_only, at
+// most once per sixteenth of the timeout (of the interval, if shorter) to
+// note when b last served.
 func (s *Scheduler) ReportSuccess(b *backend.Backend) {
-	if t := s.view.Load().by[b]; t != nil && t.passive.Load() != 0 {
+	t := s.view.Load().by[b]
+	if t == nil {
+		return
+	}
+	if t.passive.Load() != 0 {
 		t.passive.Store(0)
+	}
+	if s.idleOnly {
+		t.traffic.served(s.now(), s.proofGrain())
 	}
 }

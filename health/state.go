@@ -20,4 +20,10 @@ type State struct {
 	// PassiveFailures counts the consecutive failures the data plane
 	// reported since the last success, active or passive.
 	PassiveFailures int
+	// Probes counts the active probes run, and Skipped the probe times
+	// probe_when_idle_only let pass because traffic had proved the
+	// backend. Connections counts the connections the probes opened (on
+	// UDP, sockets): with http keep-alive, far fewer than Probes. All
+	// three carry over a reload that keeps the backend.
+	Probes, Skipped, Connections uint64
 }

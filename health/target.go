@@ -30,6 +30,15 @@ type target struct {
 	demote      chan struct{}
 	demoteCause atomic.Pointer[string]
 
+	// sess is what the probes keep between checks: the kept-alive http
+	// connection and the count of connections opened.
+	sess session
+	// traffic is the data plane's reports for probe_when_idle_only.
+	traffic traffic
+	// probes and skipped count the probes run and those left out for
+	// traffic that proved the backend.
+	probes, skipped atomic.Uint64
+
 	// order ranks targets added at the same time (config order); cancel
 	// stops the target's goroutine (set by launch, under Scheduler.mu).
 	order  int
@@ -44,6 +53,7 @@ func newTarget(b *backend.Backend, rise, fall int) *target {
 		demote: make(chan struct{}, 1),
 	}
 	t.state.Store(&State{Up: t.tr.up})
+	t.traffic.lastServed.Store(neverServed)
 	return t
 }
 
@@ -54,6 +64,7 @@ func newTarget(b *backend.Backend, rise, fall int) *target {
 func (s *Scheduler) watch(ctx context.Context, t *target) {
 	timer := time.NewTimer(rand.N(s.interval))
 	defer timer.Stop()
+	defer t.sess.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -63,7 +74,14 @@ func (s *Scheduler) watch(ctx context.Context, t *target) {
 		case <-t.demote:
 			s.demoteDown(t)
 		case <-timer.C:
-			if t.b.State() != backend.Maint {
+			proved := s.provedByTraffic(t)
+			switch {
+			case t.b.State() == backend.Maint:
+				// Not probed: nor is a connection kept open to it.
+				t.sess.close()
+			case proved:
+				t.skipped.Add(1)
+			default:
 				s.probe(ctx, t)
 			}
 			timer.Reset(s.nextDelay(&t.tr))
@@ -137,7 +155,8 @@ func (s *Scheduler) nextDelay(tr *tracker) time.Duration {
 
 // probe runs one active check of t and applies its result.
 func (s *Scheduler) probe(ctx context.Context, t *target) {
-	pctx, cancel := context.WithTimeout(ctx, s.timeout)
+	pctx, cancel := context.WithTimeout(withSession(ctx, &t.sess), s.timeout)
+	t.probes.Add(1)
 	r := s.checker.Check(pctx, t.b.Address())
 	cancel()
 	if ctx.Err() != nil {

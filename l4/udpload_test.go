@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // 50000 clients, each from its own address and port, send one query: each
@@ -203,7 +204,7 @@ func startDnsmasq(t *testing.T, dnsmasq, dig string) netip.AddrPort {
 	// dnsmasq cannot report a port it chose, so pick one; a port taken in
 	// between makes dnsmasq exit, and another is tried.
 	for attempt := 0; attempt < 5; attempt++ {
-		addr := freeUDPPort(t)
+		addr := testutil.FreeUDPAndTCP(t) // dnsmasq binds both
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null",
 			"--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
@@ -253,18 +254,6 @@ func runDig(dig string, server netip.AddrPort, name string) (string, error) {
 	cmd.Env = append(os.Environ(), "HOME=/nonexistent") // ignore any ~/.digrc
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
-}
-
-// freeUDPPort returns an address on 127.0.0.1 whose UDP port was free a
-// moment ago, for a server that cannot bind port 0 and report it.
-func freeUDPPort(t *testing.T) netip.AddrPort {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 // A flood larger than the frontend socket's receive buffer loses datagrams

@@ -117,3 +117,15 @@ func (f *FrontendBuilder) HealthStatus(code int) *FrontendBuilder {
 	f.health().Status = &intSetting{v: code}
 	return f
 }
+
+// HealthHTTPKeepalive sets health.http_keepalive.
+func (f *FrontendBuilder) HealthHTTPKeepalive(on bool) *FrontendBuilder {
+	f.health().HTTPKeepalive = &boolSetting{v: on}
+	return f
+}
+
+// HealthProbeWhenIdleOnly sets health.probe_when_idle_only.
+func (f *FrontendBuilder) HealthProbeWhenIdleOnly(on bool) *FrontendBuilder {
+	f.health().ProbeWhenIdleOnly = &boolSetting{v: on}
+	return f
+}

@@ -230,6 +230,16 @@ type Health struct {
 	// http
 	Path   string
 	Status int
+	// HTTPKeepalive keeps each backend's probe connection open from one
+	// http check to the next (HTTP/1.1 keep-alive); false sends
+	// "Connection: close" and opens a connection per check. It resolves
+	// to true for check "http" and false for the others, which ignore it.
+	HTTPKeepalive bool
+
+	// ProbeWhenIdleOnly skips the probe of an up backend whose data-plane
+	// traffic since its previous probe time proved it serves (a reply, no
+	// passive failure); a backend without such traffic is probed as usual.
+	ProbeWhenIdleOnly bool
 
 	// Database roles (postgres, mysql, redis): Role is the role a backend
 	// must have to be up, one of the Role* constants, or "" to leave roles

@@ -81,6 +81,9 @@ const (
 	defaultHealthUser  = "splicer"
 	defaultHealthPath  = "/"
 	defaultHTTPStatus  = 200
+	// A kept-alive probe connection costs the backend one accept per
+	// idle timeout instead of one per check.
+	defaultHTTPKeepalive = true
 
 	defaultWeight = 1
 )

@@ -114,8 +114,11 @@ type rawHealth struct {
 	PasswordFile *stringSetting `toml:"password_file"`
 	PasswordEnv  *stringSetting `toml:"password_env"`
 
-	Path   *stringSetting `toml:"path"`
-	Status *intSetting    `toml:"status"`
+	Path          *stringSetting `toml:"path"`
+	Status        *intSetting    `toml:"status"`
+	HTTPKeepalive *boolSetting   `toml:"http_keepalive"`
+
+	ProbeWhenIdleOnly *boolSetting `toml:"probe_when_idle_only"`
 
 	Role        *stringSetting   `toml:"role"`
 	MaxLag      *durationSetting `toml:"max_lag"`

@@ -201,6 +201,8 @@ func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 		Path:   get(sc, "health.path", r.Path, defaultHealthPath),
 		Status: get(sc, "health.status", r.Status, defaultHTTPStatus),
 
+		ProbeWhenIdleOnly: get(sc, "health.probe_when_idle_only", r.ProbeWhenIdleOnly, false),
+
 		Role:        get(sc, "health.role", r.Role, ""),
 		MaxLag:      get(sc, "health.max_lag", r.MaxLag, 0),
 		MaxLagBytes: get(sc, "health.max_lag_bytes", r.MaxLagBytes, 0),
@@ -208,6 +210,8 @@ func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 	h.FastInterval = get(sc, "health.fast_interval", r.FastInterval, h.Interval)
 	h.DownInterval = get(sc, "health.down_interval", r.DownInterval, h.Interval)
 	h.Database = get(sc, "health.database", r.Database, h.User)
+	// On by default where it applies: only the http probe reads it.
+	h.HTTPKeepalive = get(sc, "health.http_keepalive", r.HTTPKeepalive, defaultHTTPKeepalive && h.Check == CheckHTTP)
 	return h
 }
 

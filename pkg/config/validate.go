@@ -144,6 +144,7 @@ func validateFrontend(f *Frontend, r *rawFrontend, sc scope) {
 	validateFrontendLog(f, r, sc)
 	validateHealth(f.Health, r.Health, sc)
 	validateRoles(f.Health, sc)
+	validateProbeCost(f, r.Health, sc)
 	if f.Discovery != nil {
 		validateDiscovery(f, r, sc)
 	} else {

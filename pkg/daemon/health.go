@@ -19,7 +19,7 @@ import (
 // checks is the health checking of every frontend: one Scheduler per
 // frontend with an active check or passive_fall (a passive-only one when
 // the check is "none"), fed by the data plane's passive reports where
-// passive_fall is set. A reload replaces the scheduler of a frontend whose
+// passive_fall or probe_when_idle_only is set. A reload replaces the scheduler of a frontend whose
 // backends or check settings changed, and only those (healthPlan).
 type checks struct {
 	srv *l4.Server
@@ -73,6 +73,15 @@ func (hc *checks) scheduler(name string) *health.Scheduler {
 	return nil
 }
 
+// probing reports whether frontend name's scheduler sends probes: it has
+// one, and not a passive-only one.
+func (hc *checks) probing(name string) bool {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	c := hc.running[name]
+	return c != nil && c.checker != nil
+}
+
 // healthPlan is the change of schedulers a config brings: new ones to
 // start, running ones to stop, and which new ones take over the state of
 // the one they replace (same check settings: only the backends changed).
@@ -115,7 +124,9 @@ func (hc *checks) prepare(cfg *config.Config, backendsOf func(string) []*backend
 			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
 		}
 		var o l4.Observer
-		if fe.Health.PassiveFall > 0 {
+		if fe.Health.PassiveFall > 0 || fe.Health.ProbeWhenIdleOnly {
+			// Passive detection, and the traffic that lets
+			// probe_when_idle_only skip a probe, both come from it.
 			o = passive{s}
 		}
 		if err := observe(fe.Name, o); err != nil {
@@ -181,6 +192,10 @@ func (p *healthPlan) startNew() {
 	for name, c := range p.start {
 		if old := p.inherit[name]; old != nil {
 			c.sched.Inherit(old.sched)
+		} else if old := p.stop[name]; old != nil {
+			// New check settings: a fresh verdict, but the probe
+			// counters of kept backends go on rising.
+			c.sched.InheritCounters(old.sched)
 		}
 		ctx, cancel := context.WithCancel(hc.ctx)
 		c.cancel, c.done = cancel, make(chan struct{})

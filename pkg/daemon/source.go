@@ -132,6 +132,9 @@ func (s *source) backendStats(frontend string, b *backend.Backend) (stats.Backen
 				TransitionsUp: hc.Up, TransitionsDown: hc.Down,
 			}
 			bs.Health.CheckBuckets, bs.Health.CheckCount, bs.Health.CheckSum = cumulative(hc.Checks)
+			if s.d.checks.probing(frontend) {
+				bs.Health.Probes = &stats.ProbeStats{Skipped: hs.Skipped, Connections: hs.Connections}
+			}
 		}
 	}
 	return bs, st

@@ -104,6 +104,18 @@ func backendCount(name, help string, udpOnly bool, v func(b *stats.BackendStats)
 	}}
 }
 
+// backendProbeCount makes the family of a probe counter, for the backends
+// whose frontend sends probes.
+func backendProbeCount(name, help string, v func(p *stats.ProbeStats) uint64) *family {
+	return &family{name: name, help: help, kind: counter, labels: beLabels, emit: func(st *stats.Stats, s sink) {
+		eachBackend(st, false, func(fe string, b *stats.BackendStats) {
+			if p := b.Health.Probes; p != nil {
+				s.integer(nil, v(p), fe, b.Name, "")
+			}
+		})
+	}}
+}
+
 // frontendDirections and backendDirections make the family of a counter
 // per direction (in: client to backend; out) per frontend or backend.
 func frontendDirections(name, help string, udpOnly bool, v func(fe *stats.FrontendStats) (in, out uint64)) *family {
@@ -269,6 +281,13 @@ var families = bind(
 				}
 			})
 		}},
+	// Where probes run: what probe_when_idle_only and keep-alive save.
+	backendProbeCount("backend_health_probes_skipped_total",
+		"Probe times skipped because the backend's traffic had proved it since the previous one (probe_when_idle_only).",
+		func(p *stats.ProbeStats) uint64 { return p.Skipped }),
+	backendProbeCount("backend_health_probe_connections_total",
+		"Connections the health probes opened to the backend; with http keep-alive, fewer than the probes run.",
+		func(p *stats.ProbeStats) uint64 { return p.Connections }),
 	&family{name: "backend_health_check_seconds", kind: histogram, labels: beLabels,
 		help: "Time active health probes of the backend took.",
 		emit: func(st *stats.Stats, s sink) {

@@ -232,6 +232,21 @@ type HealthStats struct {
 	// TransitionsUp and TransitionsDown count the verdict's flips.
 	TransitionsUp   uint64 `json:"transitions_up"`
 	TransitionsDown uint64 `json:"transitions_down"`
+	// Probes counts what probe_when_idle_only and keep-alive save; nil
+	// where the frontend sends no probe (check "none", or not checked).
+	// The probes run are ChecksPassed + ChecksFailed.
+	Probes *ProbeStats `json:"probes,omitempty"`
+}
+
+// ProbeStats counts what a backend's active health probes saved since it
+// joined its frontend; reloads that keep the backend keep counting.
+type ProbeStats struct {
+	// Skipped counts the probe times probe_when_idle_only let pass
+	// because the backend's traffic had proved it since the previous one.
+	Skipped uint64 `json:"skipped"`
+	// Connections counts the connections the probes opened (UDP:
+	// sockets); with http keep-alive, well below the probes run.
+	Connections uint64 `json:"connections"`
 }
 
 // Conn is one live client connection.

@@ -56,7 +56,7 @@ func DnsmasqBin(t testing.TB) string {
 func StartDnsmasq(t testing.TB, recs DNSRecords) *Dnsmasq {
 	t.Helper()
 	bin := DnsmasqBin(t)
-	d := &Dnsmasq{Addr: freeUDPAndTCP(t), Dir: t.TempDir(), t: t}
+	d := &Dnsmasq{Addr: testutil.FreeUDPAndTCP(t), Dir: t.TempDir(), t: t}
 	d.Process = &Process{t: t, Name: bin, Args: []string{
 		"--keep-in-foreground", "--conf-file=" + filepath.Join(d.Dir, "dnsmasq.conf"),
 	}}
@@ -121,25 +121,4 @@ func (d *Dnsmasq) WaitReady() {
 func (d *Dnsmasq) config() string {
 	b, _ := os.ReadFile(filepath.Join(d.Dir, "dnsmasq.conf"))
 	return string(b)
-}
-
-// freeUDPAndTCP returns a loopback address whose port is free for UDP and
-// TCP now.
-func freeUDPAndTCP(t testing.TB) netip.AddrPort {
-	t.Helper()
-	for try := 0; try < 20; try++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		addr := netip.MustParseAddrPort(pc.LocalAddr().String())
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return netip.AddrPort{}
 }
