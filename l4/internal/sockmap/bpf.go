@@ -58,7 +58,8 @@ type progAttachAttr struct {
 	replaceBpfFd uint32
 }
 
-// mapElemAttr is BPF_MAP_UPDATE_ELEM's and BPF_MAP_DELETE_ELEM's.
+// mapElemAttr is BPF_MAP_LOOKUP_ELEM's, BPF_MAP_UPDATE_ELEM's and
+// BPF_MAP_DELETE_ELEM's.
 type mapElemAttr struct {
 	mapFd uint32
 	_     uint32

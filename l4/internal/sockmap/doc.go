@@ -36,7 +36,7 @@
 // queued included, and the caller must neither read nor write them. The
 // caller keeps the fds and may still poll them (a FIN raises EPOLLRDHUP,
 // a reset EPOLLERR as usual), read TCP_INFO and SIOCOUTQ, shut them down
-// and close them; closing or a reset takes a socket out of the maps by
-// itself. Remove takes a pair out, dropping what the kernel still holds
-// for it.
+// and close them; closing a socket takes it out of the maps (a reset one
+// stays in until then). Remove takes a pair out, dropping what the kernel
+// still holds for it.
 package sockmap

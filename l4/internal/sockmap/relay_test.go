@@ -133,15 +133,16 @@ func countsOf(t testing.TB, c *chain) counts {
 
 // held is how many bytes the kernel took from one socket of the pair (a,
 // when fromA) and has not yet written into the other's send queue: they
-// wait in the other's redirect queue. A FIN received counts one in
-// bytes_received (its sequence number), which is not a byte of data.
-func (c *chain) held(t testing.TB, base counts, fromA bool) int64 {
+// wait in the other's redirect queue. fin says the socket's peer's FIN is
+// in: it counts one in bytes_received (its sequence number), which is not
+// a byte of data.
+func (c *chain) held(t testing.TB, base counts, fromA, fin bool) int64 {
 	from, to, recv0, sent0 := c.b, c.a, base.recvB, base.sentA
 	if fromA {
 		from, to, recv0, sent0 = c.a, c.b, base.recvA, base.sentB
 	}
 	recv := int64(tcpInfo(t, from).Bytes_received) - recv0
-	if finReceived(t, from) {
+	if fin {
 		recv--
 	}
 	return recv - (written(t, to) - sent0)

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Map holds the kernel objects of the fast path: the verdict program and
-// its two socket maps.
+// Map holds the kernel objects of the kernel relay: the verdict program
+// and its two socket maps.
 //
 //   - peers (a sockhash) maps a socket's cookie to its peer socket: the
 //     program looks the receiving socket's peer up there. Being in peers
@@ -141,8 +141,8 @@ func prod(fd int) { _ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT
 // one socket but not yet written into the other are dropped by the
 // kernel: call it only once it holds none (TCP_INFO accounting: every
 // byte one socket received is in the other's send queue), or when the
-// connection is being reset anyway. Sockets already gone from the maps (a
-// reset or a close takes them out) are no error.
+// connection is being reset anyway. Sockets already gone from the maps
+// (closing a socket takes it out) are no error.
 func (m *Map) Remove(p Pair) error {
 	var errs []error
 	for _, s := range []struct {

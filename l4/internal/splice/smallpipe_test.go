@@ -102,4 +102,3 @@ func TestSmallPipesRefused(t *testing.T) {
 		t.Error("the back-off was not reset by a full-size pipe")
 	}
 }
-
