@@ -348,11 +348,41 @@ func TestKernelReplyBeforeResetIsDelivered(t *testing.T) {
 // (splicer's own relay holds at most those buffers and one pipe.) The
 // test stops at 64 MiB, a thousand times the buffers.
 func TestKernelRedirectQueueIsUnbounded(t *testing.T) {
+	fillRedirectQueue(t, openMap(t))
+}
+
+// The same with a stream parser attached beside the verdict program
+// (strparser mode, the older way of running a verdict, which reads the
+// socket through tcp_read_sock instead of tcp_read_skb): the parser takes
+// each chunk whole, and the queue is just as unbounded.
+func TestKernelRedirectQueueIsUnboundedWithParser(t *testing.T) {
+	m := openMap(t)
+	prog, err := loadProgram(parserProgram(), "splicer_parse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(prog) })
+	if err := attachProg(m.verdict, prog, unix.BPF_SK_SKB_STREAM_PARSER); err != nil {
+		t.Fatal(err)
+	}
+	fillRedirectQueue(t, m)
+}
+
+// parserProgram is a stream parser that makes each chunk received one
+// message: return skb->len (the first field of struct __sk_buff).
+func parserProgram() []insn {
+	const ldxW = 0x01 | modeMEM | 0x00 // BPF_LDX | BPF_MEM | BPF_W
+	return []insn{{code: ldxW, regs: r0 | r1<<4}, exit()}
+}
+
+// fillRedirectQueue has a server write to a client that reads nothing
+// through m, every buffer on the way locked at 64 KiB, and fails unless
+// the kernel comes to hold 64 MiB for the client.
+func fillRedirectQueue(t *testing.T, m *Map) {
 	const (
 		buffers = 64 << 10
 		limit   = 64 << 20
 	)
-	m := openMap(t)
 	c := newChain(t)
 	for _, fd := range []int{c.a, c.b} {
 		for _, opt := range []int{unix.SO_RCVBUF, unix.SO_SNDBUF} {
