@@ -169,10 +169,17 @@ func waitUnread(t testing.TB, fd, n int) {
 // read piles up in the kernel relay whatever the sysctls allow.
 func smallBuffers(t testing.TB, c *chain) {
 	t.Helper()
-	if err := unix.SetsockoptInt(c.a, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10); err != nil {
+	lockBuffers(t, c.a, c.client)
+}
+
+// lockBuffers locks fd's send buffer and its peer's receive buffer at 64
+// KiB.
+func lockBuffers(t testing.TB, fd int, peer *net.TCPConn) {
+	t.Helper()
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.client.SetReadBuffer(64 << 10); err != nil {
+	if err := peer.SetReadBuffer(64 << 10); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -259,19 +266,37 @@ func TestKernelRemoveDropsRedirectQueue(t *testing.T) {
 // reset once its socket has sent everything (the relay rules of issue
 // #13). A reset socket stays in the maps until it is closed.
 func TestKernelReplyBeforeResetIsDelivered(t *testing.T) {
-	m := openMap(t)
 	c := newChain(t)
-	smallBuffers(t, c)
+	bytesBeforeReset(t, c, c.server, c.client, c.b, c.a, false)
+}
+
+// The same the other way: a client that uploads and resets; its upload
+// still reaches the backend, which is then reset.
+func TestKernelUploadBeforeResetIsDelivered(t *testing.T) {
+	c := newChain(t)
+	bytesBeforeReset(t, c, c.client, c.server, c.a, c.b, true)
+}
+
+// bytesBeforeReset has sender write 4 MiB and reset its connection to
+// from, while receiver (the peer of to) reads nothing yet, so that the
+// kernel still holds part of the bytes when the reset reaches from. It
+// then passes the reset on as the relay rules require: once every byte is
+// out of the redirect queue and acknowledged, to is reset; and it checks
+// that receiver got every byte, then the reset. fromA says from is c.a.
+func bytesBeforeReset(t *testing.T, c *chain, sender, receiver *net.TCPConn, from, to int, fromA bool) {
+	m := openMap(t)
+	lockBuffers(t, to, receiver)
 	base := countsOf(t, c)
 	if _, err := m.Add(c.a, c.b); err != nil {
 		t.Fatal(err)
 	}
-	reply := randomBlock(4<<20, 4)
+	data := randomBlock(4<<20, 4)
 	go func() {
-		c.server.Write(reply)
-		// Reset only once b has acknowledged everything, so that the
-		// reset itself discards nothing the kernel relay had not taken.
-		raw, err := c.server.SyscallConn()
+		sender.Write(data)
+		// Reset only once from has acknowledged everything, so that
+		// the reset itself discards nothing the kernel relay had not
+		// taken.
+		raw, err := sender.SyscallConn()
 		if err != nil {
 			return
 		}
@@ -281,21 +306,21 @@ func TestKernelReplyBeforeResetIsDelivered(t *testing.T) {
 			if q == 0 {
 				break
 			}
-			time.Sleep(time.Millisecond) // polling the server's send queue
+			time.Sleep(time.Millisecond) // polling the sender's send queue
 		}
-		c.server.SetLinger(0)
-		c.server.Close()
+		sender.SetLinger(0)
+		sender.Close()
 	}()
-	if ev := waitEvent(t, c.b, unix.EPOLLERR, 20*time.Second); ev&unix.EPOLLERR == 0 {
+	if ev := waitEvent(t, from, unix.EPOLLERR, 20*time.Second); ev&unix.EPOLLERR == 0 {
 		t.Fatalf("event %#x, want EPOLLERR", ev)
 	}
-	held := c.held(t, base, false, false)
+	held := c.held(t, base, fromA, false)
 	t.Logf("reset with %d bytes held", held)
 	if held == 0 {
 		t.Fatal("the kernel held nothing when the reset came: nothing to deliver from its queue")
 	}
 	cookA, cookB := cookie(t, c.a), cookie(t, c.b)
-	if !inMap(t, m.verdict, cookB) {
+	if !inMap(t, m.verdict, cookie(t, from)) {
 		t.Error("the reset socket left the verdict map before it was closed")
 	}
 	type result struct {
@@ -304,24 +329,24 @@ func TestKernelReplyBeforeResetIsDelivered(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		got, err := readAll(c.client)
+		got, err := readAll(receiver)
 		res <- result{got, err}
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		q, err := unix.IoctlGetInt(c.a, unix.SIOCOUTQ)
+		q, err := unix.IoctlGetInt(to, unix.SIOCOUTQ)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.held(t, base, false, false) == 0 && q == 0 {
+		if c.held(t, base, fromA, false) == 0 && q == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the reply never left the relay")
+			t.Fatal("the bytes never left the relay")
 		}
 		time.Sleep(time.Millisecond) // polling the kernel's counters
 	}
-	if err := unix.SetsockoptLinger(c.a, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1}); err != nil {
+	if err := unix.SetsockoptLinger(to, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1}); err != nil {
 		t.Fatal(err)
 	}
 	unix.Close(c.a)
@@ -334,9 +359,11 @@ func TestKernelReplyBeforeResetIsDelivered(t *testing.T) {
 		}
 	}
 	r := <-res
-	if !bytes.Equal(r.got, reply) || !errors.Is(r.err, unix.ECONNRESET) {
-		t.Fatalf("client got %d of %d bytes (equal %v), then %v; want all, then a reset",
-			len(r.got), len(reply), bytes.Equal(r.got, reply[:min(len(r.got), len(reply))]), r.err)
+	if d := sameBytes(r.got, data); d != "" || !errors.Is(r.err, unix.ECONNRESET) {
+		if d == "" {
+			d = "every byte"
+		}
+		t.Fatalf("receiver got %s, then %v; want every byte, then a reset", d, r.err)
 	}
 }
 
