@@ -1,7 +1,7 @@
 // Package testutil holds small helpers shared by splicer's tests: a log sink
 // safe for concurrent writers, a condition wait with a deadline and an
-// address that refuses, and a CA for TLS tests. Only _test.go files import
-// it.
+// address that refuses, a CA for TLS tests, a run of a test as user
+// nobody and a count of open fds. Only _test.go files import it.
 package testutil
 
 import (

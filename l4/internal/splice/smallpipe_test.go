@@ -3,14 +3,11 @@
 package splice
 
 import (
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 const smallPipesChild = "SPLICE_TEST_SMALL_PIPES_CHILD"
@@ -24,7 +21,7 @@ const smallPipesChild = "SPLICE_TEST_SMALL_PIPES_CHILD"
 // runs itself again as user nobody.
 func TestSmallPipesRefused(t *testing.T) {
 	if os.Getenv(smallPipesChild) == "" && os.Geteuid() == 0 {
-		runAsNobody(t)
+		testutil.RunAsNobody(t, "TestSmallPipesRefused", smallPipesChild+"=1")
 		return
 	}
 	soft := readProcInt(t, "/proc/sys/fs/pipe-user-pages-soft")
@@ -103,46 +100,5 @@ func TestSmallPipesRefused(t *testing.T) {
 	cache.PutPipe(pp)
 	if pool.backoff.Load() != 0 {
 		t.Error("the back-off was not reset by a full-size pipe")
-	}
-}
-
-// runAsNobody runs this test again in a copy of the test binary as user
-// nobody, whose pipes the soft limit applies to.
-func runAsNobody(t *testing.T) {
-	dir, err := os.MkdirTemp("", "splice-small-pipes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "splice.test")
-	src, err := os.Open(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err == nil {
-		_, err = io.Copy(dst, src)
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-	}
-	src.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestSmallPipesRefused$", "-test.v", "-test.count=1")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), smallPipesChild+"=1", "GOCOVERDIR=")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	t.Logf("as nobody:\n%s", out)
-	if err != nil {
-		t.Fatalf("the unprivileged run failed: %v", err)
-	}
-	if strings.Contains(string(out), "--- SKIP") {
-		t.Skip("the unprivileged run skipped; see its output")
 	}
 }
