@@ -14,10 +14,11 @@ type FrontendCounters struct {
 	Active int64  // client connections (UDP: flows) now
 	Peak   int64  // the most Active ever, since the frontend was added
 	Total  uint64 // client connections accepted (UDP: flows opened)
-	// Rejected counts clients closed because no backend could take them:
-	// none was available, or every try failed (Closed has each apart).
-	Rejected uint64
-	Denied   uint64 // clients refused by the access list
+	// NoBackend counts clients closed because no backend could take
+	// them, ConnectFailed those whose every try to connect failed.
+	NoBackend     uint64
+	ConnectFailed uint64
+	Denied        uint64 // clients refused by the access list
 	// PerClient and RateLimited count clients refused by
 	// max_connections_per_client and connection_rate_per_client.
 	PerClient   uint64
@@ -53,7 +54,8 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		Active:        fe.active.Load(),
 		Peak:          fe.peak.Load(),
 		Total:         fe.total.Load(),
-		Rejected:      fe.closed[CauseNoBackend].Load() + fe.closed[CauseConnectFailed].Load(),
+		NoBackend:     fe.closed[CauseNoBackend].Load(),
+		ConnectFailed: fe.closed[CauseConnectFailed].Load(),
 		Denied:        fe.closed[CauseDenied].Load(),
 		PerClient:     fe.closed[CauseClientLimit].Load(),
 		RateLimited:   fe.closed[CauseRateLimit].Load(),

@@ -10,13 +10,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 )
 
-// Weight bounds accepted at runtime, the same as in the config file.
+// Weight bounds accepted at runtime: the config file's.
 const (
 	MinWeight = 1
-	MaxWeight = 256
+	MaxWeight = config.MaxWeight
 )
 
 // maxBodyBytes bounds a control request body; the largest legal one is a

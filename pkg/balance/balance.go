@@ -34,9 +34,12 @@ const (
 // backends.
 const DefaultMaglevTableSize = 65537
 
-// MaxMaglevTableSize bounds the maglev table, whose build allocates a few
-// 4-byte arrays of this length per snapshot.
-const MaxMaglevTableSize = 1 << 24
+// MaxMaglevTableSize bounds the maglev table, which is rebuilt (a few
+// 4-byte arrays of this length) on every backend change: about a million
+// entries keeps that well under a second. It is the largest prime below
+// 1<<20, so every size in range has a prime to suggest. The config's bound
+// is this one.
+const MaxMaglevTableSize = 1048573
 
 // ErrUnknownStrategy is wrapped by New for a name not in Names.
 var ErrUnknownStrategy = errors.New("unknown balancing strategy")

@@ -10,6 +10,9 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/balance"
 )
 
 // Protocols accepted by Frontend.Protocol.
@@ -18,13 +21,17 @@ const (
 	ProtocolUDP = "udp"
 )
 
-// Strategies accepted by Frontend.Strategy.
+// Strategies accepted by Frontend.Strategy: package balance's names.
 const (
-	StrategyRoundRobin = "roundrobin"
-	StrategyLeastConn  = "leastconn"
-	StrategyP2C        = "p2c"
-	StrategyMaglev     = "maglev"
+	StrategyRoundRobin = balance.RoundRobin
+	StrategyLeastConn  = balance.LeastConn
+	StrategyP2C        = balance.P2C
+	StrategyMaglev     = balance.Maglev
 )
+
+// MaxWeight is the largest backend weight (weights are 1..MaxWeight), the
+// data plane's bound: backend.MaxWeight.
+const MaxWeight = backend.MaxWeight
 
 // Health check kinds accepted by Health.Check.
 const (

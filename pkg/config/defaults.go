@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/balance"
+)
 
 // Defaults for keys left out of the file. docs/configuration.md explains
 // each choice; keep the two in step.
@@ -30,10 +34,8 @@ const (
 
 	defaultProtocol = ProtocolTCP
 	defaultStrategy = StrategyRoundRobin
-	// A prime far above any realistic backend count (shares are even only
-	// when the table is much larger than the backend count); the size the
-	// Maglev paper evaluates.
-	defaultMaglevTableSize = 65537
+	// The strategy's own default (see balance.DefaultMaglevTableSize).
+	defaultMaglevTableSize = balance.DefaultMaglevTableSize
 	// Frontend MaxConnections 0: only the global cap applies.
 	defaultFrontendMaxConnections = 0
 	// A queue absorbs a burst while every backend is at its cap, bounded so

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/balance"
 )
 
 // Bounds enforced by validation; docs/configuration.md lists them per key.
@@ -25,10 +27,8 @@ const (
 	maxReceiveBuffer = 1 << 30
 	minBufferSize    = 4 << 10
 	maxBufferSize    = 64 << 20
-	// The Maglev table is rebuilt on every backend change; about a million
-	// entries keeps that well under a second. It is the largest prime
-	// below 1<<20, so every size in range has a prime to suggest.
-	maxMaglevTableSize = 1048573
+	// The strategy's own bound (see balance.MaxMaglevTableSize).
+	maxMaglevTableSize = balance.MaxMaglevTableSize
 	maxRetries         = 10
 	// The kernel's limits for TCP_KEEPIDLE, TCP_KEEPINTVL (seconds) and
 	// TCP_KEEPCNT.
@@ -36,7 +36,7 @@ const (
 	maxKeepalive      = 32767 * time.Second
 	maxKeepaliveCount = 127
 	maxRiseFall       = 100
-	maxWeight         = 256
+	maxWeight         = MaxWeight
 	maxNameLen        = 64
 )
 

@@ -61,7 +61,7 @@ func TestAdminStatsExact(t *testing.T) {
 	if fe.Name != "t" || fe.Total != conns || fe.BytesIn != uint64(sent) || fe.BytesOut != uint64(sent+conns*greetingLen) {
 		t.Errorf("frontend %+v, want total %d, in %d, out %d", fe, conns, sent, sent+conns*greetingLen)
 	}
-	if st.MaxConnections != 10000 || st.Connections != 0 || len(fe.Refused) != 6 || fe.Refused["no_backend"] != 0 ||
+	if st.MaxConnections != 10000 || st.Connections != 0 || len(fe.Refused) != len(stats.RefusalReasons()) || fe.Refused["no_backend"] != 0 ||
 		fe.QueuedNow != 0 || len(fe.QueueWaitBuckets) != 10 || fe.QueueWaitCount != 0 {
 		t.Errorf("pool figures: global %d/%d, refused %v, queued now %d, wait buckets %d (count %d)",
 			st.Connections, st.MaxConnections, fe.Refused, fe.QueuedNow, len(fe.QueueWaitBuckets), fe.QueueWaitCount)

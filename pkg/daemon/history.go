@@ -61,8 +61,8 @@ func (d *Daemon) readings() []history.Reading {
 			Connect: make([]uint64, backend.NumConnectBounds+1),
 		}
 		// The order of stats.FrontendErrorKinds(fe.Protocol).
-		f.Errors = [history.MaxErrorKinds]uint64{fc.Rejected, fc.QueueFull, fc.QueueTimeouts,
-			fc.Denied, fc.PerClient, fc.RateLimited}
+		f.Errors = [history.MaxErrorKinds]uint64{fc.NoBackend, fc.ConnectFailed, fc.QueueFull, fc.QueueTimeouts,
+			fc.Denied, fc.PerClient + fc.RateLimited}
 		if fe.Protocol == config.ProtocolUDP {
 			f.Errors = [history.MaxErrorKinds]uint64{}
 			for _, n := range fc.Drops {

@@ -57,10 +57,11 @@ func (s *source) Stats() stats.Stats {
 		fs := stats.FrontendStats{
 			Name: fe.Name, Protocol: fe.Protocol, Strategy: fe.Strategy,
 			Active: fc.Active, Peak: fc.Peak, Total: fc.Total, Queued: fc.Queued,
-			Rejected:       fc.Rejected + fc.QueueFull + fc.QueueTimeouts,
+			Rejected:       fc.NoBackend + fc.ConnectFailed + fc.QueueFull + fc.QueueTimeouts,
 			MaxConnections: fe.MaxConnections, QueuedNow: fc.QueuedNow, QueueTimeouts: fc.QueueTimeouts,
 			Refused: map[string]uint64{
-				"no_backend": fc.Rejected, "queue_full": fc.QueueFull, "queue_timeout": fc.QueueTimeouts,
+				"no_backend": fc.NoBackend, "connect_failed": fc.ConnectFailed,
+				"queue_full": fc.QueueFull, "queue_timeout": fc.QueueTimeouts,
 				"access_list": fc.Denied, "per_client": fc.PerClient, "rate_limit": fc.RateLimited,
 			},
 			BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,

@@ -14,14 +14,15 @@ const HistorySeconds = 600
 
 // FrontendErrorKinds returns the keys of the Series.Errors of a frontend of
 // protocol ("tcp" or "udp"), in display order, as a fresh slice: for TCP
-// the refusal reasons of RefusalReasons; for UDP "dropped", the datagrams
-// dropped for any reason of DropReasons (a UDP frontend refuses nothing:
-// it drops).
+// the refusal reasons of RefusalReasons, with per_client and rate_limit as
+// one kind, client_limits (six kinds keep a history sample small); for UDP
+// "dropped", the datagrams dropped for any reason of DropReasons (a UDP
+// frontend refuses nothing: it drops).
 func FrontendErrorKinds(protocol string) []string {
 	if protocol == "udp" {
 		return []string{"dropped"}
 	}
-	return RefusalReasons()
+	return []string{"no_backend", "connect_failed", "queue_full", "queue_timeout", "access_list", "client_limits"}
 }
 
 // BackendErrorKinds returns the keys of a backend's Series.Errors, in

@@ -22,12 +22,13 @@ func ConnectFailureReasons() []string {
 	return []string{"refused", "timeout", "unreachable", "reset", "other"}
 }
 
-// RefusalReasons returns the keys of FrontendStats.Refused in display order:
-// no backend could take the client, the wait queue was full, the client
-// waited past queue_timeout, the access list, max_connections_per_client,
-// connection_rate_per_client.
+// RefusalReasons returns the keys of FrontendStats.Refused in display order,
+// each the name of the cause the client's connection ended with: no
+// backend could take the client, every try to connect failed, the wait
+// queue was full, the client waited past queue_timeout, the access list,
+// max_connections_per_client, connection_rate_per_client.
 func RefusalReasons() []string {
-	return []string{"no_backend", "queue_full", "queue_timeout", "access_list", "per_client", "rate_limit"}
+	return []string{"no_backend", "connect_failed", "queue_full", "queue_timeout", "access_list", "per_client", "rate_limit"}
 }
 
 // DropReasons returns the keys of FrontendStats.Drops in display order, as a
