@@ -29,10 +29,23 @@ type suite string
 const (
 	suiteTCP suite = "tcp"
 	suiteUDP suite = "udp"
+	// suiteApp routes to real servers, Redis and PostgreSQL, driven by
+	// their own benchmark clients.
+	suiteApp suite = "app"
+	// suiteHealth routes to healthBackends listeners, each health-checked.
+	suiteHealth suite = "health"
 )
 
 // allSuites lists the suites in run order.
-func allSuites() []suite { return []suite{suiteTCP, suiteUDP} }
+func allSuites() []suite { return []suite{suiteTCP, suiteUDP, suiteApp, suiteHealth} }
+
+// network is the network of the suite's routes: "udp" or "tcp".
+func (s suite) network() string {
+	if s == suiteUDP {
+		return "udp"
+	}
+	return "tcp"
+}
 
 // test is one side-by-side test. Each run gets a fresh instance, so that no
 // test inherits another's heap, pipes or TIME_WAIT sockets in the proxy.
@@ -45,8 +58,12 @@ type test struct {
 	proxyV2 bool
 }
 
-// servedBy reports whether the test runs on t.
+// servedBy reports whether the test runs on t. Direct does not run a test
+// whose every row measures the proxy: it would measure nothing.
 func (tst test) servedBy(t *target) bool {
+	if t.command == nil && !slices.ContainsFunc(tst.metrics, func(m metric) bool { return !m.spec().proxyOnly }) {
+		return false
+	}
 	return t.serves(tst.suite) && (!tst.proxyV2 || t.sendsProxyV2)
 }
 
@@ -61,6 +78,13 @@ func allTests() []test {
 		{"idle connections", suiteTCP, []metric{idleHeld, idleRSS, idleFDs, idleKernel}, idleTest, false},
 		{"UDP request/response", suiteUDP, []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, udpReqRespTest, false},
 		{"UDP new-flow queries", suiteUDP, []metric{udpQueryRate, udpQueryLoss}, udpQueryTest, false},
+		{"paced requests, 16 connections", suiteTCP, []metric{growthCPU16}, pacedTest(16, growthCPU16), false},
+		{"paced requests, 256 connections", suiteTCP, []metric{growthCPU256}, pacedTest(256, growthCPU256), false},
+		{"paced requests, 4096 connections", suiteTCP, []metric{growthCPU4096}, pacedTest(4096, growthCPU4096), false},
+		{"idle connections, 1000", suiteTCP, []metric{idle1kRSS, idle1kKernel}, idle1kTest, false},
+		{"redis-benchmark pipelined", suiteApp, []metric{redisSetRate, redisGetRate, redisCPU}, redisTest, false},
+		{"pgbench select-only", suiteApp, []metric{pgTPS, pgCPU}, pgbenchTest, false},
+		{"health checks", suiteHealth, []metric{healthCores, healthCPUPerCheck}, healthTest, false},
 	}
 }
 

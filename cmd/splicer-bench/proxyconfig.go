@@ -58,13 +58,14 @@ max_flows = %d
 					b.WriteString("send_proxy = \"v2\"\n")
 				}
 			}
-			fmt.Fprintf(&b, `
-  [frontend.health]
-  check = "none"
-
-  [[frontend.backend]]
-  address = %q
-`, r.backend)
+			if r.checkInterval > 0 {
+				fmt.Fprintf(&b, "\n  [frontend.health]\n  check = \"tcp\"\n  interval = %q\n", r.checkInterval.String())
+			} else {
+				b.WriteString("\n  [frontend.health]\n  check = \"none\"\n")
+			}
+			for _, be := range r.backendList() {
+				fmt.Fprintf(&b, "\n  [[frontend.backend]]\n  address = %q\n", be)
+			}
 		}
 		path, err := writeConfig(dir, "splicer.toml", b.String())
 		if err != nil {
@@ -86,10 +87,17 @@ func splicerResponses(responses int) int {
 // haproxyCommand configures HAProxy in tcp mode with splicing allowed
 // (option splice-auto), as splicer splices, and no logging. HAProxy refuses
 // to start when maxconn cannot fit its fd limit (two fds per connection,
-// two per pipe, a few more of its own), so maxconn is the largest that fits.
+// two per pipe, one per checked server, a few more of its own), so maxconn
+// is the largest that fits.
 func haproxyCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
-	maxconn := (fdLimit - 2*maxPipes - 100) / 2
 	return func(dir string, routes []route) ([]string, error) {
+		checked := 0
+		for _, r := range routes {
+			if r.checkInterval > 0 {
+				checked += len(r.backendList())
+			}
+		}
+		maxconn := (fdLimit - 2*maxPipes - checked - 100) / 2
 		var b strings.Builder
 		fmt.Fprintf(&b, `global
     nbthread %d
@@ -104,11 +112,21 @@ defaults
     option splice-auto
 `, proxyWorkers, maxconn, maxPipes, connectTimeout, idleTimeout, idleTimeout)
 		for _, r := range routes {
-			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n    server backend %s", r.name, r.listen, r.backend)
-			if r.sendProxy {
-				b.WriteString(" send-proxy-v2")
+			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n", r.name, r.listen)
+			for i, be := range r.backendList() {
+				name := "backend"
+				if len(r.backends) > 0 {
+					name = fmt.Sprintf("b%d", i)
+				}
+				fmt.Fprintf(&b, "    server %s %s", name, be)
+				if r.sendProxy {
+					b.WriteString(" send-proxy-v2")
+				}
+				if r.checkInterval > 0 {
+					fmt.Fprintf(&b, " check inter %dms", r.checkInterval.Milliseconds())
+				}
+				b.WriteString("\n")
 			}
-			b.WriteString("\n")
 		}
 		path, err := writeConfig(dir, "haproxy.cfg", b.String())
 		if err != nil {

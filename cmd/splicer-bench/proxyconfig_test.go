@@ -146,11 +146,17 @@ func TestHAProxyConfig(t *testing.T) {
 			t.Errorf("haproxy.cfg lacks %q; config:\n%s", block, b)
 		}
 	}
+	haproxyChecks(t, argv[len(argv)-1])
+}
+
+// haproxyChecks has HAProxy check the config at path, when installed.
+func haproxyChecks(t *testing.T, path string) {
+	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Skip("install haproxy (Debian package haproxy) to have it check the config")
 	}
-	if out, err := exec.Command(bin, "-c", "-f", argv[len(argv)-1]).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
 }
