@@ -20,7 +20,7 @@ func checkedRoute() route {
 // checked with TCP connects at the interval.
 func TestSplicerHealthConfig(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := splicerCommand("/opt/splicer", 20000)(dir, []route{checkedRoute()}); err != nil {
+	if _, err := splicerCommand("/opt/splicer", 20000, "")(dir, []route{checkedRoute()}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(filepath.Join(dir, "splicer.toml"))
@@ -64,7 +64,7 @@ func TestHAProxyHealthConfig(t *testing.T) {
 // the health suite; every target runs the application suite.
 func TestHealthSuiteTargets(t *testing.T) {
 	tl := &tools{self: "/bin/true", splicer: "/bin/true", haproxy: "/bin/true", nginx: "/bin/true", missing: map[string]string{}}
-	ts, _ := buildTargets(tl, nil, []suite{suiteHealth}, 20000)
+	ts, _ := buildTargets(tl, nil, []suite{suiteHealth}, 20000, "")
 	var names []string
 	for _, tg := range ts {
 		names = append(names, tg.name)
@@ -72,7 +72,7 @@ func TestHealthSuiteTargets(t *testing.T) {
 	if got := strings.Join(names, ","); got != "splicer,haproxy" {
 		t.Errorf("health suite targets %s, want splicer,haproxy", got)
 	}
-	ts, _ = buildTargets(tl, nil, []suite{suiteApp}, 20000)
+	ts, _ = buildTargets(tl, nil, []suite{suiteApp}, 20000, "")
 	if len(ts) != len(targetNames()) {
 		t.Errorf("%d targets run the application suite, want all %d", len(ts), len(targetNames()))
 	}

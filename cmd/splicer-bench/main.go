@@ -70,6 +70,8 @@ type options struct {
 	json        string         // the results file, "" for none
 	gobench     string         // go test -bench output to fold into it
 	svg         string         // directory for the plots, "" for none
+	// splicerAffinity is splicer's global.cpu_affinity, "" for none.
+	splicerAffinity string
 }
 
 func main() {
@@ -128,6 +130,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	run := fs.String("run", "", "run only the tests whose name matches this `regexp`")
 	fs.StringVar(&o.json, "json", "", "also write the results, every round's values, to this JSON `file`")
 	fs.StringVar(&o.gobench, "gobench", "", "fold the Pick costs of this `go test -bench` output into the results file")
+	fs.StringVar(&o.splicerAffinity, "splicer-cpu-affinity", "", "run splicer with this global.cpu_affinity (auto or a CPU `list`), to measure the pinning")
 	fs.StringVar(&o.svg, "svg", "", "draw the plots from the results file into this `directory` (needs -json)")
 	fs.IntVar(&o.rounds, "rounds", 3, "`rounds` of every test; the report shows medians")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each iperf3, connection-rate, request/response and UDP test")
@@ -232,7 +235,7 @@ func bench(ctx context.Context, opts options, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	targets, skipped := buildTargets(tl, opts.only, opts.suites, fds)
+	targets, skipped := buildTargets(tl, opts.only, opts.suites, fds, opts.splicerAffinity)
 	for _, name := range targetNames() {
 		if why, ok := skipped[name]; ok {
 			fmt.Fprintf(stderr, "skipping %s: %s\n", name, why)

@@ -24,8 +24,8 @@ const (
 // splicerCommand configures splicer with one frontend per route, no health
 // checks (the backends are local and known up) and no admin port. Its
 // connection and UDP flow caps are the fd limit: fds, not the caps, are
-// what bound it.
-func splicerCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
+// what bound it. affinity is its global.cpu_affinity, "" pinning nothing.
+func splicerCommand(bin string, fdLimit int, affinity string) func(string, []route) ([]string, error) {
 	return func(dir string, routes []route) ([]string, error) {
 		var b strings.Builder
 		fmt.Fprintf(&b, `[global]
@@ -33,13 +33,14 @@ workers = %d
 max_connections = %d
 max_pipes = %d
 shutdown_timeout = "2s"
+cpu_affinity = %q
 
 [log]
 level = "warn"
 
 [admin]
 listen = ""
-`, proxyWorkers, fdLimit, maxPipes)
+`, proxyWorkers, fdLimit, maxPipes, affinity)
 		for _, r := range routes {
 			fmt.Fprintf(&b, `
 [[frontend]]

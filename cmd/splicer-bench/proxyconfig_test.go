@@ -26,7 +26,7 @@ func mixedRoutes() []route {
 // so that a key splicer would refuse fails here rather than in a run.
 func TestSplicerConfig(t *testing.T) {
 	dir := t.TempDir()
-	argv, err := splicerCommand("/opt/splicer", 20000)(dir, mixedRoutes())
+	argv, err := splicerCommand("/opt/splicer", 20000, "")(dir, mixedRoutes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +158,23 @@ func haproxyChecks(t *testing.T, path string) {
 	}
 	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+}
+
+// TestSplicerAffinityConfig: -splicer-cpu-affinity reaches splicer's
+// global.cpu_affinity, and its absence pins nothing.
+func TestSplicerAffinityConfig(t *testing.T) {
+	for _, spec := range []string{"", "auto", "1,0"} {
+		dir := t.TempDir()
+		if _, err := splicerCommand("/opt/splicer", 20000, spec)(dir, mixedRoutes()); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(filepath.Join(dir, "splicer.toml"))
+		if err != nil {
+			t.Fatalf("%q: splicer refuses the generated config: %v", spec, err)
+		}
+		if got := cfg.Global.CPUAffinity.String(); got != spec {
+			t.Errorf("cpu_affinity %q, want %q", got, spec)
+		}
 	}
 }

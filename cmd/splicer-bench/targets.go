@@ -259,11 +259,12 @@ func loopback(port int) string {
 
 // buildTargets returns the targets named in only (all when only is empty)
 // that serve any of the suites, in column order, and for each one that
-// cannot run, the reason.
-func buildTargets(tl *tools, only map[string]bool, suites []suite, fdLimit int) ([]*target, map[string]string) {
+// cannot run, the reason. splicer runs with splicerAffinity as its
+// global.cpu_affinity.
+func buildTargets(tl *tools, only map[string]bool, suites []suite, fdLimit int, splicerAffinity string) ([]*target, map[string]string) {
 	all := map[string]*target{
 		targetDirect:  {name: targetDirect, udp: true},
-		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit), udp: true, checks: true, sendsProxyV2: true},
+		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit, splicerAffinity), udp: true, checks: true, sendsProxyV2: true},
 		targetHAProxy: {name: targetHAProxy, command: haproxyCommand(tl.haproxy, fdLimit), checks: true, sendsProxyV2: true},
 		targetNginx:   {name: targetNginx, command: nginxCommand(tl.nginx, tl.nginxStream, fdLimit), udp: true},
 		targetIOCopy:  ioCopyTarget(tl.self, fdLimit),
