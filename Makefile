@@ -32,9 +32,10 @@ run: build ## run splicer on config.toml.example with its demo backends (Ctrl-C 
 test: lint ## gofmt check, go vet, then every test under the race detector
 	$(GO) test -race -timeout 14m $(PKGS)
 
-bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy and nginx
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./cmd/splicer-bench -splicer $(BIN)
+bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy and nginx; results and plots in docs/bench/
+	@mkdir -p docs/bench
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench . -benchmem ./... | tee docs/bench/gobench.txt"
+	$(GO) run ./cmd/splicer-bench -splicer $(BIN) -out docs/bench/results.md -json docs/bench/results.json -gobench docs/bench/gobench.txt -svg docs/bench
 
 scale-sim: build ## as root: 3 instances behind ECMP in network namespaces, DNS discovery; prints the figures of docs/scaling.md
 	$(GO) run ./cmd/splicer-scalesim -splicer $(BIN)
@@ -63,6 +64,8 @@ install: build ## install binary, systemd unit, service user, docs and a config 
 	chmod 0644 $(DESTDIR)$(UNITDIR)/splicer.service
 	install -m 0644 docs/systemd/splicer.sysusers $(DESTDIR)$(SYSUSERSDIR)/splicer.conf
 	install -m 0644 config.toml.example docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/bench
+	install -m 0644 docs/bench/*.svg $(DESTDIR)$(DOCDIR)/bench/
 	test -e $(DESTDIR)$(SYSCONFDIR)/splicer/config.toml || \
 		install -m 0644 config.toml.example $(DESTDIR)$(SYSCONFDIR)/splicer/config.toml
 

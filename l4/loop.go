@@ -2,6 +2,7 @@ package l4
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -110,6 +111,11 @@ type loop struct {
 	// nil until the first one (see logRing).
 	ring *logRing
 
+	// cpu is the CPU the loop's thread is pinned to, noCPU when it is not
+	// (affinity.go); tid is that thread's ID once pinned.
+	cpu int
+	tid int
+
 	exited chan struct{} // closed when run returns
 
 	mu      sync.Mutex // guards tasks and done
@@ -134,6 +140,7 @@ func newLoop(id int, s *Server) (*loop, error) {
 		now:    now,
 		conns:  make(map[*conn]struct{}),
 		exited: make(chan struct{}),
+		cpu:    noCPU,
 	}, nil
 }
 
@@ -154,9 +161,44 @@ func (l *loop) post(f func(*loop)) bool {
 }
 
 // run is the loop goroutine. It returns after stop has closed everything.
-func (l *loop) run(wg *sync.WaitGroup) {
+// A pinned loop first binds its thread to its CPU and sends the outcome on
+// pinned (affinity.go).
+func (l *loop) run(wg *sync.WaitGroup, pinned chan<- error) {
 	defer wg.Done()
 	defer close(l.exited)
+	if l.cpu == noCPU {
+		l.serve()
+		return
+	}
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread's mask is the one taskset -p and
+		// /proc/PID/status show for the whole process: leave it alone.
+		// Held here, it cannot take the goroutine that runs the loop.
+		done := make(chan struct{})
+		go l.runPinned(pinned, done)
+		<-done
+		runtime.UnlockOSThread()
+		return
+	}
+	l.runPinned(pinned, nil)
+}
+
+// runPinned pins the calling goroutine's thread to the loop's CPU and
+// serves; it closes done, when not nil, once the loop has stopped.
+func (l *loop) runPinned(pinned chan<- error, done chan<- struct{}) {
+	if done != nil {
+		defer close(done)
+	}
+	// Never unlocked: when the loop ends, its thread ends with it instead
+	// of going back to the scheduler with a one-CPU mask.
+	runtime.LockOSThread()
+	pinned <- l.pin()
+	l.serve()
+}
+
+// serve runs the loop until it stops.
+func (l *loop) serve() {
 	events := make([]unix.EpollEvent, maxEvents)
 	yielded := time.Now()
 	for !l.stopped {
@@ -340,6 +382,14 @@ func (l *loop) adopt(fe *frontend, fd int, bound netip.AddrPort) error {
 		}
 		l.udp = append(l.udp, ln)
 		return nil
+	}
+	// New connections whose SYN this loop's CPU processed come here. An
+	// unpinned loop clears the setting, which a socket inherited from a
+	// process with pinned loops still carries: its CPU may now be served
+	// by another loop, or by none.
+	if err := sock.SetIncomingCPU(fd, l.cpu); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("global.cpu_affinity: steering %v to CPU %d: %w", bound, l.cpu, err)
 	}
 	ln, err := newListener(l, fe, fd, bound)
 	if err != nil {

@@ -16,9 +16,21 @@ import (
 // transfer cannot starve its neighbours.
 const wakeBudget = 1 << 20
 
-// bulkBelow is the fill size under which a direction that was splicing
-// goes back to copying: see half.bulk.
-const bulkBelow = 16 << 10
+// The carrier choice has hysteresis, as HAProxy's splice-auto has (a
+// channel becomes a "fast streamer" after three reads that each fill its
+// buffer): see half.bulk.
+const (
+	// bulkBelow is the fill size under which a splice counts as small.
+	bulkBelow = 16 << 10
+	// bulkAfter is how many buffer reads in a row must fill the whole
+	// buffer before a direction splices. A burst a little larger than
+	// the buffer (a pipelined batch of mid-sized values) fills it once
+	// and leaves a short tail, which is cheaper copied than spliced.
+	bulkAfter = 3
+	// copyAfter is how many small splices in a row send a splicing
+	// direction back to copying.
+	copyAfter = 2
+)
 
 // half is one direction of a connection: bytes read from src are carried
 // to dst through a pipe (splice) or, failing that, a user-space buffer.
@@ -65,9 +77,14 @@ type half struct {
 	// replies) are copied through a buffer: a short read proves the socket
 	// drained, saving the EAGAIN read that splice needs, and the written
 	// segments are whole instead of the page fragments splice passes on.
-	// A read that fills the whole buffer means a stream: from then on the
-	// direction splices, until a fill comes back under bulkBelow.
-	bulk bool
+	// bulkAfter reads in a row that fill the whole buffer mean a stream:
+	// from then on the direction splices, until copyAfter splices in a
+	// row come back under bulkBelow. fulls and smalls count those runs;
+	// like bulk they are hints, not state, and start from zero after an
+	// upgrade hands the connection over.
+	bulk   bool
+	fulls  uint8
+	smalls uint8
 
 	bytes     uint64 // delivered to dst over the connection's life
 	unflushed uint64 // delivered but not yet added to the backend counters
@@ -208,7 +225,8 @@ func (c *conn) filled(h *half, n int, err error, budget *int) (res pumpResult, _
 	case err == nil && n == 0 && h.pipe != nil && sock.AtUrgentMark(h.src):
 		// splice returns 0 at the urgent mark once the FIN is in too,
 		// though bytes wait behind the mark: not the EOF.
-		h.urgent, h.bulk = true, false
+		h.urgent = true
+		h.toCopy()
 		c.dropCarrier(h)
 	case err == nil && n == 0:
 		h.eof = true
@@ -221,7 +239,7 @@ func (c *conn) filled(h *half, n int, err error, budget *int) (res pumpResult, _
 	case errors.Is(err, unix.EAGAIN):
 		if h.urgent && h.pipe != nil {
 			// splice stops at the urgent mark: copy past it.
-			h.bulk = false
+			h.toCopy()
 			c.dropCarrier(h)
 			return 0, nil, false
 		}
@@ -292,21 +310,38 @@ func (c *conn) to(side uint32) *half { return c.other(c.from(side)) }
 // budget, and notes when a short buffered read proved src drained.
 func (h *half) adapt(n, budget int) {
 	if h.buf == nil {
-		if n < bulkBelow {
-			h.bulk = false
-		}
+		h.adaptSplice(n)
 		return
 	}
-	switch {
-	case n == h.buf.Cap():
-		h.bulk = !h.urgent
-	case n < h.buf.Cap() && budget > 0 && !h.srcHup && !h.urgent:
+	if n == h.buf.Cap() {
+		h.fulls = min(h.fulls+1, bulkAfter)
+		h.bulk = h.fulls >= bulkAfter && !h.urgent
+		return
+	}
+	h.fulls = 0
+	if budget > 0 && !h.srcHup && !h.urgent {
 		// read(2) returned less than asked: the receive queue is empty
 		// now, and edge-triggered epoll reports any later arrival. (Not
 		// so before an urgent mark, where recv stops short.)
 		h.srcReady = false
 	}
 }
+
+// adaptSplice updates the carrier choice after a splice of n bytes.
+func (h *half) adaptSplice(n int) {
+	if n >= bulkBelow {
+		h.smalls = 0
+		return
+	}
+	h.smalls = min(h.smalls+1, copyAfter)
+	if h.smalls >= copyAfter {
+		h.toCopy()
+	}
+}
+
+// toCopy makes the direction copy from its next fill, with the runs
+// towards splicing again counted from zero.
+func (h *half) toCopy() { h.bulk, h.fulls, h.smalls = false, 0, 0 }
 
 // relay pumps both directions and decides what happens next. A socket
 // that failed does not end the connection at once: the direction reading

@@ -123,11 +123,18 @@ func (s *Server) Start() error {
 		return errors.New("l4: server already started")
 	}
 	workers := s.cfg.Global.Workers
+	cpus, err := loopCPUs(s.cfg.Global.CPUAffinity, workers)
+	if err != nil {
+		return err
+	}
 	for i := 0; i < workers; i++ {
 		l, err := newLoop(i, s)
 		if err != nil {
 			s.closeLoopsLocked()
 			return err
+		}
+		if cpus != nil {
+			l.cpu = cpus[i]
 		}
 		s.loops = append(s.loops, l)
 	}
@@ -139,14 +146,50 @@ func (s *Server) Start() error {
 	s.closeInheritedLocked()
 	s.started = true
 	s.connlog.start()
+	pinned := make(chan error, len(s.loops))
 	for _, l := range s.loops {
 		s.wg.Add(1)
-		go l.run(&s.wg)
+		go l.run(&s.wg, pinned)
+	}
+	if cpus != nil {
+		if err := s.awaitPinsLocked(pinned); err != nil {
+			return err
+		}
 	}
 	for _, fe := range s.frontends {
 		s.log.Info().Str("frontend", fe.cfg.Name).Strs("listen", addrStrings(fe.bound)).
 			Str("strategy", fe.cfg.Strategy).Int("backends", len(fe.cfg.Backends)).Msg("frontend listening")
 	}
+	return nil
+}
+
+// awaitPinsLocked waits for every loop to report its pinning. When one
+// failed, the server is closed, as Close would, and the error returned.
+func (s *Server) awaitPinsLocked(pinned <-chan error) error {
+	var errs []error
+	for range s.loops {
+		errs = append(errs, <-pinned)
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.closing = true
+		s.stopping.Store(true)
+		s.postAll(func(l *loop) { l.stop() })
+		s.wg.Wait()
+		for _, fe := range s.frontends {
+			fe.set.Close()
+		}
+		return err
+	}
+	cpus := make([]int, len(s.loops))
+	for i, l := range s.loops {
+		cpus[i] = l.cpu
+	}
+	e := s.log.Info().Ints("cpus", cpus)
+	if !steersByCPU() {
+		e.Msg("event loops pinned; this kernel does not steer new connections by CPU (Linux 6.2 and later do), so the kernel spreads them over the loops by hash")
+		return nil
+	}
+	e.Msg("event loops pinned, each TCP connection served by the loop on the CPU that received it")
 	return nil
 }
 

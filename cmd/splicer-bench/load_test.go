@@ -149,3 +149,23 @@ func TestEchoProxy(t *testing.T) {
 		t.Errorf("without a header: %d bytes, %v; want the connection closed", n, err)
 	}
 }
+
+// TestPacedKeepsItsRate offers 400 requests a second over eight
+// connections for a second: every one of the 400 scheduled completes, late
+// ones included, and none beyond the schedule.
+func TestPacedKeepsItsRate(t *testing.T) {
+	addr := startServer(t, echoConn)
+	set := holdIdle(context.Background(), addr, 8)
+	defer set.close()
+	if set.held != 8 {
+		t.Fatalf("held %d of 8: %v", set.held, set.err)
+	}
+	res := paced(context.Background(), set.conns, 400, time.Second)
+	if res.errors != 0 {
+		t.Fatalf("%d errors: %v", res.errors, res.err)
+	}
+	// 8 connections × 50 requests each.
+	if res.ops != 400 {
+		t.Errorf("%d requests in a second at 400/s offered", res.ops)
+	}
+}

@@ -2,12 +2,23 @@
 // HAProxy (tcp mode), nginx (stream) and a goroutine-per-connection io.Copy
 // proxy, and prints one markdown table. `make bench` runs it. The UDP tests
 // (-tests udp, or all) run on direct, splicer and nginx only: HAProxy and
-// the io.Copy proxy relay TCP alone, and their UDP cells read "-".
+// the io.Copy proxy relay TCP alone, and their UDP cells read "-". The app
+// tests run redis-benchmark and pgbench against real servers the harness
+// starts (each skipped, saying what to install, when its programs are
+// missing); the health test runs on the targets with active health checks,
+// splicer and HAProxy.
 //
 // Usage:
 //
-//	splicer-bench -splicer bin/splicer [-tests all|tcp|udp] [-rounds 3] [-duration 5s]
-//	              [-idle 8000] [-splicer-idle 9000] [-only splicer,haproxy,...] [-out FILE]
+//	splicer-bench -splicer bin/splicer [-tests all|tcp,udp,app,health] [-run REGEXP]
+//	              [-rounds 3] [-duration 5s] [-idle 8000] [-splicer-idle 9000]
+//	              [-only splicer,haproxy,...] [-out FILE] [-json FILE] [-gobench FILE] [-svg DIR]
+//	splicer-bench plot -json FILE [-gobench FILE] -svg DIR
+//
+// -json writes the results file, every round's values by target and row;
+// the plot subcommand (or -svg at the end of a run) draws the side-by-side
+// and cost-growth charts from it, with the Pick costs of a `go test -bench`
+// output given with -gobench.
 //
 // It installs nothing: iperf3 must be on PATH for the TCP tests, and a
 // missing HAProxy, nginx (with its stream module) or splicer binary skips
@@ -32,6 +43,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -54,6 +66,12 @@ type options struct {
 	splicerIdle int
 	only        map[string]bool
 	out         string
+	run         *regexp.Regexp // nil runs every test of the suites
+	json        string         // the results file, "" for none
+	gobench     string         // go test -bench output to fold into it
+	svg         string         // directory for the plots, "" for none
+	// splicerAffinity is splicer's global.cpu_affinity, "" for none.
+	splicerAffinity string
 }
 
 func main() {
@@ -65,6 +83,10 @@ func main() {
 			os.Exit(subcommandExit(runUDPEcho(os.Args[2:])))
 		case "iocopy":
 			os.Exit(subcommandExit(runIOCopy(os.Args[2:])))
+		case "sink":
+			os.Exit(subcommandExit(runSink(os.Args[2:])))
+		case "plot":
+			os.Exit(subcommandExit(runPlot(os.Args[2:])))
 		}
 	}
 	// SIGHUP and SIGPIPE (the terminal or the pipe reading the report went
@@ -104,7 +126,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.splicer, "splicer", "bin/splicer", "splicer `binary` to measure")
-	tests := fs.String("tests", "all", "test `suites` to run: all, tcp or udp")
+	tests := fs.String("tests", "all", "test `suites` to run: all, or a comma-separated list of tcp, udp, app, health")
+	run := fs.String("run", "", "run only the tests whose name matches this `regexp`")
+	fs.StringVar(&o.json, "json", "", "also write the results, every round's values, to this JSON `file`")
+	fs.StringVar(&o.gobench, "gobench", "", "fold the Pick costs of this `go test -bench` output into the results file")
+	fs.StringVar(&o.splicerAffinity, "splicer-cpu-affinity", "", "run splicer with this global.cpu_affinity (auto or a CPU `list`), to measure the pinning")
+	fs.StringVar(&o.svg, "svg", "", "draw the plots from the results file into this `directory` (needs -json)")
 	fs.IntVar(&o.rounds, "rounds", 3, "`rounds` of every test; the report shows medians")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each iperf3, connection-rate, request/response and UDP test")
 	fs.IntVar(&o.idle, "idle", 8000, "idle connections held in the idle test")
@@ -126,13 +153,19 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	case o.splicerIdle < 0:
 		return o, errors.New("-splicer-idle must not be negative")
 	}
-	switch *tests {
-	case "all":
-		o.suites = allSuites()
-	case string(suiteTCP), string(suiteUDP):
-		o.suites = []suite{suite(*tests)}
-	default:
-		return o, fmt.Errorf("-tests: unknown suite %q (want all, tcp or udp)", *tests)
+	if o.svg != "" && o.json == "" {
+		return o, errors.New("-svg draws from the results file: give -json too")
+	}
+	if *run != "" {
+		re, err := regexp.Compile(*run)
+		if err != nil {
+			return o, fmt.Errorf("-run: %w", err)
+		}
+		o.run = re
+	}
+	var err error
+	if o.suites, err = parseSuites(*tests); err != nil {
+		return o, err
 	}
 	o.only = make(map[string]bool)
 	for name := range strings.SplitSeq(*only, ",") {
@@ -145,6 +178,33 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.only[name] = true
 	}
 	return o, nil
+}
+
+// parseSuites reads -tests: "all", or suite names separated by commas,
+// returned in run order.
+func parseSuites(spec string) ([]suite, error) {
+	if spec == "all" {
+		return allSuites(), nil
+	}
+	var names []string
+	for _, s := range allSuites() {
+		names = append(names, string(s))
+	}
+	want := map[suite]bool{}
+	for name := range strings.SplitSeq(spec, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("-tests: unknown suite %q (want all, or some of %s)", name, strings.Join(names, ", "))
+		}
+		want[suite(name)] = true
+	}
+	var suites []suite
+	for _, s := range allSuites() {
+		if want[s] {
+			suites = append(suites, s)
+		}
+	}
+	return suites, nil
 }
 
 // run is the harness without the process: it returns the exit code.
@@ -175,7 +235,7 @@ func bench(ctx context.Context, opts options, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	targets, skipped := buildTargets(tl, opts.only, opts.suites, fds)
+	targets, skipped := buildTargets(tl, opts.only, opts.suites, fds, opts.splicerAffinity)
 	for _, name := range targetNames() {
 		if why, ok := skipped[name]; ok {
 			fmt.Fprintf(stderr, "skipping %s: %s\n", name, why)
@@ -209,7 +269,10 @@ func bench(ctx context.Context, opts options, args []string, stdout, stderr io.W
 		return err
 	}
 	defer r.close()
-	tests := testsOf(opts.suites)
+	tests := r.runnable(testsOf(opts.suites), res)
+	if len(tests) == 0 {
+		return errors.New("no test left to run")
+	}
 	fmt.Fprintf(stderr, "measuring %s: %d rounds of %d tests, %v each\n",
 		strings.Join(cols, ", "), opts.rounds, len(tests), opts.duration)
 	r.run(ctx, tests, targets, res)
@@ -220,13 +283,24 @@ func bench(ctx context.Context, opts options, args []string, stdout, stderr io.W
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted, no report: %w", err)
 	}
-	rows := rowsOf(opts.suites)
+	rows := rowsOfTests(tests)
 	fmt.Fprintln(stdout)
 	writeReport(stdout, cols, rows, res)
-	if opts.out == "" {
+	if opts.out != "" {
+		if err := writeOut(opts.out, tl, fds, args, cols, rows, res); err != nil {
+			return err
+		}
+	}
+	if opts.json == "" {
 		return nil
 	}
-	return writeOut(opts.out, tl, fds, args, cols, rows, res)
+	if err := writeResultsFile(opts.json, opts.gobench, tl, args, cols, rows, res); err != nil {
+		return err
+	}
+	if opts.svg == "" {
+		return nil
+	}
+	return plotFile(opts.json, opts.svg)
 }
 
 // writeOut writes the report with the machine details to path.

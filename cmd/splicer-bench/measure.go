@@ -29,10 +29,23 @@ type suite string
 const (
 	suiteTCP suite = "tcp"
 	suiteUDP suite = "udp"
+	// suiteApp routes to real servers, Redis and PostgreSQL, driven by
+	// their own benchmark clients.
+	suiteApp suite = "app"
+	// suiteHealth routes to healthBackends listeners, each health-checked.
+	suiteHealth suite = "health"
 )
 
 // allSuites lists the suites in run order.
-func allSuites() []suite { return []suite{suiteTCP, suiteUDP} }
+func allSuites() []suite { return []suite{suiteTCP, suiteUDP, suiteApp, suiteHealth} }
+
+// network is the network of the suite's routes: "udp" or "tcp".
+func (s suite) network() string {
+	if s == suiteUDP {
+		return "udp"
+	}
+	return "tcp"
+}
 
 // test is one side-by-side test. Each run gets a fresh instance, so that no
 // test inherits another's heap, pipes or TIME_WAIT sockets in the proxy.
@@ -49,8 +62,12 @@ type test struct {
 	logAll  bool
 }
 
-// servedBy reports whether the test runs on target t.
+// servedBy reports whether the test runs on t. Direct does not run a test
+// whose every row measures the proxy: it would measure nothing.
 func (tst test) servedBy(t *target) bool {
+	if t.command == nil && !slices.ContainsFunc(tst.metrics, func(m metric) bool { return !m.spec().proxyOnly }) {
+		return false
+	}
 	return t.serves(tst.suite) && (!tst.proxyV2 || t.sendsProxyV2) && (tst.only == "" || tst.only == t.name)
 }
 
@@ -70,6 +87,13 @@ func allTests() []test {
 		{name: "idle connections", suite: suiteTCP, metrics: []metric{idleHeld, idleRSS, idleFDs, idleKernel}, run: idleTest},
 		{name: "UDP request/response", suite: suiteUDP, metrics: []metric{udpReqRate, udpReqP50, udpReqP99, udpReqLoss, udpReqCPUPer100k}, run: udpReqRespTest},
 		{name: "UDP new-flow queries", suite: suiteUDP, metrics: []metric{udpQueryRate, udpQueryLoss}, run: udpQueryTest},
+		{name: "paced requests, 16 connections", suite: suiteTCP, metrics: []metric{growthCPU16}, run: pacedTest(16, growthCPU16)},
+		{name: "paced requests, 256 connections", suite: suiteTCP, metrics: []metric{growthCPU256}, run: pacedTest(256, growthCPU256)},
+		{name: "paced requests, 4096 connections", suite: suiteTCP, metrics: []metric{growthCPU4096}, run: pacedTest(4096, growthCPU4096)},
+		{name: "idle connections, 1000", suite: suiteTCP, metrics: []metric{idle1kRSS, idle1kKernel}, run: idle1kTest},
+		{name: "redis-benchmark pipelined", suite: suiteApp, metrics: []metric{redisSetRate, redisGetRate, redisCPU}, run: redisTest},
+		{name: "pgbench select-only", suite: suiteApp, metrics: []metric{pgTPS, pgCPU}, run: pgbenchTest},
+		{name: "health checks", suite: suiteHealth, metrics: []metric{healthCores, healthCPUPerCheck}, run: healthTest},
 	}
 }
 

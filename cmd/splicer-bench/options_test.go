@@ -12,11 +12,15 @@ func TestParseOptionsSuites(t *testing.T) {
 		want    []suite
 		wantErr bool
 	}{
-		{nil, []suite{suiteTCP, suiteUDP}, false},
-		{[]string{"-tests", "all"}, []suite{suiteTCP, suiteUDP}, false},
+		{nil, []suite{suiteTCP, suiteUDP, suiteApp, suiteHealth}, false},
+		{[]string{"-tests", "all"}, []suite{suiteTCP, suiteUDP, suiteApp, suiteHealth}, false},
 		{[]string{"-tests", "tcp"}, []suite{suiteTCP}, false},
 		{[]string{"-tests", "udp"}, []suite{suiteUDP}, false},
+		{[]string{"-tests", "health, app"}, []suite{suiteApp, suiteHealth}, false},
 		{[]string{"-tests", "sctp"}, nil, true},
+		{[]string{"-tests", "tcp,"}, nil, true},
+		{[]string{"-run", "("}, nil, true},
+		{[]string{"-svg", "dir"}, nil, true},
 	}
 	for _, tt := range tests {
 		o, err := parseOptions(tt.args, io.Discard)

@@ -34,12 +34,20 @@ type process struct {
 // terminal reaches only the harness, which then stops its children in order.
 // Pdeathsig kills the child should the harness die without cleaning up.
 func startProcess(name string, argv []string, env []string) (*process, error) {
+	return startProcessAs(name, argv, env, nil)
+}
+
+// startProcessAs is startProcess running the child as cred, when not nil.
+func startProcessAs(name string, argv []string, env []string, cred *syscall.Credential) (*process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	out := &tailBuffer{max: 4096}
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	if cred != nil {
+		cmd.Dir = os.TempDir() // the harness's directory may be closed to cred
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -24,10 +24,11 @@ const (
 // splicerCommand configures splicer with one frontend per route, no health
 // checks (the backends are local and known up) and no admin port. Its
 // connection and UDP flow caps are the fd limit: fds, not the caps, are
-// what bound it. The connection log is off, as the other proxies run
-// without one, except on a route with logAll: every connection is logged
-// to connections.log in dir.
-func splicerCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
+// what bound it. affinity is its global.cpu_affinity, "" pinning nothing.
+// The connection log is off, as the other proxies run without one, except
+// on a route with logAll: every connection is logged to connections.log in
+// dir.
+func splicerCommand(bin string, fdLimit int, affinity string) func(string, []route) ([]string, error) {
 	return func(dir string, routes []route) ([]string, error) {
 		var b strings.Builder
 		fmt.Fprintf(&b, `[global]
@@ -35,6 +36,7 @@ workers = %d
 max_connections = %d
 max_pipes = %d
 shutdown_timeout = "2s"
+cpu_affinity = %q
 
 [log]
 level = "warn"
@@ -42,7 +44,7 @@ connections_file = %q
 
 [admin]
 listen = ""
-`, proxyWorkers, fdLimit, maxPipes, filepath.Join(dir, "connections.log"))
+`, proxyWorkers, fdLimit, maxPipes, affinity, filepath.Join(dir, "connections.log"))
 		for _, r := range routes {
 			log := "off"
 			if r.logAll {
@@ -66,13 +68,14 @@ max_flows = %d
 					b.WriteString("send_proxy = \"v2\"\n")
 				}
 			}
-			fmt.Fprintf(&b, `
-  [frontend.health]
-  check = "none"
-
-  [[frontend.backend]]
-  address = %q
-`, r.backend)
+			if r.checkInterval > 0 {
+				fmt.Fprintf(&b, "\n  [frontend.health]\n  check = \"tcp\"\n  interval = %q\n", r.checkInterval.String())
+			} else {
+				b.WriteString("\n  [frontend.health]\n  check = \"none\"\n")
+			}
+			for _, be := range r.backendList() {
+				fmt.Fprintf(&b, "\n  [[frontend.backend]]\n  address = %q\n", be)
+			}
 		}
 		path, err := writeConfig(dir, "splicer.toml", b.String())
 		if err != nil {
@@ -94,10 +97,17 @@ func splicerResponses(responses int) int {
 // haproxyCommand configures HAProxy in tcp mode with splicing allowed
 // (option splice-auto), as splicer splices, and no logging. HAProxy refuses
 // to start when maxconn cannot fit its fd limit (two fds per connection,
-// two per pipe, a few more of its own), so maxconn is the largest that fits.
+// two per pipe, one per checked server, a few more of its own), so maxconn
+// is the largest that fits.
 func haproxyCommand(bin string, fdLimit int) func(string, []route) ([]string, error) {
-	maxconn := (fdLimit - 2*maxPipes - 100) / 2
 	return func(dir string, routes []route) ([]string, error) {
+		checked := 0
+		for _, r := range routes {
+			if r.checkInterval > 0 {
+				checked += len(r.backendList())
+			}
+		}
+		maxconn := (fdLimit - 2*maxPipes - checked - 100) / 2
 		var b strings.Builder
 		fmt.Fprintf(&b, `global
     nbthread %d
@@ -112,11 +122,21 @@ defaults
     option splice-auto
 `, proxyWorkers, maxconn, maxPipes, connectTimeout, idleTimeout, idleTimeout)
 		for _, r := range routes {
-			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n    server backend %s", r.name, r.listen, r.backend)
-			if r.sendProxy {
-				b.WriteString(" send-proxy-v2")
+			fmt.Fprintf(&b, "\nlisten %s\n    bind %s\n", r.name, r.listen)
+			for i, be := range r.backendList() {
+				name := "backend"
+				if len(r.backends) > 0 {
+					name = fmt.Sprintf("b%d", i)
+				}
+				fmt.Fprintf(&b, "    server %s %s", name, be)
+				if r.sendProxy {
+					b.WriteString(" send-proxy-v2")
+				}
+				if r.checkInterval > 0 {
+					fmt.Fprintf(&b, " check inter %dms", r.checkInterval.Milliseconds())
+				}
+				b.WriteString("\n")
 			}
-			b.WriteString("\n")
 		}
 		path, err := writeConfig(dir, "haproxy.cfg", b.String())
 		if err != nil {

@@ -26,7 +26,7 @@ func mixedRoutes() []route {
 // so that a key splicer would refuse fails here rather than in a run.
 func TestSplicerConfig(t *testing.T) {
 	dir := t.TempDir()
-	argv, err := splicerCommand("/opt/splicer", 20000)(dir, mixedRoutes())
+	argv, err := splicerCommand("/opt/splicer", 20000, "")(dir, mixedRoutes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +146,35 @@ func TestHAProxyConfig(t *testing.T) {
 			t.Errorf("haproxy.cfg lacks %q; config:\n%s", block, b)
 		}
 	}
+	haproxyChecks(t, argv[len(argv)-1])
+}
+
+// haproxyChecks has HAProxy check the config at path, when installed.
+func haproxyChecks(t *testing.T, path string) {
+	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Skip("install haproxy (Debian package haproxy) to have it check the config")
 	}
-	if out, err := exec.Command(bin, "-c", "-f", argv[len(argv)-1]).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+}
+
+// TestSplicerAffinityConfig: -splicer-cpu-affinity reaches splicer's
+// global.cpu_affinity, and its absence pins nothing.
+func TestSplicerAffinityConfig(t *testing.T) {
+	for _, spec := range []string{"", "auto", "1,0"} {
+		dir := t.TempDir()
+		if _, err := splicerCommand("/opt/splicer", 20000, spec)(dir, mixedRoutes()); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(filepath.Join(dir, "splicer.toml"))
+		if err != nil {
+			t.Fatalf("%q: splicer refuses the generated config: %v", spec, err)
+		}
+		if got := cfg.Global.CPUAffinity.String(); got != spec {
+			t.Errorf("cpu_affinity %q, want %q", got, spec)
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 // included.
 func keyMetrics() []metric {
 	return []metric{iperf1Gbps, iperf8Gbps, connRate, connCPUPer1000, reqRate, reqP99, idleRSS, idleFDs,
-		udpReqRate, udpReqP99, udpQueryRate}
+		udpReqRate, udpReqP99, udpQueryRate, redisSetRate, redisGetRate, pgTPS}
 }
 
 // medianOf returns a target's median for the metric being checked.
@@ -40,6 +40,10 @@ func goals() map[metric]goal {
 			return s < h && s < n, ok
 		}},
 		reqRate: {"≥ 1.1× the best of haproxy and nginx", atLeastBest(1.1)},
+		// Issue 22: real servers' own benchmark clients.
+		redisSetRate: {"≥ 1.1× the best of haproxy and nginx (issue 22)", atLeastBest(1.1)},
+		redisGetRate: {"≥ 1.1× the best of haproxy and nginx (issue 22)", atLeastBest(1.1)},
+		pgTPS:        {"≥ 1.1× the best of haproxy and nginx (issue 22)", atLeastBest(1.1)},
 		idleRSS: {"≤ 2 KiB", func(med medianOf) (bool, bool) {
 			s, ok := med(targetSplicer)
 			return s <= 2, ok

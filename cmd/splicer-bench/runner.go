@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,11 @@ import (
 	"strconv"
 	"strings"
 )
+
+// errNotApplicable is returned by a test that cannot run on a target (a
+// connection count beyond its fd budget): its cells stay empty, with a
+// note, rather than marked failed.
+var errNotApplicable = errors.New("not applicable")
 
 // runner runs the tests round by round. It owns the backend servers and the
 // temporary directory; close stops and removes them.
@@ -21,7 +27,18 @@ type runner struct {
 	echoPP2 *process  // the echo server that reads a PROXY header first
 	iperf   *process
 	udpEcho *process
-	back    backends
+	redis   *process
+	// postgres runs as the "postgres" account when the harness is root.
+	postgres *process
+	sink     *process // the health test's listeners
+	back     backends
+	apps     appTools
+	// unavailable holds the tests whose servers could not be found or
+	// started, with the reason; they are skipped.
+	unavailable map[string]string
+	// dirs are directories outside tmp (PostgreSQL's, which its account
+	// must own) that close removes.
+	dirs []string
 }
 
 // newRunner creates the temporary directory and starts the backends the
@@ -31,7 +48,7 @@ func newRunner(ctx context.Context, tl *tools, opts options, log io.Writer) (*ru
 	if err != nil {
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
-	r := &runner{tools: tl, opts: opts, tmp: tmp, log: log}
+	r := &runner{tools: tl, opts: opts, tmp: tmp, log: log, unavailable: map[string]string{}}
 	if err := r.startBackends(ctx); err != nil {
 		r.close()
 		return nil, err
@@ -60,7 +77,59 @@ func (r *runner) startBackends(ctx context.Context) error {
 			return err
 		}
 	}
+	if slices.Contains(r.opts.suites, suiteApp) {
+		r.startApps(ctx)
+	}
+	if slices.Contains(r.opts.suites, suiteHealth) {
+		return r.startSink(ctx)
+	}
 	return nil
+}
+
+// startApps starts Redis and PostgreSQL for the tests selected that need
+// them; a server that is missing or fails to start marks its test
+// unavailable rather than failing the run.
+func (r *runner) startApps(ctx context.Context) {
+	r.apps = findAppTools()
+	for name, why := range r.apps.unavailable {
+		r.unavailable[name] = why
+	}
+	starts := []struct {
+		test  string
+		start func(context.Context) error
+	}{{testRedis, r.startRedis}, {testPgbench, r.startPostgres}}
+	for _, s := range starts {
+		if _, gone := r.unavailable[s.test]; gone || !r.selected(s.test) {
+			continue
+		}
+		if err := s.start(ctx); err != nil {
+			r.unavailable[s.test] = "its server failed to start: " + err.Error()
+		}
+	}
+}
+
+// runnable returns the tests the run takes: those -run selects, less the
+// unavailable ones, which are noted in res with the reason.
+func (r *runner) runnable(tests []test, res *results) []test {
+	var ts []test
+	for _, t := range tests {
+		if !r.selected(t.name) {
+			continue
+		}
+		if why, gone := r.unavailable[t.name]; gone {
+			note := fmt.Sprintf("%s skipped: %s", t.name, why)
+			fmt.Fprintln(r.log, note)
+			res.notes = append(res.notes, note)
+			continue
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// selected reports whether the test named is among those the run takes.
+func (r *runner) selected(name string) bool {
+	return r.opts.run == nil || r.opts.run.MatchString(name)
 }
 
 // startServer starts a server of this binary's hidden subcommand, with
@@ -69,7 +138,7 @@ func (r *runner) startBackends(ctx context.Context) error {
 // count against its fd limit, not the harness's, and its CPU against no
 // one's.
 func (r *runner) startServer(ctx context.Context, name string, s suite, subcommand string, args ...string) (*process, string, error) {
-	ports, err := freePorts(string(s), 1)
+	ports, err := freePorts(s.network(), 1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -78,7 +147,7 @@ func (r *runner) startServer(ctx context.Context, name string, s suite, subcomma
 	if err != nil {
 		return nil, "", err
 	}
-	if err := p.waitListening(ctx, startTimeout, string(s), port); err != nil {
+	if err := p.waitListening(ctx, startTimeout, s.network(), port); err != nil {
 		p.stop()
 		return nil, "", err
 	}
@@ -114,10 +183,13 @@ func (r *runner) restartIperf(ctx context.Context) error {
 
 // close stops the backends and removes the temporary directory.
 func (r *runner) close() {
-	for _, p := range []*process{r.iperf, r.echo, r.echoPP2, r.udpEcho} {
+	for _, p := range []*process{r.iperf, r.echo, r.echoPP2, r.udpEcho, r.redis, r.postgres, r.sink} {
 		if p != nil {
 			p.stop()
 		}
+	}
+	for _, d := range r.dirs {
+		os.RemoveAll(d)
 	}
 	os.RemoveAll(r.tmp)
 }
@@ -165,6 +237,15 @@ func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target,
 		return
 	}
 	m, err := tst.run(ctx, r, t, in)
+	if errors.Is(err, errNotApplicable) {
+		in.stop()
+		note := fmt.Sprintf("%s on %s: no value, %v", tst.name, t.name, err)
+		if !slices.Contains(res.notes, note) {
+			res.notes = append(res.notes, note)
+			fmt.Fprintln(r.log, prefix, err)
+		}
+		return
+	}
 	if err != nil && in.proc != nil && in.proc.exited() {
 		err = in.proc.failure(err) // the proxy died: its output says why
 	}

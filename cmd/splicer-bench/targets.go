@@ -42,6 +42,19 @@ type route struct {
 	// logAll logs every connection (splicer only; the other proxies
 	// always run without a connection log).
 	logAll bool
+	// backends, when not empty, replaces backend with a list, and
+	// checkInterval, when not zero, has the proxy check each of them with a
+	// TCP connect that often (none are checked otherwise).
+	backends      []string
+	checkInterval time.Duration
+}
+
+// backendList is every backend of the route.
+func (r route) backendList() []string {
+	if len(r.backends) > 0 {
+		return r.backends
+	}
+	return []string{r.backend}
 }
 
 // backends are the servers behind every target; one that no selected suite
@@ -50,6 +63,10 @@ type backends struct {
 	echo, iperf, udpEcho string // addresses
 	// echoProxy is an echo server that reads a PROXY header first.
 	echoProxy string
+	// redis and postgres are the application servers; checked are the
+	// health test's listeners.
+	redis, postgres string
+	checked         []string
 }
 
 // target is one column of the report: the backends reached directly, or
@@ -62,6 +79,9 @@ type target struct {
 	env     []string // added to the proxy's environment
 	// udp is whether the target relays UDP; every target relays TCP.
 	udp bool
+	// checks is whether the target runs active health checks, the health
+	// suite's subject.
+	checks bool
 	// maxIdle caps the idle test for a proxy whose fds per connection would
 	// overrun its fd limit; 0 means no cap. capNote says why.
 	maxIdle int
@@ -73,7 +93,14 @@ type target struct {
 
 // serves reports whether t can run the tests of suite s.
 func (t *target) serves(s suite) bool {
-	return s == suiteTCP || t.udp
+	switch s {
+	case suiteUDP:
+		return t.udp
+	case suiteHealth:
+		return t.checks
+	default:
+		return true
+	}
 }
 
 // instance is a started target: the addresses clients connect to and, for
@@ -83,6 +110,8 @@ type instance struct {
 	echoAddr, iperfAddr       string // TCP
 	echoProxyAddr             string // TCP, to echoProxy with a PROXY v2 header; "" when the target sends none
 	udpEchoAddr, udpQueryAddr string // UDP
+	redisAddr, pgAddr         string // the application servers
+	checkedAddr               string // the health suite's route
 	proc                      *process
 }
 
@@ -100,17 +129,21 @@ func (in *instance) stop() {
 // every connection (see route.logAll).
 func (t *target) start(ctx context.Context, tmp string, b backends, s suite, logAll bool) (*instance, error) {
 	if t.command == nil {
-		return &instance{echoAddr: b.echo, iperfAddr: b.iperf, udpEchoAddr: b.udpEcho, udpQueryAddr: b.udpEcho}, nil
+		return &instance{echoAddr: b.echo, iperfAddr: b.iperf, udpEchoAddr: b.udpEcho, udpQueryAddr: b.udpEcho,
+			redisAddr: b.redis, pgAddr: b.postgres}, nil
 	}
 	dir, err := os.MkdirTemp(tmp, t.name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.name, err)
 	}
 	n := 2
-	if s == suiteTCP && t.sendsProxyV2 {
+	switch {
+	case s == suiteTCP && t.sendsProxyV2:
 		n = 3
+	case s == suiteHealth:
+		n = 1
 	}
-	ports, err := freePorts(string(s), n)
+	ports, err := freePorts(s.network(), n)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +158,7 @@ func (t *target) start(ctx context.Context, tmp string, b backends, s suite, log
 	if in.proc, err = startProcess(t.name, argv, t.env); err != nil {
 		return nil, err
 	}
-	if err := in.proc.waitListening(ctx, startTimeout, string(s), ports...); err != nil {
+	if err := in.proc.waitListening(ctx, startTimeout, s.network(), routePorts(routes)...); err != nil {
 		in.stop()
 		return nil, err
 	}
@@ -141,9 +174,30 @@ func (t *target) start(ctx context.Context, tmp string, b backends, s suite, log
 // routes to the one echo backend: long-lived flows, and one-reply flows
 // for the new-flow test. The TCP suite has the echo and iperf3 routes and,
 // given a third port, a route that sends a PROXY v2 header to the echo
-// server that reads one.
+// server that reads one. The application suite routes to Redis and
+// PostgreSQL (a server that is not running has no route); the health suite
+// has one route to every checked listener.
 func proxied(s suite, b backends, ports []int) (*instance, []route) {
-	first, second := loopback(ports[0]), loopback(ports[1])
+	first := loopback(ports[0])
+	switch s {
+	case suiteHealth:
+		return &instance{checkedAddr: first}, []route{
+			{name: "checked", listen: first, backends: b.checked, checkInterval: healthInterval},
+		}
+	case suiteApp:
+		in := &instance{}
+		var routes []route
+		if b.redis != "" {
+			in.redisAddr = first
+			routes = append(routes, route{name: "redis", listen: first, backend: b.redis})
+		}
+		if b.postgres != "" {
+			in.pgAddr = loopback(ports[1])
+			routes = append(routes, route{name: "postgres", listen: in.pgAddr, backend: b.postgres})
+		}
+		return in, routes
+	}
+	second := loopback(ports[1])
 	if s == suiteUDP {
 		return &instance{udpEchoAddr: first, udpQueryAddr: second}, []route{
 			{name: "udp-echo", listen: first, backend: b.udpEcho, udp: true},
@@ -166,6 +220,12 @@ func proxied(s suite, b backends, ports []int) (*instance, []route) {
 // route is only checked to listen: a probe would count as a test run in
 // the iperf3 server.
 func (in *instance) probe(ctx context.Context, s suite) error {
+	switch s {
+	case suiteApp:
+		return in.probeApps(ctx)
+	case suiteHealth:
+		return nil // its backends need not be up yet: the checks decide
+	}
 	if s == suiteUDP {
 		for _, addr := range []string{in.udpEchoAddr, in.udpQueryAddr} {
 			if err := udpProbe(addr); err != nil {
@@ -187,6 +247,18 @@ func (in *instance) probe(ctx context.Context, s suite) error {
 	return nil
 }
 
+// routePorts are the ports the routes listen on.
+func routePorts(routes []route) []int {
+	ports := make([]int, 0, len(routes))
+	for _, r := range routes {
+		_, p, _ := net.SplitHostPort(r.listen)
+		if n, err := strconv.Atoi(p); err == nil {
+			ports = append(ports, n)
+		}
+	}
+	return ports
+}
+
 // loopback is the IPv4 loopback address with port.
 func loopback(port int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -194,12 +266,13 @@ func loopback(port int) string {
 
 // buildTargets returns the targets named in only (all when only is empty)
 // that serve any of the suites, in column order, and for each one that
-// cannot run, the reason.
-func buildTargets(tl *tools, only map[string]bool, suites []suite, fdLimit int) ([]*target, map[string]string) {
+// cannot run, the reason. splicer runs with splicerAffinity as its
+// global.cpu_affinity.
+func buildTargets(tl *tools, only map[string]bool, suites []suite, fdLimit int, splicerAffinity string) ([]*target, map[string]string) {
 	all := map[string]*target{
 		targetDirect:  {name: targetDirect, udp: true},
-		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit), udp: true, sendsProxyV2: true},
-		targetHAProxy: {name: targetHAProxy, command: haproxyCommand(tl.haproxy, fdLimit), sendsProxyV2: true},
+		targetSplicer: {name: targetSplicer, command: splicerCommand(tl.splicer, fdLimit, splicerAffinity), udp: true, checks: true, sendsProxyV2: true},
+		targetHAProxy: {name: targetHAProxy, command: haproxyCommand(tl.haproxy, fdLimit), checks: true, sendsProxyV2: true},
 		targetNginx:   {name: targetNginx, command: nginxCommand(tl.nginx, tl.nginxStream, fdLimit), udp: true},
 		targetIOCopy:  ioCopyTarget(tl.self, fdLimit),
 	}

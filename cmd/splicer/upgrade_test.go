@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/splicerlb/splicer/pkg/stats"
 	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
@@ -97,7 +98,14 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if gone(pids[2]) {
 		t.Fatal("the newest process is gone")
 	}
-	if st := p.stats(); st.Connections != 0 || len(st.Frontends) != 1 {
+	// The echo's connection ends in the daemon a moment after the client
+	// has read its answer.
+	var st stats.Stats
+	testutil.WaitFor(t, 5*time.Second, "the last connection closed in the newest process", func() bool {
+		st = p.stats()
+		return st.Connections == 0
+	})
+	if len(st.Frontends) != 1 {
 		t.Errorf("the newest process's stats: %+v", st)
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/splicerlb/splicer/pkg/backend"
 )
 
-var benchSizes = []int{4, 64, 1024}
+// benchSizes are the backend counts of BenchmarkPick: the cost-growth
+// points make bench plots (cmd/splicer-bench, -gobench).
+var benchSizes = []int{10, 100, 1000}
 
 // mixedWeights returns n weights cycling through 1..4, a plausible mix.
 func mixedWeights(n int) []int {

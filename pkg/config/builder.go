@@ -63,6 +63,13 @@ func (b *Builder) admin() *rawAdmin {
 	return b.raw.Admin
 }
 
+// CPUAffinity sets [global] cpu_affinity: "auto", a CPU list such as
+// "0-3", or "" to pin nothing.
+func (b *Builder) CPUAffinity(spec string) *Builder {
+	b.global().CPUAffinity = &stringSetting{v: spec}
+	return b
+}
+
 // Workers sets [global] workers; 0 means one per CPU.
 func (b *Builder) Workers(n int) *Builder {
 	b.global().Workers = &intSetting{v: n}

@@ -92,6 +92,10 @@ type Global struct {
 	// ShutdownTimeout bounds how long a graceful shutdown waits for
 	// connections to finish before closing them.
 	ShutdownTimeout time.Duration
+	// CPUAffinity pins each event loop's thread to a CPU, and steers new
+	// TCP connections to the loop on the CPU that received them; the
+	// zero value pins nothing.
+	CPUAffinity CPUAffinity
 
 	// StateFile keeps the backend changes made at runtime (drain, maint,
 	// weight) across restarts and upgrades; "" keeps none. RuntimeDir

@@ -24,6 +24,7 @@ type rawGlobal struct {
 	PipeSize        *sizeSetting     `toml:"pipe_size"`
 	BufferSize      *sizeSetting     `toml:"buffer_size"`
 	ShutdownTimeout *durationSetting `toml:"shutdown_timeout"`
+	CPUAffinity     *stringSetting   `toml:"cpu_affinity"`
 
 	// The daemon's files (daemon.go).
 	StateFile  *stringSetting `toml:"state_file"`

@@ -55,6 +55,7 @@ func resolveGlobal(r *rawGlobal, ps *problems) Global {
 		BufferSize:      get(sc, "buffer_size", r.BufferSize, defaultBufferSize),
 		ShutdownTimeout: get(sc, "shutdown_timeout", r.ShutdownTimeout, defaultShutdownTimeout),
 	}
+	resolveCPUAffinity(&g, r, sc)
 	resolveDaemonFiles(&g, r, sc)
 	return g
 }

@@ -65,7 +65,7 @@ func TestHistoryFromCounters(t *testing.T) {
 		}
 	}
 	var h stats.History
-	waitFor(t, 10*time.Second, "every connection in the history, then a quiet second", func() bool {
+	waitFor(t, 20*time.Second, "every connection in the history, then a quiet second", func() bool {
 		h = getHistory(t, base+"/api/v1/history?frontend=t", viewer)
 		if len(h.Frontends) != 1 || len(h.Frontends[0].Backends) != 1 {
 			return false
@@ -88,7 +88,10 @@ func TestHistoryFromCounters(t *testing.T) {
 		{"frontend connections", fe.Series.Conns, fe.Series, conns + refused},
 		{"frontend bytes in", fe.Series.BytesIn, fe.Series, float64(sent)},
 		{"frontend bytes out", fe.Series.BytesOut, fe.Series, float64(sent + conns*greetingLen)},
-		{"frontend refusals (no backend)", fe.Series.Errors["no_backend"], fe.Series, refused},
+		// The backend was up and refused the connects: every try failed,
+		// which is not "no backend".
+		{"frontend refusals (connect failed)", fe.Series.Errors["connect_failed"], fe.Series, refused},
+		{"frontend refusals (no backend)", fe.Series.Errors["no_backend"], fe.Series, 0},
 		{"backend connections", be.Series.Conns, be.Series, conns + refused},
 		{"backend bytes in", be.Series.BytesIn, be.Series, float64(sent)},
 		{"backend refused connects", be.Series.Errors["refused"], be.Series, refused},

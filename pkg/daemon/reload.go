@@ -133,6 +133,7 @@ func restartOnly(old, cfg *config.Config) []config.Problem {
 		}
 	}
 	check("global.workers", old.Global.Workers, cfg.Global.Workers)
+	check("global.cpu_affinity", fmt.Sprintf("%q", old.Global.CPUAffinity), fmt.Sprintf("%q", cfg.Global.CPUAffinity))
 	check("global.max_pipes", old.Global.MaxPipes, cfg.Global.MaxPipes)
 	check("global.pipe_size", old.Global.PipeSize, cfg.Global.PipeSize)
 	check("global.buffer_size", old.Global.BufferSize, cfg.Global.BufferSize)

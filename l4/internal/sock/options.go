@@ -91,3 +91,22 @@ func setInt(fd, level, opt, value int) error {
 	}
 	return nil
 }
+
+// SetIncomingCPU sets SO_INCOMING_CPU on fd, a listening socket of a
+// SO_REUSEPORT group: from Linux 6.2 on, the kernel hands a new connection
+// to the socket of the group whose CPU is the one processing the
+// connection's SYN, when there is one, and hashes otherwise. A cpu of -1
+// clears the setting.
+func SetIncomingCPU(fd, cpu int) error {
+	return setInt(fd, unix.SOL_SOCKET, unix.SO_INCOMING_CPU, cpu)
+}
+
+// IncomingCPU returns fd's SO_INCOMING_CPU: for a connected socket, the
+// CPU that last processed a packet for it; -1 when none has.
+func IncomingCPU(fd int) (int, error) {
+	n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_INCOMING_CPU)
+	if err != nil {
+		return -1, os.NewSyscallError("getsockopt", err)
+	}
+	return n, nil
+}
