@@ -47,42 +47,6 @@ func (s *Server) Observe(name string, o Observer) error {
 	return nil
 }
 
-// Backends returns the backends of frontend name in config order, or nil
-// for an unknown name; a known frontend with no backend (one whose
-// discovery has not answered yet) gives an empty, non-nil slice. The slice
-// is shared: do not modify it.
-func (s *Server) Backends(name string) []*backend.Backend {
-	if fe := s.frontend(name); fe != nil {
-		if fe.backends == nil {
-			return []*backend.Backend{}
-		}
-		return fe.backends
-	}
-	return nil
-}
-
-// CloseBackendConnections closes every connection of frontend name that is
-// relaying to, or connecting to, b: what on_down = "close" does when b is
-// marked down. They end with cause CauseBackendDown, and both peers get a
-// reset, since the conversation they were having is cut. It returns, with
-// the number closed, once every loop has closed them.
-func (s *Server) CloseBackendConnections(name string, b *backend.Backend) (int, error) {
-	fe := s.frontend(name)
-	if fe == nil {
-		return 0, ErrUnknownFrontend
-	}
-	n := 0
-	s.eachLoop(func(l *loop) {
-		for c := range l.conns {
-			if c.fe.frontendShared == fe.frontendShared && c.be == b {
-				c.end(CauseBackendDown)
-				n++
-			}
-		}
-	})
-	return n, nil
-}
-
 // frontend finds a frontend's current generation by name.
 func (s *Server) frontend(name string) *frontend {
 	for _, fe := range s.frontendList() {

@@ -1,12 +1,3 @@
-// Package l4 is splicer's data plane: epoll event loops that accept client
-// connections, pick a backend, connect to it without blocking and relay
-// bytes both ways with splice(2) through pooled pipes.
-//
-// A Server runs Workers loops. Each loop owns one SO_REUSEPORT listening
-// socket per frontend address, so the kernel spreads new connections over
-// the loops, and every connection lives on the loop that accepted it for its
-// whole life: only that loop touches its fds. Other goroutines reach a loop
-// by posting a task and waking its poller.
 package l4
 
 import (
@@ -29,6 +20,20 @@ import (
 var ErrServerClosed = errors.New("l4: server closed")
 
 // Server serves every frontend of a config, TCP and UDP.
+//
+// Its life: NewServer builds the frontends (strategies, backend sets) and
+// binds nothing; Observe attaches each frontend's observer (passive
+// health), SetLogOutput and SetLogFormat the connection log, and Inherit
+// the listening sockets of a process being replaced, all before Start;
+// Start binds what was not inherited and runs the loops; then Shutdown
+// (stop accepting, let connections finish until its context ends) or
+// Close (at once). A reload goes through Prepare and the Plan's Commit or
+// Abort while it serves; an upgrade through HandOff and Handoff on the
+// old process, Adopt on the new one.
+//
+// Every exported method is safe to call from any goroutine, with the
+// order above: Observe, SetLogOutput, SetLogFormat and Inherit only before
+// Start. A method that needs a loop's state posts it a task and waits.
 type Server struct {
 	cfg   *config.Config
 	log   zerolog.Logger
@@ -323,73 +328,12 @@ func (s *Server) flowDone() {
 	}
 }
 
-// reserve counts one more client connection against the global and the
-// frontend cap, or fails without counting when either is reached. The
-// check and the count are one CAS each, so the caps hold exactly however
-// many loops accept at once. A listener reserves before it accepts:
-// a client that finds no room is left in the kernel's backlog, never
-// accepted and dropped.
-func (s *Server) reserve(fe *frontend) bool { return s.reserveAt(fe) == capNone }
-
 // Which cap, if any, refused a reservation.
 const (
 	capNone     = iota // reserved
 	capGlobal          // global.max_connections, or shutting down
 	capFrontend        // the frontend's max_connections
 )
-
-// reserveAt is reserve, saying which cap refused.
-func (s *Server) reserveAt(fe *frontend) int {
-	if s.stopping.Load() {
-		// Shutting down: loops that have not yet closed their listeners
-		// take no new client, which could only be cut at the deadline.
-		return capGlobal
-	}
-	if _, ok := reserveUnder(&s.active, s.maxConns.Load()); !ok {
-		return capGlobal
-	}
-	if fe.cfg.MaxConnections > 0 {
-		if _, ok := reserveUnder(&fe.active, int64(fe.cfg.MaxConnections)); !ok {
-			s.active.Add(-1)
-			return capFrontend
-		}
-	} else {
-		fe.active.Add(1)
-	}
-	return capNone
-}
-
-// reserveUnder increments n unless it has reached max; it returns the
-// new count.
-func reserveUnder(n *atomic.Int64, max int64) (int64, bool) {
-	for {
-		cur := n.Load()
-		if cur >= max {
-			return cur, false
-		}
-		if n.CompareAndSwap(cur, cur+1) {
-			return cur + 1, true
-		}
-	}
-}
-
-// connDone releases a reservation: a connection ended, or a reserved
-// accept found no client or refused it. Listeners that stopped at the
-// global cap are resumed on every loop, and those of fe that stopped at its
-// own cap too.
-func (s *Server) connDone(fe *frontend) {
-	fe.active.Add(-1)
-	if s.active.Add(-1) == 0 {
-		s.checkDrained()
-	}
-	// A blocked flag is set by a listener before it re-checks for room,
-	// so either that re-check sees this release or this load sees the flag.
-	if s.blocked.Load() && s.blocked.CompareAndSwap(true, false) {
-		s.postAll(func(l *loop) { l.resumeFull(nil) })
-	} else if fe.blocked.Load() && fe.blocked.CompareAndSwap(true, false) {
-		s.postAll(func(l *loop) { l.resumeFull(fe) })
-	}
-}
 
 // stopLoops asks every loop to close its fds and exit, and waits for them.
 func (s *Server) stopLoops() {

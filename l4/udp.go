@@ -511,3 +511,66 @@ func (ln *udpListener) close() {
 func serving(b *backend.Backend) bool {
 	return b.Healthy() && b.State() != backend.Maint
 }
+
+// replyBatch returns the batch to queue a reply of ln's in, made on first
+// use. A batch holding another socket's replies is flushed first, and so
+// is a full one.
+func (l *loop) replyBatch(ln *udpListener) *sock.Batch {
+	if l.replies == nil {
+		l.replies = sock.NewBatch(udpBatch, sock.MaxDatagram, l.needPktinfo())
+	}
+	if (l.replyLn != nil && l.replyLn != ln) || l.replies.Queued() == l.replies.Slots() {
+		l.flushReplies()
+	}
+	l.replyLn = ln
+	return l.replies
+}
+
+// flushReplies sends the queued UDP replies with one sendmmsg and counts
+// what went out, or was dropped, once it is known.
+func (l *loop) flushReplies() {
+	ln := l.replyLn
+	if ln == nil {
+		return
+	}
+	l.replyLn = nil
+	b := l.replies
+	n := b.Flush(ln.fd)
+	var sent, bytes uint64
+	for i := 0; i < n; i++ {
+		be := l.replyBE[i]
+		l.replyBE[i] = nil
+		if !b.Sent(i) {
+			ln.fe.udp.drop(DropSendError)
+			continue
+		}
+		size := uint64(b.Len(i))
+		sent++
+		bytes += size
+		be.AddDatagrams(0, 1)
+		be.AddBytes(0, size)
+	}
+	ln.fe.udp.dgramsOut.Add(sent)
+	ln.fe.bytesOut.Add(bytes)
+}
+
+// recvBatch returns the loop's receive batch, made on first use. One
+// batch serves every UDP socket of the loop: a handler forwards what it
+// read before it returns.
+func (l *loop) recvBatch() *sock.Batch {
+	if l.recv == nil {
+		l.recv = sock.NewBatch(udpBatch, sock.MaxDatagram, l.needPktinfo())
+	}
+	return l.recv
+}
+
+// needPktinfo reports whether a UDP socket of the loop is bound to a
+// wildcard address and so receives destination addresses.
+func (l *loop) needPktinfo() bool {
+	for _, ln := range l.udp {
+		if ln.wildcard {
+			return true
+		}
+	}
+	return false
+}

@@ -69,18 +69,12 @@ func (b *Batch) recvmmsg(fd, from int) (int, error) {
 	for i := from; i < len(b.hdrs); i++ {
 		b.resetSlot(i, b.bufSize)
 	}
-	for {
-		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[from])),
-			uintptr(len(b.hdrs)-from), unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
+	r, err := Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[from])),
+		uintptr(len(b.hdrs)-from), unix.MSG_DONTWAIT, 0, 0)
+	if err != nil {
+		return 0, err
 	}
+	return int(r), nil
 }
 
 // resetSlot prepares slot i to receive (or send) size bytes.
@@ -243,15 +237,14 @@ func (b *Batch) Flush(fd int) int {
 	n := b.queued
 	off := 0
 	for off < n {
-		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[off])),
+		r, err := Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[off])),
 			uintptr(n-off), unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
+		switch err {
+		case nil:
 			for i := off; i < off+int(r); i++ {
 				b.failed[i] = false
 			}
 			off += int(r)
-		case unix.EINTR:
 		case unix.EAGAIN:
 			for ; off < n; off++ {
 				b.failed[off] = true

@@ -90,19 +90,13 @@ func bound(addr netip.AddrPort, typ int, reusePort bool) (int, error) {
 // peer's Sockaddr: a syscall and an allocation per connection saved.
 func Accept(lfd int) (fd int, peer netip.AddrPort, err error) {
 	var rsa unix.RawSockaddrAny
-	for {
-		size := uint32(unix.SizeofSockaddrAny)
-		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)),
-			uintptr(unsafe.Pointer(&size)), sockFlags, 0, 0)
-		switch errno {
-		case 0:
-			return int(r), rawPeer(&rsa), nil
-		case unix.EINTR:
-			continue
-		default:
-			return -1, netip.AddrPort{}, errno
-		}
+	size := uint32(unix.SizeofSockaddrAny)
+	r, err := Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)),
+		uintptr(unsafe.Pointer(&size)), sockFlags, 0, 0)
+	if err != nil {
+		return -1, netip.AddrPort{}, err
 	}
+	return int(r), rawPeer(&rsa), nil
 }
 
 // rawPeer decodes an accepted peer address as FromSockaddr does, without
@@ -188,18 +182,12 @@ func ShutdownWrite(fd int) error {
 // bytes read, 0 at EOF, or the bare errno (EAGAIN when nothing is queued);
 // EINTR is retried. A raw syscall, as the relay's own reads are.
 func Recv(fd int, p []byte, flags int) (int, error) {
-	for {
-		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))),
-			uintptr(len(p)), uintptr(flags), 0, 0)
-		switch errno {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
+	r, err := Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))),
+		uintptr(len(p)), uintptr(flags), 0, 0)
+	if err != nil {
+		return 0, err
 	}
+	return int(r), nil
 }
 
 // BoundAddr returns the local address of the connected socket fd

@@ -173,18 +173,9 @@ func SendTo(fd int, p []byte, addr *RawAddr) error {
 	if len(p) > 0 {
 		base = unsafe.Pointer(&p[0])
 	}
-	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)),
-			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&addr.sa)), uintptr(addr.len))
-		switch errno {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		default:
-			return errno
-		}
-	}
+	_, err := Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(base), uintptr(len(p)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&addr.sa)), uintptr(addr.len))
+	return err
 }
 
 // RecvFrom reads one datagram into p, which should be MaxDatagram long
@@ -193,19 +184,13 @@ func SendTo(fd int, p []byte, addr *RawAddr) error {
 // nothing is queued).
 func RecvFrom(fd int, p []byte) (n int, from netip.AddrPort, err error) {
 	var rsa unix.RawSockaddrAny
-	for {
-		size := uint32(unix.SizeofSockaddrAny)
-		r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
-			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&size)))
-		switch errno {
-		case 0:
-			return int(r), rawPeer(&rsa), nil
-		case unix.EINTR:
-			continue
-		default:
-			return 0, netip.AddrPort{}, errno
-		}
+	size := uint32(unix.SizeofSockaddrAny)
+	r, err := Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&size)))
+	if err != nil {
+		return 0, netip.AddrPort{}, err
 	}
+	return int(r), rawPeer(&rsa), nil
 }
 
 // ICMPError is one error taken off a socket's error queue.
@@ -233,20 +218,13 @@ func ReadError(fd int) (ICMPError, error) {
 	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&name)), Namelen: sockaddrLen, Iov: &iov, Control: &oob[0]}
 	msg.Iovlen = 1
 	msg.SetControllen(len(oob))
-	for {
-		_, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
-			unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
-		switch errno {
-		case 0:
-			e := extendedErr(oob[:msg.Controllen])
-			e.To = peer6(&name)
-			return e, nil
-		case unix.EINTR:
-			continue
-		default:
-			return ICMPError{}, errno
-		}
+	if _, err := Syscall6(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
+		unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT, 0, 0, 0); err != nil {
+		return ICMPError{}, err
 	}
+	e := extendedErr(oob[:msg.Controllen])
+	e.To = peer6(&name)
+	return e, nil
 }
 
 // ClearError reads and so clears fd's pending socket error (SO_ERROR):

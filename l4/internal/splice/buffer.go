@@ -4,8 +4,6 @@ package splice
 
 import (
 	"io"
-
-	"golang.org/x/sys/unix"
 )
 
 // Buffer is a user-space Carrier between sockets: recvfrom(2) in, sendto(2)
@@ -29,17 +27,12 @@ func (b *Buffer) Fill(src int, max int) (int, error) {
 	if max < 1 {
 		return 0, ErrInvalidMax
 	}
-	for {
-		n, err := rawRead(src, b.buf[:min(max, len(b.buf))])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		b.end = n
-		return n, nil
+	n, err := rawRead(src, b.buf[:min(max, len(b.buf))])
+	if err != nil {
+		return 0, err
 	}
+	b.end = n
+	return n, nil
 }
 
 // Load puts p, bytes of the caller's own such as a protocol header, into
@@ -70,17 +63,12 @@ func (b *Buffer) FillAfter(src int, max int) (int, error) {
 	if max < 1 {
 		return 0, ErrInvalidMax
 	}
-	for {
-		n, err := rawRead(src, b.buf[b.end:b.end+max])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		b.end += n
-		return n, nil
+	n, err := rawRead(src, b.buf[b.end:b.end+max])
+	if err != nil {
+		return 0, err
 	}
+	b.end += n
+	return n, nil
 }
 
 // Room returns the most bytes FillAfter can read now.
@@ -93,8 +81,6 @@ func (b *Buffer) Drain(dst int) (int, error) {
 	for b.off < b.end {
 		n, err := rawWrite(dst, b.buf[b.off:b.end])
 		switch {
-		case err == unix.EINTR:
-			continue
 		case err != nil:
 			return total, err
 		case n == 0:

@@ -63,19 +63,15 @@ func (p *Pipe) Fill(src int, max int) (int, error) {
 		return 0, ErrInvalidMax
 	}
 	// The pipe is empty here, so EAGAIN can only mean src is empty.
-	for {
-		n, err := rawSplice(src, p.wfd, min(max, p.size), spliceFlags)
-		switch err {
-		case nil:
-			p.held = int(n)
-			return int(n), nil
-		case unix.EINTR:
-			continue
-		case unix.EINVAL:
-			return 0, ErrSpliceUnsupported
-		default:
-			return 0, err
-		}
+	n, err := rawSplice(src, p.wfd, min(max, p.size), spliceFlags)
+	switch err {
+	case nil:
+		p.held = int(n)
+		return int(n), nil
+	case unix.EINVAL:
+		return 0, ErrSpliceUnsupported
+	default:
+		return 0, err
 	}
 }
 
@@ -87,8 +83,6 @@ func (p *Pipe) Drain(dst int) (int, error) {
 	for p.held > 0 {
 		n, err := rawSplice(p.rfd, dst, p.held, spliceFlags)
 		switch {
-		case err == unix.EINTR:
-			continue
 		case err == unix.EINVAL:
 			return total, ErrSpliceUnsupported
 		case err != nil:

@@ -1,9 +1,17 @@
 package l4
 
+// Inspection: what the admin API and the metrics read of the data plane,
+// and the operator's actions on it (closing connections): counters per
+// frontend, the live connection list, the backends of a frontend. Every
+// method here is safe from any goroutine; those that need a loop's state
+// post a task to each loop and wait for its answer.
+
 import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/backend"
 )
 
 // FrontendCounters are a frontend's own counters, read one by one. On a
@@ -200,4 +208,40 @@ func (s *Server) eachLoop(f func(*loop)) {
 		case <-l.exited:
 		}
 	}
+}
+
+// Backends returns the backends of frontend name in config order, or nil
+// for an unknown name; a known frontend with no backend (one whose
+// discovery has not answered yet) gives an empty, non-nil slice. The slice
+// is shared: do not modify it.
+func (s *Server) Backends(name string) []*backend.Backend {
+	if fe := s.frontend(name); fe != nil {
+		if fe.backends == nil {
+			return []*backend.Backend{}
+		}
+		return fe.backends
+	}
+	return nil
+}
+
+// CloseBackendConnections closes every connection of frontend name that is
+// relaying to, or connecting to, b: what on_down = "close" does when b is
+// marked down. They end with cause CauseBackendDown, and both peers get a
+// reset, since the conversation they were having is cut. It returns, with
+// the number closed, once every loop has closed them.
+func (s *Server) CloseBackendConnections(name string, b *backend.Backend) (int, error) {
+	fe := s.frontend(name)
+	if fe == nil {
+		return 0, ErrUnknownFrontend
+	}
+	n := 0
+	s.eachLoop(func(l *loop) {
+		for c := range l.conns {
+			if c.fe.frontendShared == fe.frontendShared && c.be == b {
+				c.end(CauseBackendDown)
+				n++
+			}
+		}
+	})
+	return n, nil
 }
