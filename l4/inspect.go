@@ -39,7 +39,7 @@ type FrontendCounters struct {
 	QueueTimeouts uint64
 	QueueFull     uint64
 	// QueueWait is the time waiters spent queued before they got a slot.
-	QueueWait QueueWait
+	QueueWait backend.Durations
 	BytesIn   uint64 // relayed client to backend
 	BytesOut  uint64 // relayed backend to client
 	// DatagramsIn and DatagramsOut count UDP datagrams relayed client to
@@ -72,7 +72,7 @@ func (s *Server) Counters(name string) (FrontendCounters, bool) {
 		QueueTimeouts: fe.closed[CauseQueueTimeout].Load(),
 		QueueFull:     fe.closed[CauseQueueFull].Load(),
 		Closed:        fe.closed.read(),
-		QueueWait:     fe.queue.wait.read(),
+		QueueWait:     fe.queue.wait.Read(),
 		BytesIn:       fe.bytesIn.Load(),
 		BytesOut:      fe.bytesOut.Load(),
 		DatagramsIn:   fe.udp.dgramsIn.Load(),

@@ -3,7 +3,6 @@ package l4
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/splicerlb/splicer/pkg/backend"
 )
@@ -18,48 +17,8 @@ type waitQueue struct {
 	q  []waiter     // oldest first
 	n  atomic.Int64 // len(q), for lock-free reads
 
-	total atomic.Uint64 // clients ever queued
-	wait  waitHistogram // time waiters spent queued before a slot
-}
-
-// QueueWaitBounds are the upper bounds of the queue-wait histogram.
-var QueueWaitBounds = [...]time.Duration{
-	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond,
-	100 * time.Millisecond, 500 * time.Millisecond, time.Second, 5 * time.Second,
-	10 * time.Second, 30 * time.Second,
-}
-
-// waitHistogram counts queue waits by bound with atomics; the last bucket
-// holds waits above every bound.
-type waitHistogram struct {
-	buckets [len(QueueWaitBounds) + 1]atomic.Uint64
-	sum     atomic.Int64 // nanoseconds
-}
-
-func (h *waitHistogram) observe(d time.Duration) {
-	i := 0
-	for i < len(QueueWaitBounds) && d > QueueWaitBounds[i] {
-		i++
-	}
-	h.buckets[i].Add(1)
-	h.sum.Add(int64(d))
-}
-
-// QueueWait is a read of the queue-wait histogram: Buckets[i] counts the
-// waits at most QueueWaitBounds[i] and above the bound before it (not
-// cumulative); the last entry counts those above every bound.
-type QueueWait struct {
-	Buckets [len(QueueWaitBounds) + 1]uint64
-	Sum     time.Duration
-}
-
-func (h *waitHistogram) read() QueueWait {
-	var w QueueWait
-	for i := range h.buckets {
-		w.Buckets[i] = h.buckets[i].Load()
-	}
-	w.Sum = time.Duration(h.sum.Load())
-	return w
+	total atomic.Uint64     // clients ever queued
+	wait  backend.Histogram // time waiters spent queued before a slot
 }
 
 // waiter is a queued connection. id tells a recycled conn struct apart;
@@ -194,7 +153,7 @@ func (fe *frontend) handoff(w waiter, b *backend.Backend) {
 	}
 	c.loop.wheel.Stop(&c.timer)
 	c.queueWait = c.loop.now.Sub(c.queuedAt)
-	c.fe.queue.wait.observe(c.queueWait)
+	c.fe.queue.wait.Observe(c.queueWait)
 	c.connectTo(b)
 }
 

@@ -14,7 +14,7 @@ type counters struct {
 	failures  [NumFailReasons]atomic.Uint64
 	resets    atomic.Uint64
 	pipes     atomic.Int64
-	connect   connectHistogram
+	connect   Histogram
 	// UDP: datagrams each way, and replies dropped for coming from an
 	// address other than the backend's.
 	dgramsUp   atomic.Uint64
@@ -86,7 +86,7 @@ func (b *Backend) AddForeign() { b.ctr.foreign.Add(1) }
 
 // ObserveConnect records the time a successful connect took; a negative
 // duration counts as zero.
-func (b *Backend) ObserveConnect(d time.Duration) { b.ctr.connect.observe(d) }
+func (b *Backend) ObserveConnect(d time.Duration) { b.ctr.connect.Observe(d) }
 
 // Stats is a point-in-time copy of a backend's counters. Each field is read
 // atomically; the fields are not read together, so a counter may run a
@@ -107,7 +107,7 @@ type Stats struct {
 	// Pipes is the number of splice pipes its connections hold now.
 	Pipes int64
 	// Connect is the connect-time histogram of successful connects.
-	Connect ConnectTimes
+	Connect Durations
 	// DatagramsUp and DatagramsDown count UDP datagrams relayed client to
 	// backend and back; Foreign counts replies dropped for coming from
 	// another address (see AddForeign).
@@ -127,7 +127,7 @@ func (b *Backend) Stats() Stats {
 		BytesDown: b.ctr.bytesDown.Load(),
 		Resets:    b.ctr.resets.Load(),
 		Pipes:     b.ctr.pipes.Load(),
-		Connect:   b.ctr.connect.read(),
+		Connect:   b.ctr.connect.Read(),
 
 		DatagramsUp:   b.ctr.dgramsUp.Load(),
 		DatagramsDown: b.ctr.dgramsDown.Load(),

@@ -30,7 +30,7 @@ func TestCounters(t *testing.T) {
 }
 
 func TestConnectHistogram(t *testing.T) {
-	bounds := ConnectBounds()
+	bounds := DurationBounds()
 	tests := []struct {
 		d      time.Duration
 		bucket int
@@ -42,30 +42,30 @@ func TestConnectHistogram(t *testing.T) {
 		{time.Millisecond, 3},
 		{2 * time.Millisecond, 4},
 		{time.Second, 12},
-		{10 * time.Second, NumConnectBounds - 1},
-		{10*time.Second + 1, NumConnectBounds},
-		{time.Hour, NumConnectBounds},
+		{10 * time.Second, NumDurationBounds - 1},
+		{10*time.Second + 1, NumDurationBounds},
+		{time.Hour, NumDurationBounds},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint(tc.d), func(t *testing.T) {
 			b := mustNew(t, spec(0))
 			b.ObserveConnect(tc.d)
 			c := b.Stats().Connect
-			var want [NumConnectBounds + 1]uint64
+			var want [NumDurationBounds + 1]uint64
 			want[tc.bucket] = 1
 			if c.Buckets != want || c.Count() != 1 || c.Sum != max(tc.d, 0) {
 				t.Fatalf("buckets %v count %d sum %v; want bucket %d (bound %v), sum %v",
-					c.Buckets, c.Count(), c.Sum, tc.bucket, bounds[min(tc.bucket, NumConnectBounds-1)], max(tc.d, 0))
+					c.Buckets, c.Count(), c.Sum, tc.bucket, bounds[min(tc.bucket, NumDurationBounds-1)], max(tc.d, 0))
 			}
 		})
 	}
-	for i := 1; i < NumConnectBounds; i++ {
+	for i := 1; i < NumDurationBounds; i++ {
 		if bounds[i] <= bounds[i-1] {
 			t.Fatalf("bounds not ascending at %d: %v", i, bounds)
 		}
 	}
-	if bounds[0] != 100*time.Microsecond || bounds[NumConnectBounds-1] != 10*time.Second {
-		t.Fatalf("bounds span %v..%v, want 100µs..10s", bounds[0], bounds[NumConnectBounds-1])
+	if bounds[0] != 100*time.Microsecond || bounds[NumDurationBounds-1] != 10*time.Second {
+		t.Fatalf("bounds span %v..%v, want 100µs..10s", bounds[0], bounds[NumDurationBounds-1])
 	}
 }
 

@@ -12,7 +12,7 @@ type healthCounters struct {
 	passed, failed atomic.Uint64
 	// checks is the time active probes took; the connect-time buckets
 	// (100µs to 10s) fit probes as well.
-	checks   connectHistogram
+	checks   Histogram
 	up, down atomic.Uint64 // transitions to up, to down
 	// changed is when the verdict last flipped (unix ns), or when the
 	// backend was made.
@@ -27,7 +27,7 @@ func (b *Backend) ObserveCheck(passed bool, d time.Duration) {
 	} else {
 		b.health.failed.Add(1)
 	}
-	b.health.checks.observe(d)
+	b.health.checks.Observe(d)
 }
 
 // HealthCounters is a copy of a backend's health counters.
@@ -35,7 +35,7 @@ type HealthCounters struct {
 	// Passed and Failed count active probes by outcome; Checks is the
 	// histogram of their durations.
 	Passed, Failed uint64
-	Checks         ConnectTimes
+	Checks         Durations
 	// Up and Down count the verdict's transitions to up and to down.
 	Up, Down uint64
 	// Changed is the time of the latest transition, or the time the
@@ -48,7 +48,7 @@ func (b *Backend) HealthCounters() HealthCounters {
 	return HealthCounters{
 		Passed:  b.health.passed.Load(),
 		Failed:  b.health.failed.Load(),
-		Checks:  b.health.checks.read(),
+		Checks:  b.health.checks.Read(),
 		Up:      b.health.up.Load(),
 		Down:    b.health.down.Load(),
 		Changed: time.Unix(0, b.health.changed.Load()),

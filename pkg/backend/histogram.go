@@ -5,13 +5,14 @@ import (
 	"time"
 )
 
-// NumConnectBounds is the number of finite upper bounds of the connect-time
-// histogram; see ConnectBounds.
-const NumConnectBounds = 16
+// NumDurationBounds is the number of finite upper bounds of the duration
+// histograms; see DurationBounds.
+const NumDurationBounds = 16
 
-// connectBounds follows Prometheus' 1-2.5-5 progression from 100µs, a fast
-// LAN connect, to 10s, beyond any sane connect_timeout.
-var connectBounds = [NumConnectBounds]time.Duration{
+// durationBounds follows Prometheus' 1-2.5-5 progression from 100µs, a
+// fast LAN connect, to 10s, beyond any sane connect_timeout and the
+// queue waits of a queue_timeout of that order.
+var durationBounds = [NumDurationBounds]time.Duration{
 	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
 	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
 	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
@@ -19,41 +20,43 @@ var connectBounds = [NumConnectBounds]time.Duration{
 	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
 }
 
-// ConnectBounds returns the upper bounds (inclusive, ascending) of the
-// connect-time histogram buckets, as a copy.
-func ConnectBounds() [NumConnectBounds]time.Duration { return connectBounds }
+// DurationBounds returns the upper bounds (inclusive, ascending) of the
+// duration histograms' buckets, as a copy.
+func DurationBounds() [NumDurationBounds]time.Duration { return durationBounds }
 
-// connectHistogram counts connect times in fixed buckets with atomics only.
-// It keeps no separate count: the count is the sum of the buckets, so a
-// reader can never see a count that disagrees with them.
-type connectHistogram struct {
-	buckets [NumConnectBounds + 1]atomic.Uint64 // last: above every bound
+// Histogram counts durations (connect times, health check times, queue
+// waits) in fixed buckets, DurationBounds, with atomics only: any
+// goroutine may observe and read it at once. It keeps no separate count:
+// the count is the sum of the buckets, so a reader can never see a count
+// that disagrees with them. The zero value is ready to use.
+type Histogram struct {
+	buckets [NumDurationBounds + 1]atomic.Uint64 // last: above every bound
 	sumNS   atomic.Uint64
 }
 
-func (h *connectHistogram) observe(d time.Duration) {
+// Observe counts one duration; a negative one counts as 0.
+func (h *Histogram) Observe(d time.Duration) {
 	d = max(d, 0)
 	i := 0
-	for i < NumConnectBounds && d > connectBounds[i] {
+	for i < NumDurationBounds && d > durationBounds[i] {
 		i++
 	}
 	h.buckets[i].Add(1)
 	h.sumNS.Add(uint64(d))
 }
 
-// ConnectTimes is a point-in-time copy of a backend's connect-time
-// histogram.
-type ConnectTimes struct {
-	// Buckets[i] counts connects that took at most ConnectBounds()[i] and
-	// more than the bound before it; Buckets[NumConnectBounds] counts those
+// Durations is a point-in-time copy of a Histogram.
+type Durations struct {
+	// Buckets[i] counts durations of at most DurationBounds()[i] and more
+	// than the bound before it; Buckets[NumDurationBounds] counts those
 	// above the last bound. The buckets are not cumulative.
-	Buckets [NumConnectBounds + 1]uint64
-	// Sum is the total time of all counted connects.
+	Buckets [NumDurationBounds + 1]uint64
+	// Sum is the total of all counted durations.
 	Sum time.Duration
 }
 
-// Count returns the number of connects observed.
-func (c ConnectTimes) Count() uint64 {
+// Count returns the number of durations observed.
+func (c Durations) Count() uint64 {
 	var n uint64
 	for _, v := range c.Buckets {
 		n += v
@@ -61,8 +64,9 @@ func (c ConnectTimes) Count() uint64 {
 	return n
 }
 
-func (h *connectHistogram) read() ConnectTimes {
-	var c ConnectTimes
+// Read copies the histogram.
+func (h *Histogram) Read() Durations {
+	var c Durations
 	for i := range h.buckets {
 		c.Buckets[i] = h.buckets[i].Load()
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/admin"
+	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
 	"github.com/splicerlb/splicer/pkg/testutil"
@@ -62,7 +63,7 @@ func TestAdminStatsExact(t *testing.T) {
 		t.Errorf("frontend %+v, want total %d, in %d, out %d", fe, conns, sent, sent+conns*greetingLen)
 	}
 	if st.MaxConnections != 10000 || st.Connections != 0 || len(fe.Refused) != len(stats.RefusalReasons()) || fe.Refused["no_backend"] != 0 ||
-		fe.QueuedNow != 0 || len(fe.QueueWaitBuckets) != 10 || fe.QueueWaitCount != 0 {
+		fe.QueuedNow != 0 || len(fe.QueueWaitBuckets) != backend.NumDurationBounds || fe.QueueWaitCount != 0 {
 		t.Errorf("pool figures: global %d/%d, refused %v, queued now %d, wait buckets %d (count %d)",
 			st.Connections, st.MaxConnections, fe.Refused, fe.QueuedNow, len(fe.QueueWaitBuckets), fe.QueueWaitCount)
 	}

@@ -19,7 +19,7 @@ const historyInterval = time.Second
 // every frontend and backend, bucketed like the backends' connect times.
 func newHistory() *history.Recorder {
 	var bounds []float64
-	for _, b := range backend.ConnectBounds() {
+	for _, b := range backend.DurationBounds() {
 		bounds = append(bounds, b.Seconds())
 	}
 	return history.New(stats.HistorySeconds, bounds)
@@ -58,7 +58,7 @@ func (d *Daemon) readings() []history.Reading {
 			Key: history.Key{Frontend: fe.Name}, Protocol: fe.Protocol,
 			Total: fc.Total, BytesIn: fc.BytesIn, BytesOut: fc.BytesOut,
 			Active: fc.Active, Queued: int64(fc.QueuedNow),
-			Connect: make([]uint64, backend.NumConnectBounds+1),
+			Connect: make([]uint64, backend.NumDurationBounds+1),
 		}
 		// The order of stats.FrontendErrorKinds(fe.Protocol).
 		f.Errors = [history.MaxErrorKinds]uint64{fc.NoBackend, fc.ConnectFailed, fc.QueueFull, fc.QueueTimeouts,

@@ -75,13 +75,7 @@ func (s *source) Stats() stats.Stats {
 				fs.Drops[l4.DropReason(r).String()] = n
 			}
 		}
-		var cum uint64
-		for i, bound := range l4.QueueWaitBounds {
-			cum += fc.QueueWait.Buckets[i]
-			fs.QueueWaitBuckets = append(fs.QueueWaitBuckets, stats.Bucket{UpperBound: bound.Seconds(), Count: cum})
-		}
-		fs.QueueWaitCount = cum + fc.QueueWait.Buckets[len(l4.QueueWaitBounds)]
-		fs.QueueWaitSum = fc.QueueWait.Sum.Seconds()
+		fs.QueueWaitBuckets, fs.QueueWaitCount, fs.QueueWaitSum = cumulative(fc.QueueWait)
 		for _, a := range d.srv.Addrs(fe.Name) {
 			fs.Listen = append(fs.Listen, a.String())
 		}
@@ -141,13 +135,13 @@ func (s *source) backendStats(frontend string, b *backend.Backend) (stats.Backen
 	return bs, st
 }
 
-// cumulative turns a backend histogram (buckets per bound) into the
+// cumulative turns a duration histogram (buckets per bound) into the
 // Prometheus form: cumulative buckets, the overflow bucket counted only in
 // the total.
-func cumulative(h backend.ConnectTimes) (buckets []stats.Bucket, count uint64, sum float64) {
+func cumulative(h backend.Durations) (buckets []stats.Bucket, count uint64, sum float64) {
 	var cum uint64
-	buckets = make([]stats.Bucket, 0, backend.NumConnectBounds)
-	for i, bound := range backend.ConnectBounds() {
+	buckets = make([]stats.Bucket, 0, backend.NumDurationBounds)
+	for i, bound := range backend.DurationBounds() {
 		cum += h.Buckets[i]
 		buckets = append(buckets, stats.Bucket{UpperBound: bound.Seconds(), Count: cum})
 	}
