@@ -230,23 +230,28 @@ func checkVulnDB(ctx context.Context, tool string, db vulnDB) []string {
 type verdict struct {
 	step, check, bar, result string
 	ok                       bool
+	notRun                   bool // the check was left out of this audit: neither met nor below
 }
 
 // verdicts returns the summary rows of the steps that ran.
 func (a *audit) verdicts(opts reportOptions) []verdict {
 	var out []verdict
 	if opts.steps["tests"] && a.Run != nil {
-		name := "tests"
+		name, bar := "tests", "every test passes"
 		if opts.race {
-			name = "tests under the race detector"
+			name, bar = "tests under the race detector", "every test passes, no data race"
 		}
-		out = append(out, verdict{"tests", name, "every test passes, no data race",
+		out = append(out, verdict{"tests", name, bar,
 			fmt.Sprintf("%d passed, %d failed, %d data races, %d skipped", a.Run.Passed, len(a.Run.Failed), len(a.Run.Races), len(a.Run.Skipped)),
-			a.Run.OK()})
+			a.Run.OK(), false})
+		if !opts.race {
+			out = append(out, verdict{step: "tests", check: "data races", bar: "none under the race detector",
+				result: "not measured: these tests ran without -race (`make test` runs every test under it)", ok: true, notRun: true})
+		}
 		cov, tot := a.Coverage.Product()
 		below := a.Coverage.BelowFloor()
 		res := fmt.Sprintf("%.1f%% of %d statements; %d packages below %.0f%%", percent(cov, tot), tot, len(below), coverageFloor)
-		out = append(out, verdict{"", "statement coverage of the product", fmt.Sprintf("≥ %.0f%% overall, ≥ %.0f%% per package", coverageGoal, coverageFloor), res, a.Coverage.MeetsBar()})
+		out = append(out, verdict{"", "statement coverage of the product", fmt.Sprintf("≥ %.0f%% overall, ≥ %.0f%% per package", coverageGoal, coverageFloor), res, a.Coverage.MeetsBar(), false})
 	}
 	if opts.steps["docs"] {
 		total, missing := 0, 0
@@ -255,11 +260,11 @@ func (a *audit) verdicts(opts reportOptions) []verdict {
 			missing += len(c.undocumented)
 		}
 		out = append(out, verdict{"docs", "documented exported names", "100%",
-			fmt.Sprintf("%d of %d (%.1f%%)", total-missing, total, percent(total-missing, total)), missing == 0})
+			fmt.Sprintf("%d of %d (%.1f%%)", total-missing, total, percent(total-missing, total)), missing == 0, false})
 	}
 	if opts.steps["staticcheck"] && a.Static != nil {
 		out = append(out, verdict{"staticcheck", "staticcheck " + toolVersion(a.Static.Tool), "no finding",
-			fmt.Sprintf("%d findings", len(a.Static.Findings)), len(a.Static.Findings) == 0})
+			fmt.Sprintf("%d findings", len(a.Static.Findings)), len(a.Static.Findings) == 0, false})
 	}
 	if opts.steps["govulncheck"] && a.Vuln != nil {
 		called := a.Vuln.Called()
@@ -268,7 +273,7 @@ func (a *audit) verdicts(opts reportOptions) []verdict {
 			res += "; the database failed its self-check"
 		}
 		out = append(out, verdict{"govulncheck", "govulncheck " + toolVersion(a.Vuln.Tool), "no vulnerability the code calls",
-			res, len(called) == 0 && len(a.Canary) == 0})
+			res, len(called) == 0 && len(a.Canary) == 0, false})
 	}
 	if opts.steps["fuzz"] {
 		crashes := 0
@@ -278,7 +283,7 @@ func (a *audit) verdicts(opts reportOptions) []verdict {
 			}
 		}
 		out = append(out, verdict{"fuzz", "fuzzing", "no failing input",
-			fmt.Sprintf("%d targets, %v each, %d failed", len(a.Fuzz), opts.fuzztime, crashes), crashes == 0})
+			fmt.Sprintf("%d targets, %v each, %d failed", len(a.Fuzz), opts.fuzztime, crashes), crashes == 0, false})
 	}
 	return out
 }
@@ -325,7 +330,10 @@ func writeReport(w io.Writer, a *audit, opts reportOptions) {
 			took = a.Steps[v.step].Round(time.Second).String()
 		}
 		verdict := "met"
-		if !v.ok {
+		switch {
+		case v.notRun:
+			verdict = "not run"
+		case !v.ok:
 			verdict = "**below**"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", v.check, v.bar, v.result, verdict, took)
