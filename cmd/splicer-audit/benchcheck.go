@@ -47,6 +47,9 @@ type benchOptions struct {
 	confirm   bool          // re-run suspected regressions before failing
 	benchstat string        // module/cmd@version of benchstat
 	keep      string        // keep the raw results in this directory
+	mode      string        // "time" (benchstat) or "instructions" (callgrind)
+	repeat    int           // instructions mode: measurements of each benchmark on each side
+	paths     []hotPath     // the hot paths to measure
 }
 
 // benchRow is one benchmark and unit compared by benchstat.
@@ -202,9 +205,9 @@ func exportRevision(ctx context.Context, rev, dir string) (string, error) {
 }
 
 // build compiles the test binary of every hot-path package the tree has.
-func (t *benchTree) build(ctx context.Context, binDir string) error {
+func (t *benchTree) build(ctx context.Context, binDir string, paths []hotPath) error {
 	t.bins = map[string]string{}
-	for _, h := range hotPaths {
+	for _, h := range paths {
 		if _, err := os.Stat(filepath.Join(t.dir, h.pkg)); err != nil {
 			continue
 		}
@@ -298,6 +301,9 @@ func runBenchCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&opts.confirm, "confirm", true, "measure suspected regressions again, and fail only on those that repeat")
 	fs.StringVar(&opts.benchstat, "benchstat", defaultBenchstat, "benchstat to go run, as `module/cmd@version`")
 	fs.StringVar(&opts.keep, "keep", "", "keep the raw benchmark output in `DIR`")
+	fs.StringVar(&opts.mode, "mode", "time", "`time`: interleaved timings compared with benchstat's test; instructions: instructions per op counted under valgrind's callgrind, which the machine's load does not change")
+	only := fs.String("only", "", "measure only the hot paths whose package matches this `regexp` (as timer or pkg/balance)")
+	fs.IntVar(&opts.repeat, "repeat", 3, "instructions mode: measure each benchmark on each side this many times; a change counts beyond their spread")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: splicer-audit bench-check [flags]\n\nRuns the micro-benchmarks of the hot paths on the working tree and on a\nbaseline revision, interleaved, and fails on a slowdown beyond -threshold\nthat benchstat's Mann-Whitney U test finds significant at -alpha.")
 		fs.PrintDefaults()
@@ -305,7 +311,18 @@ func runBenchCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if opts.count < 6 {
+	paths, err := selectHotPaths(*only)
+	if err != nil {
+		return err
+	}
+	opts.paths = paths
+	if opts.mode != "time" && opts.mode != "instructions" {
+		return usageError{fmt.Sprintf("-mode %q: must be time or instructions", opts.mode)}
+	}
+	if opts.mode == "instructions" && opts.repeat < 2 {
+		return usageError{"-repeat must be at least 2: the spread of the measurements is the noise"}
+	}
+	if opts.mode == "time" && opts.count < 6 {
 		return usageError{"-count must be at least 6: benchstat needs 6 samples a side for a confidence interval"}
 	}
 	root, err := moduleRoot()
@@ -334,20 +351,23 @@ func runBenchCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	base := &benchTree{label: "base", dir: baseDir}
 	head := &benchTree{label: "head", dir: root}
 	fmt.Fprintf(stdout, "baseline %s (%s) against the working tree; building the test binaries\n", opts.base, commit[:12])
-	if load, busy := machineBusy(); busy {
+	if load, busy := machineBusy(); busy && opts.mode == "time" {
 		fmt.Fprintf(stdout, "warning: the machine is busy (load average %s on %d CPUs): expect wide spreads and an inconclusive result\n", load, runtime.NumCPU())
 	}
 	for _, t := range []*benchTree{base, head} {
-		if err := t.build(ctx, work); err != nil {
+		if err := t.build(ctx, work, opts.paths); err != nil {
 			return err
 		}
 	}
-	for _, h := range hotPaths {
+	for _, h := range opts.paths {
 		if _, ok := base.bins[h.pkg]; !ok {
 			fmt.Fprintf(stdout, "%s: not in the baseline, measured without comparison\n", h.pkg)
 		}
 	}
-	if err := measure(ctx, base, head, hotPaths, opts, stdout); err != nil {
+	if opts.mode == "instructions" {
+		return runInstructionCheck(ctx, base, head, opts, stdout)
+	}
+	if err := measure(ctx, base, head, opts.paths, opts, stdout); err != nil {
 		return err
 	}
 	out := work
@@ -362,14 +382,14 @@ func runBenchCheck(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, text)
-	if err := checkCoverage(rows); err != nil {
+	if err := checkCoverage(rows, opts.paths); err != nil {
 		return err
 	}
 	suspects := regressions(rows, opts)
 	if len(suspects) > 0 && opts.confirm {
 		fmt.Fprintf(stdout, "%d suspected regressions; measuring them again\n", len(suspects))
 		var again []hotPath
-		for _, h := range hotPaths {
+		for _, h := range opts.paths {
 			for _, r := range suspects {
 				if benchInPath(h, r) {
 					again = append(again, h)
@@ -453,8 +473,8 @@ func regressions(rows []benchRow, opts benchOptions) []benchRow {
 
 // checkCoverage fails when a hot path ran no benchmark in the working
 // tree: its pattern no longer matches (a benchmark renamed or removed).
-func checkCoverage(rows []benchRow) error {
-	for _, h := range hotPaths {
+func checkCoverage(rows []benchRow, paths []hotPath) error {
+	for _, h := range paths {
 		found := false
 		for _, r := range rows {
 			if benchInPath(h, r) {
@@ -496,4 +516,23 @@ func readBaseline(root string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s names no revision", baselineFile)
+}
+
+// selectHotPaths returns the hot paths whose package matches only (all of
+// them for "").
+func selectHotPaths(only string) ([]hotPath, error) {
+	re, err := regexp.Compile(only)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("-only: %v", err)}
+	}
+	var out []hotPath
+	for _, h := range hotPaths {
+		if re.MatchString(h.pkg) {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usageError{fmt.Sprintf("-only %q matches no hot path", only)}
+	}
+	return out, nil
 }

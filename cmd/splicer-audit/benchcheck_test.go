@@ -101,10 +101,10 @@ func TestCheckCoverageNamesMissingHotPath(t *testing.T) {
 		}
 		rows = append(rows, benchRow{Pkg: module + "/" + strings.TrimPrefix(h.pkg, "./"), Name: name, Unit: "sec/op"})
 	}
-	if err := checkCoverage(rows); err != nil {
+	if err := checkCoverage(rows, hotPaths); err != nil {
 		t.Fatalf("every hot path has a row, yet: %v", err)
 	}
-	err := checkCoverage(rows[1:])
+	err := checkCoverage(rows[1:], hotPaths)
 	if err == nil || !strings.Contains(err.Error(), hotPaths[0].pkg) {
 		t.Errorf("checkCoverage without %s = %v; want an error naming it", hotPaths[0].pkg, err)
 	}
