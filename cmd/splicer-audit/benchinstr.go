@@ -38,7 +38,6 @@ var callgrindTotal = regexp.MustCompile(`Collected : (\d+)`)
 // repetition of its measurement.
 type instrSample struct {
 	name   string // full name, as BenchmarkPick/maglev/n=4/serial
-	pkg    string // ./path of the package
 	perOp  []float64
 	iters  int // n of the two runs n and 2n
 	failed string
@@ -74,6 +73,7 @@ type instrRow struct {
 	name       string
 	base, head instrSample
 	hasBase    bool
+	syscalls   bool // the hot path's syscalls flag: a wide spread is a warning
 }
 
 // delta is the relative change of the medians, > 0 being more
@@ -135,14 +135,16 @@ func exactPattern(full string) string {
 }
 
 // itersFor picks n so that one native run of n operations takes about
-// 20 ms (callgrind runs it some fifty times slower), and at least 1000, so
-// that the n operations outweigh what varies in the process around them.
-func itersFor(nsPerOp float64) int {
+// 20 ms (callgrind runs it some fifty times slower), and at least least.
+func itersFor(nsPerOp float64, least int) int {
+	if least <= 0 {
+		least = 200
+	}
 	if nsPerOp <= 0 {
-		return 1000
+		return least
 	}
 	n := int(20e6 / nsPerOp)
-	return min(max(n, 1000), 400000)
+	return min(max(n, least), 400000)
 }
 
 // callgrind runs one benchmark of bin for n iterations under callgrind and
@@ -223,8 +225,8 @@ func runInstructionCheck(ctx context.Context, base, head *benchTree, opts benchO
 		}
 		sort.Strings(sorted)
 		for _, name := range sorted {
-			n := itersFor(names[name])
-			r := instrRow{name: strings.TrimPrefix(name, "Benchmark")}
+			n := itersFor(names[name], h.minIters)
+			r := instrRow{name: strings.TrimPrefix(name, "Benchmark"), syscalls: h.syscalls}
 			r.head = measureInstructions(ctx, head.bins[h.pkg], filepath.Join(head.dir, h.pkg), name, n, opts.repeat)
 			if _, ok := baseNames[name]; ok {
 				r.hasBase = true
@@ -238,16 +240,22 @@ func runInstructionCheck(ctx context.Context, base, head *benchTree, opts benchO
 		}
 	}
 	fmt.Fprintf(stdout, "measured %d benchmarks in %v\n", len(rows), time.Since(start).Round(time.Second))
-	var failed, regressed, noisy []instrRow
+	var failed, regressed, noisy, warned []instrRow
 	for _, r := range rows {
 		switch {
 		case r.head.failed != "" || (r.hasBase && r.base.failed != ""):
 			failed = append(failed, r)
 		case r.regressed(opts.threshold):
 			regressed = append(regressed, r)
+		case r.hasBase && max(r.base.spread(), r.head.spread()) > opts.threshold && r.syscalls:
+			warned = append(warned, r)
 		case r.hasBase && max(r.base.spread(), r.head.spread()) > opts.threshold:
 			noisy = append(noisy, r)
 		}
+	}
+	for _, r := range warned {
+		fmt.Fprintf(stdout, "warning: %s spends its time in system calls, and its user-space counts spread over %.1f%% and %.1f%%: only a change beyond that spread shows here; BENCH_MODE=time on a quiet machine measures it\n",
+			r.name, 100*r.base.spread(), 100*r.head.spread())
 	}
 	for _, r := range noisy {
 		fmt.Fprintf(stdout, "INCONCLUSIVE %s: the counts spread over %.1f%% and %.1f%%, wider than the %.0f%% to detect\n",

@@ -74,11 +74,12 @@ func TestBenchLineAndIters(t *testing.T) {
 		t.Fatalf("match %q", m)
 	}
 	for _, tc := range []struct {
-		ns   float64
-		want int
-	}{{25, 400000}, {100, 200000}, {10000, 2000}, {1e6, 1000}, {0, 1000}} {
-		if got := itersFor(tc.ns); got != tc.want {
-			t.Errorf("itersFor(%v) = %d, want %d", tc.ns, got, tc.want)
+		ns    float64
+		least int
+		want  int
+	}{{25, 0, 400000}, {100, 0, 200000}, {10000, 0, 2000}, {1e6, 0, 200}, {1e6, 1000, 1000}, {0, 0, 200}} {
+		if got := itersFor(tc.ns, tc.least); got != tc.want {
+			t.Errorf("itersFor(%v, %d) = %d, want %d", tc.ns, tc.least, got, tc.want)
 		}
 	}
 }

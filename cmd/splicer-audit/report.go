@@ -405,7 +405,7 @@ func writeBelow(w io.Writer, a *audit, opts reportOptions) {
 	}
 	if a.Vuln != nil {
 		if called := a.Vuln.Called(); len(called) > 0 {
-			item("govulncheck: the code calls %d known vulnerabilities. %s", len(called), vulnAdvice(a.Vuln))
+			item("govulncheck: the code calls %d known vulnerabilities. %s %s", len(called), vulnAdvice(a.Vuln), notes["govulncheck"])
 		}
 		for _, c := range a.Canary {
 			item("the vulnerability database failed its self-check: %s", c)
