@@ -17,10 +17,10 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCDIR      ?= $(PREFIX)/share/doc/splicer
 SYSCONFDIR  ?= /etc
 
-.PHONY: help build run test bench scale-sim fuzz lint cover clean install
+.PHONY: help build run test test-unit test-coverage benchmark bench bench-check audit audit-ci vulncheck scale-sim fuzz lint cover clean install
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 10
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 15
 
 build: ## build bin/splicer with version and commit stamped in
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/splicer
@@ -31,6 +31,53 @@ run: build ## run splicer on config.toml.example with its demo backends (Ctrl-C 
 
 test: lint ## gofmt check, go vet, then every test under the race detector
 	$(GO) test -race -timeout 14m $(PKGS)
+
+test-unit: ## fast tests: no race detector, no real servers (-short skips PostgreSQL, Redis, HAProxy, ... tests)
+	$(GO) test -short -timeout 10m $(PKGS)
+
+# The audit's tools, pinned. They run with `go run MODULE@VERSION`, built in
+# the module cache: none enters go.mod, go.sum or the product's imports.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.9.0
+BENCHSTAT   ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+# The Go vulnerability database govulncheck reads, built offline from this
+# module (see docs/CODE_AUDIT_REPORT.md, govulncheck).
+VULNDB      ?= golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
+AUDIT       := $(GO) run ./cmd/splicer-audit
+AUDIT_FUZZTIME ?= 10s
+# AUDIT_RACE=false measures coverage without the race detector: about half
+# the time, for a machine that cannot spare it (the report then says that
+# races were not measured; make test measures them).
+AUDIT_RACE ?= true
+
+test-coverage: ## statement coverage per package: writes coverage.out and coverage.md, prints the table
+	$(AUDIT) coverage -profile coverage.out -out coverage.md
+
+benchmark: ## the Go micro-benchmarks, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# BENCH_MODE=instructions (the default) counts instructions per op under
+# valgrind, which the load of a shared machine does not change;
+# BENCH_MODE=time compares interleaved timings with benchstat's test, for
+# a quiet machine. BENCH_BASE=REV compares against another commit.
+BENCH_MODE ?= instructions
+bench-check: ## hot-path micro-benchmarks against the baseline commit (cmd/splicer-audit/testdata/bench-baseline); fails on a regression beyond 5% outside the noise
+	$(AUDIT) bench-check -mode $(BENCH_MODE) -benchstat $(BENCHSTAT) $(if $(BENCH_BASE),-base $(BENCH_BASE))
+
+audit: ## race + coverage, documented names, staticcheck, govulncheck, fuzzing: writes docs/CODE_AUDIT_REPORT.md
+	$(AUDIT) report -out docs/CODE_AUDIT_REPORT.md -fuzztime $(AUDIT_FUZZTIME) -race=$(AUDIT_RACE) \
+		-staticcheck $(STATICCHECK) -govulncheck $(GOVULNCHECK) -vulndb $(VULNDB)
+
+# CI runs make test (every test under the race detector, the fuzz seed
+# corpora, TestExportedNamesDocumented), then audit-ci: about a minute more.
+# govulncheck is not a CI gate while the Go of go.mod has known standard
+# library vulnerabilities that no Go the machines can fetch for 1.26 fixes
+# (docs/CODE_AUDIT_REPORT.md, govulncheck); make vulncheck runs it alone.
+audit-ci: ## the audit's CI part after make test: documented names and staticcheck, failing on any finding
+	$(AUDIT) report -only docs,staticcheck -staticcheck $(STATICCHECK)
+
+vulncheck: ## govulncheck against the vulnerability database built offline from the pinned golang.org/x/vulndb
+	$(AUDIT) report -only govulncheck -govulncheck $(GOVULNCHECK) -vulndb $(VULNDB)
 
 bench: build ## Go micro-benchmarks, then the side-by-side run against HAProxy and nginx; results and plots in docs/bench/
 	@mkdir -p docs/bench
@@ -74,4 +121,4 @@ cover: ## test with coverage and write coverage.html
 	$(GO) tool cover -html=coverage.out -o coverage.html
 
 clean: ## remove build and coverage output
-	rm -rf bin coverage.out coverage.html
+	rm -rf bin coverage.out coverage.html coverage.md

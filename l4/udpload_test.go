@@ -161,6 +161,7 @@ func queryOnce(ip [4]byte, port int, fe netip.AddrPort, buf []byte) (bool, error
 // A real DNS server (dnsmasq) answers dig through splicer with
 // responses = 1: every query is answered and its flow ends on the answer.
 func TestUDPDNSThroughDnsmasq(t *testing.T) {
+	testutil.SkipShort(t, "dnsmasq")
 	dnsmasq, err := exec.LookPath("dnsmasq")
 	if err != nil {
 		t.Skip("install dnsmasq (Debian package dnsmasq-base) to run this test")

@@ -31,6 +31,7 @@ type APIError struct {
 	Message string // the "error" field of the JSON body, or the status text
 }
 
+// Error returns the message with the HTTP status, as "forbidden (HTTP 403)".
 func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
 // Client calls a splicer admin API. The zero value is not usable; use

@@ -37,3 +37,25 @@ func TestOutputChangesLevelAndFormat(t *testing.T) {
 		t.Errorf("output:\n%s", got)
 	}
 }
+
+// An event without a level (zerolog's Log) is written whatever the level,
+// in the current format; NewOutput refuses what Set refuses.
+func TestOutputLevellessAndBadOptions(t *testing.T) {
+	var buf bytes.Buffer
+	out, err := NewOutput(Options{Level: "error", Out: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := out.Logger()
+	l.Log().Msg("no level")
+	l.Warn().Msg("below error")
+	if got := buf.String(); !strings.Contains(got, `"message":"no level"`) || strings.Contains(got, "below error") || strings.Count(got, "\n") != 1 {
+		t.Errorf("output: %q", got)
+	}
+	if _, err := NewOutput(Options{Level: "loud"}); err == nil || !strings.Contains(err.Error(), `log level "loud"`) {
+		t.Errorf("NewOutput with a bad level = %v", err)
+	}
+	if _, err := NewOutput(Options{Format: "xml"}); err == nil || !strings.Contains(err.Error(), `log format "xml"`) {
+		t.Errorf("NewOutput with a bad format = %v", err)
+	}
+}

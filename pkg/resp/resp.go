@@ -81,6 +81,8 @@ type ReadError struct {
 	Partial []byte
 }
 
+// Error returns the connection's error, followed by the partial reply
+// when there is one.
 func (e *ReadError) Error() string {
 	if len(e.Partial) > 0 {
 		return fmt.Sprintf("%v after partial reply %s", e.Err, Quote(e.Partial))
@@ -98,6 +100,7 @@ type FormatError struct {
 	Why  string
 }
 
+// Error names the line at fault, quoted, and what is wrong with it.
 func (e *FormatError) Error() string { return fmt.Sprintf("reply %s: %s", Quote(e.Line), e.Why) }
 
 // Reader reads replies from a connection. It is not safe for concurrent

@@ -123,6 +123,7 @@ type LoadError struct {
 	Log   string
 }
 
+// Error names the errno and, when the verifier gave one, its log.
 func (e *LoadError) Error() string {
 	if e.Log == "" {
 		return fmt.Sprintf("loading the sk_skb verdict program: %v", e.Errno)

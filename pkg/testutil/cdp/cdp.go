@@ -122,6 +122,7 @@ var devtoolsLine = regexp.MustCompile(`DevTools listening on (ws://[^\s]+)`)
 // not installed.
 func Skip(t testing.TB) {
 	t.Helper()
+	testutil.SkipShort(t, "Chromium")
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		t.Skipf("install chromium (Debian package chromium) to run this test: %v", err)
 	}
@@ -132,6 +133,7 @@ func Skip(t testing.TB) {
 // command-line switches.
 func Start(t testing.TB, extra ...string) *Tab {
 	t.Helper()
+	testutil.SkipShort(t, "Chromium")
 	ctx, cancel := context.WithCancel(context.Background())
 	args := append([]string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -44,6 +44,7 @@ type Dnsmasq struct {
 // DnsmasqBin returns the dnsmasq binary, or skips the test.
 func DnsmasqBin(t testing.TB) string {
 	t.Helper()
+	testutil.SkipShort(t, "dnsmasq")
 	bin := lookFirst("dnsmasq", "/usr/sbin/dnsmasq")
 	if bin == "" {
 		t.Skip("install dnsmasq (Debian package dnsmasq-base) to run this test")

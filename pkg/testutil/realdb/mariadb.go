@@ -27,6 +27,7 @@ type MariaDB struct {
 // lives in /usr/sbin, which not every user has on PATH.
 func MariaDBBinaries(t testing.TB) (server, install, client string) {
 	t.Helper()
+	testutil.SkipShort(t, "MariaDB")
 	server = lookFirst("mariadbd", "mysqld", "/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 	install = lookFirst("mariadb-install-db", "mysql_install_db")
 	client = lookFirst("mariadb", "mysql")

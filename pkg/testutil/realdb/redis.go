@@ -27,6 +27,7 @@ type Redis struct {
 // RedisBin returns the redis-server binary, or skips the test.
 func RedisBin(t testing.TB) string {
 	t.Helper()
+	testutil.SkipShort(t, "Redis")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("install redis-server (Debian package redis-server) to run this test")
@@ -103,6 +104,7 @@ func (r *Redis) do(args ...string) (resp.Value, error) {
 // a 5 s failover timeout; it returns once the Sentinel knows the master.
 func StartSentinel(t testing.TB, master *Redis, name string) *Redis {
 	t.Helper()
+	testutil.SkipShort(t, "redis-sentinel")
 	bin := lookFirst("redis-sentinel", "/usr/bin/redis-sentinel")
 	if bin == "" {
 		t.Skip("install redis-sentinel (Debian package redis-sentinel) to run this test")

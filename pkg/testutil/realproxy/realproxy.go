@@ -40,6 +40,7 @@ func FreePort(t testing.TB) netip.AddrPort {
 // The test's cleanup stops it. Without haproxy the test is skipped.
 func HAProxy(t testing.TB, config string, listening ...netip.AddrPort) {
 	t.Helper()
+	testutil.SkipShort(t, "HAProxy")
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Skip("install haproxy (Debian package haproxy) to run this interop test")
@@ -59,6 +60,7 @@ func HAProxy(t testing.TB, config string, listening ...netip.AddrPort) {
 // stream module, the test is skipped.
 func Nginx(t testing.TB, stream string, listening ...netip.AddrPort) {
 	t.Helper()
+	testutil.SkipShort(t, "nginx")
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		t.Skip("install nginx (Debian packages nginx and libnginx-mod-stream) to run this interop test")
