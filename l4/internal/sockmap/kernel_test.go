@@ -398,7 +398,7 @@ func TestKernelRedirectQueueIsUnboundedWithParser(t *testing.T) {
 // parserProgram is a stream parser that makes each chunk received one
 // message: return skb->len (the first field of struct __sk_buff).
 func parserProgram() []insn {
-	const ldxW = 0x01 | modeMEM | 0x00 // BPF_LDX | BPF_MEM | BPF_W
+	const ldxW = classLDX | modeMEM | sizeW
 	return []insn{{code: ldxW, regs: r0 | r1<<4}, exit()}
 }
 

@@ -24,10 +24,12 @@ type insn struct {
 // Opcode parts (include/uapi/linux/bpf_common.h and bpf.h).
 const (
 	classLD    = 0x00
+	classLDX   = 0x01
 	classSTX   = 0x03
 	classJMP   = 0x05
 	classALU64 = 0x07
 
+	sizeW   = 0x00 // 32-bit
 	sizeDW  = 0x18 // 64-bit
 	modeIMM = 0x00
 	modeMEM = 0x60
