@@ -98,8 +98,12 @@ func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
 	c := counters(t, s)
 	// splicer's side is exact: every query opened a flow or was dropped
 	// at max_flows, and every flow's query went up and its reply down.
-	if c.Total+c.Drops[DropMaxFlows] != uint64(sent) || totalDrops(c) != c.Drops[DropMaxFlows] ||
-		c.DatagramsIn != c.Total || c.DatagramsOut != c.Total {
+	// Datagrams from elsewhere to a flow's port (other tests' processes
+	// share the loopback ports) are dropped as foreign and are none of
+	// these queries: counted apart, and few.
+	foreign := c.Drops[DropForeign]
+	if c.Total+c.Drops[DropMaxFlows] != uint64(sent) || totalDrops(c)-foreign != c.Drops[DropMaxFlows] ||
+		c.DatagramsIn != c.Total || c.DatagramsOut != c.Total || foreign > uint64(sent)/1000 {
 		t.Errorf("%d queries sent; flows opened %d, datagrams in %d out %d, drops %v: want each query in a flow or dropped at max_flows, and each flow's reply relayed",
 			sent, c.Total, c.DatagramsIn, c.DatagramsOut, c.Drops)
 	}
@@ -112,8 +116,8 @@ func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
 	} else if late > 0 {
 		t.Logf("%d replies relayed came after the client stopped waiting", late)
 	}
-	t.Logf("%d queries: %d answered, %d dropped at max_flows; peak flows-side RSS growth %d KiB",
-		sent, answered.Load(), c.Drops[DropMaxFlows], (peakRSS.Load()-rss)/1024)
+	t.Logf("%d queries: %d answered, %d dropped at max_flows, %d foreign datagrams dropped; peak flows-side RSS growth %d KiB",
+		sent, answered.Load(), c.Drops[DropMaxFlows], foreign, (peakRSS.Load()-rss)/1024)
 	waitFor(t, idle+time.Second, "every flow idle", func() bool { return counters(t, s).Active == 0 })
 	waitFor(t, time.Second, "fds back to baseline", func() bool { return openFDs(t) <= fds })
 	if grown := peakRSS.Load() - rss; grown > 128<<20 {

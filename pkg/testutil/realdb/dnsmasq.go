@@ -110,7 +110,7 @@ func (d *Dnsmasq) WaitReady() {
 	}}
 	testutil.WaitFor(d.t, 20*time.Second, "dnsmasq at "+d.Addr.String(), func() bool {
 		if !d.Running() {
-			d.t.Fatalf("dnsmasq exited; its config:\n%s", d.config())
+			d.t.Fatalf("dnsmasq exited: %s\nits config:\n%s", d.Output(), d.config())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()

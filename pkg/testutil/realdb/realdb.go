@@ -28,7 +28,12 @@ type Process struct {
 	// Cred runs the process as another user; nil runs it as this one.
 	Cred *syscall.Credential
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{}
+	// out is the file the output of the last Start goes to when the
+	// test is not verbose, for the message of a process that exited. A
+	// file, not a pipe: Wait would wait for a pipe's copier, and so for
+	// every child the server forked and left holding it.
+	out string
 }
 
 // Start runs the process; the test's cleanup kills it if it still runs.
@@ -39,15 +44,29 @@ func (p *Process) Start() {
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.Cred, Pdeathsig: syscall.SIGKILL}
 	if testing.Verbose() {
 		p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
+	} else {
+		f, err := os.CreateTemp(p.t.TempDir(), filepath.Base(p.Name)+"-*.log")
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		defer f.Close() // the child has its own copy once started
+		p.out = f.Name()
+		p.cmd.Stdout, p.cmd.Stderr = f, f
 	}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.Name, err)
 	}
-	done := make(chan error, 1)
+	// done is closed once Wait returns: Running and Wait may both look,
+	// any number of times.
+	done := make(chan struct{})
 	p.done = done
-	go func() { done <- p.cmd.Wait() }()
+	cmd := p.cmd
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
 	p.t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		if p.Running() {
 			p.Stop(syscall.SIGKILL)
 		}
 	})
@@ -80,15 +99,35 @@ func (p *Process) Wait() {
 	}
 }
 
-// Running reports whether the process has not exited.
+// Running reports whether the process has not exited: its Wait, which
+// alone may touch the Cmd's state meanwhile, has not returned.
 func (p *Process) Running() bool {
+	if p.done == nil {
+		return false
+	}
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-p.done:
 		return false
 	default:
-		return p.cmd != nil && p.cmd.ProcessState == nil
+		return true
 	}
+}
+
+// outputTail bounds what Output returns: the lines that say why a server
+// stopped are its last.
+const outputTail = 16 << 10
+
+// Output returns the end of what the process of the last Start wrote, when
+// the test is not verbose (with -v it goes to the test's stderr).
+func (p *Process) Output() string {
+	if p.out == "" {
+		return ""
+	}
+	b, err := os.ReadFile(p.out)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b[max(0, len(b)-outputTail):])
 }
 
 // FreePort returns a loopback address with a port nothing listens on now,
