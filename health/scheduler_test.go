@@ -20,19 +20,6 @@ import (
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
-// waitFor polls cond until it holds, failing the test after a deadline
-// generous enough for a loaded machine.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // recorder wraps a Checker and keeps every result per target, in order.
 type recorder struct {
 	Checker
@@ -197,7 +184,7 @@ func TestFlapTransitionsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, s)
-	waitFor(t, "two down and two up transitions", func() bool { return len(ts.of(b)) >= 4 })
+	testutil.WaitFor(t, 20*time.Second, "two down and two up transitions", func() bool { return len(ts.of(b)) >= 4 })
 	stop()
 
 	results := rec.results(addr)
@@ -278,7 +265,7 @@ func TestDetectionTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, s)
-	waitFor(t, "a first successful probe", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a first successful probe", func() bool {
 		st, _ := s.State(b)
 		return st.Last.OK
 	})
@@ -327,7 +314,7 @@ func TestMaintSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, s)
-	waitFor(t, "ten probes of the ready backend", func() bool { return ready.Load() >= 10 })
+	testutil.WaitFor(t, 20*time.Second, "ten probes of the ready backend", func() bool { return ready.Load() >= 10 })
 	stop()
 	if n := maint.Load(); n != 0 {
 		t.Fatalf("maint backend probed %d times", n)
@@ -355,7 +342,7 @@ func TestInitialVerdictCarriesOver(t *testing.T) {
 		t.Fatal("State starts up for a down backend")
 	}
 	start(t, s)
-	waitFor(t, "the up transition", func() bool { return len(ts.of(b)) == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the up transition", func() bool { return len(ts.of(b)) == 1 })
 	if got, want := ts.of(b)[0], (transition{up: true, msg: "fine", probes: 2}); got != want {
 		t.Fatalf("transition %+v, want %+v", got, want)
 	}
@@ -397,12 +384,12 @@ func TestPassive(t *testing.T) {
 		t.Fatal("down after 2 passive failures with passive_fall 3")
 	}
 	s.ReportFailure(b, "read: connection reset by peer")
-	waitFor(t, "the passive down transition", func() bool { return len(ts.of(b)) == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the passive down transition", func() bool { return len(ts.of(b)) == 1 })
 	if got := ts.of(b)[0]; got.up || got.msg != "passive: read: connection reset by peer" {
 		t.Fatalf("transition %+v, want down with the passive cause", got)
 	}
 	probesOK.Store(true)
-	waitFor(t, "the up transition", func() bool { return len(ts.of(b)) == 2 })
+	testutil.WaitFor(t, 20*time.Second, "the up transition", func() bool { return len(ts.of(b)) == 2 })
 	got := ts.of(b)[1]
 	// Every probe failed until probesOK: the flip must come on exactly the
 	// rise-th success.
@@ -469,11 +456,11 @@ func TestNoGoroutineLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop := start(t, s)
-		waitFor(t, k.Check+" probes in flight", func() bool { return probing.Load() >= 2 })
+		testutil.WaitFor(t, 20*time.Second, k.Check+" probes in flight", func() bool { return probing.Load() >= 2 })
 		stop()
 		probing.Store(0)
 	}
-	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+	testutil.WaitFor(t, 20*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
 func TestNewRejects(t *testing.T) {
