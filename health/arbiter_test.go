@@ -68,6 +68,17 @@ func primaryScheduler(t *testing.T, r *roles, n int) ([]*backend.Backend, *Sched
 	return bs, s, ts
 }
 
+// tenMore waits for ten more probes of b: time for it to change, counted
+// in probes rather than slept.
+func tenMore(t *testing.T, s *Scheduler, b *backend.Backend) {
+	t.Helper()
+	st, _ := s.State(b)
+	testutil.WaitFor(t, 20*time.Second, "ten more probes of "+b.Name(), func() bool {
+		now, _ := s.State(b)
+		return now.Probes >= st.Probes+10
+	})
+}
+
 // lastMsg is b's latest probe message.
 func lastMsg(s *Scheduler, b *backend.Backend) string {
 	st, _ := s.State(b)
@@ -101,7 +112,7 @@ func TestPromotionSupersedes(t *testing.T) {
 	}
 	want := "fake probe " + a.Address().String() + ": primary; superseded: " + b.Name() + " became primary later"
 	testutil.WaitFor(t, 20*time.Second, "the old primary's probes to say "+want, func() bool { return lastMsg(s, a) == want })
-	time.Sleep(100 * time.Millisecond) // ten probes: a stays out
+	tenMore(t, s, a) // a stays out
 	if a.Healthy() || len(ts.of(a)) != 1 {
 		t.Fatalf("old primary back: healthy %v, transitions %+v", a.Healthy(), ts.of(a))
 	}
@@ -130,7 +141,7 @@ func TestTimelineDecides(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "the timeline 2 primary down", func() bool { return !b.Healthy() })
 	want := "fake probe " + a.Address().String() + ": primary; stale: a primary on timeline 2 was seen, this one is on 1"
 	testutil.WaitFor(t, 20*time.Second, "a stale message", func() bool { return lastMsg(s, a) == want })
-	time.Sleep(100 * time.Millisecond)
+	tenMore(t, s, a)
 	if a.Healthy() {
 		t.Fatal("a stale primary came back")
 	}
@@ -196,8 +207,8 @@ func TestSetBackends(t *testing.T) {
 	if !a.Healthy() {
 		t.Error("a passive report on a removed backend took it down")
 	}
-	n := count(a)
-	time.Sleep(50 * time.Millisecond)
+	n, nb := count(a), count(b)
+	testutil.WaitFor(t, 20*time.Second, "five more probes of b", func() bool { return count(b) >= nb+5 })
 	if count(a) != n {
 		t.Errorf("a removed backend is still probed: %d probes, then %d", n, count(a))
 	}

@@ -232,13 +232,14 @@ func TestFlapTransitionsExact(t *testing.T) {
 }
 
 // TestDetectionTime: a backend that dies is marked down within
-// fall*interval + timeout (plus a margin for a loaded machine).
+// fall*interval + timeout. The probes are real; the Scheduler's clock is a
+// fake one the test moves from one probe time to the next, so the time is
+// exact and nothing sleeps.
 func TestDetectionTime(t *testing.T) {
 	const (
 		interval = 100 * time.Millisecond
 		timeout  = 100 * time.Millisecond
 		fall     = 3
-		margin   = 400 * time.Millisecond
 	)
 	// Connects complete in the kernel's backlog: no accept loop needed.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -252,34 +253,46 @@ func TestDetectionTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBackend(t, addr)
+	clk := newFakeClock()
 	down := make(chan time.Time, 1)
 	h := fastHealth(interval)
 	h.Timeout, h.Fall = timeout, fall
 	s, err := New(h, c, []*backend.Backend{b}, func(_ *backend.Backend, up bool, _ Result) int {
 		if !up {
-			down <- time.Now()
+			down <- clk.now()
 		}
 		return 0
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.setClock(clk)
 	start(t, s)
-	testutil.WaitFor(t, 20*time.Second, "a first successful probe", func() bool {
-		st, _ := s.State(b)
-		return st.Last.OK
-	})
-	died := time.Now()
+	// probeNext moves the clock to the next probe time and waits until
+	// that probe has been judged and the next one is scheduled.
+	probeNext := func() {
+		t.Helper()
+		clk.waitArmed(t, 1)
+		d, _ := clk.next()
+		clk.advance(d)
+		clk.waitArmed(t, 1)
+	}
+	probeNext()
+	if st, _ := s.State(b); !st.Last.OK {
+		t.Fatalf("first probe: %+v, want a success", st.Last)
+	}
+	died := clk.now()
 	ln.Close()
-	select {
-	case at := <-down:
-		elapsed := at.Sub(died)
-		t.Logf("detected in %v (bound %v + margin %v)", elapsed, fall*interval+timeout, margin)
-		if elapsed > fall*interval+timeout+margin {
-			t.Fatalf("detected in %v, want at most %v", elapsed, fall*interval+timeout+margin)
+	for probes := 0; len(down) == 0; probes++ {
+		if probes == 2*fall {
+			t.Fatalf("not marked down after %d probes", probes)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("never marked down")
+		probeNext()
+	}
+	elapsed := (<-down).Sub(died)
+	t.Logf("detected in %v (bound %v)", elapsed, fall*interval+timeout)
+	if elapsed > fall*interval+timeout {
+		t.Fatalf("detected in %v, want at most %v", elapsed, fall*interval+timeout)
 	}
 	if b.Healthy() {
 		t.Fatal("backend still healthy after the down transition")
@@ -524,7 +537,7 @@ func TestNewPassive(t *testing.T) {
 	h.DownInterval = 300 * time.Millisecond
 	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
 	other := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	s, flips := passiveScheduler(t, h, b, other)
+	s, flips, clk := passiveScheduler(t, h, b, other)
 
 	s.ReportFailure(b, "connect refused")
 	s.ReportSuccess(b) // ends the streak
@@ -538,6 +551,14 @@ func TestNewPassive(t *testing.T) {
 	if down.up || down.msg != "passive: connect refused" || b.Healthy() {
 		t.Fatalf("flip %+v, healthy %v; want down by passive", down, b.Healthy())
 	}
+	// The trial comes down_interval after the fall, not a moment sooner.
+	clk.waitArmed(t, 1)
+	clk.advance(h.DownInterval - time.Millisecond)
+	if clk.armed() != 1 || len(flips) != 0 {
+		t.Fatalf("%v after the fall: %d flips, trial timer armed %v; want none, armed",
+			h.DownInterval-time.Millisecond, len(flips), clk.armed() == 1)
+	}
+	clk.advance(time.Millisecond)
 	up := nextFlip(t, flips)
 	if !up.up || up.msg != "passive: back on trial after down_interval" || !b.Healthy() {
 		t.Fatalf("flip %+v, healthy %v; want up on trial", up, b.Healthy())
@@ -558,7 +579,7 @@ func TestNewPassiveGuards(t *testing.T) {
 	h.PassiveFall = 2
 	h.DownInterval = 200 * time.Millisecond
 	only := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	s, flips := passiveScheduler(t, h, only)
+	s, flips, _ := passiveScheduler(t, h, only)
 	for round := 0; round < 3; round++ {
 		s.ReportFailure(only, "connect refused")
 		s.ReportFailure(only, "connect refused")
@@ -573,11 +594,10 @@ func TestNewPassiveGuards(t *testing.T) {
 
 	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
 	other := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	s, flips = passiveScheduler(t, h, b, other)
+	s, flips, clk := passiveScheduler(t, h, b, other)
 	s.ReportFailure(b, "connect refused")
-	// Pacing, not waiting for a result: the next failure must come more
-	// than down_interval after this one.
-	time.Sleep(h.DownInterval + 50*time.Millisecond)
+	// The next failure comes more than down_interval after this one.
+	clk.advance(h.DownInterval + 50*time.Millisecond)
 	s.ReportFailure(b, "connect refused")
 	st, _ := s.State(b)
 	if !b.Healthy() || st.PassiveFailures != 1 || len(flips) != 0 {
@@ -591,20 +611,23 @@ type passiveFlip struct {
 	at  time.Time
 }
 
-// passiveScheduler starts a NewPassive Scheduler over bs until the test
-// ends; its flips arrive on the channel.
-func passiveScheduler(t *testing.T, h config.Health, bs ...*backend.Backend) (*Scheduler, chan passiveFlip) {
+// passiveScheduler starts a NewPassive Scheduler over bs on a fake clock
+// until the test ends; its flips arrive on the channel, stamped with the
+// clock's time.
+func passiveScheduler(t *testing.T, h config.Health, bs ...*backend.Backend) (*Scheduler, chan passiveFlip, *fakeClock) {
 	t.Helper()
 	flips := make(chan passiveFlip, 8)
+	clk := newFakeClock()
 	s, err := NewPassive(h, bs, func(_ *backend.Backend, up bool, r Result) int {
-		flips <- passiveFlip{up, r.Msg, time.Now()}
+		flips <- passiveFlip{up, r.Msg, clk.now()}
 		return 0
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.setClock(clk)
 	t.Cleanup(start(t, s))
-	return s, flips
+	return s, flips, clk
 }
 
 // nextFlip waits up to 10 s for the next flip.
