@@ -12,6 +12,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // roles is a fake role probe: each address answers the role and epoch set
@@ -67,6 +68,17 @@ func primaryScheduler(t *testing.T, r *roles, n int) ([]*backend.Backend, *Sched
 	return bs, s, ts
 }
 
+// tenMore waits for ten more probes of b: time for it to change, counted
+// in probes rather than slept.
+func tenMore(t *testing.T, s *Scheduler, b *backend.Backend) {
+	t.Helper()
+	st, _ := s.State(b)
+	testutil.WaitFor(t, 20*time.Second, "ten more probes of "+b.Name(), func() bool {
+		now, _ := s.State(b)
+		return now.Probes >= st.Probes+10
+	})
+}
+
 // lastMsg is b's latest probe message.
 func lastMsg(s *Scheduler, b *backend.Backend) string {
 	st, _ := s.State(b)
@@ -83,13 +95,13 @@ func TestPromotionSupersedes(t *testing.T) {
 	r.set(a.Address(), config.RolePrimary, 0)
 	r.set(b.Address(), config.RoleReplica, 0)
 	start(t, s)
-	waitFor(t, "the replica out", func() bool { return !b.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "the replica out", func() bool { return !b.Healthy() })
 
 	r.set(b.Address(), config.RolePrimary, 0) // promoted; a still runs as primary
-	waitFor(t, "the promoted replica in", func() bool { return b.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "the promoted replica in", func() bool { return b.Healthy() })
 	if a.Healthy() {
 		// Demotion goes through a's goroutine; give it a moment.
-		waitFor(t, "the old primary out", func() bool { return !a.Healthy() })
+		testutil.WaitFor(t, 20*time.Second, "the old primary out", func() bool { return !a.Healthy() })
 	}
 	got := ts.of(a)
 	// Taken down by the arbiter at b's promotion ("superseded: ..."), or
@@ -99,8 +111,8 @@ func TestPromotionSupersedes(t *testing.T) {
 		t.Fatalf("old primary's transitions %+v, want one down, superseded by %s", got, b.Name())
 	}
 	want := "fake probe " + a.Address().String() + ": primary; superseded: " + b.Name() + " became primary later"
-	waitFor(t, "the old primary's probes to say "+want, func() bool { return lastMsg(s, a) == want })
-	time.Sleep(100 * time.Millisecond) // ten probes: a stays out
+	testutil.WaitFor(t, 20*time.Second, "the old primary's probes to say "+want, func() bool { return lastMsg(s, a) == want })
+	tenMore(t, s, a) // a stays out
 	if a.Healthy() || len(ts.of(a)) != 1 {
 		t.Fatalf("old primary back: healthy %v, transitions %+v", a.Healthy(), ts.of(a))
 	}
@@ -115,7 +127,7 @@ func TestTimelineDecides(t *testing.T) {
 	r.set(a.Address(), config.RolePrimary, 1)
 	r.set(b.Address(), config.RolePrimary, 2)
 	start(t, s)
-	waitFor(t, "the timeline 1 primary out", func() bool { return !a.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "the timeline 1 primary out", func() bool { return !a.Healthy() })
 	if !b.Healthy() {
 		t.Fatal("the timeline 2 primary is down")
 	}
@@ -126,16 +138,16 @@ func TestTimelineDecides(t *testing.T) {
 		t.Fatalf("transitions %+v", got)
 	}
 	r.set(b.Address(), "down", 0)
-	waitFor(t, "the timeline 2 primary down", func() bool { return !b.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "the timeline 2 primary down", func() bool { return !b.Healthy() })
 	want := "fake probe " + a.Address().String() + ": primary; stale: a primary on timeline 2 was seen, this one is on 1"
-	waitFor(t, "a stale message", func() bool { return lastMsg(s, a) == want })
-	time.Sleep(100 * time.Millisecond)
+	testutil.WaitFor(t, 20*time.Second, "a stale message", func() bool { return lastMsg(s, a) == want })
+	tenMore(t, s, a)
 	if a.Healthy() {
 		t.Fatal("a stale primary came back")
 	}
 	// The promoted server comes back: it is the primary again.
 	r.set(b.Address(), config.RolePrimary, 2)
-	waitFor(t, "the timeline 2 primary back", func() bool { return b.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "the timeline 2 primary back", func() bool { return b.Healthy() })
 }
 
 // TestTwoPrimariesAtStart: with no history the first listed wins at once.
@@ -146,8 +158,8 @@ func TestTwoPrimariesAtStart(t *testing.T) {
 	r.set(a.Address(), config.RolePrimary, 0)
 	r.set(b.Address(), config.RolePrimary, 0)
 	start(t, s)
-	waitFor(t, "one primary out", func() bool { return !a.Healthy() || !b.Healthy() })
-	waitFor(t, "the first listed in and the second out", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "one primary out", func() bool { return !a.Healthy() || !b.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "the first listed in and the second out", func() bool {
 		return a.Healthy() && !b.Healthy() && len(ts.of(b)) == 1 && len(ts.of(a)) == 0
 	})
 	if msg := ts.of(b)[0].msg; !strings.HasSuffix(msg, "superseded: "+a.Name()+", listed first, is primary too") {
@@ -180,14 +192,14 @@ func TestSetBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, s)
-	waitFor(t, "a probed", func() bool { return count(a) > 2 })
+	testutil.WaitFor(t, 20*time.Second, "a probed", func() bool { return count(a) > 2 })
 	if err := s.SetBackends([]*backend.Backend{a, b, a}); err == nil {
 		t.Fatal("SetBackends accepted a backend twice")
 	}
 	if err := s.SetBackends([]*backend.Backend{b}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b probed", func() bool { return count(b) > 2 })
+	testutil.WaitFor(t, 20*time.Second, "b probed", func() bool { return count(b) > 2 })
 	if _, ok := s.State(a); ok {
 		t.Error("State knows a removed backend")
 	}
@@ -195,11 +207,11 @@ func TestSetBackends(t *testing.T) {
 	if !a.Healthy() {
 		t.Error("a passive report on a removed backend took it down")
 	}
-	n := count(a)
-	time.Sleep(50 * time.Millisecond)
+	n, nb := count(a), count(b)
+	testutil.WaitFor(t, 20*time.Second, "five more probes of b", func() bool { return count(b) >= nb+5 })
 	if count(a) != n {
 		t.Errorf("a removed backend is still probed: %d probes, then %d", n, count(a))
 	}
 	s.ReportFailure(b, "reset")
-	waitFor(t, "b down by passive report", func() bool { return !b.Healthy() })
+	testutil.WaitFor(t, 20*time.Second, "b down by passive report", func() bool { return !b.Healthy() })
 }

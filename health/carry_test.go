@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestInheritCarriesStreaks builds up two failures of fall 3 on a backend,
@@ -35,7 +36,7 @@ func TestInheritCarriesStreaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, s1)
-	waitFor(t, "two failed probes", func() bool { st, _ := s1.State(kept); return st.Failures == 2 })
+	testutil.WaitFor(t, 20*time.Second, "two failed probes", func() bool { st, _ := s1.State(kept); return st.Failures == 2 })
 	s1.ReportFailure(kept, "connect refused")
 	stop()
 	before, _ := s1.State(kept)
@@ -55,7 +56,7 @@ func TestInheritCarriesStreaks(t *testing.T) {
 		t.Fatalf("a new backend inherited %+v", st)
 	}
 	start(t, s2)
-	waitFor(t, "the kept backend down", func() bool { return len(ts.of(kept)) == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the kept backend down", func() bool { return len(ts.of(kept)) == 1 })
 	if tr := ts.of(kept)[0]; tr.up || tr.probes != 1 {
 		t.Errorf("transition %+v, want down on the first probe of the new scheduler", tr)
 	}

@@ -59,6 +59,11 @@
 // When port is set, every probe targets it on the backend's address instead
 // of the service port.
 //
+// A probe of one's own is any Checker: New runs it like the built-in ones,
+// with the same timing, streaks and reports, as long as it keeps the
+// contract (ctx bounds the probe, nothing outlives Check, a probe cut short
+// is never OK). ExampleChecker shows one.
+//
 // # Roles
 //
 // With health.role the database probes read the server's role: postgres

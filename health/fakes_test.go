@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // serve runs a loopback TCP server calling handle on each accepted conn
@@ -72,28 +73,6 @@ func serveUDP(t *testing.T, reply func([]byte) []byte) netip.AddrPort {
 	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 
-// closedPort returns a loopback address nothing listens on, over network.
-func closedPort(t *testing.T, network string) netip.AddrPort {
-	t.Helper()
-	var addr string
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = pc.LocalAddr().String()
-		pc.Close()
-	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = ln.Addr().String()
-		ln.Close()
-	}
-	return netip.MustParseAddrPort(addr)
-}
-
 // replyAfter returns a handler that reads n request bytes, writes reply and
 // then waits for the client to hang up (so the client sees no reset).
 func replyAfter(n int, reply string) func(net.Conn) {
@@ -135,7 +114,7 @@ func runProbeCases(t *testing.T, cases []probeCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := closedPort(t, "tcp")
+			addr := testutil.RefusedAddr(t, "tcp")
 			if tc.server != nil {
 				addr = serve(t, tc.server)
 			}

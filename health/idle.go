@@ -46,7 +46,7 @@ func (tr *traffic) proves(now, age int64) bool {
 
 // now is the Scheduler's clock for traffic reports: monotonic nanoseconds
 // since New.
-func (s *Scheduler) now() int64 { return int64(time.Since(s.epoch)) }
+func (s *Scheduler) now() int64 { return int64(s.clock.now().Sub(s.epoch)) }
 
 // proofAge is how recent a success must be to stand for a probe: half
 // of timeout, or of interval when shorter. A backend that dies just after

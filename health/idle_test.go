@@ -11,6 +11,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestTrafficProves walks the traffic record of one backend through
@@ -148,7 +149,7 @@ func TestSchedulerSkipsWhileTrafficProves(t *testing.T) {
 	defer func() { cancel(); <-reporter }()
 	start(t, s)
 
-	waitFor(t, "20 probe times", func() bool { return ticks() >= 20 })
+	testutil.WaitFor(t, 20*time.Second, "20 probe times", func() bool { return ticks() >= 20 })
 	if n := probes.Load(); n != 0 {
 		t.Errorf("%d probes ran while every window was proved, want 0", n)
 	}
@@ -156,7 +157,7 @@ func TestSchedulerSkipsWhileTrafficProves(t *testing.T) {
 		mode.Store(m)
 		before := probes.Load()
 		from := ticks()
-		waitFor(t, "10 more probe times", func() bool { return ticks() >= from+10 })
+		testutil.WaitFor(t, 20*time.Second, "10 more probe times", func() bool { return ticks() >= from+10 })
 		// The probe time right after the switch may still be a skip.
 		if ran := probes.Load() - before; ran < 9 {
 			t.Errorf("mode %d: %d probes in 10 probe times, want at least 9", m, ran)

@@ -18,6 +18,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/proxyproto"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // after is what an httpServer does once it has answered a request.
@@ -158,7 +159,7 @@ func TestHTTPKeepAliveConnections(t *testing.T) {
 			for i := 0; i < checks; i++ {
 				checkIn(t, c, &sess, srv.addr, 5*time.Second, !strings.Contains(tc.reply, "503"), want)
 			}
-			waitFor(t, "the server to read every request", func() bool { return srv.requests.Load() == checks })
+			testutil.WaitFor(t, 20*time.Second, "the server to read every request", func() bool { return srv.requests.Load() == checks })
 			if n := srv.conns.Load(); n != tc.conns {
 				t.Errorf("server accepted %d connections for %d checks, want %d", n, checks, tc.conns)
 			}
@@ -182,7 +183,7 @@ func TestHTTPKeepAliveWithoutSession(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		checkResult(t, c, srv.addr, 0, true, "http probe "+srv.addr.String()+": GET /health: status 200")
 	}
-	waitFor(t, "three requests", func() bool { return srv.requests.Load() == 3 })
+	testutil.WaitFor(t, 20*time.Second, "three requests", func() bool { return srv.requests.Load() == 3 })
 	if n := srv.conns.Load(); n != 3 {
 		t.Errorf("%d connections, want 3", n)
 	}
@@ -208,7 +209,7 @@ func TestHTTPKeepAliveServerClosed(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			// Let the server's FIN arrive first, as it does after an idle
 			// timeout: the probe sees it before writing.
-			waitFor(t, "the previous connection closed by the server", func() bool { return srv.conns.Load() == int32(i-1) })
+			testutil.WaitFor(t, 20*time.Second, "the previous connection closed by the server", func() bool { return srv.conns.Load() == int32(i-1) })
 			checkIn(t, c, &sess, srv.addr, 5*time.Second, true, "GET /health: status 200")
 		}
 		if n, m := srv.conns.Load(), srv.requests.Load(); n != 5 || m != 5 {
@@ -232,7 +233,7 @@ func TestHTTPKeepAliveServerClosed(t *testing.T) {
 		}
 		// Check 1 opens conn 1; each later check loses its request on the
 		// kept connection and is answered on a new one.
-		waitFor(t, "every request read", func() bool { return srv.requests.Load() == 7 })
+		testutil.WaitFor(t, 20*time.Second, "every request read", func() bool { return srv.requests.Load() == 7 })
 		if n := srv.conns.Load(); n != 4 {
 			t.Errorf("%d connections for 4 checks, want 4", n)
 		}
@@ -254,7 +255,7 @@ func TestHTTPKeepAliveServerClosed(t *testing.T) {
 		defer sess.close()
 		checkIn(t, c, &sess, srv.addr, 5*time.Second, true, "GET /health: status 200")
 		close(srv.idle)
-		waitFor(t, "the idle connection closed with a 408", func() bool { return srv.closed.Load() == 1 })
+		testutil.WaitFor(t, 20*time.Second, "the idle connection closed with a 408", func() bool { return srv.closed.Load() == 1 })
 		checkIn(t, c, &sess, srv.addr, 5*time.Second, true, "GET /health: status 200")
 		if n, m := srv.conns.Load(), srv.requests.Load(); n != 2 || m != 2 {
 			t.Errorf("%d connections, %d requests; want 2 and 2", n, m)
@@ -355,12 +356,12 @@ func TestSchedulerKeepsHTTPConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, s)
-	waitFor(t, "ten probes", func() bool { return srv.requests.Load() >= 10 })
+	testutil.WaitFor(t, 20*time.Second, "ten probes", func() bool { return srv.requests.Load() >= 10 })
 	stop()
 	st, _ := s.State(b)
 	if st.Probes != uint64(srv.requests.Load()) || st.Connections != 1 || srv.conns.Load() != 1 || st.Skipped != 0 {
 		t.Errorf("State probes %d, connections %d, skipped %d; server saw %d requests on %d connections; want one connection",
 			st.Probes, st.Connections, st.Skipped, srv.requests.Load(), srv.conns.Load())
 	}
-	waitFor(t, "the kept connection closed at stop", func() bool { return srv.closed.Load() == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the kept connection closed at stop", func() bool { return srv.closed.Load() == 1 })
 }

@@ -36,7 +36,7 @@ func TestSidePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := closedPort(t, "tcp")
+	service := testutil.RefusedAddr(t, "tcp")
 	checkResult(t, c, service, 0, true, "tcp probe "+side.String()+": connected")
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/proxyproto"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // proxyServer reads a PROXY header from every connection, reports it on
@@ -73,7 +74,7 @@ func TestProbesSendProxyHeader(t *testing.T) {
 	}
 	t.Run("side port", func(t *testing.T) {
 		side := serve(t, replyAfter(6, "+PONG\r\n")) // reads "PING\r\n" at once
-		service := closedPort(t, "tcp")
+		service := testutil.RefusedAddr(t, "tcp")
 		c, err := NewChecker(config.Health{Check: config.CheckSendExpect, Send: "PING\r\n", Expect: "+PONG", Port: int(side.Port())},
 			WithProxyHeaders(ProxyHeaders{service: 2, side: 2}))
 		if err != nil {
@@ -83,7 +84,7 @@ func TestProbesSendProxyHeader(t *testing.T) {
 	})
 	t.Run("not listed", func(t *testing.T) {
 		addr := serve(t, replyAfter(6, "+PONG\r\n"))
-		other := closedPort(t, "tcp")
+		other := testutil.RefusedAddr(t, "tcp")
 		c, err := NewChecker(config.Health{Check: config.CheckSendExpect, Send: "PING\r\n", Expect: "+PONG"},
 			WithProxyHeaders(ProxyHeaders{other: 2}))
 		if err != nil {

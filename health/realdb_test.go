@@ -19,6 +19,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -91,7 +92,7 @@ func awaitFlip(t *testing.T, flips <-chan bool, up bool) time.Time {
 // backend before the part of a test that counts transitions.
 func settleUp(t *testing.T, s *Scheduler, b *backend.Backend, flips <-chan bool) {
 	t.Helper()
-	waitFor(t, "backend up with no failure pending", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "backend up with no failure pending", func() bool {
 		st, _ := s.State(b)
 		return st.Up && st.Failures == 0
 	})
@@ -107,7 +108,7 @@ func settleUp(t *testing.T, s *Scheduler, b *backend.Backend, flips <-chan bool)
 // awaitLast waits until b's latest probe message is msg.
 func awaitLast(t *testing.T, s *Scheduler, b *backend.Backend, msg string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("probe message %q", msg), func() bool {
+	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("probe message %q", msg), func() bool {
 		st, _ := s.State(b)
 		return st.Last.Msg == msg
 	})
@@ -190,7 +191,7 @@ func TestRealRedis(t *testing.T) {
 			good = c
 		}
 		want := "redis probe " + addr.String() + ": " + tc.msg
-		waitFor(t, tc.name+": "+want, func() bool {
+		testutil.WaitFor(t, 20*time.Second, tc.name+": "+want, func() bool {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
 			r := c.Check(ctx, addr)
@@ -297,7 +298,7 @@ func TestRealMariaDB(t *testing.T) {
 		defer cancel()
 		return c.Check(ctx, at)
 	}
-	waitFor(t, "MariaDB to accept the probe", func() bool { return probe("splicer", addr).OK })
+	testutil.WaitFor(t, 20*time.Second, "MariaDB to accept the probe", func() bool { return probe("splicer", addr).OK })
 	hello, err := mysqlGreeting(mysqlGreet(t, addr))
 	if err != nil {
 		t.Fatal(err)

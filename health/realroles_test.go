@@ -130,12 +130,12 @@ func TestRealRedisRoles(t *testing.T) {
 		master.Do(t, "SET", "k", strings.Repeat("v", i))
 	}
 	laggard := checker(config.RoleReplica, 1<<20)
-	waitFor(t, "the replica caught up", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the replica caught up", func() bool {
 		return probeResult(t, laggard, replica).Msg == "redis probe "+ra+": replica of "+ma+" (connected), 0 bytes behind"
 	})
 
 	master.Stop(syscall.SIGTERM)
-	waitFor(t, "the replica to lose its master", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the replica to lose its master", func() bool {
 		return !probeResult(t, laggard, replica).OK
 	})
 	r := probeResult(t, laggard, replica)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // mysqlResultSet is a text result set of one row, the packets numbered
@@ -238,7 +239,7 @@ func TestRedisRoleProbe(t *testing.T) {
 	h := func(role string, maxLag int) config.Health {
 		return config.Health{Check: "redis", Role: role, MaxLagBytes: maxLag, Password: config.Secret{Env: "SPLICER_TEST_REDIS_PW"}}
 	}
-	gone := closedPort(t, "tcp")
+	gone := testutil.RefusedAddr(t, "tcp")
 	orphan := fakeRedisServer(auth, map[string]string{"ROLE": redisReplicaOf(gone, "connected", 10)})
 	middle := serve(t, replicaOf("connected", 5))
 	chained := fakeRedisServer(auth, map[string]string{"ROLE": redisReplicaOf(middle, "connected", 1)})

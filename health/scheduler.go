@@ -33,6 +33,8 @@ type Scheduler struct {
 	// starts the clock of its reports.
 	idleOnly bool
 	epoch    time.Time
+	// clock paces the probes and stamps what is recorded (see clock).
+	clock clock
 	// passiveOnly is set by NewPassive: nothing is probed, and a backend
 	// taken down comes back on trial after downInterval.
 	passiveOnly bool
@@ -109,6 +111,7 @@ func New(h config.Health, checker Checker, backends []*backend.Backend, onChange
 		fall:         h.Fall,
 		idleOnly:     h.ProbeWhenIdleOnly,
 		epoch:        time.Now(),
+		clock:        realClock{},
 		checker:      checker,
 		onChange:     onChange,
 		log:          log,
@@ -281,7 +284,7 @@ func (s *Scheduler) ReportFailure(b *backend.Backend, cause string) {
 	}
 	if s.passiveOnly {
 		// A streak only spans failures less than down_interval apart.
-		now := time.Now().UnixNano()
+		now := s.clock.now().UnixNano()
 		if last := t.lastFailure.Swap(now); now-last >= int64(s.downInterval) {
 			t.passive.Store(0)
 		}

@@ -20,19 +20,6 @@ import (
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
-// waitFor polls cond until it holds, failing the test after a deadline
-// generous enough for a loaded machine.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // recorder wraps a Checker and keeps every result per target, in order.
 type recorder struct {
 	Checker
@@ -197,7 +184,7 @@ func TestFlapTransitionsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, s)
-	waitFor(t, "two down and two up transitions", func() bool { return len(ts.of(b)) >= 4 })
+	testutil.WaitFor(t, 20*time.Second, "two down and two up transitions", func() bool { return len(ts.of(b)) >= 4 })
 	stop()
 
 	results := rec.results(addr)
@@ -245,13 +232,14 @@ func TestFlapTransitionsExact(t *testing.T) {
 }
 
 // TestDetectionTime: a backend that dies is marked down within
-// fall*interval + timeout (plus a margin for a loaded machine).
+// fall*interval + timeout. The probes are real; the Scheduler's clock is a
+// fake one the test moves from one probe time to the next, so the time is
+// exact and nothing sleeps.
 func TestDetectionTime(t *testing.T) {
 	const (
 		interval = 100 * time.Millisecond
 		timeout  = 100 * time.Millisecond
 		fall     = 3
-		margin   = 400 * time.Millisecond
 	)
 	// Connects complete in the kernel's backlog: no accept loop needed.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -265,34 +253,46 @@ func TestDetectionTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBackend(t, addr)
+	clk := newFakeClock()
 	down := make(chan time.Time, 1)
 	h := fastHealth(interval)
 	h.Timeout, h.Fall = timeout, fall
 	s, err := New(h, c, []*backend.Backend{b}, func(_ *backend.Backend, up bool, _ Result) int {
 		if !up {
-			down <- time.Now()
+			down <- clk.now()
 		}
 		return 0
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.setClock(clk)
 	start(t, s)
-	waitFor(t, "a first successful probe", func() bool {
-		st, _ := s.State(b)
-		return st.Last.OK
-	})
-	died := time.Now()
+	// probeNext moves the clock to the next probe time and waits until
+	// that probe has been judged and the next one is scheduled.
+	probeNext := func() {
+		t.Helper()
+		clk.waitArmed(t, 1)
+		d, _ := clk.next()
+		clk.advance(d)
+		clk.waitArmed(t, 1)
+	}
+	probeNext()
+	if st, _ := s.State(b); !st.Last.OK {
+		t.Fatalf("first probe: %+v, want a success", st.Last)
+	}
+	died := clk.now()
 	ln.Close()
-	select {
-	case at := <-down:
-		elapsed := at.Sub(died)
-		t.Logf("detected in %v (bound %v + margin %v)", elapsed, fall*interval+timeout, margin)
-		if elapsed > fall*interval+timeout+margin {
-			t.Fatalf("detected in %v, want at most %v", elapsed, fall*interval+timeout+margin)
+	for probes := 0; len(down) == 0; probes++ {
+		if probes == 2*fall {
+			t.Fatalf("not marked down after %d probes", probes)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("never marked down")
+		probeNext()
+	}
+	elapsed := (<-down).Sub(died)
+	t.Logf("detected in %v (bound %v)", elapsed, fall*interval+timeout)
+	if elapsed > fall*interval+timeout {
+		t.Fatalf("detected in %v, want at most %v", elapsed, fall*interval+timeout)
 	}
 	if b.Healthy() {
 		t.Fatal("backend still healthy after the down transition")
@@ -327,7 +327,7 @@ func TestMaintSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, s)
-	waitFor(t, "ten probes of the ready backend", func() bool { return ready.Load() >= 10 })
+	testutil.WaitFor(t, 20*time.Second, "ten probes of the ready backend", func() bool { return ready.Load() >= 10 })
 	stop()
 	if n := maint.Load(); n != 0 {
 		t.Fatalf("maint backend probed %d times", n)
@@ -355,7 +355,7 @@ func TestInitialVerdictCarriesOver(t *testing.T) {
 		t.Fatal("State starts up for a down backend")
 	}
 	start(t, s)
-	waitFor(t, "the up transition", func() bool { return len(ts.of(b)) == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the up transition", func() bool { return len(ts.of(b)) == 1 })
 	if got, want := ts.of(b)[0], (transition{up: true, msg: "fine", probes: 2}); got != want {
 		t.Fatalf("transition %+v, want %+v", got, want)
 	}
@@ -397,12 +397,12 @@ func TestPassive(t *testing.T) {
 		t.Fatal("down after 2 passive failures with passive_fall 3")
 	}
 	s.ReportFailure(b, "read: connection reset by peer")
-	waitFor(t, "the passive down transition", func() bool { return len(ts.of(b)) == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the passive down transition", func() bool { return len(ts.of(b)) == 1 })
 	if got := ts.of(b)[0]; got.up || got.msg != "passive: read: connection reset by peer" {
 		t.Fatalf("transition %+v, want down with the passive cause", got)
 	}
 	probesOK.Store(true)
-	waitFor(t, "the up transition", func() bool { return len(ts.of(b)) == 2 })
+	testutil.WaitFor(t, 20*time.Second, "the up transition", func() bool { return len(ts.of(b)) == 2 })
 	got := ts.of(b)[1]
 	// Every probe failed until probesOK: the flip must come on exactly the
 	// rise-th success.
@@ -469,11 +469,11 @@ func TestNoGoroutineLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop := start(t, s)
-		waitFor(t, k.Check+" probes in flight", func() bool { return probing.Load() >= 2 })
+		testutil.WaitFor(t, 20*time.Second, k.Check+" probes in flight", func() bool { return probing.Load() >= 2 })
 		stop()
 		probing.Store(0)
 	}
-	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+	testutil.WaitFor(t, 20*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
 func TestNewRejects(t *testing.T) {
@@ -537,7 +537,7 @@ func TestNewPassive(t *testing.T) {
 	h.DownInterval = 300 * time.Millisecond
 	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
 	other := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	s, flips := passiveScheduler(t, h, b, other)
+	s, flips, clk := passiveScheduler(t, h, b, other)
 
 	s.ReportFailure(b, "connect refused")
 	s.ReportSuccess(b) // ends the streak
@@ -551,6 +551,14 @@ func TestNewPassive(t *testing.T) {
 	if down.up || down.msg != "passive: connect refused" || b.Healthy() {
 		t.Fatalf("flip %+v, healthy %v; want down by passive", down, b.Healthy())
 	}
+	// The trial comes down_interval after the fall, not a moment sooner.
+	clk.waitArmed(t, 1)
+	clk.advance(h.DownInterval - time.Millisecond)
+	if clk.armed() != 1 || len(flips) != 0 {
+		t.Fatalf("%v after the fall: %d flips, trial timer armed %v; want none, armed",
+			h.DownInterval-time.Millisecond, len(flips), clk.armed() == 1)
+	}
+	clk.advance(time.Millisecond)
 	up := nextFlip(t, flips)
 	if !up.up || up.msg != "passive: back on trial after down_interval" || !b.Healthy() {
 		t.Fatalf("flip %+v, healthy %v; want up on trial", up, b.Healthy())
@@ -571,7 +579,7 @@ func TestNewPassiveGuards(t *testing.T) {
 	h.PassiveFall = 2
 	h.DownInterval = 200 * time.Millisecond
 	only := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	s, flips := passiveScheduler(t, h, only)
+	s, flips, _ := passiveScheduler(t, h, only)
 	for round := 0; round < 3; round++ {
 		s.ReportFailure(only, "connect refused")
 		s.ReportFailure(only, "connect refused")
@@ -586,11 +594,10 @@ func TestNewPassiveGuards(t *testing.T) {
 
 	b := newBackend(t, testutil.RefusedAddr(t, "tcp"))
 	other := newBackend(t, testutil.RefusedAddr(t, "tcp"))
-	s, flips = passiveScheduler(t, h, b, other)
+	s, flips, clk := passiveScheduler(t, h, b, other)
 	s.ReportFailure(b, "connect refused")
-	// Pacing, not waiting for a result: the next failure must come more
-	// than down_interval after this one.
-	time.Sleep(h.DownInterval + 50*time.Millisecond)
+	// The next failure comes more than down_interval after this one.
+	clk.advance(h.DownInterval + 50*time.Millisecond)
 	s.ReportFailure(b, "connect refused")
 	st, _ := s.State(b)
 	if !b.Healthy() || st.PassiveFailures != 1 || len(flips) != 0 {
@@ -604,20 +611,23 @@ type passiveFlip struct {
 	at  time.Time
 }
 
-// passiveScheduler starts a NewPassive Scheduler over bs until the test
-// ends; its flips arrive on the channel.
-func passiveScheduler(t *testing.T, h config.Health, bs ...*backend.Backend) (*Scheduler, chan passiveFlip) {
+// passiveScheduler starts a NewPassive Scheduler over bs on a fake clock
+// until the test ends; its flips arrive on the channel, stamped with the
+// clock's time.
+func passiveScheduler(t *testing.T, h config.Health, bs ...*backend.Backend) (*Scheduler, chan passiveFlip, *fakeClock) {
 	t.Helper()
 	flips := make(chan passiveFlip, 8)
+	clk := newFakeClock()
 	s, err := NewPassive(h, bs, func(_ *backend.Backend, up bool, r Result) int {
-		flips <- passiveFlip{up, r.Msg, time.Now()}
+		flips <- passiveFlip{up, r.Msg, clk.now()}
 		return 0
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.setClock(clk)
 	t.Cleanup(start(t, s))
-	return s, flips
+	return s, flips, clk
 }
 
 // nextFlip waits up to 10 s for the next flip.

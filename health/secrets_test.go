@@ -13,6 +13,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/resp"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -89,7 +90,7 @@ func TestRealRedisPasswordRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	pong := "redis probe " + addr.String() + ": PONG"
-	waitFor(t, "redis up", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "redis up", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		return c.Check(ctx, addr).Msg == pong

@@ -62,7 +62,7 @@ func newTarget(b *backend.Backend, rise, fall int) *target {
 // pace nextDelay picks. It also applies the passive verdicts ReportFailure
 // signals.
 func (s *Scheduler) watch(ctx context.Context, t *target) {
-	timer := time.NewTimer(rand.N(s.interval))
+	timer := s.clock.newTimer(rand.N(s.interval))
 	defer timer.Stop()
 	defer t.sess.close()
 	for {
@@ -73,7 +73,7 @@ func (s *Scheduler) watch(ctx context.Context, t *target) {
 			s.passiveDown(t)
 		case <-t.demote:
 			s.demoteDown(t)
-		case <-timer.C:
+		case <-timer.ch():
 			proved := s.provedByTraffic(t)
 			switch {
 			case t.b.State() == backend.Maint:
@@ -93,13 +93,13 @@ func (s *Scheduler) watch(ctx context.Context, t *target) {
 // a backend passive detection took down is put back on trial after
 // down_interval.
 func (s *Scheduler) watchPassive(ctx context.Context, t *target) {
-	timer := time.NewTimer(s.downInterval)
+	timer := s.clock.newTimer(s.downInterval)
 	defer timer.Stop()
 	var trial <-chan time.Time // armed while t is down
 	if t.tr.up {
 		timer.Stop()
 	} else {
-		trial = timer.C
+		trial = timer.ch()
 	}
 	for {
 		select {
@@ -114,7 +114,7 @@ func (s *Scheduler) watchPassive(ctx context.Context, t *target) {
 			s.passiveDown(t)
 			if trial == nil && !t.tr.up {
 				timer.Reset(s.downInterval)
-				trial = timer.C
+				trial = timer.ch()
 			}
 		case <-trial:
 			if t.b.State() == backend.Maint {
@@ -207,7 +207,7 @@ func (s *Scheduler) passiveDown(t *target) {
 
 // publish replaces t's State snapshot after a result.
 func (s *Scheduler) publish(t *target, r Result, flipped bool) {
-	now := time.Now()
+	now := s.clock.now()
 	prev := t.state.Load()
 	next := &State{
 		Up:         t.tr.up,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/splicerlb/splicer/l4/internal/splice"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestCarrierHysteresis walks one direction through the fills that decide
@@ -122,5 +123,5 @@ func TestMidSizedBurstsCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc.(*net.TCPConn).CloseWrite()
-	waitFor(t, 10*time.Second, "the stream to take a pipe", func() bool { return s.pipes.PipesOpen() > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the stream to take a pipe", func() bool { return s.pipes.PipesOpen() > 0 })
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // greeter is a backend that greets every client, then echoes.
@@ -41,7 +42,7 @@ func checkCap(t *testing.T, s *Server, b *testBackend, cap int) {
 		clients = append(clients, client{c, bufio.NewReader(c)})
 	}
 	// Wait until the served clients' greetings ("hi\n") went through.
-	waitFor(t, 5*time.Second, "the first clients served", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the first clients served", func() bool {
 		fc, _ := s.Counters("fe")
 		return fc.BytesOut == uint64(3*cap)
 	})
@@ -74,11 +75,11 @@ func checkCap(t *testing.T, s *Server, b *testBackend, cap int) {
 		delete(byAddr, held[0].Client)
 		victim.c.Close()
 		want := int64(min(cap+i+1, len(clients)))
-		waitFor(t, 2*time.Second, "one waiter let in", func() bool { return b.accepted.Load() >= want })
+		testutil.WaitFor(t, 2*time.Second, "one waiter let in", func() bool { return b.accepted.Load() >= want })
 		if got := b.accepted.Load(); got != want {
 			t.Fatalf("after %d departures the backend accepted %d, want %d", i+1, got, want)
 		}
-		waitFor(t, 2*time.Second, "the departed connection released", func() bool {
+		testutil.WaitFor(t, 2*time.Second, "the departed connection released", func() bool {
 			fc, _ := s.Counters("fe")
 			return fc.Active == want-int64(i+1)
 		})

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // The scenarios of TestRandomResetsLoseNothing, chosen per connection.
@@ -263,7 +265,7 @@ func TestRandomResetsLoseNothing(t *testing.T) {
 		}
 		t.Error(f)
 	}
-	waitFor(t, 10*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 10*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
 	got, _ := s.Counters("fe")
 	if got.Closed != want {
 		t.Errorf("causes:%s\nwant:%s", causeCounts(got.Closed), causeCounts(want))

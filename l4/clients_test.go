@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 func TestTokenBucketRefill(t *testing.T) {
@@ -129,7 +130,7 @@ func TestPerClientLimitsThroughProxy(t *testing.T) {
 		t.Error("another client address refused")
 	}
 	held[0].Close()
-	waitFor(t, 5*time.Second, "a slot freed", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "a slot freed", func() bool {
 		fc, _ := s.Counters("fe")
 		return fc.Active == 1
 	})

@@ -122,7 +122,7 @@ func checkLogLines(t testing.TB, s *Server, cause Cause, want uint64) []logLine 
 		n     int
 		lines []logLine
 	)
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d connection log lines of %v", want, cause), func() bool {
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%d connection log lines of %v", want, cause), func() bool {
 		n, lines = c.withCause(cause)
 		return uint64(n) >= want
 	})
@@ -333,7 +333,7 @@ func TestConnLogFields(t *testing.T) {
 		}
 	})
 	t.Run("every try failed", func(t *testing.T) {
-		dead1, dead2 := closedPort(t), closedPort(t)
+		dead1, dead2 := testutil.RefusedAddr(t, "tcp"), testutil.RefusedAddr(t, "tcp")
 		s := startServer(t, testConfig(t, []netip.AddrPort{dead1, dead2}, func(fb *config.FrontendBuilder) {
 			fb.Retries(1).Strategy(config.StrategyRoundRobin)
 		}))
@@ -364,7 +364,7 @@ func TestConnLogFields(t *testing.T) {
 			fb.Backend(b.addr.String(), 1).BackendOpts(config.BackendOptions{MaxConnections: 1}).QueueTimeout(qt)
 		}))
 		dialFE(t, s)
-		waitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() == 1 })
+		testutil.WaitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() == 1 })
 		if err := dialAndRead(s.Addrs("fe")[0].String()); !errors.Is(err, errConnReset) {
 			t.Fatalf("waiter: %v, want a reset", err)
 		}
@@ -392,7 +392,7 @@ func TestConnLogPolicy(t *testing.T) {
 		io.ReadFull(r, make([]byte, 1))
 		r.SetLinger(0)
 		r.Close()
-		waitFor(t, 5*time.Second, "both ended", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "both ended", func() bool {
 			fc, _ := s.Counters("fe")
 			return fc.Closed[CauseClientFIN] == 1 && fc.Closed[CauseClientReset] == 1
 		})
@@ -412,7 +412,7 @@ func TestConnLogPolicy(t *testing.T) {
 		run(t, s)
 		// Lines are written in order per loop, but the two
 		// connections may be on different loops: wait for the writer.
-		waitFor(t, 5*time.Second, "the writer idle", func() bool { return !s.connlog.pending() })
+		testutil.WaitFor(t, 5*time.Second, "the writer idle", func() bool { return !s.connlog.pending() })
 		if n := s.ConnLogCounters().Lines; n != 0 {
 			t.Errorf("%d lines with log_connections off", n)
 		}
@@ -426,7 +426,7 @@ func TestConnLogPolicy(t *testing.T) {
 				LogConnections(config.LogErrors).LogSlow(100 * time.Millisecond)
 		}))
 		holder := dialFE(t, s)
-		waitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() >= 1 })
+		testutil.WaitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() >= 1 })
 		done := make(chan error, 1)
 		go func() {
 			c, err := net.DialTimeout("tcp", s.Addrs("fe")[0].String(), 5*time.Second)
@@ -439,7 +439,7 @@ func TestConnLogPolicy(t *testing.T) {
 			_, _, err = exchange(c.(*net.TCPConn), []byte("slow"))
 			done <- err
 		}()
-		waitFor(t, 5*time.Second, "the second client queued", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "the second client queued", func() bool {
 			fc, _ := s.Counters("fe")
 			return fc.QueuedNow == 1
 		})
@@ -471,11 +471,11 @@ func TestConnLogSample(t *testing.T) {
 		}
 		c.Close()
 	}
-	waitFor(t, 5*time.Second, "every connection ended", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every connection ended", func() bool {
 		fc, _ := s.Counters("fe")
 		return fc.Closed[CauseClientFIN] == n
 	})
-	waitFor(t, 5*time.Second, "the writer idle", func() bool { return !s.connlog.pending() })
+	testutil.WaitFor(t, 5*time.Second, "the writer idle", func() bool { return !s.connlog.pending() })
 	// Binomial(400, 0.25): 100 ± 8.7; outside 50..150 is a 6-sigma event.
 	if got, _ := captured(s).withCause(CauseClientFIN); got < 50 || got > 150 {
 		t.Errorf("%d of %d clean connections logged at log_sample 0.25", got, n)

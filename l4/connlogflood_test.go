@@ -115,7 +115,7 @@ func TestConnLogFloodStalledWriter(t *testing.T) {
 	// "all" with the writer stalled. The medians are compared.
 	withLog := func(log string) {
 		// Every connection of the round ends under its own setting.
-		waitFor(t, 5*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
+		testutil.WaitFor(t, 5*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
 		c := cfg(log)
 		c.Frontends[0].Listen = []netip.AddrPort{addr}
 		reload(t, s, c)
@@ -135,7 +135,7 @@ func TestConnLogFloodStalledWriter(t *testing.T) {
 			stalled, off, stalledRates, offRates)
 	}
 
-	waitFor(t, 5*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "every connection ended", func() bool { return s.ActiveConnections() == 0 })
 	ctr := s.ConnLogCounters()
 	if ctr.Lines+ctr.DroppedFull > floodConns || ctr.DroppedFull < floodConns/2 {
 		t.Fatalf("while stalled: %d lines written, %d dropped, of %d connections", ctr.Lines, ctr.DroppedFull, floodConns)
@@ -170,7 +170,7 @@ func TestConnLogFloodStalledWriter(t *testing.T) {
 		}
 		done <- res
 	}()
-	waitFor(t, 10*time.Second, "every line written or dropped", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every line written or dropped", func() bool {
 		c := s.ConnLogCounters()
 		return c.Lines+c.DroppedFull == floodConns
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // These tests pin down how a connection ends: what is delivered when a
@@ -154,10 +155,10 @@ func TestClientBytesBeforeResetAreDelivered(t *testing.T) {
 	}
 	// Every byte acknowledged by the proxy: from here on, losing one
 	// would be the proxy's doing.
-	waitFor(t, 5*time.Second, "the proxy acknowledged every byte", func() bool { return unacked(t, c) == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the proxy acknowledged every byte", func() bool { return unacked(t, c) == 0 })
 	c.SetLinger(0)
 	c.Close()
-	waitFor(t, 5*time.Second, "the proxy saw the reset", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the proxy saw the reset", func() bool {
 		seen := true
 		s.eachLoop(func(l *loop) {
 			for x := range l.conns {
@@ -357,22 +358,22 @@ func TestClientResetWhileQueued(t *testing.T) {
 	})
 	s := startServer(t, cfg)
 	holder := dialFE(t, s)
-	waitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the holder connected", func() bool { return b.accepted.Load() == 1 })
 
 	silent, talker := dialFE(t, s), dialFE(t, s)
-	waitFor(t, 5*time.Second, "both queued", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "both queued", func() bool {
 		fc, _ := s.Counters("fe")
 		return fc.QueuedNow == 2
 	})
 	if _, err := talker.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the proxy acknowledged them", func() bool { return unacked(t, talker) == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the proxy acknowledged them", func() bool { return unacked(t, talker) == 0 })
 	for _, c := range []*net.TCPConn{silent, talker} {
 		c.SetLinger(0)
 		c.Close()
 	}
-	waitFor(t, 5*time.Second, "the silent client gone", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the silent client gone", func() bool {
 		fc, _ := s.Counters("fe")
 		return fc.QueuedNow == 1 && fc.Closed[CauseClientReset] == 1
 	})
@@ -444,7 +445,7 @@ func TestEveryCauseCounted(t *testing.T) {
 		client: func(t *testing.T, s *Server) error {
 			dialFE(t, s) // holds the one slot
 			dialFE(t, s) // holds the one place in the queue
-			waitFor(t, 5*time.Second, "the queue full", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "the queue full", func() bool {
 				fc, _ := s.Counters("fe")
 				return fc.QueuedNow == 1
 			})
@@ -473,7 +474,7 @@ func TestEveryCauseCounted(t *testing.T) {
 		client: func(t *testing.T, s *Server) error {
 			dialFE(t, s)
 			// Admitted first, whichever loop accepts which connection.
-			waitFor(t, 5*time.Second, "the first client admitted", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "the first client admitted", func() bool {
 				fc, _ := s.Counters("fe")
 				return fc.Total == 1
 			})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // handTo returns a Handoff sender that gives what from sends straight to
@@ -89,7 +90,7 @@ func TestHandoffKeepsStreams(t *testing.T) {
 		c := dialFE(t, old)
 		idlers = append(idlers, c)
 	}
-	waitFor(t, 5*time.Second, "every connection relaying", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every connection relaying", func() bool {
 		list, _ := old.Connections("fe", 0, 100)
 		n := 0
 		for _, c := range list {
@@ -179,7 +180,7 @@ func TestHandoffFailureKeepsTheRest(t *testing.T) {
 		c.SetDeadline(time.Now().Add(20 * time.Second))
 		clients = append(clients, c)
 	}
-	waitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == n })
+	testutil.WaitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == n })
 	batches := 0
 	send := func(recs []HandoffRecord, fds []int) error {
 		batches++
@@ -215,7 +216,7 @@ func TestHandoffFailureKeepsTheRest(t *testing.T) {
 	for _, c := range clients {
 		c.Close()
 	}
-	waitFor(t, 5*time.Second, "every connection closed", func() bool { return old.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "every connection closed", func() bool { return old.ActiveConnections() == 0 })
 	settle(t, fds, 1<<30)
 }
 
@@ -228,7 +229,7 @@ func TestHandoffAdoptsUpToTheCap(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		dialFE(t, old)
 	}
-	waitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == 5 })
+	testutil.WaitFor(t, 5*time.Second, "every client relaying", func() bool { return old.ActiveConnections() == 5 })
 	send, adopted := handTo(old, nu)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

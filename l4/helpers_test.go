@@ -87,12 +87,6 @@ func echo(c net.Conn) {
 	c.(*net.TCPConn).CloseWrite()
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t testing.TB) netip.AddrPort {
-	t.Helper()
-	return testutil.RefusedAddr(t, "tcp")
-}
-
 // testConfig builds a one-frontend config named "fe" on 127.0.0.1:0 with
 // the given backends (weight 1 each), then lets mutate adjust the frontend.
 func testConfig(t testing.TB, backends []netip.AddrPort, mutate func(b *config.FrontendBuilder)) *config.Config {
@@ -170,12 +164,6 @@ func dialFE(t testing.TB, s *Server) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, d, what, cond)
-}
-
 // openFDs counts this process's open file descriptors.
 func openFDs(t testing.TB) int {
 	t.Helper()
@@ -190,7 +178,7 @@ func openFDs(t testing.TB) int {
 // before a test's traffic.
 func settle(t testing.TB, fds, goroutines int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "fds and goroutines back to baseline", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "fds and goroutines back to baseline", func() bool {
 		// The Go backends' io.Copy splices through pipes that the runtime
 		// keeps in a sync.Pool and closes by finalizer: collect them.
 		runtime.GC()
@@ -273,7 +261,7 @@ var (
 func waitCause(t testing.TB, s *Server, cause Cause, want uint64) [NumCauses]uint64 {
 	t.Helper()
 	var got [NumCauses]uint64
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d connections ended with %v", want, cause), func() bool {
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%d connections ended with %v", want, cause), func() bool {
 		c, _ := s.Counters("fe")
 		got = c.Closed
 		return got[cause] >= want

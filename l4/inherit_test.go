@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // dialLoop connects to addr over and over until stop, counting the
@@ -97,7 +98,7 @@ func TestHandOffKeepsEverySocket(t *testing.T) {
 	udpRoundTrip(t, flow, "before")
 
 	dials := startDialLoop(t, addr)
-	waitFor(t, 5*time.Second, "clients served", func() bool { return dials.ok.Load() > 20 })
+	testutil.WaitFor(t, 5*time.Second, "clients served", func() bool { return dials.ok.Load() > 20 })
 	socks, err := old.Sockets()
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestHandOffKeepsEverySocket(t *testing.T) {
 	}
 	old.HandOff()
 	served := dials.ok.Load()
-	waitFor(t, 5*time.Second, "clients served after the hand-off", func() bool { return dials.ok.Load() > served+20 })
+	testutil.WaitFor(t, 5*time.Second, "clients served after the hand-off", func() bool { return dials.ok.Load() > served+20 })
 	dials.end()
 	if n := dials.failed.Load(); n != 0 {
 		t.Errorf("%d of %d connects failed across the hand-off; first: %v", n, n+dials.ok.Load(), dials.firstErr.Load())

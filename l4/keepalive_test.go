@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // onLoops runs f on every loop goroutine and waits for all of them.
@@ -60,7 +61,7 @@ func TestBackendKeepaliveArmedWhenIdle(t *testing.T) {
 	if cl, be := keepaliveOf(t, s); cl != 1 || be != 0 {
 		t.Fatalf("right after connect: client keepalive %d, backend %d; want 1, 0", cl, be)
 	}
-	waitFor(t, 5*time.Second, "backend keepalive armed", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "backend keepalive armed", func() bool {
 		_, be := keepaliveOf(t, s)
 		return be == 1
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/splicerlb/splicer/l4/internal/sock"
 	"github.com/splicerlb/splicer/l4/internal/sockmap"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // BenchmarkKernelRelay sets the relay through splicer beside the kernel's
@@ -107,7 +108,7 @@ func BenchmarkKernelRelay(b *testing.B) {
 			}
 			// A write returns once the bytes are queued; the kernel relay
 			// queues without bound, so wait for them to arrive.
-			waitFor(b, time.Minute, "the stream delivered", func() bool { return sunk.Load() >= want })
+			testutil.WaitFor(b, time.Minute, "the stream delivered", func() bool { return sunk.Load() >= want })
 			b.StopTimer()
 			start.report(b, b.N)
 		})

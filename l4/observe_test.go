@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // recorder is an Observer that counts what it is told, per backend.
@@ -54,7 +55,7 @@ func TestObserverHearsOutcomes(t *testing.T) {
 		}
 		c.Close()
 	})
-	dead := closedPort(t)
+	dead := testutil.RefusedAddr(t, "tcp")
 	cfg := testConfig(t, []netip.AddrPort{dead, live.addr}, nil)
 	s, err := NewServer(cfg, testLogger(t))
 	if err != nil {
@@ -80,7 +81,7 @@ func TestObserverHearsOutcomes(t *testing.T) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.Write([]byte("x"))
 	io.Copy(io.Discard, c)
-	waitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
 
 	bs := s.Backends("fe")
 	rec.mu.Lock()
@@ -98,7 +99,7 @@ func TestObserverHearsOutcomes(t *testing.T) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.CloseWrite()
 	io.Copy(io.Discard, c)
-	waitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
 	rec.mu.Lock()
 	if rec.connected[bs[1]] != 1 {
 		t.Errorf("served %v after a clean close, want 1 for the live backend", rec.connected)
@@ -166,7 +167,7 @@ func TestResetAfterBackendFINIsNotAFailure(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // let the reset come back between writes
 	}
-	waitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "connection released", func() bool { return s.ActiveConnections() == 0 })
 	be := s.Backends("fe")[0]
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/proxyproto"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realproxy"
 )
 
@@ -197,7 +198,7 @@ backend splicer
 `, front, s.Addrs("fe")[0]), front)
 	// The check's connections are counted as clean ends, no refusal.
 	var fc FrontendCounters
-	waitFor(t, 10*time.Second, "HAProxy's checks served", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "HAProxy's checks served", func() bool {
 		fc = counters(t, s)
 		return fc.Closed[CauseClientFIN]+fc.Closed[CauseBackendFIN]+fc.Closed[CauseClientReset] >= 3
 	})

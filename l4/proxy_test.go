@@ -15,6 +15,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/proxyproto"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // seenHeader is what a header backend read at the start of a connection.
@@ -121,7 +122,7 @@ func TestSendProxyRoundTrip(t *testing.T) {
 				}
 				// The header is splicer's, not the client's: not counted
 				// as relayed.
-				waitFor(t, 5*time.Second, "the connections closed", func() bool { return s.ActiveConnections() == 0 })
+				testutil.WaitFor(t, 5*time.Second, "the connections closed", func() bool { return s.ActiveConnections() == 0 })
 				if fc := counters(t, s); fc.BytesIn != 4*uint64(len("hello 0")) {
 					t.Errorf("bytes in %d, want %d", fc.BytesIn, 4*len("hello 0"))
 				}
@@ -256,7 +257,7 @@ func TestAcceptProxyLocal(t *testing.T) {
 			t.Errorf("connection list %+v, want the real client %v", conns, addrOf(c))
 		}
 		c.Close()
-		waitFor(t, 5*time.Second, "the connection closed", func() bool { return s.ActiveConnections() == 0 })
+		testutil.WaitFor(t, 5*time.Second, "the connection closed", func() bool { return s.ActiveConnections() == 0 })
 	}
 }
 
@@ -306,7 +307,7 @@ func TestAcceptProxyChecksTheCarriedClient(t *testing.T) {
 		echoThrough(t, other, "another client")
 		waitCause(t, s, CauseClientLimit, 1)
 		first.Close()
-		waitFor(t, 5*time.Second, "the first client gone", func() bool { return s.ActiveConnections() == 0 })
+		testutil.WaitFor(t, 5*time.Second, "the first client gone", func() bool { return s.ActiveConnections() == 0 })
 		// Its slot was released under the carried address.
 		again := dialWith(t, s, v1Header(carried("203.0.113.5:1002"), dst))
 		echoThrough(t, again, "back again")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestBackendCapsQueueClients: backends capped at 2 and 3 take 5 of 10
@@ -36,7 +37,7 @@ func TestBackendCapsQueueClients(t *testing.T) {
 		c.Write([]byte("early bytes"))
 		cl = append(cl, client{c, bufio.NewReader(c)})
 		want := i + 1
-		waitFor(t, 5*time.Second, "client taken in", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "client taken in", func() bool {
 			fc, _ := s.Counters("fe")
 			return int(fc.Total) == want
 		})
@@ -87,7 +88,7 @@ func TestQueueTimeoutClosesWaiter(t *testing.T) {
 	})
 	s := startServer(t, cfg)
 	holder := dialFE(t, s)
-	waitFor(t, 5*time.Second, "holder connected", func() bool { return b.accepted.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "holder connected", func() bool { return b.accepted.Load() == 1 })
 
 	waiter := dialFE(t, s)
 	start := time.Now()
@@ -159,7 +160,7 @@ func TestCountsReturnToZeroUnderChurn(t *testing.T) {
 	for w := 0; w < workers; w++ {
 		<-done
 	}
-	waitFor(t, 10*time.Second, "every count back to 0", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every count back to 0", func() bool {
 		fc, _ := s.Counters("fe")
 		return s.ActiveConnections() == 0 && fc.Active == 0 && fc.QueuedNow == 0 &&
 			s.Backends("fe")[0].Active() == 0 && s.Backends("fe")[1].Active() == 0 &&
@@ -206,7 +207,7 @@ func TestQueueServedWhenCapacityAppears(t *testing.T) {
 			for i := range cl {
 				cl[i] = dialFE(t, s)
 			}
-			waitFor(t, 5*time.Second, "every client queued", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "every client queued", func() bool {
 				fc, _ := s.Counters("fe")
 				return fc.QueuedNow == waiters
 			})

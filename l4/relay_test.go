@@ -18,6 +18,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // randomBlock returns n deterministic pseudo-random bytes.
@@ -116,7 +117,7 @@ func TestIntegrityThousandConnections(t *testing.T) {
 	if f := failures.Load(); f != 0 {
 		t.Fatalf("%d failed connections", f)
 	}
-	waitFor(t, 5*time.Second, "connections released", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "connections released", func() bool { return s.ActiveConnections() == 0 })
 	if got := b1.accepted.Load() + b2.accepted.Load(); got != conns {
 		t.Errorf("backends accepted %d connections, want %d", got, conns)
 	}
@@ -164,7 +165,7 @@ func TestHalfCloseFromClient(t *testing.T) {
 		t.Fatalf("echo after half-close: %d bytes, %v", n, err)
 	}
 	// The backend's FIN was the second one; the pair must be gone within 1 s.
-	waitFor(t, time.Second, "pair closed after both FINs", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, time.Second, "pair closed after both FINs", func() bool { return s.ActiveConnections() == 0 })
 }
 
 func TestHalfCloseFromBackend(t *testing.T) {
@@ -197,7 +198,7 @@ func TestHalfCloseFromBackend(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("backend never saw the client's bytes and FIN")
 	}
-	waitFor(t, time.Second, "pair closed after both FINs", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, time.Second, "pair closed after both FINs", func() bool { return s.ActiveConnections() == 0 })
 }
 
 func TestFlushOnBackendFIN(t *testing.T) {
@@ -265,7 +266,7 @@ func TestResetFromClientReachesBackend(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("backend never saw the client's reset")
 	}
-	waitFor(t, time.Second, "pair cleaned up", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, time.Second, "pair cleaned up", func() bool { return s.ActiveConnections() == 0 })
 }
 
 func TestResetFromBackendReachesClient(t *testing.T) {
@@ -295,7 +296,7 @@ func TestResetFromBackendReachesClient(t *testing.T) {
 	if !errors.Is(err, io.EOF) && !isReset(err) {
 		t.Errorf("client got %v, want a reset or EOF", err)
 	}
-	waitFor(t, time.Second, "pair cleaned up", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, time.Second, "pair cleaned up", func() bool { return s.ActiveConnections() == 0 })
 	if n := s.frontends[0].backends[0].Stats().Resets; n != 1 {
 		t.Errorf("backend resets = %d, want 1", n)
 	}
@@ -308,7 +309,7 @@ func isReset(err error) bool {
 
 func TestRefusedBackendIsRetried(t *testing.T) {
 	live1, live2 := startBackend(t, echo), startBackend(t, echo)
-	dead := closedPort(t)
+	dead := testutil.RefusedAddr(t, "tcp")
 	s := startServer(t, testConfig(t, []netip.AddrPort{live1.addr, dead, live2.addr}, nil))
 	const clients = 30
 	for i := 0; i < clients; i++ {
@@ -333,7 +334,7 @@ func TestRefusedBackendIsRetried(t *testing.T) {
 
 func TestAllBackendsDownClosesClient(t *testing.T) {
 	const connectTimeout = 500 * time.Millisecond
-	cfg := testConfig(t, []netip.AddrPort{closedPort(t), closedPort(t)}, func(b *config.FrontendBuilder) {
+	cfg := testConfig(t, []netip.AddrPort{testutil.RefusedAddr(t, "tcp"), testutil.RefusedAddr(t, "tcp")}, func(b *config.FrontendBuilder) {
 		b.ConnectTimeout(connectTimeout)
 	})
 	s := startServer(t, cfg)
@@ -528,7 +529,7 @@ func TestChurnReturnsToBaseline(t *testing.T) {
 	c := dialFE(t, s)
 	exchange(c, []byte("warm"))
 	c.Close()
-	waitFor(t, 5*time.Second, "warm-up connection closed", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "warm-up connection closed", func() bool { return s.ActiveConnections() == 0 })
 	fds0, g0 := openFDs(t), runtime.NumGoroutine()
 
 	var wg sync.WaitGroup
@@ -569,7 +570,7 @@ func TestChurnReturnsToBaseline(t *testing.T) {
 		c, _ := s.Counters("fe")
 		t.Logf("frontend %+v; backend %+v", c, s.Backends("fe")[0].Stats())
 	}
-	waitFor(t, 10*time.Second, "all connections closed", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 10*time.Second, "all connections closed", func() bool { return s.ActiveConnections() == 0 })
 	settle(t, fds0, g0)
 	if n := s.PipesInUse(); n != 0 {
 		t.Errorf("%d pipes in use after churn", n)

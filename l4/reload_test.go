@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // namedBackend greets every client with its name and a newline, then
@@ -314,7 +315,7 @@ func TestReloadUDP(t *testing.T) {
 	}
 	udpRoundTrip(t, kept, "three")
 	udpRoundTrip(t, dropped, "four") // its flow drains
-	waitFor(t, 5*time.Second, "the removed address's flows cut", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the removed address's flows cut", func() bool {
 		c, _ := s.Counters("dns")
 		return c.Active == 1
 	})

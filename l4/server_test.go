@@ -36,7 +36,7 @@ func TestShutdownWaitsForOpenConnections(t *testing.T) {
 	go func() { done <- s.Shutdown(testCtx(t, 10*time.Second)) }()
 
 	// New clients are refused once the listeners are closed...
-	waitFor(t, 5*time.Second, "listeners closed", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "listeners closed", func() bool {
 		c, err := net.DialTimeout("tcp", s.Addrs("fe")[0].String(), time.Second)
 		if err != nil {
 			return true
@@ -221,7 +221,7 @@ func TestAcceptPausesWhenOutOfFDs(t *testing.T) {
 		restore()
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "pause logged", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "pause logged", func() bool {
 		return strings.Contains(logs.String(), "pausing this listener")
 	})
 	cpu0 := cpuTime(t)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestOutOfFDsAtBackendSocketKeepsClient: when the backend socket cannot
@@ -31,7 +32,7 @@ func TestOutOfFDsAtBackendSocketKeepsClient(t *testing.T) {
 	if got, _, err := exchange(warm, []byte("warm")); err != nil || got != [32]byte(sha256Of([]byte("warm"))) {
 		t.Fatalf("warm-up exchange: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the warm-up connection closed", func() bool { return s.ActiveConnections() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the warm-up connection closed", func() bool { return s.ActiveConnections() == 0 })
 
 	var orig unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
@@ -56,7 +57,7 @@ func TestOutOfFDsAtBackendSocketKeepsClient(t *testing.T) {
 		conns, _ := s.Connections("fe", 0, 10)
 		return len(conns) == 1 && conns[0].State == "starved"
 	}
-	// Not waitFor: the limit must be restored before the test fails.
+	// Not testutil.WaitFor: the limit must be restored before the test fails.
 	deadline := time.Now().Add(5 * time.Second)
 	for !starved() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // polling the loop's view

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
-	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // udpBackend is a real UDP server on loopback: it answers every datagram
@@ -79,13 +78,6 @@ func taggedEcho(tag byte) func([]byte) udpReply {
 	return func(p []byte) udpReply {
 		return udpReply{data: append([]byte{tag}, p...)}
 	}
-}
-
-// deadUDPPort returns a loopback UDP address nothing listens on: sends
-// there get an ICMP port unreachable.
-func deadUDPPort(t testing.TB) netip.AddrPort {
-	t.Helper()
-	return testutil.RefusedAddr(t, "udp")
 }
 
 // udpConfig builds a one-frontend UDP config named "fe" on 127.0.0.1:0

@@ -118,8 +118,8 @@ func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
 	}
 	t.Logf("%d queries: %d answered, %d dropped at max_flows, %d foreign datagrams dropped; peak flows-side RSS growth %d KiB",
 		sent, answered.Load(), c.Drops[DropMaxFlows], foreign, (peakRSS.Load()-rss)/1024)
-	waitFor(t, idle+time.Second, "every flow idle", func() bool { return counters(t, s).Active == 0 })
-	waitFor(t, time.Second, "fds back to baseline", func() bool { return openFDs(t) <= fds })
+	testutil.WaitFor(t, idle+time.Second, "every flow idle", func() bool { return counters(t, s).Active == 0 })
+	testutil.WaitFor(t, time.Second, "fds back to baseline", func() bool { return openFDs(t) <= fds })
 	if grown := peakRSS.Load() - rss; grown > 128<<20 {
 		t.Errorf("RSS grew by %d MiB during the run, want at most 128", grown>>20)
 	}
@@ -190,7 +190,7 @@ func TestUDPDNSThroughDnsmasq(t *testing.T) {
 			t.Fatalf("dig %s through splicer answered %q, want 192.0.2.7", name, out)
 		}
 	}
-	waitFor(t, 2*time.Second, "every flow ended and its answer counted", func() bool {
+	testutil.WaitFor(t, 2*time.Second, "every flow ended and its answer counted", func() bool {
 		c := counters(t, s)
 		return c.Active == 0 && c.DatagramsOut == queries
 	})
@@ -349,13 +349,13 @@ func udpFlood(t *testing.T, rcvbuf int) uint64 {
 	// Nothing follows the flood: the drops after the last datagram the
 	// kernel queued are learnt by the loop's periodic read of the count.
 	var c FrontendCounters
-	waitFor(t, 10*time.Second, "every datagram delivered or counted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every datagram delivered or counted", func() bool {
 		c = counters(t, s)
 		return received.Load()+int64(totalDrops(c)) == int64(senders*each)
 	})
 	// The counter moves just after the send the backend may already have
 	// read: let it catch up before comparing.
-	waitFor(t, 2*time.Second, "datagrams in counted", func() bool {
+	testutil.WaitFor(t, 2*time.Second, "datagrams in counted", func() bool {
 		c = counters(t, s)
 		return c.DatagramsIn == uint64(received.Load())
 	})

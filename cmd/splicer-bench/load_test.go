@@ -36,12 +36,6 @@ func startServer(t *testing.T, handle func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	return testutil.RefusedAddr(t, "tcp").String()
-}
-
 // TestLoadThroughIOCopy drives every load shape through the io.Copy proxy
 // in front of the echo server, both in-process on real loopback sockets.
 func TestLoadThroughIOCopy(t *testing.T) {
@@ -85,7 +79,7 @@ func TestLoadThroughIOCopy(t *testing.T) {
 }
 
 func TestLoadAgainstClosedPort(t *testing.T) {
-	addr := closedPort(t)
+	addr := testutil.RefusedAddr(t, "tcp").String()
 	ctx := context.Background()
 
 	cr := connectionRate(ctx, addr, 2, 100*time.Millisecond)

@@ -79,12 +79,6 @@ func startUDPServer(t *testing.T, reply func(req []byte) [][]byte) (addr string,
 	return c.LocalAddr().String(), stop
 }
 
-// closedUDPPort returns a loopback address no UDP socket is bound to.
-func closedUDPPort(t *testing.T) string {
-	t.Helper()
-	return testutil.RefusedAddr(t, "udp").String()
-}
-
 // TestUDPLoadAgainstEcho checks both UDP load shapes against the udpecho
 // server: with at most one datagram in flight per socket nothing drops on
 // loopback, so every request sent gets its reply, and the server echoed
@@ -219,7 +213,7 @@ func TestUDPReplies(t *testing.T) {
 }
 
 func TestUDPLoadAgainstClosedPort(t *testing.T) {
-	addr := closedUDPPort(t)
+	addr := testutil.RefusedAddr(t, "udp").String()
 	ctx := context.Background()
 
 	rr, err := udpRequestResponse(ctx, addr, 2, 100*time.Millisecond)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 const statePath = "/api/v1/frontends/pg/backends/a/state"
@@ -296,7 +298,7 @@ func TestPageLoginAndDrainInChromium(t *testing.T) {
 		t.Fatalf("drain applied before the confirmation: %s", st)
 	}
 	tab.waitEval(t, `(document.getElementById("confirm-yes").click(), "confirmed")`, "confirmed")
-	waitFor(t, "backend a drained in the Source", func() bool {
+	testutil.WaitFor(t, browserWait, "backend a drained in the Source", func() bool {
 		return src.Stats().Frontends[0].Backends[0].State == "drain"
 	})
 	tab.waitEval(t, `document.querySelector('tr[data-backend="a"] td.state').textContent`, "drain")
@@ -312,7 +314,7 @@ func TestPageLoginAndDrainInChromium(t *testing.T) {
 	tab.waitEval(t, `(document.querySelector('button[data-kill="8"]').click(), document.getElementById("confirm-text").textContent)`,
 		"kill connection 8 from 127.0.0.1:40003 (both sides get a reset)? ")
 	tab.waitEval(t, `(document.getElementById("confirm-yes").click(), "confirmed")`, "confirmed")
-	waitFor(t, "connection 8 closed", func() bool { _, n, _ := src.Connections("", 0, 10); return n == 3 })
+	testutil.WaitFor(t, browserWait, "connection 8 closed", func() bool { _, n, _ := src.Connections("", 0, 10); return n == 3 })
 	if st := src.Stats().Frontends[0].Backends[1].State; st != "drain" {
 		t.Errorf("cancelled maint applied: %s", st)
 	}

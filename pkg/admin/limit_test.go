@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/stats"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestConnectionCap holds the admin port's connections at its cap: the
@@ -29,7 +30,7 @@ func TestConnectionCap(t *testing.T) {
 		defer c.Close()
 		held = append(held, c)
 	}
-	waitFor(t, "3 admin connections open", func() bool { return s.OpenConnections() == 3 })
+	testutil.WaitFor(t, browserWait, "3 admin connections open", func() bool { return s.OpenConnections() == 3 })
 
 	extra, err := net.Dial("tcp", addr) // accepted by the kernel, not by the server
 	if err != nil {

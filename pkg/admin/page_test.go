@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -140,17 +139,6 @@ func TestPageLayout(t *testing.T) {
 	tab.CheckFits(t, "#app")
 	tab.waitEval(t, `document.querySelector('tr[data-backend="a"] td.msg').textContent`, "passive: 2 failures in a row")
 	tab.waitEval(t, `document.querySelector('tr[data-backend="a"] td.health').textContent`, "passive UP")
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(browserWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // devtoolsTab is the browser tab of pkg/testutil/cdp under the names

@@ -1,7 +1,3 @@
-// Package admin serves splicer's admin port: stats as JSON, Prometheus
-// metrics, an HTML status page, health and readiness probes, and runtime
-// control of backends and connections. It reads and controls the daemon only
-// through the Source interface.
 package admin
 
 import (

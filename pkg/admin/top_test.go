@@ -28,7 +28,7 @@ func TestTopKeys(t *testing.T) {
 	go func() {
 		done <- RunTop(context.Background(), []string{"-interval", "100ms", "-admin", addr, "-token-file", tokenFile(t, operatorToken)}, in, &screen)
 	}()
-	waitFor(t, "the first screen", func() bool { return strings.Contains(screen.String(), "[::1]:5433") })
+	testutil.WaitFor(t, browserWait, "the first screen", func() bool { return strings.Contains(screen.String(), "[::1]:5433") })
 	if !strings.HasPrefix(screen.String(), escAltScreen) {
 		t.Errorf("top did not switch to the alternate screen: %q", screen.String()[:20])
 	}
@@ -39,23 +39,23 @@ func TestTopKeys(t *testing.T) {
 	}
 	send("\x1b[B") // down: [::1]:5433
 	send("m")
-	waitFor(t, "the maint question", func() bool {
+	testutil.WaitFor(t, browserWait, "the maint question", func() bool {
 		return strings.Contains(screen.String(), "maint pg/[::1]:5433? y to confirm, any other key cancels")
 	})
 	send("n")
-	waitFor(t, "the cancel", func() bool { return strings.Contains(screen.String(), "maint cancelled") })
+	testutil.WaitFor(t, browserWait, "the cancel", func() bool { return strings.Contains(screen.String(), "maint cancelled") })
 	send("k") // up: a
 	send("d")
-	waitFor(t, "the drain question", func() bool { return strings.Contains(screen.String(), "drain pg/a? y to confirm") })
+	testutil.WaitFor(t, browserWait, "the drain question", func() bool { return strings.Contains(screen.String(), "drain pg/a? y to confirm") })
 	if st := src.Stats().Frontends[0].Backends[0].State; st != "ready" {
 		t.Fatalf("drained before the confirmation: %s", st)
 	}
 	send("y")
-	waitFor(t, "a drained", func() bool { return src.Stats().Frontends[0].Backends[0].State == "drain" })
-	waitFor(t, "the drain reported", func() bool { return strings.Contains(screen.String(), "pg/a: state drain") })
+	testutil.WaitFor(t, browserWait, "a drained", func() bool { return src.Stats().Frontends[0].Backends[0].State == "drain" })
+	testutil.WaitFor(t, browserWait, "the drain reported", func() bool { return strings.Contains(screen.String(), "pg/a: state drain") })
 	send("j")
 	send("r")
-	waitFor(t, "[::1]:5433 ready", func() bool { return src.Stats().Frontends[0].Backends[1].State == "ready" })
+	testutil.WaitFor(t, browserWait, "[::1]:5433 ready", func() bool { return src.Stats().Frontends[0].Backends[1].State == "ready" })
 	send("q")
 	select {
 	case err := <-done:
@@ -83,7 +83,7 @@ func TestTopRefusedKey(t *testing.T) {
 		done <- RunTop(context.Background(), []string{"-admin", addr, "-token-file", tokenFile(t, viewerToken)}, in, &screen)
 	}()
 	keys.WriteString("dy")
-	waitFor(t, "the refusal", func() bool {
+	testutil.WaitFor(t, browserWait, "the refusal", func() bool {
 		return strings.Contains(screen.String(), "drain pg/a refused: role viewer lacks permission backend.state (HTTP 403)")
 	})
 	keys.Close() // end of input quits too

@@ -5,6 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 func TestTryAcquireCap(t *testing.T) {
@@ -24,11 +27,11 @@ func TestTryAcquireCap(t *testing.T) {
 	if b.Active() != 2 || b.Stats().Total != 2 {
 		t.Fatalf("Active %d Total %d; want 2 and 2 (a refused TryAcquire counts nowhere)", b.Active(), b.Stats().Total)
 	}
-	waitFor(t, "full backend to leave the snapshot", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "full backend to leave the snapshot", func() bool {
 		return slices.Equal(names(s.Load()), []string{"b1"})
 	})
 	b.Release()
-	waitFor(t, "released backend to return", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "released backend to return", func() bool {
 		return slices.Equal(names(s.Load()), []string{"b0", "b1"})
 	})
 	if !b.TryAcquire() {
@@ -83,5 +86,5 @@ func TestTryAcquireConcurrentCap(t *testing.T) {
 	if b.Active() != 0 || b.Stats().Total != uint64(granted.Load()) {
 		t.Fatalf("Active %d Total %d; want 0 and %d", b.Active(), b.Stats().Total, granted.Load())
 	}
-	waitFor(t, "backend back in the snapshot", func() bool { return s.Load().Len() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "backend back in the snapshot", func() bool { return s.Load().Len() == 1 })
 }

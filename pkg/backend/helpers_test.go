@@ -45,19 +45,6 @@ func names(s *Snapshot) []string {
 	return out
 }
 
-// waitFor polls cond until it holds, failing the test after a deadline
-// generous enough for a loaded machine.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // fakeClock is a settable time source for slow start tests.
 type fakeClock struct{ ns atomic.Int64 }
 

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 func TestSnapshotMembership(t *testing.T) {
@@ -56,7 +58,7 @@ func TestSnapshotMembership(t *testing.T) {
 				c(t, bs)
 			}
 			// Cap crossings rebuild asynchronously.
-			waitFor(t, "snapshot "+tc.name, func() bool { return slices.Equal(names(s.Load()), tc.want) })
+			testutil.WaitFor(t, 10*time.Second, "snapshot "+tc.name, func() bool { return slices.Equal(names(s.Load()), tc.want) })
 		})
 	}
 }
@@ -273,7 +275,7 @@ func TestConcurrentChanges(t *testing.T) {
 	}
 	wg.Wait()
 	want := []string{"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"}
-	waitFor(t, "every backend back", func() bool { return slices.Equal(names(s.Load()), want) })
+	testutil.WaitFor(t, 10*time.Second, "every backend back", func() bool { return slices.Equal(names(s.Load()), want) })
 	for _, b := range bs {
 		if b.Active() != 0 {
 			t.Fatalf("%s: Active = %d after every Release", b.Name(), b.Active())

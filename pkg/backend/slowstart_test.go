@@ -3,6 +3,8 @@ package backend
 import (
 	"testing"
 	"time"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 func TestRamp(t *testing.T) {
@@ -160,5 +162,5 @@ func TestSlowStartTimer(t *testing.T) {
 	if got := s.Load().Weight(0); got >= 256 {
 		t.Fatalf("snapshot weight right after recovery %d, want below 256", got)
 	}
-	waitFor(t, "the ramp to reach full weight", func() bool { return s.Load().Weight(0) == 256 })
+	testutil.WaitFor(t, 10*time.Second, "the ramp to reach full weight", func() bool { return s.Load().Weight(0) == 256 })
 }

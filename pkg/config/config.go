@@ -1,10 +1,3 @@
-// Package config holds splicer's configuration: the TOML schema, strict
-// decoding, defaults, semantic validation with field paths and line numbers,
-// and a fluent Builder for tests and embedders.
-//
-// A *Config returned by Load, Parse or Builder.Build is complete: every
-// default is filled in and every field has been validated, so consumers read
-// fields directly and never re-check them.
 package config
 
 import (

@@ -54,7 +54,7 @@ func TestAdminStatsExact(t *testing.T) {
 		}
 	}
 	var st stats.Stats
-	waitFor(t, 5*time.Second, "all connections closed in stats", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "all connections closed in stats", func() bool {
 		st = getStats(t, base, tokens["operator"])
 		return len(st.Frontends) == 1 && st.Frontends[0].Active == 0
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/demo"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -165,9 +166,9 @@ func TestInstancesAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := runWith(t, cfgC, Options{})
-	waitFor(t, 5*time.Second, "C with twelve backends", func() bool { return len(c.srv.Backends("t")) == 12 })
+	testutil.WaitFor(t, 5*time.Second, "C with twelve backends", func() bool { return len(c.srv.Backends("t")) == 12 })
 	dns.Set(srv(ten...))
-	waitFor(t, 10*time.Second, "C with ten backends", func() bool { return len(c.srv.Backends("t")) == 10 })
+	testutil.WaitFor(t, 10*time.Second, "C with ten backends", func() bool { return len(c.srv.Backends("t")) == 10 })
 
 	instances := []*Daemon{a, b, c}
 	ask := func() [][]string {
@@ -207,7 +208,7 @@ func TestInstancesAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	dns.Set(srv(nine...))
-	waitFor(t, 10*time.Second, "C with nine backends", func() bool { return len(c.srv.Backends("t")) == 9 })
+	testutil.WaitFor(t, 10*time.Second, "C with nine backends", func() bool { return len(c.srv.Backends("t")) == 9 })
 	after := ask()
 	agree("9 backends", after)
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // logLines reads a connection log file: the connection ids of its lines.
@@ -69,7 +70,7 @@ func TestConnectionLogRotation(t *testing.T) {
 			d := runWith(t, cfg, Options{Signals: sigs, Load: build})
 			front := frontAddr(t, d)
 			served, stop := loadTest(t, front)
-			waitFor(t, 10*time.Second, "100 clients served before the rotation", func() bool { return served() >= 100 })
+			testutil.WaitFor(t, 10*time.Second, "100 clients served before the rotation", func() bool { return served() >= 100 })
 
 			if err := os.Rename(path, path+".1"); err != nil {
 				t.Fatal(err)
@@ -79,7 +80,7 @@ func TestConnectionLogRotation(t *testing.T) {
 			// the new file: the one writer goroutine has then finished
 			// its last write to the old file, which grows no more.
 			var mine []string
-			waitFor(t, 10*time.Second, "a line in the new file", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "a line in the new file", func() bool {
 				mine = append(mine, oneConnection(t, front))
 				b, _ := os.ReadFile(path)
 				for _, client := range mine {
@@ -94,12 +95,12 @@ func TestConnectionLogRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			after := served()
-			waitFor(t, 10*time.Second, "100 more clients served", func() bool { return served() >= after+100 })
+			testutil.WaitFor(t, 10*time.Second, "100 more clients served", func() bool { return served() >= after+100 })
 			ok, failures := stop()
 			if len(failures) != 0 {
 				t.Fatalf("%d clients failed: %v", len(failures), failures)
 			}
-			waitFor(t, 10*time.Second, "every line written", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "every line written", func() bool {
 				return d.srv.ActiveConnections() == 0 && d.srv.ConnLogCounters().Lines == closedTotal(d)
 			})
 			if now, _ := os.Stat(path + ".1"); now.Size() != old.Size() {

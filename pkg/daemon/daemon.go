@@ -1,6 +1,3 @@
-// Package daemon wires a validated config into running components and owns
-// their life: start, reload, binary upgrade, and the graceful shutdown
-// bounded by global.shutdown_timeout.
 package daemon
 
 import (

@@ -13,6 +13,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/demo"
 	"github.com/splicerlb/splicer/pkg/discovery"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -131,7 +132,7 @@ func TestDNSDiscoverySRV(t *testing.T) {
 	// The TTL (1 s) is followed: the name is asked again every second,
 	// not every min_interval (200 ms).
 	first, since := lookups(d, "t").Succeeded, time.Now()
-	waitFor(t, 10*time.Second, "two more lookups", func() bool { return lookups(d, "t").Succeeded >= first+2 })
+	testutil.WaitFor(t, 10*time.Second, "two more lookups", func() bool { return lookups(d, "t").Succeeded >= first+2 })
 	if took := time.Since(since); took < 1500*time.Millisecond || took > 4*time.Second {
 		t.Errorf("two lookups took %v with a TTL of 1 s, want about 2 s", took)
 	}
@@ -146,7 +147,7 @@ func TestDNSDiscoverySRV(t *testing.T) {
 	kept := findBackend(d.srv.Backends("t"), b[1].Addr().String())
 	keptTotal := kept.Stats().Total
 	dns.Set(records(1, 2))
-	waitFor(t, 10*time.Second, "b1 out and b3 in", func() bool { return backendNames(d, "t") == want(1, 2) })
+	testutil.WaitFor(t, 10*time.Second, "b1 out and b3 in", func() bool { return backendNames(d, "t") == want(1, 2) })
 	if now := findBackend(d.srv.Backends("t"), b[1].Addr().String()); now != kept || now.Stats().Total != keptTotal || kept.Stats().Active != 1 {
 		t.Errorf("the kept backend changed: same %v, total %d (was %d), active %d", now == kept, now.Stats().Total, keptTotal, kept.Stats().Active)
 	}
@@ -164,7 +165,7 @@ func TestDNSDiscoverySRV(t *testing.T) {
 	// dnsmasq stops: lookups fail, the last good set serves on.
 	dns.Stop(9)
 	failed := lookups(d, "t").Failed
-	waitFor(t, 10*time.Second, "failed lookups counted", func() bool { return lookups(d, "t").Failed >= failed+2 })
+	testutil.WaitFor(t, 10*time.Second, "failed lookups counted", func() bool { return lookups(d, "t").Failed >= failed+2 })
 	if got := backendNames(d, "t"); got != want(1, 2) {
 		t.Errorf("backends while DNS is down: %s, want the last good %s", got, want(1, 2))
 	}
@@ -174,14 +175,14 @@ func TestDNSDiscoverySRV(t *testing.T) {
 
 	// dnsmasq answers NXDOMAIN: an empty answer, the last good set serves on.
 	dns.Set(records())
-	waitFor(t, 10*time.Second, "empty answers counted", func() bool { return lookups(d, "t").Empty >= 2 })
+	testutil.WaitFor(t, 10*time.Second, "empty answers counted", func() bool { return lookups(d, "t").Empty >= 2 })
 	if got := backendNames(d, "t"); got != want(1, 2) {
 		t.Errorf("backends after an empty answer: %s, want the last good %s", got, want(1, 2))
 	}
 
 	// The records come back: the next answer is the set.
 	dns.Set(records(0))
-	waitFor(t, 10*time.Second, "the records back", func() bool { return backendNames(d, "t") == want(0) })
+	testutil.WaitFor(t, 10*time.Second, "the records back", func() bool { return backendNames(d, "t") == want(0) })
 	st := lookups(d, "t")
 	if st.Backends != 1 || time.Since(st.LastSuccess) > 5*time.Second {
 		t.Errorf("lookup stats %+v", st)
@@ -251,7 +252,7 @@ func TestDNSDiscoveryAAndHosts(t *testing.T) {
 	}
 
 	dns.Set(realdb.DNSRecords{TTL: 1, Hosts: map[string][]netip.Addr{"web.test": {one.Addr().Addr(), two.Addr().Addr()}}})
-	waitFor(t, 10*time.Second, "the second address in both frontends", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the second address in both frontends", func() bool {
 		return backendNames(d, "a") == a1+"="+a1+" "+a2+"="+a2 && backendNames(d, "h") == hostWant(a1, a2)
 	})
 	if findBackend(d.srv.Backends("h"), "web/127.0.0.21") != web {

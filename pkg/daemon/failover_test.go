@@ -25,7 +25,7 @@ import (
 func listenAddr(t *testing.T, d *Daemon, name string) netip.AddrPort {
 	t.Helper()
 	var addr netip.AddrPort
-	waitFor(t, 5*time.Second, "frontend "+name+" bound", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "frontend "+name+" bound", func() bool {
 		if a := d.srv.Addrs(name); len(a) > 0 {
 			addr = a[0]
 		}
@@ -96,7 +96,7 @@ func TestPostgresFailover(t *testing.T) {
 	}
 	d := runDaemon(t, cfg)
 	rw, ro := listenAddr(t, d, "rw"), listenAddr(t, d, "ro")
-	waitFor(t, 10*time.Second, "roles settled", func() bool { return healthy(d, "rw") == "+-" && healthy(d, "ro") == "-+" })
+	testutil.WaitFor(t, 10*time.Second, "roles settled", func() bool { return healthy(d, "rw") == "+-" && healthy(d, "ro") == "-+" })
 
 	for i := range 100 {
 		if got, err := realdb.PgQuery(rw, "SELECT pg_is_in_recovery()"); err != nil || got != "f" {
@@ -229,7 +229,7 @@ func TestPostgresFailover(t *testing.T) {
 	// The old primary comes back on its old timeline: still a primary in
 	// its own eyes, stale to the frontend.
 	oldPrimary.Restart(t)
-	waitFor(t, 10*time.Second, "the stale primary refused", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the stale primary refused", func() bool {
 		st, _ := d.checks.scheduler("rw").State(bs[0])
 		return strings.Contains(st.Last.Msg, "stale: a primary on timeline 2 was seen, this one is on 1")
 	})

@@ -28,7 +28,7 @@ import (
 func frontAddr(t *testing.T, d *Daemon) string {
 	t.Helper()
 	var addr string
-	waitFor(t, 5*time.Second, "frontend bound", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "frontend bound", func() bool {
 		if a := d.srv.Addrs("t"); len(a) > 0 {
 			addr = a[0].String()
 		}
@@ -80,11 +80,6 @@ func greeting(t *testing.T, front string) string {
 	return line
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, d, what, cond)
-}
-
 // TestDownBackendGetsNoConnections stops one of two backends: once the
 // active check marks it down, every new client goes to the other.
 func TestDownBackendGetsNoConnections(t *testing.T) {
@@ -101,7 +96,7 @@ func TestDownBackendGetsNoConnections(t *testing.T) {
 
 	a.Close()
 	down := d.srv.Backends("t")[0]
-	waitFor(t, 2*time.Second, "backend a marked down", func() bool { return !down.Healthy() })
+	testutil.WaitFor(t, 2*time.Second, "backend a marked down", func() bool { return !down.Healthy() })
 	want := "hello from demo backend " + b.Addr().String() + "\n"
 	for i := 0; i < 20; i++ {
 		if got := greeting(t, front); got != want {
@@ -174,12 +169,12 @@ func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
 		// Passive reports are applied by the backend's probe goroutine,
 		// a moment after the data plane sees the reset: let each one land
 		// before the next client, so the count at the flip is exact.
-		waitFor(t, time.Second, "the reset reported", func() bool {
+		testutil.WaitFor(t, time.Second, "the reset reported", func() bool {
 			st, _ := sched.State(bad)
 			return !bad.Healthy() || (st.PassiveFailures == accepted() && accepted() < 3)
 		})
 	}
-	waitFor(t, time.Second, "resetting backend marked down", func() bool { return !bad.Healthy() })
+	testutil.WaitFor(t, time.Second, "resetting backend marked down", func() bool { return !bad.Healthy() })
 	if n := accepted(); n != 3 {
 		t.Errorf("backend taken out after %d resets, want passive_fall = 3", n)
 	}
@@ -239,7 +234,7 @@ func TestOnDownClose(t *testing.T) {
 			}
 			sideLn.Close()
 			be := d.srv.Backends("t")[0]
-			waitFor(t, 2*time.Second, "backend marked down", func() bool { return !be.Healthy() })
+			testutil.WaitFor(t, 2*time.Second, "backend marked down", func() bool { return !be.Healthy() })
 			downAt := time.Now()
 			if tc.cutWant {
 				c.SetReadDeadline(downAt.Add(interval + 500*time.Millisecond))
@@ -332,7 +327,7 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 	if !replier.Healthy() || answered != clients {
 		t.Fatalf("%d of %d clients answered; backend healthy %v", answered, clients, replier.Healthy())
 	}
-	waitFor(t, 5*time.Second, "every connection counted", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every connection counted", func() bool {
 		return replier.Stats().Closed[l4.CauseBackendReset] == clients
 	})
 	if hs, _ := d.checks.scheduler("t").State(replier); hs.PassiveFailures != 0 || !replier.Healthy() {
@@ -346,7 +341,7 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 	for i := 0; i < 20 && refuser.Healthy(); i++ {
 		greeting(t, addr) // the good backend greets; the refuser's client is reset
 		tries := refuser.Stats().Failures[backend.FailRefused]
-		waitFor(t, time.Second, "the refusal reported", func() bool {
+		testutil.WaitFor(t, time.Second, "the refusal reported", func() bool {
 			st, _ := sched.State(refuser)
 			// At the third, wait for the flip itself.
 			return !refuser.Healthy() || (uint64(st.PassiveFailures) == tries && tries < 3)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestHistoryFromCounters sends connections with known byte counts through
@@ -65,7 +66,7 @@ func TestHistoryFromCounters(t *testing.T) {
 		}
 	}
 	var h stats.History
-	waitFor(t, 20*time.Second, "every connection in the history, then a quiet second", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "every connection in the history, then a quiet second", func() bool {
 		h = getHistory(t, base+"/api/v1/history?frontend=t", viewer)
 		if len(h.Frontends) != 1 || len(h.Frontends[0].Backends) != 1 {
 			return false

@@ -98,12 +98,12 @@ func TestRefusedByCause(t *testing.T) {
 	src := &source{d: d}
 	refused := func() map[string]uint64 { return src.Stats().Frontends[0].Refused }
 	client()
-	waitFor(t, 5*time.Second, "the failed connect counted", func() bool { return refused()["connect_failed"] == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the failed connect counted", func() bool { return refused()["connect_failed"] == 1 })
 	if err := d.srv.Backends("t")[0].SetState(backend.Drain); err != nil {
 		t.Fatal(err)
 	}
 	client()
-	waitFor(t, 5*time.Second, "the client without a backend counted", func() bool { return refused()["no_backend"] == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the client without a backend counted", func() bool { return refused()["no_backend"] == 1 })
 	fe := src.Stats().Frontends[0]
 	want := map[string]uint64{"no_backend": 1, "connect_failed": 1}
 	for _, k := range stats.RefusalReasons() {

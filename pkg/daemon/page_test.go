@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/cdp"
 )
 
@@ -54,7 +55,7 @@ func TestLivePageInChromium(t *testing.T) {
 	}
 	d := runDaemon(t, cfg)
 	var front string
-	waitFor(t, 5*time.Second, "frontend bound", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "frontend bound", func() bool {
 		if a := d.srv.Addrs("pg"); len(a) > 0 {
 			front = a[0].String()
 		}
@@ -111,7 +112,7 @@ func TestLivePageInChromium(t *testing.T) {
 	// db2 goes down: the page shows it red within one refresh of the daemon
 	// knowing it.
 	backB.Close()
-	waitFor(t, 10*time.Second, "db2 down in the API", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "db2 down in the API", func() bool {
 		return !getStats(t, base, operator).Frontends[0].Backends[1].Health.Up
 	})
 	known := time.Now()
@@ -164,7 +165,7 @@ func screenshot(t *testing.T, tab *cdp.Tab) {
 func heldConnID(t *testing.T, tab *cdp.Tab, c net.Conn) uint64 {
 	t.Helper()
 	var id uint64
-	waitFor(t, 10*time.Second, "the held connection listed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the held connection listed", func() bool {
 		got, err := tab.Eval(`JSON.stringify([...document.querySelectorAll('table[data-conns="pg"] tr[data-conn]')].map(r =>
 			[r.dataset.conn, r.cells[1].textContent]))`)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/demo"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // fakePatroni answers like Patroni's REST API for one node: GET /primary
@@ -185,7 +186,7 @@ func TestPatroniExample(t *testing.T) {
 	rw, ro := listenAddr(t, d, "pg-rw").String(), listenAddr(t, d, "pg-ro").String()
 	greetA := "hello from demo backend " + a.db.Addr().String() + "\n"
 	greetB := "hello from demo backend " + b.db.Addr().String() + "\n"
-	waitFor(t, 10*time.Second, "roles settled", func() bool { return healthy(d, "pg-rw") == "+-" && healthy(d, "pg-ro") == "-+" })
+	testutil.WaitFor(t, 10*time.Second, "roles settled", func() bool { return healthy(d, "pg-rw") == "+-" && healthy(d, "pg-ro") == "-+" })
 	for range 10 {
 		if got := greeting(t, rw); got != greetA {
 			t.Fatalf("pg-rw greeted %q, want the leader's %q", got, greetA)
@@ -202,20 +203,20 @@ func TestPatroniExample(t *testing.T) {
 
 	// A replica too far behind leaves pg-ro.
 	b.api.set("replica", 64<<20)
-	waitFor(t, 5*time.Second, "the lagging replica out of pg-ro", func() bool { return healthy(d, "pg-ro") == "--" })
+	testutil.WaitFor(t, 5*time.Second, "the lagging replica out of pg-ro", func() bool { return healthy(d, "pg-ro") == "--" })
 	b.api.set("replica", 0)
 
 	// Switchover: Patroni demotes the leader, then promotes the replica.
 	switched := time.Now()
 	a.api.set("replica", 0)
 	b.api.set("master", 0)
-	waitFor(t, 10*time.Second, "pg-rw on the new leader", func() bool { return greeting(t, rw) == greetB })
+	testutil.WaitFor(t, 10*time.Second, "pg-rw on the new leader", func() bool { return greeting(t, rw) == greetB })
 	took := time.Since(switched)
 	t.Logf("pg-rw moved %v after the switchover (bound %v)", took, fall*interval+time.Second)
 	if took > fall*interval+time.Second {
 		t.Errorf("pg-rw moved %v after the switchover, want at most %v", took, fall*interval+time.Second)
 	}
-	waitFor(t, 10*time.Second, "pg-ro on the demoted leader", func() bool { return greeting(t, ro) == greetA })
+	testutil.WaitFor(t, 10*time.Second, "pg-ro on the demoted leader", func() bool { return greeting(t, ro) == greetA })
 	held.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 256)
 	for {

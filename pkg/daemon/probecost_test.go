@@ -15,6 +15,7 @@ import (
 	"github.com/splicerlb/splicer/health"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/stats"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // webBackend is an HTTP/1.1 server that tells probes from clients by path
@@ -193,22 +194,22 @@ func TestProbeWhenIdleOnlyCutsProbes(t *testing.T) {
 		a, b := startWebBackend(t), startWebBackend(t)
 		d := probingDaemon(t, a, b, idleOnly)
 		tr := startTraffic(t, frontAddr(t, d), 5*time.Millisecond)
-		waitFor(t, 10*time.Second, "traffic to both backends", func() bool { return a.served.Load() > 0 && b.served.Load() > 0 })
+		testutil.WaitFor(t, 10*time.Second, "traffic to both backends", func() bool { return a.served.Load() > 0 && b.served.Load() > 0 })
 		// Counted from a quiet moment: every probe sent has arrived.
 		var from health.State
 		var fromProbes int64
-		waitFor(t, 10*time.Second, "the backend to have seen every probe sent", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the backend to have seen every probe sent", func() bool {
 			from, fromProbes = probeState(d, 0), a.probes.Load()
 			return uint64(fromProbes) == from.Probes
 		})
-		waitFor(t, 30*time.Second, "30 probe times", func() bool {
+		testutil.WaitFor(t, 30*time.Second, "30 probe times", func() bool {
 			st := probeState(d, 0)
 			return st.Probes+st.Skipped >= from.Probes+from.Skipped+ticks
 		})
 		tr.stop()
 		var to health.State
 		var toProbes int64
-		waitFor(t, 10*time.Second, "the backend to have seen every probe sent", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the backend to have seen every probe sent", func() bool {
 			to, toProbes = probeState(d, 0), a.probes.Load()
 			return uint64(toProbes) == to.Probes
 		})
@@ -228,7 +229,7 @@ func TestProbeWhenIdleOnlyCutsProbes(t *testing.T) {
 			t.Errorf("%d probes opened %d connections (the scheduler counted %d), want 1 kept alive", to.Probes, c, to.Connections)
 		}
 		// The stats the admin API and the metrics serve say the same.
-		waitFor(t, 5*time.Second, "the stats to match the scheduler", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "the stats to match the scheduler", func() bool {
 			p := (&source{d: d}).Stats().Frontends[0].Backends[0].Health.Probes
 			st := probeState(d, 0)
 			return p != nil && *p == stats.ProbeStats{Skipped: st.Skipped, Connections: st.Connections}
@@ -258,19 +259,19 @@ func TestProbeWhenIdleOnlyDetection(t *testing.T) {
 			if tc.traffic {
 				tr := startTraffic(t, front, 5*time.Millisecond)
 				defer tr.stop()
-				waitFor(t, 10*time.Second, "traffic to the backend", func() bool { return a.served.Load() > 0 })
+				testutil.WaitFor(t, 10*time.Second, "traffic to the backend", func() bool { return a.served.Load() > 0 })
 			}
 			if tc.idleOnly && tc.traffic {
 				// Die while probes are being skipped: the worst case.
-				waitFor(t, 10*time.Second, "3 probes skipped", func() bool { return probeState(d, 0).Skipped >= 3 })
+				testutil.WaitFor(t, 10*time.Second, "3 probes skipped", func() bool { return probeState(d, 0).Skipped >= 3 })
 			} else {
-				waitFor(t, 10*time.Second, "3 probes", func() bool { return probeState(d, 0).Probes >= 3 })
+				testutil.WaitFor(t, 10*time.Second, "3 probes", func() bool { return probeState(d, 0).Probes >= 3 })
 			}
 			be := d.srv.Backends("t")[0]
 			died := time.Now()
 			a.kill()
 			var detected time.Duration
-			waitFor(t, 10*time.Second, "the dead backend marked down", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "the dead backend marked down", func() bool {
 				detected = time.Since(died)
 				return !be.Healthy()
 			})
@@ -308,8 +309,8 @@ func TestProbeCostReload(t *testing.T) {
 	var next configs
 	d := runWith(t, build(false, true), Options{Load: next.load})
 	down := d.srv.Backends("t")[1]
-	waitFor(t, 5*time.Second, "the dead backend down", func() bool { return !down.Healthy() })
-	waitFor(t, 5*time.Second, "5 probes", func() bool { return probeState(d, 0).Probes >= 5 })
+	testutil.WaitFor(t, 5*time.Second, "the dead backend down", func() bool { return !down.Healthy() })
+	testutil.WaitFor(t, 5*time.Second, "5 probes", func() bool { return probeState(d, 0).Probes >= 5 })
 
 	for _, step := range []struct {
 		idleOnly, keepalive bool
@@ -335,7 +336,7 @@ func TestProbeCostReload(t *testing.T) {
 		// counted from here, the first may have connected before conns
 		// was read (a backend's probes run one at a time, so only one).
 		conns := a.probeConns.Load()
-		waitFor(t, 5*time.Second, "6 probes on the new settings", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "6 probes on the new settings", func() bool {
 			return probeState(d, 0).Probes >= after.Probes+6
 		})
 		if opened := a.probeConns.Load() - conns; step.keepalive && opened > 1 || !step.keepalive && opened < 5 {
@@ -350,7 +351,7 @@ func TestProbeCostReload(t *testing.T) {
 	}
 	tr := startTraffic(t, frontAddr(t, d), 5*time.Millisecond)
 	defer tr.stop()
-	waitFor(t, 10*time.Second, "probes skipped under traffic", func() bool { return probeState(d, 0).Skipped > 0 })
+	testutil.WaitFor(t, 10*time.Second, "probes skipped under traffic", func() bool { return probeState(d, 0).Skipped > 0 })
 
 	// A frontend that sends no probe has no probe counters.
 	next.set(func() *config.Config {

@@ -16,6 +16,7 @@ import (
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/proxyproto"
+	"github.com/splicerlb/splicer/pkg/testutil"
 	"github.com/splicerlb/splicer/pkg/testutil/realdb"
 )
 
@@ -92,8 +93,8 @@ func TestSendProxyHealthAndSetBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := runWith(t, cfg, Options{})
-	waitFor(t, 5*time.Second, "probes of both backends", func() bool { return hA.local.Load() >= 2 && hB.bare.Load() >= 2 })
-	waitFor(t, 5*time.Second, "both backends up", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "probes of both backends", func() bool { return hA.local.Load() >= 2 && hB.bare.Load() >= 2 })
+	testutil.WaitFor(t, 5*time.Second, "both backends up", func() bool {
 		for _, b := range d.srv.Backends("t") {
 			if !b.Healthy() {
 				return false
@@ -198,14 +199,14 @@ func TestHostBackendKeepsItsSendProxy(t *testing.T) {
 		}
 		return line
 	}
-	waitFor(t, 10*time.Second, "the name's first address", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the name's first address", func() bool {
 		return backendNames(d, "h") == "hdr/127.0.0.23="+first.String()
 	})
 	if got := greeting(); got != "v1 127.0.0.1\n" {
 		t.Errorf("through the first address: %q, want %q", got, "v1 127.0.0.1\n")
 	}
 	dns.Set(realdb.DNSRecords{TTL: 1, Hosts: map[string][]netip.Addr{"hdr.test": {second.Addr()}}})
-	waitFor(t, 10*time.Second, "the name's new address", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the name's new address", func() bool {
 		return backendNames(d, "h") == "hdr/127.0.0.24="+second.String()
 	})
 	if got := greeting(); got != "v1 127.0.0.1\n" {

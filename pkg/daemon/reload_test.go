@@ -87,7 +87,7 @@ func TestReloadKeepsRuntimeAndHealthState(t *testing.T) {
 	var next configs
 	d := runWith(t, build(adminAddr, 1, time.Hour, false), Options{Load: next.load})
 	down := d.srv.Backends("a")[0]
-	waitFor(t, 5*time.Second, "the dead backend down", func() bool { return !down.Healthy() })
+	testutil.WaitFor(t, 5*time.Second, "the dead backend down", func() bool { return !down.Healthy() })
 	src := &source{d: d}
 	if err := src.SetState("a", up1.Addr().String(), "drain"); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestReloadKeepsRuntimeAndHealthState(t *testing.T) {
 	if _, err := http.Get("http://" + movedAddr + "/healthz"); err != nil {
 		t.Errorf("the moved admin port: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the old admin port closed", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the old admin port closed", func() bool {
 		c, err := net.DialTimeout("tcp", adminAddr, time.Second)
 		if err == nil {
 			c.Close()
@@ -195,7 +195,7 @@ func TestWatchdogStopsWhileALoopStalls(t *testing.T) {
 	n := NewNotifier(sock)
 	n.Watchdog = 30 * time.Millisecond
 	d := runWith(t, cfg, Options{Notifier: n})
-	waitFor(t, 5*time.Second, "watchdog pings", func() bool { return count() >= 3 })
+	testutil.WaitFor(t, 5*time.Second, "watchdog pings", func() bool { return count() >= 3 })
 
 	const stall = time.Second
 	if err := d.srv.Stall(1, stall); err != nil {
@@ -203,7 +203,7 @@ func TestWatchdogStopsWhileALoopStalls(t *testing.T) {
 	}
 	stalled := time.Now()
 	time.Sleep(stall)
-	waitFor(t, 5*time.Second, "pings after the stall", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "pings after the stall", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return pings[len(pings)-1].After(stalled.Add(stall))

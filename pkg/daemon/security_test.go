@@ -178,7 +178,7 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 				t.Fatalf("old token before the rotation: %d", got)
 			}
 			served, stop := loadTest(t, front)
-			waitFor(t, 10*time.Second, "100 clients served before the rotation", func() bool { return served() >= 100 })
+			testutil.WaitFor(t, 10*time.Second, "100 clients served before the rotation", func() bool { return served() >= 100 })
 
 			swap()
 			if got := statusWith(base, newTok); got != http.StatusUnauthorized {
@@ -191,7 +191,7 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 			})
 			took := time.Since(start)
 			after := served()
-			waitFor(t, 10*time.Second, "100 more clients served after it", func() bool { return served() >= after+100 })
+			testutil.WaitFor(t, 10*time.Second, "100 more clients served after it", func() bool { return served() >= after+100 })
 			ok, failures := stop()
 			if len(failures) != 0 {
 				t.Errorf("%d clients served, %d failed during the rotation: %v", ok, len(failures), failures)
@@ -287,15 +287,15 @@ func TestRedisPasswordRotationOnReload(t *testing.T) {
 	b := d.srv.Backends("t")[0]
 	sched := d.checks.scheduler("t")
 	lastMsg := func() string { st, _ := sched.State(b); return st.Last.Msg }
-	waitFor(t, 5*time.Second, "redis probe passing", func() bool { return lastMsg() == "redis probe "+redisAddr+": PONG" })
+	testutil.WaitFor(t, 5*time.Second, "redis probe passing", func() bool { return lastMsg() == "redis probe "+redisAddr+": PONG" })
 
 	password.Store("second")
-	waitFor(t, 5*time.Second, "backend down on the old password", func() bool { return !b.Healthy() })
+	testutil.WaitFor(t, 5*time.Second, "backend down on the old password", func() bool { return !b.Healthy() })
 	replaceFile(t, pwFile, []byte("second\n"))
 	if out := d.Reload(context.Background()); !out.OK {
 		t.Fatalf("reload: %v", out.Problems)
 	}
-	waitFor(t, 5*time.Second, "backend up on the new password", func() bool { return b.Healthy() })
+	testutil.WaitFor(t, 5*time.Second, "backend up on the new password", func() bool { return b.Healthy() })
 	if got := frontAddr(t, d); got != front {
 		t.Errorf("listener moved from %s to %s", front, got)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/splicerlb/splicer/pkg/config"
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // fakeDNS is a DNS server on loopback (UDP and TCP on one port) answering
@@ -470,7 +471,7 @@ func TestDNSRun(t *testing.T) {
 		defer mu.Unlock()
 		return reports[len(reports)-1]
 	}
-	waitFor(t, "the new address reported", func() bool { return len(last()) == 2 })
+	testutil.WaitFor(t, 10*time.Second, "the new address reported", func() bool { return len(last()) == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(reports) != 2 {

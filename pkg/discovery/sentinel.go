@@ -1,9 +1,3 @@
-// Package discovery finds a frontend's backends at runtime. Sentinel
-// follows the master (or the replicas) of a Redis master set through Redis
-// Sentinel, so a failover Sentinel decides moves traffic at once.
-//
-// A source only reports addresses; the daemon turns them into backends,
-// merged by identity with the frontend's current ones, as a reload would.
 package discovery
 
 import (

@@ -206,11 +206,6 @@ func addrs(list ...string) []netip.AddrPort {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testutil.WaitFor(t, 10*time.Second, what, cond)
-}
-
 // TestSentinelFollowsSwitch: the master is reported at start, a
 // +switch-master moves it at once, and events about other master sets
 // change nothing.
@@ -226,7 +221,7 @@ func TestSentinelFollowsSwitch(t *testing.T) {
 	if got := rep.last(); !slices.Equal(got, addrs("10.0.0.1:6379")) {
 		t.Fatalf("first report %v", got)
 	}
-	waitFor(t, "the subscription", func() bool { return f.subscribers() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription", func() bool { return f.subscribers() == 1 })
 
 	f.publish("+switch-master", "other 10.0.0.1 6379 10.0.0.9 6379")
 	f.publish("+sdown", "slave 10.0.0.7:6379 10.0.0.7 6379 @ other 10.0.0.1 6379")
@@ -234,7 +229,7 @@ func TestSentinelFollowsSwitch(t *testing.T) {
 	f.setMaster("10.0.0.2 6380")
 	sent := time.Now()
 	f.publish("+switch-master", "m 10.0.0.1 6379 10.0.0.2 6380")
-	waitFor(t, "the switch reported", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.2:6380")) })
+	testutil.WaitFor(t, 10*time.Second, "the switch reported", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.2:6380")) })
 	if d := time.Since(sent); d > time.Second {
 		t.Errorf("switch reported %v after the event", d)
 	}
@@ -250,11 +245,11 @@ func TestSentinelMovesOn(t *testing.T) {
 	a := startFakeSentinel(t, "10.0.0.1 6379", "")
 	b := startFakeSentinel(t, "10.0.0.1 6379", "")
 	_, rep := runSentinel(t, &config.Discovery{Sentinel: []netip.AddrPort{unknown.addr, a.addr, b.addr}, Master: "m"}, time.Hour)
-	waitFor(t, "a subscription on a", func() bool { return a.subscribers() == 1 })
-	waitFor(t, "a's answer", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.1:6379")) })
+	testutil.WaitFor(t, 10*time.Second, "a subscription on a", func() bool { return a.subscribers() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "a's answer", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.1:6379")) })
 	b.setMaster("10.0.0.3 6379")
 	a.stop()
-	waitFor(t, "b's answer", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.3:6379")) })
+	testutil.WaitFor(t, 10*time.Second, "b's answer", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.3:6379")) })
 }
 
 // TestSentinelRefresh: without events the state is asked again every
@@ -262,9 +257,9 @@ func TestSentinelMovesOn(t *testing.T) {
 func TestSentinelRefresh(t *testing.T) {
 	f := startFakeSentinel(t, "10.0.0.1 6379", "")
 	_, rep := runSentinel(t, &config.Discovery{Sentinel: []netip.AddrPort{f.addr}, Master: "m"}, 30*time.Millisecond)
-	waitFor(t, "first report", func() bool { return rep.count() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "first report", func() bool { return rep.count() == 1 })
 	f.setMaster("10.0.0.4 6379")
-	waitFor(t, "the change picked up", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.4:6379")) })
+	testutil.WaitFor(t, 10*time.Second, "the change picked up", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.4:6379")) })
 }
 
 // TestSentinelReplicas: replica mode reports the replicas Sentinel does
@@ -284,13 +279,13 @@ func TestSentinelReplicas(t *testing.T) {
 		replica("10.0.0.4", "6379", "s_down,slave,disconnected")
 	f.mu.Unlock()
 	_, rep := runSentinel(t, &config.Discovery{Sentinel: []netip.AddrPort{f.addr}, Master: "m", Role: config.RoleReplica}, time.Hour)
-	waitFor(t, "replicas", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.2:6379", "10.0.0.3:6379")) })
-	waitFor(t, "the subscription", func() bool { return f.subscribers() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "replicas", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.2:6379", "10.0.0.3:6379")) })
+	testutil.WaitFor(t, 10*time.Second, "the subscription", func() bool { return f.subscribers() == 1 })
 	f.mu.Lock()
 	f.replicas = "*2\r\n" + replica("10.0.0.2", "6379", "slave") + replica("10.0.0.4", "6379", "slave")
 	f.mu.Unlock()
 	f.publish("-sdown", "slave 10.0.0.4:6379 10.0.0.4 6379 @ m 10.0.0.1 6379")
-	waitFor(t, "the recovered replica", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.2:6379", "10.0.0.4:6379")) })
+	testutil.WaitFor(t, 10*time.Second, "the recovered replica", func() bool { return slices.Equal(rep.last(), addrs("10.0.0.2:6379", "10.0.0.4:6379")) })
 }
 
 // TestSentinelWrongPassword: a refused AUTH counts as the Sentinel being

@@ -1,6 +1,3 @@
-// Package stats holds the snapshot types that the daemon fills and the admin
-// API and the Prometheus collector read. It is a leaf package of plain data so
-// that pkg/admin and pkg/metrics can share it without importing each other.
 package stats
 
 import "time"

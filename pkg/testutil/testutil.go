@@ -1,15 +1,17 @@
-// Package testutil holds small helpers shared by splicer's tests: a log sink
-// safe for concurrent writers, a condition wait with a deadline and an
-// address that refuses, a CA for TLS tests, a run of a test as user
-// nobody and a count of open fds. Only _test.go files import it.
+// Package testutil holds small helpers shared by splicer's tests: a log
+// sink safe for concurrent writers (SyncBuffer), a condition wait with a
+// deadline (WaitFor, the only way tests wait), an address that refuses for
+// as long as the test runs (RefusedAddr), a port free for both UDP and TCP
+// for servers that cannot pick their own (FreeUDPAndTCP), a lock shared by
+// test processes for tests that must not overlap (Exclusive), a CA for TLS
+// tests (NewCA), a run of a test as user nobody (RunAsNobody) and a count
+// of open fds (OpenFDs). Its subpackages start real programs for tests: cdp
+// (headless Chromium), realdb (PostgreSQL, Redis, MariaDB, dnsmasq) and
+// realproxy (HAProxy, nginx). Only _test.go files import it.
 package testutil
 
 import (
 	"bytes"
-	"io"
-	"math/rand/v2"
-	"net"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -47,35 +49,4 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// RefusedAddr returns a loopback address where nothing listens over network
-// ("tcp" or "udp"), so a connect is refused and a datagram draws an ICMP
-// port unreachable. Test binaries running at the same time keep binding
-// sockets, so the address must stay free after it is handed out:
-//   - it is a random one of 127.0.0.0/8 rather than 127.0.0.1, where every
-//     test server binds;
-//   - its port lies below the kernel's ephemeral range (32768 and up by
-//     default), where no port-0 bind lands: a socket bound to 0.0.0.0 on an
-//     ephemeral port would receive datagrams sent to any 127.x address;
-//   - and above 28000, clear of the ports tests bind explicitly.
-func RefusedAddr(t testing.TB, network string) netip.AddrPort {
-	t.Helper()
-	for try := 0; try < 100; try++ {
-		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(254)), byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
-		addr := netip.AddrPortFrom(ip, uint16(28000+rand.IntN(4700)))
-		var c io.Closer
-		var err error
-		if network == "udp" {
-			c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-		} else {
-			c, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
-		}
-		if err == nil {
-			c.Close()
-			return addr
-		}
-	}
-	t.Fatalf("no free %s port found for a refused address", network)
-	return netip.AddrPort{}
 }
