@@ -153,7 +153,7 @@ func (l *loop) logSlot() *logRecord {
 // publishLog publishes the slot logSlot returned and wakes the writer.
 func (l *loop) publishLog() {
 	l.ring.publish()
-	l.srv.connlog.notify()
+	l.srv.connlog.notify(l.ring)
 }
 
 // logEnd records the end of c, called by end with cause set and the

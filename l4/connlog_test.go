@@ -735,7 +735,7 @@ func BenchmarkConnLogCPUPerLine(b *testing.B) {
 		}
 		*r = rec
 		ring.publish()
-		s.connlog.notify()
+		s.connlog.notify(ring)
 	}
 	for s.connlog.lines.Load() < uint64(b.N) {
 		time.Sleep(50 * time.Microsecond)
