@@ -52,3 +52,40 @@ func RefusedAddr(t testing.TB, network string) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4(loopback), uint16(port))
 }
+
+// HoldPort keeps addr's port (an IPv4 address) from every other socket
+// while a server that owns it is down, and answers as a closed port does:
+// a TCP socket bound there and not listening refuses connects, and a UDP
+// socket bound there and connected to itself makes the kernel answer other
+// senders with port unreachable. Without it, any ephemeral socket of the
+// machine may take the port meanwhile and the server cannot come back on
+// it. release gives the port back, for the server to bind; it may be
+// called more than once, and the test's cleanup calls it.
+func HoldPort(t testing.TB, addr netip.AddrPort) (release func()) {
+	t.Helper()
+	sa := &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())}
+	var fds []int
+	release = func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		fds = nil
+	}
+	t.Cleanup(release)
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatalf("HoldPort: socket: %v", err)
+		}
+		fds = append(fds, fd)
+		if err := unix.Bind(fd, sa); err != nil {
+			t.Fatalf("HoldPort %v: bind: %v", addr, err)
+		}
+		if typ == unix.SOCK_DGRAM {
+			if err := unix.Connect(fd, sa); err != nil {
+				t.Fatalf("HoldPort %v: connect: %v", addr, err)
+			}
+		}
+	}
+	return release
+}

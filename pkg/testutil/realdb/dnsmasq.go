@@ -39,6 +39,8 @@ type Dnsmasq struct {
 	Addr netip.AddrPort
 	Dir  string
 	t    testing.TB
+	// release gives back the port Stop holds; nil while dnsmasq runs.
+	release func()
 }
 
 // DnsmasqBin returns the dnsmasq binary, or skips the test.
@@ -95,10 +97,23 @@ func (d *Dnsmasq) Set(recs DNSRecords) {
 		d.t.Fatal(err)
 	}
 	if d.cmd != nil && d.Running() {
-		d.Stop(syscall.SIGTERM)
+		d.Process.Stop(syscall.SIGTERM)
+	}
+	if d.release != nil {
+		d.release()
+		d.release = nil
 	}
 	d.Start()
 	d.WaitReady()
+}
+
+// Stop stops dnsmasq with sig and holds its port until the next Set, as
+// a closed port answers (testutil.HoldPort): another socket of the machine
+// taking it meanwhile would keep dnsmasq from coming back on it.
+func (d *Dnsmasq) Stop(sig syscall.Signal) {
+	d.t.Helper()
+	d.Process.Stop(sig)
+	d.release = testutil.HoldPort(d.t, d.Addr)
 }
 
 // WaitReady waits until dnsmasq answers a query.
