@@ -95,7 +95,17 @@ func TestUDPManyClientsFlowsReturnToBaseline(t *testing.T) {
 	if sent < 49000 {
 		t.Fatalf("only %d queries sent (%d source ports in use elsewhere)", sent, skipped.Load())
 	}
-	c := counters(t, s)
+	// A reply is counted once its batch's sendmmsg returns, which may be
+	// after its client has read it: wait for the counts to settle.
+	var c FrontendCounters
+	settled := time.Now().Add(2 * time.Second)
+	for {
+		c = counters(t, s)
+		if c.DatagramsOut >= c.Total && c.DatagramsIn >= c.Total || time.Now().After(settled) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	// splicer's side is exact: every query opened a flow or was dropped
 	// at max_flows, and every flow's query went up and its reply down.
 	// Datagrams from elsewhere to a flow's port (other tests' processes
