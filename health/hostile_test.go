@@ -29,25 +29,34 @@ const (
 	hostileSlack   = 2 * time.Second
 )
 
-// replay runs converse against a server that writes stream, half-closes
-// and reads until the probe is done, over a unix socket pair: fuzzing
-// over TCP would leave tens of thousands of TIME_WAIT sockets behind,
-// eating the ephemeral ports every test on the machine shares.
-func replay(t testing.TB, converse conversation, stream []byte) (seen, error) {
+// scriptedServer returns the client end of a unix socket pair whose server
+// end writes stream, half-closes and reads until the client is done;
+// done is closed once the server end has closed.
+func scriptedServer(t testing.TB, stream []byte) (client net.Conn, done <-chan struct{}) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client, server := fileConn(t, fds[0]), fileConn(t, fds[1])
-	done := make(chan struct{})
+	ch := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(ch)
 		defer server.Close()
 		_, _ = server.Write(stream)
 		_ = server.(*net.UnixConn).CloseWrite()
 		_, _ = io.Copy(io.Discard, server)
 	}()
+	return client, ch
+}
+
+// replay runs converse against a server that writes stream, half-closes
+// and reads until the probe is done, over a unix socket pair: fuzzing
+// over TCP would leave tens of thousands of TIME_WAIT sockets behind,
+// eating the ephemeral ports every test on the machine shares.
+func replay(t testing.TB, converse conversation, stream []byte) (seen, error) {
+	t.Helper()
+	client, done := scriptedServer(t, stream)
 	ctx, cancel := context.WithTimeout(context.Background(), hostileTimeout)
 	defer cancel()
 	release, err := tie(ctx, client)

@@ -2,13 +2,9 @@ package health
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // replayHTTP runs one keep-alive http check over a socket pair whose server
@@ -16,19 +12,7 @@ import (
 // the connection was kept for the next check.
 func replayHTTP(t testing.TB, stream []byte) (s seen, kept bool, err error) {
 	t.Helper()
-	fds, serr := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if serr != nil {
-		t.Fatal(serr)
-	}
-	client, server := fileConn(t, fds[0]), fileConn(t, fds[1])
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer server.Close()
-		_, _ = server.Write(stream)
-		_ = server.(*net.UnixConn).CloseWrite()
-		_, _ = io.Copy(io.Discard, server)
-	}()
+	client, done := scriptedServer(t, stream)
 	p, perr := newHTTPProbe("/health", 200, true)
 	if perr != nil {
 		t.Fatal(perr)
