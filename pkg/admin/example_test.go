@@ -67,9 +67,10 @@ func ExampleClient_Stats() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Run binds its listeners before it serves the admin socket; wait for
-	// the socket, within a bound.
-	st, err := statsWhen(c, func(st stats.Stats) bool { return true })
+	// Run serves the admin socket before it binds the listeners (so that a
+	// bad admin address fails the start before any client is accepted):
+	// wait, within a bound, until the stats show the frontend's address.
+	st, err := statsWhen(c, func(st stats.Stats) bool { return len(st.Frontends[0].Listen) > 0 })
 	if err != nil {
 		log.Fatal(err)
 	}
