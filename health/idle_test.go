@@ -11,7 +11,6 @@ import (
 
 	"github.com/splicerlb/splicer/pkg/backend"
 	"github.com/splicerlb/splicer/pkg/config"
-	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestTrafficProves walks the traffic record of one backend through
@@ -110,9 +109,13 @@ func TestIdleOnlyRejects(t *testing.T) {
 }
 
 // TestSchedulerSkipsWhileTrafficProves runs a probe_when_idle_only
-// Scheduler against a reporter that reports a success every millisecond:
-// every probe is skipped. Once the reports come with failures, or stop,
-// probes run again.
+// Scheduler on a clock the test moves, and reports what the data plane saw
+// just before each probe time: while every window has a success and no
+// failure, every probe is skipped; once the reports come with failures, or
+// stop, every probe runs. The reports are made in step with the probe
+// times (not by a goroutine reporting every millisecond, which a loaded
+// machine may not run for longer than a proof window), so the counts are
+// exact.
 func TestSchedulerSkipsWhileTrafficProves(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	var probes atomic.Int32
@@ -127,40 +130,57 @@ func TestSchedulerSkipsWhileTrafficProves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk := newFakeClock()
+	s.setClock(clk)
 	ticks := func() uint64 { st, _ := s.State(b); return st.Probes + st.Skipped }
+	// A report comes this long before the probe time: well within the
+	// proof age (half the interval), and more than its grain after the
+	// previous report.
+	const lead = 10 * time.Millisecond
+	if age := s.proofAge(); lead >= age || interval-lead < age {
+		t.Fatalf("lead %v does not fit the proof age %v", lead, age)
+	}
 	// mode 0: successes; 1: successes and failures; 2: nothing.
-	var mode atomic.Int32
-	s.ReportSuccess(b) // before the first probe time, which may come at once
-	ctx, cancel := context.WithCancel(t.Context())
-	reporter := make(chan struct{})
-	go func() {
-		defer close(reporter)
-		for ctx.Err() == nil {
-			switch mode.Load() {
-			case 0:
-				s.ReportSuccess(b)
-			case 1:
-				s.ReportFailure(b, "connect refused")
-				s.ReportSuccess(b)
-			}
-			time.Sleep(time.Millisecond)
+	report := map[int]func(){
+		0: func() { s.ReportSuccess(b) },
+		1: func() { s.ReportFailure(b, "connect refused"); s.ReportSuccess(b) },
+		2: func() {},
+	}
+	// probeTime moves the clock to lead before the next probe time,
+	// reports as mode says, moves it to the probe time and waits until
+	// that probe time has been handled and the next one is scheduled.
+	probeTime := func(mode int) {
+		t.Helper()
+		clk.waitArmed(t, 1)
+		from := ticks()
+		d, _ := clk.next()
+		if d > lead {
+			clk.advance(d - lead)
+			d = lead
 		}
-	}()
-	defer func() { cancel(); <-reporter }()
+		report[mode]()
+		clk.advance(d)
+		clk.waitArmed(t, 1)
+		if got := ticks(); got != from+1 {
+			t.Fatalf("mode %d: %d probe times handled, want 1", mode, got-from)
+		}
+	}
+	s.ReportSuccess(b) // the first probe time comes within an interval, maybe at once
 	start(t, s)
 
-	testutil.WaitFor(t, 20*time.Second, "20 probe times", func() bool { return ticks() >= 20 })
+	for i := 0; i < 20; i++ {
+		probeTime(0)
+	}
 	if n := probes.Load(); n != 0 {
 		t.Errorf("%d probes ran while every window was proved, want 0", n)
 	}
-	for _, m := range []int32{1, 2} {
-		mode.Store(m)
+	for _, m := range []int{1, 2} {
 		before := probes.Load()
-		from := ticks()
-		testutil.WaitFor(t, 20*time.Second, "10 more probe times", func() bool { return ticks() >= from+10 })
-		// The probe time right after the switch may still be a skip.
-		if ran := probes.Load() - before; ran < 9 {
-			t.Errorf("mode %d: %d probes in 10 probe times, want at least 9", m, ran)
+		for i := 0; i < 10; i++ {
+			probeTime(m)
+		}
+		if ran := probes.Load() - before; ran != 10 {
+			t.Errorf("mode %d: %d probes in 10 probe times, want 10", m, ran)
 		}
 	}
 	st, _ := s.State(b)
