@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -243,7 +244,13 @@ func checkLogFields(s *Server, f map[string]any) error {
 	queue, _ := num("queue_seconds")
 	connect, _ := num("connect_seconds")
 	total, _ := num("duration_seconds")
-	if queue < 0 || connect < 0 || queue+connect > total+1e-6 {
+	// The three are logged rounded to the microsecond, each within half a
+	// microsecond of its exact value, so the rounded queue and connect add
+	// up to at most the rounded duration plus one microsecond. Compared in
+	// whole microseconds: in float64 seconds the sum of two rounded values
+	// can come out a hair above the bound it meets exactly.
+	us := func(sec float64) int64 { return int64(math.Round(sec * 1e6)) }
+	if queue < 0 || connect < 0 || us(queue)+us(connect) > us(total)+1 {
 		return fmt.Errorf("queue %v + connect %v > duration %v", queue, connect, total)
 	}
 	switch c {
