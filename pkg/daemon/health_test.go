@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/backend"
@@ -47,23 +44,13 @@ func startDemo(t *testing.T) *demo.Server {
 	return s
 }
 
-// runDaemon runs a daemon for cfg until the test ends.
+// runDaemon runs a daemon for cfg until the test ends, and returns once it
+// serves: Run serves the admin API before it binds the frontends and
+// starts the health checks, so a test that began at once could read the
+// stats, the checks or the listeners before they are there.
 func runDaemon(t *testing.T, cfg *config.Config) *Daemon {
 	t.Helper()
-	d, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return d
+	return runWith(t, cfg, Options{})
 }
 
 // greeting connects to front and returns the demo backend's greeting line,
@@ -96,7 +83,7 @@ func TestDownBackendGetsNoConnections(t *testing.T) {
 
 	a.Close()
 	down := d.srv.Backends("t")[0]
-	testutil.WaitFor(t, 2*time.Second, "backend a marked down", func() bool { return !down.Healthy() })
+	testutil.WaitFor(t, 10*time.Second, "backend a marked down", func() bool { return !down.Healthy() })
 	want := "hello from demo backend " + b.Addr().String() + "\n"
 	for i := 0; i < 20; i++ {
 		if got := greeting(t, front); got != want {
@@ -169,12 +156,12 @@ func TestPassiveFallTakesResettingBackendOut(t *testing.T) {
 		// Passive reports are applied by the backend's probe goroutine,
 		// a moment after the data plane sees the reset: let each one land
 		// before the next client, so the count at the flip is exact.
-		testutil.WaitFor(t, time.Second, "the reset reported", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the reset reported", func() bool {
 			st, _ := sched.State(bad)
 			return !bad.Healthy() || (st.PassiveFailures == accepted() && accepted() < 3)
 		})
 	}
-	testutil.WaitFor(t, time.Second, "resetting backend marked down", func() bool { return !bad.Healthy() })
+	testutil.WaitFor(t, 10*time.Second, "resetting backend marked down", func() bool { return !bad.Healthy() })
 	if n := accepted(); n != 3 {
 		t.Errorf("backend taken out after %d resets, want passive_fall = 3", n)
 	}
@@ -234,7 +221,7 @@ func TestOnDownClose(t *testing.T) {
 			}
 			sideLn.Close()
 			be := d.srv.Backends("t")[0]
-			testutil.WaitFor(t, 2*time.Second, "backend marked down", func() bool { return !be.Healthy() })
+			testutil.WaitFor(t, 10*time.Second, "backend marked down", func() bool { return !be.Healthy() })
 			downAt := time.Now()
 			if tc.cutWant {
 				c.SetReadDeadline(downAt.Add(interval + 500*time.Millisecond))
@@ -341,7 +328,7 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 	for i := 0; i < 20 && refuser.Healthy(); i++ {
 		greeting(t, addr) // the good backend greets; the refuser's client is reset
 		tries := refuser.Stats().Failures[backend.FailRefused]
-		testutil.WaitFor(t, time.Second, "the refusal reported", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the refusal reported", func() bool {
 			st, _ := sched.State(refuser)
 			// At the third, wait for the flip itself.
 			return !refuser.Healthy() || (uint64(st.PassiveFailures) == tries && tries < 3)
