@@ -583,7 +583,7 @@ func TestNewPassiveGuards(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		s.ReportFailure(only, "connect refused")
 		s.ReportFailure(only, "connect refused")
-		testutil.WaitFor(t, time.Second, "the full streak let go", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the full streak let go", func() bool {
 			st, _ := s.State(only)
 			return st.PassiveFailures == 0
 		})

@@ -75,11 +75,11 @@ func checkCap(t *testing.T, s *Server, b *testBackend, cap int) {
 		delete(byAddr, held[0].Client)
 		victim.c.Close()
 		want := int64(min(cap+i+1, len(clients)))
-		testutil.WaitFor(t, 2*time.Second, "one waiter let in", func() bool { return b.accepted.Load() >= want })
+		testutil.WaitFor(t, 10*time.Second, "one waiter let in", func() bool { return b.accepted.Load() >= want })
 		if got := b.accepted.Load(); got != want {
 			t.Fatalf("after %d departures the backend accepted %d, want %d", i+1, got, want)
 		}
-		testutil.WaitFor(t, 2*time.Second, "the departed connection released", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the departed connection released", func() bool {
 			fc, _ := s.Counters("fe")
 			return fc.Active == want-int64(i+1)
 		})

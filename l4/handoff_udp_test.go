@@ -98,7 +98,7 @@ func TestHandoffKeepsUDPFlows(t *testing.T) {
 			t.Errorf("client %d moved from backend %c to %c across the hand-over", i, tags[i], got[0])
 		}
 	}
-	testutil.WaitFor(t, 2*time.Second, "the new server counting the replies", func() bool { return counters(t, nu).DatagramsOut == clients })
+	testutil.WaitFor(t, 10*time.Second, "the new server counting the replies", func() bool { return counters(t, nu).DatagramsOut == clients })
 	if c := counters(t, nu); c.Total != 0 || c.Active != clients || c.DatagramsIn != clients {
 		t.Errorf("new server: flows opened %d, active %d, datagrams in %d; want 0 opened (all adopted), %d active, %d in",
 			c.Total, c.Active, c.DatagramsIn, clients, clients)

@@ -95,7 +95,7 @@ func TestUDPForgedICMPAfterReplies(t *testing.T) {
 	refusals := func() uint64 { return counters(t, s).Drops[DropRefused] }
 
 	forgeUnreachable(t, local, b.addr)
-	testutil.WaitFor(t, 2*time.Second, "the ICMP error seen", func() bool { return refusals() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the ICMP error seen", func() bool { return refusals() == 1 })
 	if got, err := udpExchange(c, []byte("q2"), 5*time.Second); err != nil || string(got) != "Aq2" {
 		t.Fatalf("after one forged error: %q, %v; want the flow to go on", got, err)
 	}
@@ -104,12 +104,12 @@ func TestUDPForgedICMPAfterReplies(t *testing.T) {
 	}
 	// The reply cleared the mark: one more error is again the first.
 	forgeUnreachable(t, local, b.addr)
-	testutil.WaitFor(t, 2*time.Second, "the second ICMP error seen", func() bool { return refusals() == 2 })
+	testutil.WaitFor(t, 10*time.Second, "the second ICMP error seen", func() bool { return refusals() == 2 })
 	if c := counters(t, s); c.Active != 1 {
 		t.Fatalf("a flow with a reply since its last ICMP error was closed by the next one")
 	}
 	forgeUnreachable(t, local, b.addr)
-	testutil.WaitFor(t, 2*time.Second, "the flow ended by two errors in a row", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the flow ended by two errors in a row", func() bool {
 		return counters(t, s).Closed[CauseICMPError] == 1
 	})
 	rec.mu.Lock()

@@ -55,7 +55,7 @@ func TestConnectionsListAndClose(t *testing.T) {
 	if err := s.CloseConnection(3); err != ErrNoConnection {
 		t.Errorf("second close: %v", err)
 	}
-	testutil.WaitFor(t, time.Second, "four left", func() bool { return s.ActiveConnections() == 4 })
+	testutil.WaitFor(t, 10*time.Second, "four left", func() bool { return s.ActiveConnections() == 4 })
 	fc, ok := s.Counters("fe")
 	want := FrontendCounters{Active: 4, Peak: 5, Total: 5, BytesIn: 10 + 11 + 12 + 13 + 14, BytesOut: 10 + 11 + 12 + 13 + 14}
 	want.Closed[CauseAdminKill] = 1

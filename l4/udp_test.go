@@ -68,7 +68,7 @@ func TestUDPFlowsStayOnTheirBackend(t *testing.T) {
 	}
 	// Replies are counted once the loop's sendmmsg returned, which can be
 	// a moment after the client read the last one.
-	testutil.WaitFor(t, 2*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
+	testutil.WaitFor(t, 10*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
 	c := counters(t, s)
 	if c.Total != clients || c.Active != clients || c.DatagramsIn != clients*each || c.DatagramsOut != clients*each {
 		t.Errorf("flows total %d active %d, datagrams in %d out %d; want %d, %d, %d, %d",
@@ -99,7 +99,7 @@ func TestUDPResponsesOneFreesFlowOnReply(t *testing.T) {
 		if _, err := udpExchange(c, []byte("query"), 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		testutil.WaitFor(t, 2*time.Second, "the flow closed on its reply", func() bool { return counters(t, s).Active == 0 })
+		testutil.WaitFor(t, 10*time.Second, "the flow closed on its reply", func() bool { return counters(t, s).Active == 0 })
 		if got := counters(t, s).Total; got != uint64(i) {
 			t.Fatalf("after query %d: flows opened = %d, want %d", i, got, i)
 		}
@@ -108,7 +108,7 @@ func TestUDPResponsesOneFreesFlowOnReply(t *testing.T) {
 		t.Errorf("causes:%s; want replied=3", causeCounts(got))
 	}
 	// The client socket is the one fd this test added.
-	testutil.WaitFor(t, 2*time.Second, "fds back to baseline", func() bool { return openFDs(t) <= base+1 })
+	testutil.WaitFor(t, 10*time.Second, "fds back to baseline", func() bool { return openFDs(t) <= base+1 })
 }
 
 // responses = 0 keeps no flow: every datagram is picked and sent on the
@@ -226,7 +226,7 @@ func TestUDPForeignReplyDropped(t *testing.T) {
 	if got, err := udpExchange(c, []byte("query"), 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("client got %q, %v; want nothing", got, err)
 	}
-	testutil.WaitFor(t, 2*time.Second, "the forged reply counted", func() bool { return counters(t, s).Drops[DropForeign] == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the forged reply counted", func() bool { return counters(t, s).Drops[DropForeign] == 1 })
 	if got := s.Backends("fe")[0].Stats().Foreign; got != 1 {
 		t.Errorf("backend foreign = %d, want 1", got)
 	}
@@ -305,7 +305,7 @@ func TestUDPDeadBackendReported(t *testing.T) {
 			t.Fatalf("client %d: %v", i, err)
 		}
 	}
-	testutil.WaitFor(t, 2*time.Second, "the dead backend marked down", func() bool { return !deadBE.Healthy() })
+	testutil.WaitFor(t, 10*time.Second, "the dead backend marked down", func() bool { return !deadBE.Healthy() })
 	refused := deadBE.Stats().Failures[0]
 	if refused < 2 || counters(t, s).Drops[DropRefused] != refused {
 		t.Errorf("refused failures %d, refused drops %d; want at least 2 and equal", refused, counters(t, s).Drops[DropRefused])
@@ -375,7 +375,7 @@ func TestUDPShutdownDrainsFlows(t *testing.T) {
 		defer cancel()
 		done <- s.Shutdown(ctx)
 	}()
-	testutil.WaitFor(t, 2*time.Second, "shutdown begun", func() bool { return !s.Started() })
+	testutil.WaitFor(t, 10*time.Second, "shutdown begun", func() bool { return !s.Started() })
 	for i, c := range old {
 		if _, err := udpExchange(c, []byte("during"), 5*time.Second); err != nil {
 			t.Fatalf("open flow %d during shutdown: %v", i, err)
@@ -527,7 +527,7 @@ func TestUDPIPv6(t *testing.T) {
 			t.Fatalf("through %v: %q, %v", a, got, err)
 		}
 	}
-	testutil.WaitFor(t, 2*time.Second, "both replies counted", func() bool { return counters(t, s).DatagramsOut == 2 })
+	testutil.WaitFor(t, 10*time.Second, "both replies counted", func() bool { return counters(t, s).DatagramsOut == 2 })
 	if c := counters(t, s); totalDrops(c) != 0 {
 		t.Errorf("datagrams out %d, drops %v; want 2, none", c.DatagramsOut, c.Drops)
 	}
@@ -548,7 +548,7 @@ func TestUDPResponsesZeroDeadBackend(t *testing.T) {
 		}
 	}
 	be := s.Backends("fe")[0]
-	testutil.WaitFor(t, 2*time.Second, "three refusals counted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "three refusals counted", func() bool {
 		return be.Stats().Failures[backend.FailRefused] == 3 && counters(t, s).Drops[DropRefused] == 3
 	})
 	if c := counters(t, s); c.DatagramsIn != 3 || c.Drops[DropSendError] != 0 {
@@ -606,7 +606,7 @@ func TestUDPDatagramSizes(t *testing.T) {
 			t.Fatalf("%d-byte datagram came back as %d bytes", len(msg), len(got))
 		}
 	}
-	testutil.WaitFor(t, 2*time.Second, "all three replies counted", func() bool { return counters(t, s).DatagramsOut == 3 })
+	testutil.WaitFor(t, 10*time.Second, "all three replies counted", func() bool { return counters(t, s).DatagramsOut == 3 })
 	if c := counters(t, s); c.BytesIn != 65507+7 || c.BytesOut != 65507+7 || totalDrops(c) != 0 {
 		t.Errorf("bytes in %d out %d, drops %v; want %d each, none", c.BytesIn, c.BytesOut, c.Drops, 65507+7)
 	}
@@ -650,7 +650,7 @@ func TestUDPTwoSocketsInterleaved(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	testutil.WaitFor(t, 2*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
+	testutil.WaitFor(t, 10*time.Second, "every reply counted", func() bool { return counters(t, s).DatagramsOut == clients*each })
 }
 
 // A flow's first reply reports its backend as served, once. An ICMP error
@@ -669,7 +669,7 @@ func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.WaitFor(t, 2*time.Second, "the first reply reported as served", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the first reply reported as served", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return rec.connected[be] == 1
@@ -680,9 +680,9 @@ func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 		if _, err := c.Write([]byte("anyone?")); err != nil {
 			t.Fatal(err)
 		}
-		testutil.WaitFor(t, 2*time.Second, "the ICMP error counted", func() bool { return refusals() == i })
+		testutil.WaitFor(t, 10*time.Second, "the ICMP error counted", func() bool { return refusals() == i })
 	}
-	testutil.WaitFor(t, 2*time.Second, "the flow closed", func() bool { return counters(t, s).Active == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the flow closed", func() bool { return counters(t, s).Active == 0 })
 	if got := counters(t, s).Closed[CauseICMPError]; got != 1 {
 		t.Errorf("flows ended by ICMP errors: %d, want 1", got)
 	}
@@ -695,12 +695,12 @@ func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 	if _, err := c.Write([]byte("anyone?")); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 2*time.Second, "the new flow's refusal reported", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the new flow's refusal reported", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.failed[be]) == 1
 	})
-	testutil.WaitFor(t, 2*time.Second, "the new flow closed", func() bool { return counters(t, s).Closed[CauseICMPError] == 2 })
+	testutil.WaitFor(t, 10*time.Second, "the new flow closed", func() bool { return counters(t, s).Closed[CauseICMPError] == 2 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if rec.connected[be] != 1 || len(rec.failed[be]) != 1 {

@@ -186,7 +186,7 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 			}
 			start := time.Now()
 			sigs <- syscall.SIGHUP
-			testutil.WaitFor(t, time.Second, "new token accepted and old refused", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "new token accepted and old refused", func() bool {
 				return statusWith(base, newTok) == 200 && statusWith(base, oldTok) == http.StatusUnauthorized
 			})
 			took := time.Since(start)

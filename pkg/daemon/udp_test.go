@@ -69,7 +69,7 @@ func deadBackendTakenOut(t *testing.T, front netip.AddrPort, bad *backend.Backen
 	for i := 0; i < 20 && bad.Healthy(); i++ {
 		askUDP(t, front, "hello", 300*time.Millisecond)
 	}
-	testutil.WaitFor(t, 2*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
+	testutil.WaitFor(t, 10*time.Second, "dead backend marked down", func() bool { return !bad.Healthy() })
 	refused := bad.Stats().Failures[backend.FailRefused]
 	for i := 0; i < 10; i++ {
 		if !askUDP(t, front, "after", 5*time.Second) {
@@ -107,7 +107,7 @@ func TestUDPPassiveFallTakesDeadBackendOut(t *testing.T) {
 
 	src := &source{d: d}
 	var fe stats.FrontendStats
-	testutil.WaitFor(t, 2*time.Second, "the echoes' flows counted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the echoes' flows counted", func() bool {
 		fe = src.Stats().Frontends[0]
 		return fe.DatagramsOut >= 10
 	})
