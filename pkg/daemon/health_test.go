@@ -44,6 +44,14 @@ func startDemo(t *testing.T) *demo.Server {
 	return s
 }
 
+// probeTimeout is the health check timeout of tests whose probes of a live
+// backend must not fail: a probe on loopback answers in microseconds, but
+// under make test (race detector, every package at once on 2 cores) its
+// goroutine can wait tens of milliseconds for the CPU, and a timeout as
+// short as the tests' intervals (50 ms) then took a live backend down. A
+// dead backend's probes are refused at once, whatever the timeout.
+const probeTimeout = 2 * time.Second
+
 // runDaemon runs a daemon for cfg until the test ends, and returns once it
 // serves: Run serves the admin API before it binds the frontends and
 // starts the health checks, so a test that began at once could read the
@@ -73,7 +81,7 @@ func TestDownBackendGetsNoConnections(t *testing.T) {
 	a, b := startDemo(t), startDemo(t)
 	cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").
 		Backend(a.Addr().String(), 1).Backend(b.Addr().String(), 1).
-		HealthCheck("tcp").HealthInterval(50 * time.Millisecond).HealthTimeout(50 * time.Millisecond).
+		HealthCheck("tcp").HealthInterval(50 * time.Millisecond).HealthTimeout(probeTimeout).
 		HealthRise(1).HealthFall(2).Build()
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +211,7 @@ func TestOnDownClose(t *testing.T) {
 			const interval = 50 * time.Millisecond
 			cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").OnDown(tc.onDown).
 				Backend(svc.Addr().String(), 1).
-				HealthCheck("tcp").HealthPort(port).HealthInterval(interval).HealthTimeout(interval).
+				HealthCheck("tcp").HealthPort(port).HealthInterval(interval).HealthTimeout(probeTimeout).
 				HealthFall(1).Build()
 			if err != nil {
 				t.Fatal(err)

@@ -299,7 +299,7 @@ func TestProbeCostReload(t *testing.T) {
 		cfg, err := config.New().RuntimeDir(runtimeDir).StateFile("").AdminListen("").
 			Frontend("t").Listen("127.0.0.1:0").Backend(a.addr, 1).Backend(dead.addr, 1).
 			HealthCheck(config.CheckHTTP).HealthPath("/health").HealthInterval(50 * time.Millisecond).
-			HealthTimeout(50 * time.Millisecond).HealthFall(1).HealthRise(100).
+			HealthTimeout(probeTimeout).HealthFall(1).HealthRise(100).
 			HealthHTTPKeepalive(keepalive).HealthProbeWhenIdleOnly(idleOnly).Build()
 		if err != nil {
 			t.Fatal(err)
