@@ -192,6 +192,13 @@ func (f *flow) readReplies() {
 // the flow's start or last re-arm. Traffic since then only moved
 // lastActive, so the timer is re-armed for the rest of the idle time
 // instead of being touched per datagram.
+//
+// The wheel fires before the events of the same wake-up are dispatched: a
+// loop that woke late (kept off the CPU past the deadline) may find here
+// replies that came while it was away, within the idle time, still queued
+// on the socket. They are read first and relayed, as they would have been
+// on time, and count as activity; closing the socket would drop them
+// uncounted.
 func (f *flow) expire() {
 	if f.fd < 0 {
 		return
@@ -199,6 +206,13 @@ func (f *flow) expire() {
 	idle := f.ln.fe.cfg.IdleTimeout
 	if left := idle - f.ln.loop.now.Sub(f.lastActive); left > 0 {
 		f.ln.loop.wheel.Schedule(&f.timer, left)
+		return
+	}
+	if f.readReplies(); f.fd < 0 {
+		return // its last expected reply, or an ICMP error, ended it
+	}
+	if f.lastActive.Equal(f.ln.loop.now) {
+		f.ln.loop.wheel.Schedule(&f.timer, idle)
 		return
 	}
 	f.close(CauseIdleTimeout)
