@@ -199,15 +199,13 @@ func (p *proc) stats() stats.Stats {
 	return st
 }
 
-// freeAddr returns a loopback address with a port free right now.
+// freeAddr returns a loopback address for a splicer process to listen on,
+// kept from every other socket until the test ends (testutil.ReserveTCP):
+// a port only free at the time of the call could be taken by another
+// test's socket before the process binds it.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testutil.ReserveTCP(t).String()
 }
 
 func writeFile(t testing.TB, path, text string) {

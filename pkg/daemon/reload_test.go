@@ -144,15 +144,11 @@ func TestReloadKeepsRuntimeAndHealthState(t *testing.T) {
 	}
 }
 
-// freeTCP returns a loopback address with a free port.
+// freeTCP returns a loopback address for the daemon to listen on, kept
+// from every other socket until the test ends (testutil.ReserveTCP).
 func freeTCP(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testutil.ReserveTCP(t).String()
 }
 
 // TestWatchdogStopsWhileALoopStalls feeds the watchdog every 30 ms; a loop

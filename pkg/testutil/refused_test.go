@@ -77,3 +77,41 @@ func TestRefusedAddrUDP(t *testing.T) {
 	}
 	pc.Close()
 }
+
+// TestReserveTCP: while reserved, the port refuses connects and cannot be
+// bound without SO_REUSEADDR; a listener (net.Listen sets SO_REUSEADDR)
+// serves there, and again once the first one closed.
+func TestReserveTCP(t *testing.T) {
+	addr := ReserveTCP(t)
+	if !addr.Addr().IsLoopback() || addr.Port() == 0 {
+		t.Fatalf("address %v", addr)
+	}
+	if c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("connect %v before a server: %v, want connection refused", addr, err)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
+	syscall.Close(fd)
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("bind without SO_REUSEADDR: %v, want address in use", err)
+	}
+	for i := 0; i < 2; i++ {
+		ln, err := net.Listen("tcp", addr.String())
+		if err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+		c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+		if err != nil {
+			ln.Close()
+			t.Fatalf("connect to server %d: %v", i, err)
+		}
+		c.Close()
+		ln.Close()
+	}
+}
