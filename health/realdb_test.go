@@ -119,6 +119,10 @@ func awaitLast(t *testing.T, s *Scheduler, b *backend.Backend, msg string) {
 // (a session still open keeps the server refusing new ones with 57P03);
 // down when stopped; up again after a restart.
 func TestRealPostgres(t *testing.T) {
+	// Its bound on the detection (fall × interval + 400 ms, the server's
+	// reaction to the signal and a probe's login included) needs the CPU:
+	// not beside a flood test in another package.
+	testutil.Exclusive(t, "cpu", 5*time.Minute)
 	pg := realdb.StartPostgres(t)
 	addr := pg.Addr
 
