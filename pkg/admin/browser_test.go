@@ -257,10 +257,10 @@ func TestPageLoginAndDrainInChromium(t *testing.T) {
 	tab.waitEval(t, `document.getElementById("app").hidden`, "true")
 
 	// A wrong token is refused on the form.
-	tab.waitEval(t, `(document.getElementById("token").value = "nope", document.getElementById("login-button").click(), "sent")`, "sent")
+	tab.waitEval(t, `(document.getElementById("login").hidden ? "login form not shown yet" : (document.getElementById("token").value = "nope", document.getElementById("login-button").click(), "sent"))`, "sent")
 	tab.waitEval(t, `document.getElementById("login-error").textContent`, "login failed: the token matches no user")
 
-	tab.waitEval(t, `(document.getElementById("token").value = "`+operatorToken+`", document.getElementById("login-button").click(), "sent")`, "sent")
+	tab.waitEval(t, `(document.getElementById("login").hidden ? "login form not shown yet" : (document.getElementById("token").value = "`+operatorToken+`", document.getElementById("login-button").click(), "sent"))`, "sent")
 	const rowsJS = `JSON.stringify([...document.querySelectorAll("tr[data-backend]")].map(r => [
 		r.closest("table").dataset.frontend, r.dataset.backend, r.className,
 		r.querySelector("td.health").textContent.split(" ")[0],
@@ -388,7 +388,7 @@ func TestCrossOriginPageInChromium(t *testing.T) {
 	if _, err := tab.call("Page.navigate", map[string]any{"url": base + "/"}); err != nil {
 		t.Fatal(err)
 	}
-	tab.waitEval(t, `(document.getElementById("token").value = "`+adminToken+`", document.getElementById("login-button").click(), "sent")`, "sent")
+	tab.waitEval(t, `(document.getElementById("login").hidden ? "login form not shown yet" : (document.getElementById("token").value = "`+adminToken+`", document.getElementById("login-button").click(), "sent"))`, "sent")
 	tab.waitEval(t, `document.getElementById("who").textContent`, "ada (admin) log out")
 
 	for i, origin := range []string{evil, strings.Replace(evil, "127.0.0.1", "localhost", 1)} {

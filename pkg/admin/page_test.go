@@ -131,7 +131,7 @@ func TestPageLayout(t *testing.T) {
 	if _, err := tab.call("Page.navigate", map[string]any{"url": base + "/"}); err != nil {
 		t.Fatal(err)
 	}
-	tab.waitEval(t, `(document.getElementById("token").value = "`+operatorToken+`", document.getElementById("login-button").click(), "sent")`, "sent")
+	tab.waitEval(t, `(document.getElementById("login").hidden ? "login form not shown yet" : (document.getElementById("token").value = "`+operatorToken+`", document.getElementById("login-button").click(), "sent"))`, "sent")
 	tab.waitEval(t, `document.querySelectorAll('tr[data-backend] button[data-state]').length`, "4")
 	tab.waitEval(t, `document.querySelector('tr[data-backend="[::1]:5433"] td.msg').title`, long+" (0.20 ms)")
 	tab.waitEval(t, `(c => c.scrollWidth > c.clientWidth)(document.querySelector('tr[data-backend="[::1]:5433"] td.msg'))`, "true")
@@ -167,7 +167,11 @@ func TestPageScopedRole(t *testing.T) {
 	if _, err := tab.call("Page.navigate", map[string]any{"url": base + "/"}); err != nil {
 		t.Fatal(err)
 	}
-	tab.waitEval(t, `(document.getElementById("token").value = "`+scopedToken+`", document.getElementById("login-button").click(), "sent")`, "sent")
+	// The page shows its login form once its script has run (the submit
+	// handler attached) and found no session; a click before that submits
+	// the form as plain HTML, reloading the page, and the login never
+	// happens.
+	tab.waitEval(t, `(document.getElementById("login").hidden ? "login form not shown yet" : (document.getElementById("token").value = "`+scopedToken+`", document.getElementById("login-button").click(), "sent"))`, "sent")
 	tab.waitEval(t, `document.getElementById("who").textContent`, "sam (operator:cache) log out")
 	tab.waitEval(t, `document.querySelectorAll('section[data-frontend="pg"] tr[data-backend]').length`, "2")
 	tab.waitEval(t, `document.querySelectorAll('section[data-frontend="pg"] button[data-state]').length`, "0")
