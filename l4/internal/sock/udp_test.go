@@ -249,7 +249,7 @@ func TestBatchRecvTailKeep(t *testing.T) {
 	out := NewBatch(8, 64, false)
 	dst := MakeRawAddr(sinkAddr)
 	out.Commit(copy(out.Next(), "zero"), &dst, netip.Addr{})
-	n, err := out.RecvTail(rx)
+	n, err := out.RecvTail(rx, 0)
 	if err != nil || n != 3 {
 		t.Fatalf("RecvTail = %d, %v; want 3", n, err)
 	}
@@ -311,6 +311,42 @@ func TestFlushReportsDrops(t *testing.T) {
 	}
 	if !out.Sent(0) || out.Sent(1) || !out.Sent(2) {
 		t.Errorf("sent = %v %v %v, want true false true", out.Sent(0), out.Sent(1), out.Sent(2))
+	}
+}
+
+// RecvTail reads no more than it is asked for, and never more than the
+// free slots; what it leaves stays queued on the socket.
+func TestRecvTailMax(t *testing.T) {
+	rx, addr, tx := udpPair(t)
+	to := MakeRawAddr(addr)
+	for _, m := range []string{"a", "b", "c", "d"} {
+		if err := SendTo(tx, []byte(m), &to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := NewBatch(3, 64, false)
+	b.Commit(copy(b.Next(), "queued"), &to, netip.Addr{})
+	read := func(max int) string {
+		t.Helper()
+		first := b.Queued()
+		n, err := b.RecvTail(rx, max)
+		if err != nil {
+			t.Fatalf("RecvTail(%d): %v", max, err)
+		}
+		var got string
+		for j := first; j < first+n; j++ {
+			got += string(b.Data(j))
+		}
+		return got
+	}
+	if got := read(1); got != "a" {
+		t.Errorf("RecvTail(1) read %q, want \"a\"", got)
+	}
+	if got := read(5); got != "bc" { // two free slots
+		t.Errorf("RecvTail(5) with 2 free slots read %q, want \"bc\"", got)
+	}
+	if got := read(0); got != "d" { // what is left
+		t.Errorf("RecvTail(0) read %q, want \"d\"", got)
 	}
 }
 
@@ -424,6 +460,32 @@ func BenchmarkSend1(b *testing.B) {
 						got += n
 					}
 					b.StartTimer()
+				}
+			}
+		})
+	}
+}
+
+// Receiving the one datagram queued, as a request/response flow reads its
+// reply: recvmmsg asked for one against asked for 32, which tries the
+// socket again after the first.
+func BenchmarkRecvOne(b *testing.B) {
+	for _, max := range []int{1, 32} {
+		b.Run(fmt.Sprintf("vlen%d", max), func(b *testing.B) {
+			rx, addr, tx := udpPair(b)
+			to := MakeRawAddr(addr)
+			payload := make([]byte, 64)
+			batch := NewBatch(32, MaxDatagram, false)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := SendTo(tx, payload, &to); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if n, err := batch.RecvTail(rx, max); n != 1 || err != nil {
+					b.Fatal(n, err)
 				}
 			}
 		})
