@@ -11,8 +11,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/testutil"
@@ -225,4 +229,162 @@ func TestCheckHonoursCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Check ignored ctx cancellation")
 	}
+}
+
+// fullListener listens on loopback with an accept queue of one, filled by a
+// connection nobody accepts, so the kernel drops the SYNs of further
+// connects (TCP retransmits them after a second). accept takes the queued
+// connection, making room for the next handshake.
+func fullListener(t *testing.T) (addr netip.AddrPort, accept func()) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in4 := sa.(*unix.SockaddrInet4)
+	addr = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+		if err != nil {
+			break // the queue is full: this connect's SYN was dropped
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 8 {
+			t.Fatal("could not fill the accept queue")
+		}
+	}
+	return addr, func() {
+		nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		t.Cleanup(func() { unix.Close(nfd) })
+	}
+}
+
+// A handshake still on its way when connect returns (its SYN dropped, as
+// on a lossy or distant network) is waited for: the probe passes once the
+// retransmitted SYN gets through, and fails at its timeout, or at once on
+// cancellation, when it never does.
+func TestTCPProbeWaitsForHandshake(t *testing.T) {
+	c, err := NewChecker(config.Health{Check: config.CheckTCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("completes", func(t *testing.T) {
+		addr, accept := fullListener(t)
+		done := make(chan Result, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			done <- c.Check(ctx, addr)
+		}()
+		// The probe's SYN was dropped: room for it, before the
+		// retransmission a second later.
+		testutil.WaitFor(t, 5*time.Second, "the probe's connect to wait in SYN_SENT", func() bool { return synSent(t, addr) })
+		accept()
+		r := <-done
+		if want := "tcp probe " + addr.String() + ": connected"; !r.OK || r.Msg != want {
+			t.Errorf("Check = %+v, want %q", r, want)
+		}
+	})
+	t.Run("times out", func(t *testing.T) {
+		addr, _ := fullListener(t)
+		checkResult(t, c, addr, 300*time.Millisecond, false, "tcp probe "+addr.String()+": connect: i/o timeout")
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		addr, _ := fullListener(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan Result)
+		go func() { done <- c.Check(ctx, addr) }()
+		cancel()
+		select {
+		case r := <-done:
+			if want := "tcp probe " + addr.String() + ": connect: context canceled"; r.OK || r.Msg != want {
+				t.Errorf("Check = %+v, want %q", r, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Check ignored ctx cancellation")
+		}
+	})
+}
+
+// A TCP probe's connection never reaches the server: the last ACK of the
+// handshake is held back and the probe resets the connection before it
+// goes out, so the target's kernel drops the half-open connection and
+// nothing waits in the accept queue (as with HAProxy's connect checks; a
+// database logs nothing for the check). Nor does the probe leave a
+// TIME_WAIT socket behind.
+func TestTCPProbeNeverReachesTheServer(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 16); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in4 := sa.(*unix.SockaddrInet4)
+	addr := netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+	c, err := NewChecker(config.Health{Check: config.CheckTCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		checkResult(t, c, addr, 0, true, "tcp probe "+addr.String()+": connected")
+	}
+	// Every socket of the probes' connections, on either end, is gone.
+	testutil.WaitFor(t, 5*time.Second, "the probes' connections to leave no socket", func() bool {
+		return len(tcpStates(t, addr)) == 0
+	})
+	if nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC); err != unix.EAGAIN {
+		if err == nil {
+			unix.Close(nfd)
+		}
+		t.Fatalf("accept after the probes: %v, want EAGAIN (nothing queued)", err)
+	}
+}
+
+// tcpStates lists the states (hex, as /proc/net/tcp has them: 01
+// ESTABLISHED, 02 SYN_SENT, 03 SYN_RECV, 06 TIME_WAIT, 0A LISTEN, ...) of
+// the IPv4 sockets other than listeners with addr at either end.
+func tcpStates(t *testing.T, addr netip.AddrPort) []string {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := addr.Addr().As4()
+	hex := fmt.Sprintf("%02X%02X%02X%02X:%04X", a[3], a[2], a[1], a[0], addr.Port())
+	var states []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && (f[1] == hex || f[2] == hex) && f[3] != "0A" {
+			states = append(states, f[3])
+		}
+	}
+	return states
+}
+
+// synSent reports whether a connect to addr waits in SYN_SENT.
+func synSent(t *testing.T, addr netip.AddrPort) bool {
+	return slices.Contains(tcpStates(t, addr), "02")
 }

@@ -51,15 +51,20 @@ func withProxyHeaders(ctx context.Context, p ProxyHeaders) context.Context {
 // preamble is what a probe must send first on conn: the check header its
 // remote address expects, or nil.
 func preamble(ctx context.Context, conn net.Conn) []byte {
-	p, _ := ctx.Value(preambleKey{}).(ProxyHeaders)
-	if p == nil {
-		return nil
-	}
 	addr, ok := conn.RemoteAddr().(*net.TCPAddr)
 	if !ok {
 		return nil
 	}
-	ap := addr.AddrPort()
+	return preambleFor(ctx, addr.AddrPort())
+}
+
+// preambleFor is what a probe must send first on a connection to ap: the
+// check header ap expects, or nil.
+func preambleFor(ctx context.Context, ap netip.AddrPort) []byte {
+	p, _ := ctx.Value(preambleKey{}).(ProxyHeaders)
+	if p == nil {
+		return nil
+	}
 	v, ok := p[ap]
 	if !ok {
 		v = p[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]

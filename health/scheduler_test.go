@@ -641,3 +641,60 @@ func nextFlip(t *testing.T, flips chan passiveFlip) passiveFlip {
 	}
 	return passiveFlip{}
 }
+
+// Probes start on a grid of a twentieth of the interval (50 ms for 1 s),
+// so that those due together share one wake-up, and a backend probed
+// every interval stays exactly interval apart; the first probe still
+// comes within the first interval.
+func TestProbesOnGrid(t *testing.T) {
+	const (
+		interval = time.Second
+		grain    = interval / 20
+		n        = 8
+	)
+	clk := newFakeClock()
+	begin := clk.now()
+	var mu sync.Mutex
+	times := make(map[netip.AddrPort][]time.Time)
+	c := checkerFunc(func(_ context.Context, target netip.AddrPort) Result {
+		mu.Lock()
+		times[target] = append(times[target], clk.now())
+		mu.Unlock()
+		return Result{OK: true, Msg: "up"}
+	})
+	var backends []*backend.Backend
+	for i := range n {
+		backends = append(backends, newBackend(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(i+1))))
+	}
+	s, err := New(fastHealth(interval), c, backends, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.setClock(clk)
+	start(t, s)
+	clk.waitArmed(t, n)
+	for clk.now().Sub(begin) < 3*interval {
+		d, _ := clk.next()
+		clk.advance(d)
+		clk.waitArmed(t, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range backends {
+		got := times[b.Address()]
+		if len(got) < 3 {
+			t.Fatalf("%s: probed at %v, want 3 probes in 3 intervals", b.Address(), got)
+		}
+		if first := got[0].Sub(begin); first >= interval {
+			t.Errorf("%s: first probe after %v, want it within the interval", b.Address(), first)
+		}
+		for i, at := range got {
+			if at.UnixNano()%int64(grain) != 0 {
+				t.Errorf("%s: probe %d at %v, off the %v grid", b.Address(), i, at, grain)
+			}
+			if i > 0 && at.Sub(got[i-1]) != interval {
+				t.Errorf("%s: probes %d and %d %v apart, want %v", b.Address(), i-1, i, at.Sub(got[i-1]), interval)
+			}
+		}
+	}
+}

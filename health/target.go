@@ -59,10 +59,10 @@ func newTarget(b *backend.Backend, rise, fall int) *target {
 
 // watch probes t until ctx is done: first at a random point in [0,
 // interval) so a frontend's probes do not start as one herd, then at the
-// pace nextDelay picks. It also applies the passive verdicts ReportFailure
-// signals.
+// pace nextDelay picks, each wait ending on align's grid. It also applies
+// the passive verdicts ReportFailure signals.
 func (s *Scheduler) watch(ctx context.Context, t *target) {
-	timer := s.clock.newTimer(rand.N(s.interval))
+	timer := s.clock.newTimer(s.align(rand.N(s.interval), s.interval, true))
 	defer timer.Stop()
 	defer t.sess.close()
 	for {
@@ -84,7 +84,8 @@ func (s *Scheduler) watch(ctx context.Context, t *target) {
 			default:
 				s.probe(ctx, t)
 			}
-			timer.Reset(s.nextDelay(&t.tr))
+			d := s.nextDelay(&t.tr)
+			timer.Reset(s.align(d, d, false))
 		}
 	}
 }
@@ -249,4 +250,31 @@ func (s *Scheduler) announce(b *backend.Backend, up bool, r Result) {
 		ev = ev.Float64("check_seconds", r.Duration.Seconds())
 	}
 	ev.Int("backends_up", healthy).Int("backends", len(view.list)).Int("connections_closed", closed).Msg(msg)
+}
+
+// align moves the end of d, a wait from now, onto a grid of absolute time
+// whose step, the grain, is a twentieth of period in whole milliseconds
+// (periods under 100 ms are left alone): probes due within the same grain start
+// together, on one wake-up of the runtime and of its monitor thread,
+// instead of one wake-up each, which is most of what a connect probe
+// costs. A wait then ends up to a grain later (down: earlier) than asked;
+// once on the grid, a probe every interval stays exactly interval apart
+// (the probe's own time comes out of the next wait), as twenty grains is
+// the interval. The first wait, a random point in [0, interval), is
+// aligned down on the interval's grid, so that it stays below the
+// interval.
+func (s *Scheduler) align(d, period time.Duration, down bool) time.Duration {
+	grain := int64(period / 20 / time.Millisecond * time.Millisecond)
+	if grain < int64(5*time.Millisecond) {
+		return d
+	}
+	now := s.clock.now().UnixNano()
+	at := now + int64(d)
+	if down {
+		at -= at % grain
+	} else {
+		at += grain - 1
+		at -= at % grain
+	}
+	return time.Duration(max(at-now, 0))
 }

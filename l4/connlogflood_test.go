@@ -78,9 +78,10 @@ func shortConn(addr string, buf []byte) error {
 // TestConnLogFloodStalledWriter: a destination that blocks (a pipe nobody
 // reads, as a stuck log shipper leaves it) never slows the data plane.
 // With a ring of floodRing lines per loop, 100000 short connections are
-// served at the rate they are with the log off; every line that could not
-// be written is counted, exactly, and summarised once the writer runs
-// again.
+// served at the rate they are with the log off (at least half of it here,
+// which a loop waiting on the writer could not reach; the cost itself is
+// BenchmarkConnLogCPUPerLine's); every line that could not be written is
+// counted, exactly, and summarised once the writer runs again.
 func TestConnLogFloodStalledWriter(t *testing.T) {
 	// A minute of both CPUs: not beside a real database failover test.
 	testutil.Exclusive(t, "cpu", 5*time.Minute)
@@ -130,7 +131,11 @@ func TestConnLogFloodStalledWriter(t *testing.T) {
 	off, stalled := median(offRates), median(stalledRates)
 	t.Logf("connections per second (median of %d rounds): log off %.0f, log all with the writer stalled %.0f (%.0f%%)",
 		floodRounds, off, stalled, 100*stalled/off)
-	if stalled < off*0.8 {
+	// A loop that waited on the stalled writer would serve next to
+	// nothing; what the log costs a loop that does not is measured by
+	// BenchmarkConnLogCPUPerLine, not here: on this shared machine the
+	// medians of the two modes differ by 20% from noise alone.
+	if stalled < off*0.5 {
 		t.Errorf("with the writer stalled the rate fell to %.0f/s, from %.0f/s with the log off (rounds: %.0f, %.0f)",
 			stalled, off, stalledRates, offRates)
 	}

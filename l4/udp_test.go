@@ -707,3 +707,50 @@ func TestUDPServedOnFirstReplyOnly(t *testing.T) {
 		t.Errorf("served %d, failed %v; want 1 served (the first reply) and 1 failure", rec.connected[be], rec.failed[be])
 	}
 }
+
+// With responses = 1 a flow reads one reply at a time. A foreign datagram
+// queued ahead of the genuine reply takes that read and is dropped; the
+// reply, left on the level-triggered socket, is read at the next wake-up
+// and reaches the client.
+func TestUDPForeignAheadOfReply(t *testing.T) {
+	spoofer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spoofer.Close()
+	backend, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	cfg := buildConfig(t, config.New().Workers(1).Frontend("fe").Protocol(config.ProtocolUDP).Listen("127.0.0.1:0").
+		HealthCheck(config.CheckNone).Responses(1), []netip.AddrPort{backend.LocalAddr().(*net.UDPAddr).AddrPort()}, nil)
+	s := startServer(t, cfg)
+	c := udpClient(t, s.Addrs("fe")[0])
+	if _, err := c.Write([]byte("query")); err != nil {
+		t.Fatal(err)
+	}
+	backend.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	_, flow, err := backend.ReadFromUDPAddrPort(buf) // the flow's socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both datagrams are queued on the flow's socket before its loop
+	// reads: the forged one first.
+	stalled, sent := make(chan struct{}), make(chan struct{})
+	s.loops[0].post(func(*loop) {
+		close(stalled)
+		<-sent
+	})
+	<-stalled
+	spoofer.WriteToUDPAddrPort([]byte("forged"), flow)
+	backend.WriteToUDPAddrPort([]byte("genuine"), flow)
+	close(sent)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "genuine" {
+		t.Fatalf("client read %q, %v; want \"genuine\"", buf[:n], err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the forged datagram counted", func() bool { return counters(t, s).Drops[DropForeign] == 1 })
+}

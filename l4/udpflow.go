@@ -145,13 +145,21 @@ func (f *flow) readReplies() {
 	l := ln.loop
 	b := l.replyBatch(ln)
 	first := b.Queued()
-	n, err := b.RecvTail(f.fd)
+	// With responses set, no more than the replies still expected: the
+	// flow ends with the last, and a request/response flow asks for one.
+	// The socket is level-triggered, so a datagram left unread (a
+	// foreign one took a slot) is reported again.
+	want := 0
+	if r := fe.cfg.Responses; r > 0 {
+		want = int(min(uint64(r)*f.requests-f.replies, uint64(b.Slots())))
+	}
+	n, err := b.RecvTail(f.fd, want)
 	if err != nil && !errors.Is(err, unix.EAGAIN) {
 		// The pending error of an ICMP message (ECONNREFUSED), which the
 		// kernel reports before the replies queued ahead of it, and
 		// clears by reporting it: readErrors counts it from the error
 		// queue. Read the replies now.
-		n, err = b.RecvTail(f.fd)
+		n, err = b.RecvTail(f.fd, want)
 	}
 	if err != nil {
 		return

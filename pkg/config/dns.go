@@ -54,6 +54,9 @@ type DNS struct {
 	// Interval is the pause after a failed or empty lookup.
 	Interval time.Duration
 	// MinInterval and MaxInterval bound the TTL of a good answer.
+	// MaxInterval also bounds how long an SRV target whose address
+	// lookups keep failing, while the others answer, keeps its last
+	// addresses.
 	MinInterval time.Duration
 	MaxInterval time.Duration
 }

@@ -191,6 +191,7 @@ func TestDNSDiscoverySRV(t *testing.T) {
 	for _, line := range []string{
 		`splicer_dns_lookups_total{frontend="t",name="_demo._tcp.svc.test",result="empty",type="srv"}`,
 		`splicer_dns_lookups_total{frontend="t",name="_demo._tcp.svc.test",result="failure",type="srv"}`,
+		`splicer_dns_lookups_total{frontend="t",name="_demo._tcp.svc.test",result="partial",type="srv"} 0`,
 		`splicer_dns_backends{frontend="t",name="_demo._tcp.svc.test",type="srv"} 1`,
 	} {
 		if !strings.Contains(out, line) {

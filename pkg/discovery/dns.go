@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -34,8 +35,10 @@ const lookupHost = "host"
 // runs out (bounded by the min and max intervals); a failed lookup or an
 // empty answer is counted, logged and retried every interval, and the
 // name keeps the backends of its last good answer meanwhile, so a DNS
-// outage never empties a frontend. Create it with NewDNS and run it with
-// Run.
+// outage never empties a frontend. An SRV answer some of whose targets
+// could not be resolved is applied with the others: a failing target
+// keeps its last addresses for up to the max interval (see srvAnswer).
+// Create it with NewDNS and run it with Run.
 type DNS struct {
 	res                        resolver
 	interval, minIval, maxIval time.Duration
@@ -60,13 +63,45 @@ type lookup struct {
 	host config.Backend
 
 	// Owned by Run.
-	good    []config.Backend // the last good answer's backends
+	good []config.Backend // the last good answer's backends
+	// targets are the addresses each SRV target had in the last good
+	// answer, by target, held for a target whose lookups fail.
+	targets map[string]heldTarget
 	due     time.Time
 	failing string // the failure last logged, "" while it works
 
-	succeeded, failed, empty atomic.Uint64
-	lastSuccess              atomic.Int64 // unix ns; 0: never
-	found                    atomic.Int64 // len(good)
+	succeeded, partial, failed, empty atomic.Uint64
+	lastSuccess                       atomic.Int64 // unix ns; 0: never
+	found                             atomic.Int64 // len(good)
+}
+
+// heldTarget is what an SRV target stood for in the last good answer.
+type heldTarget struct {
+	ips []netip.Addr
+	// failingSince is when its address lookups started failing, while
+	// its ips are held; zero if it resolved.
+	failingSince time.Time
+}
+
+// answer is what one lookup found.
+type answer struct {
+	found []config.Backend // sorted by name
+	ttl   uint32           // seconds
+	// failed are the SRV targets whose address lookup failed, the
+	// answer's other targets being applied: a partial answer. targets is
+	// lookup.targets once the answer is applied.
+	failed  []targetFailure
+	targets map[string]heldTarget
+}
+
+// targetFailure is an SRV target whose address lookup failed.
+type targetFailure struct {
+	target string
+	err    error
+	// held: its last addresses serve on. Else it never resolved, or
+	// expired: it has failed for the max interval, and its last addresses
+	// are dropped now.
+	held, expired bool
 }
 
 // NewDNS builds the DNS source of fe, with settings dns for the host
@@ -156,7 +191,7 @@ func (s *DNS) refresh(ctx context.Context, l *lookup) {
 	// slow or hostile server cannot hold the source.
 	budget := time.Duration(s.budget) * s.res.timeout
 	lctx, cancel := context.WithTimeout(ctx, budget)
-	found, ttl, err := l.resolve(lctx, &s.res)
+	ans, err := l.resolve(lctx, &s.res, s.now, s.maxIval)
 	// The query that ran into the budget may report its own timeout
 	// before the context's timer fires: compare with the deadline.
 	deadline, _ := lctx.Deadline()
@@ -165,8 +200,16 @@ func (s *DNS) refresh(ctx context.Context, l *lookup) {
 	if ctx.Err() != nil {
 		return
 	}
-	if err != nil && overran {
-		err = fmt.Errorf("the lookup took longer than %v (%d times dns.timeout)", budget, s.budget)
+	if overran {
+		over := fmt.Errorf("the lookup took longer than %v (%d times dns.timeout)", budget, s.budget)
+		if err != nil {
+			err = over
+		}
+		for i, f := range ans.failed {
+			if errors.Is(f.err, context.DeadlineExceeded) {
+				ans.failed[i].err = over
+			}
+		}
 	}
 	now := s.now()
 	ev := s.log.Warn().Str("name", l.name).Str("type", l.kind)
@@ -178,38 +221,92 @@ func (s *DNS) refresh(ctx context.Context, l *lookup) {
 			l.failing = msg
 			ev.Err(err).Int("kept", len(l.good)).Msg("DNS lookup failed: the last good backends serve on")
 		}
-	case len(found) == 0:
+		return
+	case len(ans.found) == 0:
 		l.empty.Add(1)
 		l.due = now.Add(s.interval)
 		if msg := "empty answer"; msg != l.failing {
 			l.failing = msg
 			ev.Int("kept", len(l.good)).Msg("DNS answer empty: the last good backends serve on")
 		}
-	default:
+		return
+	}
+	l.lastSuccess.Store(now.UnixNano())
+	l.due = now.Add(min(max(time.Duration(ans.ttl)*time.Second, s.minIval), s.maxIval))
+	l.good, l.targets = ans.found, ans.targets
+	l.found.Store(int64(len(ans.found)))
+	if len(ans.failed) == 0 {
 		l.succeeded.Add(1)
-		l.lastSuccess.Store(now.UnixNano())
-		l.due = now.Add(min(max(time.Duration(ttl)*time.Second, s.minIval), s.maxIval))
 		if l.failing != "" {
 			l.failing = ""
-			s.log.Info().Str("name", l.name).Str("type", l.kind).Int("backends", len(found)).Msg("DNS lookup works again")
+			s.log.Info().Str("name", l.name).Str("type", l.kind).Int("backends", len(ans.found)).Msg("DNS lookup works again")
 		}
-		l.good = found
-		l.found.Store(int64(len(found)))
+		return
+	}
+	// A partial answer: asked again as soon as a failed one, so that a
+	// target back in service is back soon.
+	l.partial.Add(1)
+	if retry := now.Add(s.interval); retry.Before(l.due) {
+		l.due = retry
+	}
+	for _, f := range ans.failed {
+		if f.expired {
+			s.log.Warn().Str("name", l.name).Str("type", l.kind).Str("target", f.target).Err(f.err).
+				Dur("max_interval", s.maxIval).Msg("DNS: an SRV target has failed for max_interval: its last addresses are dropped")
+		}
+	}
+	if msg := failureSummary(ans.failed, len(ans.failed)); msg != l.failing {
+		l.failing = msg
+		var held, out []string
+		for _, f := range ans.failed {
+			if f.held {
+				held = append(held, f.target)
+			} else {
+				out = append(out, f.target)
+			}
+		}
+		ev.Str("error", failureSummary(ans.failed, 3)).Strs("held", held).Strs("left_out", out).Int("backends", len(ans.found)).
+			Msg("DNS lookup failed for some SRV targets: the others apply, a failing target keeps its last addresses for up to max_interval")
 	}
 }
 
-// resolve looks l's name up and returns the backends it stands for,
-// sorted by name, and the answer's TTL in seconds.
-func (l *lookup) resolve(ctx context.Context, r *resolver) ([]config.Backend, uint32, error) {
+// failureSummary says what went wrong with the first n failed targets,
+// in the order of their names, and how many more failed.
+func failureSummary(failed []targetFailure, n int) string {
+	fs := slices.SortedFunc(slices.Values(failed), func(a, b targetFailure) int { return strings.Compare(a.target, b.target) })
+	var parts []string
+	for _, f := range fs[:min(n, len(fs))] {
+		parts = append(parts, fmt.Sprintf("SRV target %s: %v", f.target, f.err))
+	}
+	if more := len(fs) - n; more > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", more))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// resolve looks l's name up and returns the backends it stands for; an
+// SRV target whose lookup fails keeps its last addresses until hold has
+// passed since its first failure, by the clock now. An SRV answer whose
+// every target failed is a failed lookup, and so is one that gives no
+// backend because some targets failed.
+func (l *lookup) resolve(ctx context.Context, r *resolver, now func() time.Time, hold time.Duration) (answer, error) {
 	var ttl ttlMin
-	var out []config.Backend
+	var ans answer
 	switch l.kind {
 	case config.DiscoverySRV:
-		found, err := r.lookupSRV(ctx, l.name, &ttl)
+		targets, err := r.lookupSRV(ctx, l.name, &ttl)
 		if err != nil {
-			return nil, 0, err
+			return answer{}, err
 		}
-		out = srvBackends(found)
+		ans = l.srvAnswer(targets, now(), hold)
+		switch {
+		case len(ans.failed) == 0:
+		case !slices.ContainsFunc(targets, func(t srvTarget) bool { return t.err == nil }):
+			return answer{}, fmt.Errorf("every SRV target failed: %s", failureSummary(ans.failed, 3))
+		case len(ans.found) == 0:
+			// Not an empty answer: what is missing may be there.
+			return answer{}, fmt.Errorf("no SRV target gave an address, and some failed: %s", failureSummary(ans.failed, 3))
+		}
 	case config.DiscoveryA, config.DiscoveryAAAA, lookupHost:
 		var ips []netip.Addr
 		var err error
@@ -222,16 +319,62 @@ func (l *lookup) resolve(ctx context.Context, r *resolver) ([]config.Backend, ui
 			ips, err = r.lookupHost(ctx, l.name, &ttl)
 		}
 		if err != nil {
-			return nil, 0, err
+			return answer{}, err
 		}
-		out = l.addrBackends(ips)
+		ans.found = l.addrBackends(ips)
 	default:
-		return nil, 0, fmt.Errorf("lookup type %q", l.kind)
+		return answer{}, fmt.Errorf("lookup type %q", l.kind)
 	}
-	if len(out) > maxFound {
-		out = out[:maxFound]
+	if len(ans.found) > maxFound {
+		ans.found = ans.found[:maxFound]
 	}
-	return out, ttl.v, nil
+	ans.ttl = ttl.v
+	return ans, nil
+}
+
+// srvAnswer turns an SRV answer's targets into backends. A target that
+// resolved gives its addresses, and one that does not exist or has no
+// address gives none (an answer). A target whose address lookup failed
+// gives the addresses it had in the last good answer, with its current
+// record's port, priority and weight, until it has failed for hold: then,
+// like a target that never resolved, it gives none until it resolves. A
+// target's memory follows the answer: one that leaves the records is
+// forgotten.
+func (l *lookup) srvAnswer(targets []srvTarget, now time.Time, hold time.Duration) answer {
+	ans := answer{targets: make(map[string]heldTarget, len(targets))}
+	var addrs []srvAddr
+	failed := make(map[string]bool)
+	for _, t := range targets {
+		ips := t.ips
+		if t.err != nil {
+			f := targetFailure{target: t.target, err: t.err}
+			h, ok := ans.targets[t.target]
+			if !ok {
+				h, ok = l.targets[t.target]
+				switch {
+				case ok && h.failingSince.IsZero():
+					h.failingSince = now
+				case ok && now.Sub(h.failingSince) >= hold:
+					ok, f.expired = false, true
+				}
+			}
+			if ok {
+				ips, f.held = h.ips, true
+				ans.targets[t.target] = h
+			}
+			if !failed[t.target] {
+				failed[t.target] = true
+				ans.failed = append(ans.failed, f)
+			}
+		} else if len(t.ips) > 0 {
+			ans.targets[t.target] = heldTarget{ips: t.ips}
+		}
+		for _, ip := range ips {
+			addrs = append(addrs, srvAddr{addr: netip.AddrPortFrom(ip, t.port), priority: t.priority, weight: t.weight})
+		}
+	}
+	ans.found = srvBackends(addrs)
+	return ans
 }
 
 // addrBackends turns the addresses of an A, AAAA or host lookup into
@@ -316,10 +459,14 @@ type LookupStats struct {
 	// Name and Type are what is looked up: Type is "srv", "a", "aaaa", or
 	// "host" (A, else AAAA) for a backend given by host name.
 	Name, Type string
-	// Succeeded, Failed and Empty count lookups: with backends, failed
-	// (every resolver), and answered with nothing.
-	Succeeded, Failed, Empty uint64
-	// LastSuccess is when a lookup last found backends; zero if never.
+	// Succeeded, Partial, Failed and Empty count lookups, each in one:
+	// with backends; with backends, but the address lookup of one SRV
+	// target or more failed (each keeps its last addresses for up to the
+	// max interval); failed (every resolver, or every SRV target); and
+	// answered with nothing.
+	Succeeded, Partial, Failed, Empty uint64
+	// LastSuccess is when a lookup last found backends (in full or in
+	// part); zero if never.
 	LastSuccess time.Time
 	// Backends is how many backends the last good answer holds: the ones
 	// serving.
@@ -331,7 +478,7 @@ func (s *DNS) Stats() []LookupStats {
 	out := make([]LookupStats, len(s.lookups))
 	for i, l := range s.lookups {
 		out[i] = LookupStats{Name: l.name, Type: l.kind,
-			Succeeded: l.succeeded.Load(), Failed: l.failed.Load(), Empty: l.empty.Load(),
+			Succeeded: l.succeeded.Load(), Partial: l.partial.Load(), Failed: l.failed.Load(), Empty: l.empty.Load(),
 			Backends: int(l.found.Load())}
 		if ns := l.lastSuccess.Load(); ns != 0 {
 			out[i].LastSuccess = time.Unix(0, ns)

@@ -38,6 +38,10 @@ type fakeDNS struct {
 	truncate bool                              // answer over UDP with TC set and no records
 	forge    bool                              // send an answer with a wrong ID first
 	reversed bool                              // list the records in reverse
+	// Per name (lower case, absolute), whatever the type: no answer, or
+	// this rcode.
+	mute   map[string]bool
+	rcodes map[string]dnsmessage.RCode
 }
 
 func startFakeDNS(t *testing.T) *fakeDNS {
@@ -60,7 +64,8 @@ func startFakeDNS(t *testing.T) *fakeDNS {
 		}
 	}
 	f := &fakeDNS{addr: netip.MustParseAddrPort(pc.LocalAddr().String()),
-		answers: map[string][]dnsmessage.Resource{}, extra: map[string][]dnsmessage.Resource{}}
+		answers: map[string][]dnsmessage.Resource{}, extra: map[string][]dnsmessage.Resource{},
+		mute: map[string]bool{}, rcodes: map[string]dnsmessage.RCode{}}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		buf := make([]byte, 65535)
@@ -118,6 +123,30 @@ func (f *fakeDNS) setExtra(name string, t dnsmessage.Type, rrs ...dnsmessage.Res
 	f.extra[key(name, t)] = rrs
 }
 
+// fail makes every query about name go unanswered (mute) or answered
+// with rcode; RCodeSuccess undoes both.
+func (f *fakeDNS) fail(name string, mute bool, rcode dnsmessage.RCode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := strings.ToLower(fqdn(name))
+	delete(f.mute, n)
+	delete(f.rcodes, n)
+	switch {
+	case mute:
+		f.mute[n] = true
+	case rcode != dnsmessage.RCodeSuccess:
+		f.rcodes[n] = rcode
+	}
+}
+
+// unset removes name's records of type t: the name's queries of that type
+// get NXDOMAIN.
+func (f *fakeDNS) unset(name string, t dnsmessage.Type) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.answers, key(name, t))
+}
+
 func (f *fakeDNS) configure(change func(f *fakeDNS)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -133,7 +162,8 @@ func (f *fakeDNS) answer(q []byte, udp bool) [][]byte {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.silent {
+	qname := strings.ToLower(m.Questions[0].Name.String())
+	if f.silent || f.mute[qname] {
 		return nil
 	}
 	if d := f.slow[m.Questions[0].Type]; d > 0 {
@@ -146,7 +176,10 @@ func (f *fakeDNS) answer(q []byte, udp bool) [][]byte {
 		Header:    dnsmessage.Header{ID: m.ID, Response: true, RecursionAvailable: true, RCode: f.rcode},
 		Questions: m.Questions,
 	}
-	if f.rcode == dnsmessage.RCodeSuccess {
+	if rc, ok := f.rcodes[qname]; ok {
+		r.RCode = rc
+	}
+	if r.RCode == dnsmessage.RCodeSuccess {
 		if _, ok := f.answers[k]; !ok {
 			r.RCode = dnsmessage.RCodeNameError
 		}
@@ -373,12 +406,14 @@ func TestDNSTransport(t *testing.T) {
 	}
 }
 
-// TestDNSLookupBudget: an SRV answer whose forty targets must each be
-// asked for, from a server that answers each inside the query timeout,
-// would hold the source for forty slow answers; the lookup ends at its
-// budget (lowered here from twenty timeouts to five, so that the timeout
-// can leave a loaded machine room), fails with that said, and the last good
-// backends serve on.
+// TestDNSLookupBudget: an SRV answer with forty targets to ask for, of
+// which all but the first go unanswered, would hold the source for forty
+// query timeouts; the lookup ends at its budget (lowered here from twenty
+// timeouts to five, so that the timeout can leave a loaded machine room).
+// The target that resolved applies, the others fail (those asked after the
+// budget ran out say so) and, never resolved, give no backend. When no
+// target answers at all, the lookup fails with the budget said, and the
+// last good backends serve on.
 func TestDNSLookupBudget(t *testing.T) {
 	f := startFakeDNS(t)
 	const svc = "_pg._tcp.db.test"
@@ -386,19 +421,14 @@ func TestDNSLookupBudget(t *testing.T) {
 	f.set("db0.test", dnsmessage.TypeA, aRR("db0.test", 5, "10.0.0.1"))
 	d := &config.Discovery{Type: config.DiscoverySRV, Name: svc, DNS: dnsSettings(f.addr)}
 	d.DNS.Timeout = 400 * time.Millisecond
-	var log strings.Builder
-	var mu sync.Mutex
-	s, err := NewDNS(&config.Frontend{Name: "f", Discovery: d}, d.DNS,
-		zerolog.New(zerolog.SyncWriter(writerFunc(func(p []byte) (int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return log.Write(p)
-		}))).Level(zerolog.WarnLevel))
+	log := &syncLog{}
+	s, err := NewDNS(&config.Frontend{Name: "f", Discovery: d}, d.DNS, zerolog.New(log).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.budget = 5
-	if got := backendList(refreshAll(s)); got != "10.0.0.1:5432@10.0.0.1:5432 w1" {
+	const first = "10.0.0.1:5432@10.0.0.1:5432 w1"
+	if got := backendList(refreshAll(s)); got != first {
 		t.Fatalf("first answer: %s", got)
 	}
 	var rrs []dnsmessage.Resource
@@ -406,35 +436,79 @@ func TestDNSLookupBudget(t *testing.T) {
 		target := fmt.Sprintf("db%d.test", i)
 		rrs = append(rrs, srvRR(svc, 5, 10, 1, 5432, target))
 		f.set(target, dnsmessage.TypeA, aRR(target, 5, fmt.Sprintf("10.0.0.%d", i+1)))
+		if i > 0 {
+			f.fail(target, true, 0)
+		}
 	}
 	f.set(svc, dnsmessage.TypeSRV, rrs...)
-	// Each answer comes 200 ms late: 200 ms inside the timeout, and 40
-	// of them take 8 s, well past the 2 s budget.
-	f.configure(func(f *fakeDNS) { f.slow = map[dnsmessage.Type]time.Duration{dnsmessage.TypeA: 200 * time.Millisecond} })
-	start := time.Now()
-	got := backendList(refreshAll(s))
-	took := time.Since(start)
-	if got != "10.0.0.1:5432@10.0.0.1:5432 w1" {
-		t.Errorf("after the overlong lookup: %s, want the last good backend", got)
-	}
 	// 5 timeouts of 400 ms, and room for a loaded machine.
-	if budget := 5 * d.DNS.Timeout; took < budget || took > budget+300*time.Millisecond {
-		t.Errorf("the lookup took %v, want %v and a little", took, budget)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(log.String(), "the lookup took longer than 2s (5 times dns.timeout)") {
-		t.Errorf("log %q does not say the lookup ran out of time", log.String())
-	}
-	if st := s.Stats()[0]; st.Failed != 1 || st.Succeeded != 1 {
-		t.Errorf("stats %+v, want 1 success and 1 failure", st)
+	budget := 5 * d.DNS.Timeout
+	const over = "the lookup took longer than 2s (5 times dns.timeout)"
+	for _, tc := range []struct {
+		name, failure string
+		stats         [4]uint64 // succeeded, partial, failed, empty
+	}{
+		{"db0 answering", "DNS lookup failed for some SRV targets", [4]uint64{1, 1, 0, 0}},
+		{"no target answering", "DNS lookup failed: the last good backends serve on", [4]uint64{1, 1, 1, 0}},
+	} {
+		if tc.name == "no target answering" {
+			f.fail("db0.test", true, 0)
+		}
+		start := time.Now()
+		got := backendList(refreshAll(s))
+		took := time.Since(start)
+		if got != first {
+			t.Errorf("%s: after the overlong lookup: %s, want %s", tc.name, got, first)
+		}
+		if took < budget || took > budget+300*time.Millisecond {
+			t.Errorf("%s: the lookup took %v, want %v and a little", tc.name, took, budget)
+		}
+		if line := log.find(tc.failure); !strings.Contains(line, over) {
+			t.Errorf("%s: log line %q does not say the lookup ran out of time", tc.name, line)
+		}
+		if st := s.Stats()[0]; [4]uint64{st.Succeeded, st.Partial, st.Failed, st.Empty} != tc.stats {
+			t.Errorf("%s: stats %+v, want succeeded, partial, failed, empty %v", tc.name, st, tc.stats)
+		}
 	}
 }
 
-// writerFunc is an io.Writer calling a function.
-type writerFunc func([]byte) (int, error)
+// syncLog collects log lines from any goroutine.
+type syncLog struct {
+	mu    sync.Mutex
+	lines []string
+}
 
-func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+// find returns the last line holding s, "" if none.
+func (l *syncLog) find(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.lines) - 1; i >= 0; i-- {
+		if strings.Contains(l.lines[i], s) {
+			return l.lines[i]
+		}
+	}
+	return ""
+}
+
+// count returns how many lines hold s.
+func (l *syncLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
 
 // TestDNSRun: Run reports once every name was asked, then each change,
 // and Ready closes at the first report.

@@ -83,6 +83,11 @@ func (r *resolver) query(ctx context.Context, name string, t dnsmessage.Type) (*
 	if len(r.servers) == 0 {
 		return nil, errNoResolver
 	}
+	// A context past its deadline may not say so yet (its timer has not
+	// fired), and a dial would fail with a plain timeout: say it.
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return nil, context.DeadlineExceeded
+	}
 	q, err := dnsmessage.NewName(fqdn(name))
 	if err != nil {
 		return nil, fmt.Errorf("name %q: %w", name, err)
@@ -353,13 +358,26 @@ type srvAddr struct {
 	priority, weight uint16
 }
 
-// lookupSRV returns the addresses of name's SRV records (from the
-// additional section, else asked: A, else AAAA) with the records'
-// priority and weight; the TTLs of every record used go to ttl. A target
-// that does not exist, or the "." target (no service), is left out; a
-// target whose lookup fails fails the whole lookup, so that a resolver
-// blinking on one target does not drop it from the backends.
-func (r *resolver) lookupSRV(ctx context.Context, name string, ttl *ttlMin) ([]srvAddr, error) {
+// srvTarget is one SRV record of an answer with what its target resolved
+// to.
+type srvTarget struct {
+	target                 string // lower case, absolute: the key of its held addresses
+	port, priority, weight uint16
+	// ips are the target's addresses; none, with a nil err, when the name
+	// does not exist or has no address record: an answer, not a failure.
+	ips []netip.Addr
+	// err says why no resolver answered for the target's addresses.
+	err error
+}
+
+// lookupSRV returns name's SRV records (no NXDOMAIN error: the name not
+// existing is an empty answer), each with its target's addresses: from
+// the additional section, else asked (A, else AAAA), each target once
+// however many records name it. A target whose address lookup fails
+// carries its error, and the caller decides what it stands for; the "."
+// target (no service) and port 0 are left out. The TTLs of the records
+// used go to ttl.
+func (r *resolver) lookupSRV(ctx context.Context, name string, ttl *ttlMin) ([]srvTarget, error) {
 	rep, err := r.query(ctx, name, dnsmessage.TypeSRV)
 	if err != nil || rep.nxdomain {
 		return nil, err
@@ -367,31 +385,38 @@ func (r *resolver) lookupSRV(ctx context.Context, name string, ttl *ttlMin) ([]s
 	q, _ := dnsmessage.NewName(fqdn(name))
 	var used ttlMin
 	names := chain(q, rep.answers, &used)
-	var out []srvAddr
+	type resolved struct {
+		ips []netip.Addr
+		err error
+	}
+	asked := make(map[string]resolved)
+	var out []srvTarget
+	addrs := 0
 	for _, rr := range rep.answers {
 		srv, ok := rr.Body.(*dnsmessage.SRVResource)
 		if !ok || !ownedBy(rr, names) || srv.Target.String() == "." || srv.Port == 0 {
 			continue
 		}
 		used.add(rr.Header.TTL)
-		target := []dnsmessage.Name{srv.Target}
-		ips := recordAddrs(rep.extra, target, dnsmessage.TypeA, &used)
-		if len(ips) == 0 {
-			ips = recordAddrs(rep.extra, target, dnsmessage.TypeAAAA, &used)
-		}
-		if len(ips) == 0 {
-			if ips, err = r.lookupHost(ctx, srv.Target.String(), &used); err != nil {
-				return nil, fmt.Errorf("SRV target %s: %w", srv.Target, err)
+		key := strings.ToLower(srv.Target.String())
+		res, seen := asked[key]
+		if !seen {
+			target := []dnsmessage.Name{srv.Target}
+			res.ips = recordAddrs(rep.extra, target, dnsmessage.TypeA, &used)
+			if len(res.ips) == 0 {
+				res.ips = recordAddrs(rep.extra, target, dnsmessage.TypeAAAA, &used)
 			}
+			if len(res.ips) == 0 {
+				res.ips, res.err = r.lookupHost(ctx, srv.Target.String(), &used)
+			}
+			asked[key] = res
 		}
-		for _, ip := range ips {
-			out = append(out, srvAddr{addr: netip.AddrPortFrom(ip, srv.Port), priority: srv.Priority, weight: srv.Weight})
-		}
-		if len(out) >= maxFound {
+		out = append(out, srvTarget{target: key, port: srv.Port, priority: srv.Priority, weight: srv.Weight, ips: res.ips, err: res.err})
+		if addrs += len(res.ips); addrs >= maxFound {
 			break
 		}
 	}
-	if len(out) > 0 {
+	if addrs > 0 {
 		ttl.add(used.v)
 	}
 	return out, nil

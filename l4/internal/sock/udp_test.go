@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -248,7 +249,7 @@ func TestBatchRecvTailKeep(t *testing.T) {
 	out := NewBatch(8, 64, false)
 	dst := MakeRawAddr(sinkAddr)
 	out.Commit(copy(out.Next(), "zero"), &dst, netip.Addr{})
-	n, err := out.RecvTail(rx)
+	n, err := out.RecvTail(rx, 0)
 	if err != nil || n != 3 {
 		t.Fatalf("RecvTail = %d, %v; want 3", n, err)
 	}
@@ -313,6 +314,63 @@ func TestFlushReportsDrops(t *testing.T) {
 	}
 }
 
+// RecvTail reads no more than it is asked for, and never more than the
+// free slots; what it leaves stays queued on the socket.
+func TestRecvTailMax(t *testing.T) {
+	rx, addr, tx := udpPair(t)
+	to := MakeRawAddr(addr)
+	for _, m := range []string{"a", "b", "c", "d"} {
+		if err := SendTo(tx, []byte(m), &to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := NewBatch(3, 64, false)
+	b.Commit(copy(b.Next(), "queued"), &to, netip.Addr{})
+	read := func(max int) string {
+		t.Helper()
+		first := b.Queued()
+		n, err := b.RecvTail(rx, max)
+		if err != nil {
+			t.Fatalf("RecvTail(%d): %v", max, err)
+		}
+		var got string
+		for j := first; j < first+n; j++ {
+			got += string(b.Data(j))
+		}
+		return got
+	}
+	if got := read(1); got != "a" {
+		t.Errorf("RecvTail(1) read %q, want \"a\"", got)
+	}
+	if got := read(5); got != "bc" { // two free slots
+		t.Errorf("RecvTail(5) with 2 free slots read %q, want \"bc\"", got)
+	}
+	if got := read(0); got != "d" { // what is left
+		t.Errorf("RecvTail(0) read %q, want \"d\"", got)
+	}
+}
+
+// A batch of one goes out with sendto: an empty datagram is sent and
+// arrives empty, and a refused one is reported, as from sendmmsg.
+func TestFlushOne(t *testing.T) {
+	rx, addr, tx := udpPair(t)
+	to := MakeRawAddr(addr)
+	out := NewBatch(1, 64, false)
+	out.Commit(0, &to, netip.Addr{})
+	if n := out.Flush(tx); n != 1 || !out.Sent(0) {
+		t.Fatalf("Flush of an empty datagram = %d, sent %v; want 1, true", n, out.Sent(0))
+	}
+	in := NewBatch(4, MaxDatagram, false)
+	if n, err := in.Recv(rx); n != 1 || err != nil || len(in.Data(0)) != 0 {
+		t.Fatalf("Recv = %d, %v; want one empty datagram", n, err)
+	}
+	bad := MakeRawAddr(netip.AddrPort{})
+	out.Commit(copy(out.Next(), "x"), &bad, netip.Addr{})
+	if n := out.Flush(tx); n != 1 || out.Sent(0) {
+		t.Errorf("Flush to no address = %d, sent %v; want 1, false", n, out.Sent(0))
+	}
+}
+
 // DropCount and the SO_RXQ_OVFL count read the same counter: with a full
 // receive buffer, every datagram sent is either queued or counted, and the
 // last queued datagram carries the count as it was then.
@@ -366,5 +424,70 @@ func TestDropCount(t *testing.T) {
 	// The last datagram queued came before the final drops.
 	if lastCount >= drops {
 		t.Errorf("last datagram carried count %d; want below the final %d", lastCount, drops)
+	}
+}
+
+// Sending one datagram, as a loop flushing the reply of one request
+// does: sendmmsg with one message against sendto, which Flush uses for a
+// batch of one without a control message.
+func BenchmarkSend1(b *testing.B) {
+	for _, mode := range []string{"sendmmsg", "flush"} {
+		b.Run(mode, func(b *testing.B) {
+			rx, addr, tx := udpPair(b)
+			to := MakeRawAddr(addr)
+			payload := make([]byte, 64)
+			batch := NewBatch(1, 64, false)
+			drain := NewBatch(32, MaxDatagram, false)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				batch.Commit(copy(batch.Next(), payload), &to, netip.Addr{})
+				if mode == "sendmmsg" {
+					batch.queued = 0
+					if r, err := Syscall6(unix.SYS_SENDMMSG, uintptr(tx), uintptr(unsafe.Pointer(&batch.hdrs[0])), 1, unix.MSG_DONTWAIT, 0, 0); r != 1 || err != nil {
+						b.Fatal("not sent", err)
+					}
+				} else if batch.Flush(tx) != 1 || !batch.Sent(0) {
+					b.Fatal("not sent")
+				}
+				if i%32 == 31 {
+					b.StopTimer()
+					for got := 0; got < 32; {
+						n, err := drain.Recv(rx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						got += n
+					}
+					b.StartTimer()
+				}
+			}
+		})
+	}
+}
+
+// Receiving the one datagram queued, as a request/response flow reads its
+// reply: recvmmsg asked for one against asked for 32, which tries the
+// socket again after the first.
+func BenchmarkRecvOne(b *testing.B) {
+	for _, max := range []int{1, 32} {
+		b.Run(fmt.Sprintf("vlen%d", max), func(b *testing.B) {
+			rx, addr, tx := udpPair(b)
+			to := MakeRawAddr(addr)
+			payload := make([]byte, 64)
+			batch := NewBatch(32, MaxDatagram, false)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := SendTo(tx, payload, &to); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if n, err := batch.RecvTail(rx, max); n != 1 || err != nil {
+					b.Fatal(n, err)
+				}
+			}
+		})
 	}
 }
