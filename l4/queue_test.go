@@ -99,8 +99,10 @@ func TestQueueTimeoutClosesWaiter(t *testing.T) {
 	if !errors.Is(err, errConnReset) {
 		t.Fatalf("waiter read: %v, want a reset", err)
 	}
-	if d < qt*8/10 || d > qt*12/10 {
-		t.Errorf("waiter closed after %v, want %v ±20%%", d, qt)
+	// Never before the timeout; after it, by as much as a loaded machine
+	// keeps the loop off the CPU, but well before a second timeout.
+	if d < qt*8/10 || d > 2*qt {
+		t.Errorf("waiter closed after %v, want %v (from -20%% to +100%%)", d, qt)
 	}
 	waitCause(t, s, CauseQueueTimeout, 1)
 	if fc, _ := s.Counters("fe"); fc.QueueTimeouts != 1 || fc.QueuedNow != 0 {

@@ -368,8 +368,11 @@ func TestConnectTimeoutTriesNextBackend(t *testing.T) {
 	if err != nil || line != "live\n" {
 		t.Fatalf("got %q, %v", line, err)
 	}
-	if lo, hi := connectTimeout*8/10, connectTimeout*12/10; elapsed < lo || elapsed > hi {
-		t.Errorf("answer after %v, want the connect timeout %v ±20%%", elapsed, connectTimeout)
+	// Never before the timeout; after it, by as much as a loaded machine
+	// keeps the loop off the CPU (the wheel's own accuracy is
+	// l4/internal/timer's to test), but well before a second timeout.
+	if lo, hi := connectTimeout*8/10, 2*connectTimeout; elapsed < lo || elapsed > hi {
+		t.Errorf("answer after %v, want the connect timeout %v (from -20%% to +100%%)", elapsed, connectTimeout)
 	}
 	st := s.frontends[0].backends[0].Stats()
 	if got := st.Failures[backend.FailTimeout]; got != 1 {
