@@ -449,10 +449,13 @@ func TestAcceptProxySlowHeader(t *testing.T) {
 	fast.SetNoDelay(true)
 	go dribble(fast, timeout/4/time.Duration(len(hdr))) // all of it well within the timeout
 
+	// Timed from before the dial: splicer's timeout runs from the loop's
+	// wake-up that accepts the connection, which can come before the
+	// client's connect returns.
+	slowStart := time.Now()
 	slow := dialFE(t, s)
 	slow.SetDeadline(time.Now().Add(10 * time.Second))
 	slow.SetNoDelay(true)
-	slowStart := time.Now()
 	go dribble(slow, 3*timeout/time.Duration(len(hdr)))
 	slowDone := make(chan time.Duration, 1)
 	go func() {
