@@ -253,9 +253,11 @@ func (b *Batch) Flush(fd int) int {
 		if h := &b.hdrs[off].Hdr; off == n-1 && h.Controllen == 0 {
 			// One datagram with no source to choose: sendto, which
 			// spares the kernel copying and walking a message header.
-			r, err = Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(b.iovs[off].Base)),
+			// On success r is a count of datagrams, as sendmmsg's (sendto's
+			// count of bytes is 0 for an empty one).
+			_, err = Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(b.iovs[off].Base)),
 				uintptr(b.iovs[off].Len), unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen))
-			r = 1 // on success, a count of datagrams as sendmmsg's (an empty one counts)
+			r = 1
 		} else {
 			r, err = Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[off])),
 				uintptr(n-off), unix.MSG_DONTWAIT, 0, 0)
