@@ -231,39 +231,10 @@ func TestCheckHonoursCancel(t *testing.T) {
 	}
 }
 
-// fullListener listens on loopback with an accept queue of one, filled by a
-// connection nobody accepts, so the kernel drops the SYNs of further
-// connects (TCP retransmits them after a second). accept takes the queued
-// connection, making room for the next handshake.
+// fullListener is testutil.FullListener with accept, which takes the
+// queued connection, making room for the next handshake.
 func fullListener(t *testing.T) (addr netip.AddrPort, accept func()) {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in4 := sa.(*unix.SockaddrInet4)
-	addr = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
-		if err != nil {
-			break // the queue is full: this connect's SYN was dropped
-		}
-		t.Cleanup(func() { c.Close() })
-		if i == 8 {
-			t.Fatal("could not fill the accept queue")
-		}
-	}
+	fd, addr := testutil.FullListener(t)
 	return addr, func() {
 		nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
 		if err != nil {
@@ -328,23 +299,7 @@ func TestTCPProbeWaitsForHandshake(t *testing.T) {
 // database logs nothing for the check). Nor does the probe leave a
 // TIME_WAIT socket behind.
 func TestTCPProbeNeverReachesTheServer(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 16); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in4 := sa.(*unix.SockaddrInet4)
-	addr := netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+	fd, addr := testutil.ListenRaw(t, 16, unix.SOCK_NONBLOCK)
 	c, err := NewChecker(config.Health{Check: config.CheckTCP})
 	if err != nil {
 		t.Fatal(err)

@@ -197,32 +197,7 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 // whose accept queue is full, so the kernel drops further SYNs: a connect
 // there neither succeeds nor fails until the connector gives up.
 func blackhole(t testing.TB) netip.AddrPort {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.AddrFrom4(sa.(*unix.SockaddrInet4).Addr), uint16(sa.(*unix.SockaddrInet4).Port))
-	// Fill the accept queue until a connect no longer completes.
-	for i := 0; i < 8; i++ {
-		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
-		if err != nil {
-			return addr
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	t.Fatal("could not fill the accept queue of the blackhole listener")
+	_, addr := testutil.FullListener(t)
 	return addr
 }
 
