@@ -141,7 +141,7 @@ func loopServing(t *testing.T, s *Server, addr netip.AddrPort) int {
 	t.Helper()
 	found := -1
 	s.eachLoop(func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			if c.client == addr {
 				found = l.id
 			}

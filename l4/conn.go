@@ -87,14 +87,20 @@ type conn struct {
 	idx   uint32    // slot in loop.slots
 	gen   uint32    // slot generation the fds are registered with
 	state connState
+	// The flags sit here, in the padding behind state (the struct's size
+	// class sets an idle connection's memory: see stamp).
+	noSplice  bool // splice(2) refused these fds: copy through buffers
+	keepalive bool // the backend socket has its keepalive settings
+	queued    bool // in loop.again
+	// handing is set while an upgrade hands the connection over: it reads
+	// neither side, so that its carriers empty and it can go (handoff.go).
+	handing bool
 	// client is the client's address: the peer's, or the one its PROXY
-	// header carried, once read (then via is the peer that sent it, and
-	// dst the address the header says the client connected to).
-	client netip.AddrPort
-	via    netip.AddrPort
-	dst    netip.AddrPort
-	key    uint64    // balancing key derived from the client address
-	ln     *listener // the listener that accepted it
+	// header carried, once read (then proxied holds the rest).
+	client  netip.AddrPort
+	proxied *proxied
+	key     uint64    // balancing key derived from the client address
+	ln      *listener // the listener that accepted it
 	// hdrNeed is how many bytes the PROXY header needs at least, while
 	// it is read (stateHeader).
 	hdrNeed uint32
@@ -107,16 +113,16 @@ type conn struct {
 
 	tried        [maxTries]*backend.Backend
 	results      [maxTries]TryResult
-	ntried       int
-	connectStart time.Time
-	queuedAt     time.Time
+	ntried       uint8
+	connectStart stamp
+	queuedAt     stamp
 	// For the connection log: the listener's address, the time spent in
 	// the queue, when the first try began and when the backend connect
 	// succeeded (zero: never).
 	listen      netip.AddrPort
 	queueWait   time.Duration
-	firstTry    time.Time
-	connectedAt time.Time
+	firstTry    stamp
+	connectedAt stamp
 
 	up   half // client -> backend
 	down half // backend -> client
@@ -138,14 +144,48 @@ type conn struct {
 	outq int
 
 	timer      timer.Timer // connect, queue, idle, half-closed, closing timeouts
-	lastActive time.Time
-	noSplice   bool // splice(2) refused these fds: copy through buffers
-	keepalive  bool // the backend socket has its keepalive settings
-	queued     bool // in loop.again
-	// handing is set while an upgrade hands the connection over: it reads
-	// neither side, so that its carriers empty and it can go (handoff.go).
-	handing bool
+	lastActive stamp
 }
+
+// proxied is what a PROXY header said beyond the client's address. Kept
+// apart from conn, which only the connections of an accept_proxy frontend
+// pay for.
+type proxied struct {
+	via netip.AddrPort // the peer that sent the header
+	dst netip.AddrPort // the address the header says the client connected to
+}
+
+// A stamp is an instant of a connection's life: the time since its start
+// plus one nanosecond, so that the zero stamp means "not yet". A
+// connection holds one time.Time (start, 24 bytes) and its other instants
+// as stamps (8 bytes each), which keeps the struct in a smaller size class
+// and an idle connection under 1 KiB.
+type stamp int64
+
+// stampOf is t as a stamp of c; the zero time is the zero stamp.
+func (c *conn) stampOf(t time.Time) stamp {
+	if t.IsZero() {
+		return 0
+	}
+	return stamp(max(t.Sub(c.start), 0)) + 1
+}
+
+// stampNow is the loop's time as a stamp of c.
+func (c *conn) stampNow() stamp { return c.stampOf(c.loop.now) }
+
+// time is s as a time; the zero stamp is the zero time.
+func (c *conn) time(s stamp) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return c.start.Add(time.Duration(s - 1))
+}
+
+// since is the time from s to the loop's time.
+func (c *conn) since(s stamp) time.Duration { return c.loop.now.Sub(c.start) - time.Duration(s-1) }
+
+// sub is the time from t to s; both are set.
+func (s stamp) sub(t stamp) time.Duration { return time.Duration(s - t) }
 
 // startConn takes a freshly accepted client socket of ln and starts
 // connecting it to a backend, or, when header is set, reading its PROXY
@@ -164,9 +204,8 @@ func (l *loop) startConn(ln *listener, fd int, peer netip.AddrPort, header bool)
 	fe.notePeak(fe.active.Load())
 	c.key = keyFor(peer.Addr())
 	c.admitted = fe.clients != nil && !header
-	c.lastActive = l.now
+	c.lastActive = c.stampNow()
 	c.idx, c.gen = l.alloc(c)
-	l.conns[c] = struct{}{}
 
 	if err := l.poll.Add(fd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
 		l.srv.log.Warn().Err(err).Msg("registering client socket")
@@ -208,7 +247,7 @@ func (c *conn) connectNext() {
 		c.enqueue()
 		return
 	}
-	if c.ntried <= c.fe.cfg.Retries && c.ntried < maxTries {
+	if int(c.ntried) <= c.fe.cfg.Retries && c.ntried < maxTries {
 		b := c.fe.pick(c.key, c.tried[:c.ntried])
 		if b == nil && c.ntried == 0 {
 			// The snapshot may lag a backend that just left its cap.
@@ -234,7 +273,7 @@ func (c *conn) connectNext() {
 func (c *conn) connectTo(b *backend.Backend) {
 	c.state = stateConnecting
 	c.be = b
-	c.connectStart = c.loop.now
+	c.connectStart = c.stampNow()
 	fd, _, err := sock.Connect(b.Address())
 	if err != nil {
 		if isLocalFailure(err) {
@@ -415,8 +454,8 @@ func (c *conn) onConnectEvent(ev uint32) {
 		return
 	}
 	c.results[c.ntried-1] = TryConnected
-	c.connectedAt = c.loop.now
-	c.be.ObserveConnect(c.connectedAt.Sub(c.connectStart))
+	c.connectedAt = c.stampNow()
+	c.be.ObserveConnect(c.connectedAt.sub(c.connectStart))
 	// Nagle would delay small replies; urgent data is carried inline (see
 	// half.urgent). Failures only cost latency or an urgent byte's mark.
 	_ = sock.SetNoDelay(c.bfd)
@@ -429,7 +468,7 @@ func (c *conn) onConnectEvent(ev uint32) {
 	// A server that speaks first (PostgreSQL, MySQL) may have sent its
 	// greeting already; the edge for it came with this event.
 	markReady(ev&^unix.EPOLLOUT, &c.down, &c.up)
-	c.lastActive = c.loop.now
+	c.lastActive = c.stampNow()
 	c.armIdle()
 	c.relay()
 }
@@ -481,7 +520,7 @@ func (c *conn) keepalivePending() bool {
 // activity: the inactivity limit in force, or the moment the backend socket
 // needs its keepalive settings.
 func (c *conn) armIdle() {
-	idle := c.loop.now.Sub(c.lastActive)
+	idle := c.since(c.lastActive)
 	t, _ := c.timeout()
 	d := t - idle
 	if c.keepalivePending() {
@@ -515,7 +554,7 @@ func (c *conn) onTimer() {
 		}
 		c.retry(errConnectTimeout)
 	case stateRelaying:
-		idle := c.loop.now.Sub(c.lastActive)
+		idle := c.since(c.lastActive)
 		t, cause := c.timeout()
 		if idle >= t {
 			c.end(cause)
@@ -549,7 +588,7 @@ func (c *conn) end(cause Cause) {
 	c.cause = cause
 	if c.state == stateQueued {
 		c.fe.queue.remove(c)
-		c.queueWait = c.loop.now.Sub(c.queuedAt)
+		c.queueWait = c.since(c.queuedAt)
 	}
 	c.state = stateClosed
 	l := c.loop
@@ -580,7 +619,6 @@ func (c *conn) end(cause Cause) {
 		t.release(c.client.Addr())
 	}
 	l.releaseSlot(c.idx)
-	delete(l.conns, c)
 	l.srv.connDone(c.fe)
 	if !c.queued {
 		l.recycle(c)

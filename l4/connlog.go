@@ -165,8 +165,8 @@ func (c *conn) logEnd(cause Cause) {
 	}
 	l := c.loop
 	ready := time.Duration(-1)
-	if !c.connectedAt.IsZero() {
-		ready = c.connectedAt.Sub(c.start)
+	if c.connectedAt != 0 {
+		ready = c.connectedAt.sub(1)
 	}
 	clean := cause.Clean()
 	if !p.wants(clean, ready) {
@@ -179,15 +179,15 @@ func (c *conn) logEnd(cause Cause) {
 	*r = logRecord{
 		end: l.now, start: c.start, id: c.id, frontend: c.fe.cfg.Name,
 		client: c.client, listen: c.listen, cause: cause, error: !clean || p.slow > 0 && ready > p.slow,
-		ntried: uint8(c.ntried), tried: c.tried, results: c.results,
+		ntried: c.ntried, tried: c.tried, results: c.results,
 		queue: c.queueWait, bytesIn: c.up.bytes, bytesOut: c.down.bytes,
 	}
 	switch {
 	case ready >= 0:
 		r.be = c.be
-		r.connect = c.connectedAt.Sub(c.firstTry)
-	case !c.firstTry.IsZero():
-		r.connect = l.now.Sub(c.firstTry) // trying until the end
+		r.connect = c.connectedAt.sub(c.firstTry)
+	case c.firstTry != 0:
+		r.connect = c.since(c.firstTry) // trying until the end
 	}
 	l.publishLog()
 }

@@ -687,14 +687,14 @@ func BenchmarkConnLogPush(b *testing.B) {
 	const size = 1024
 	ring := newLogRing(size)
 	var c conn
-	c.start, c.connectedAt, c.ntried, c.be = time.Now(), time.Now(), 1, be
+	c.start, c.connectedAt, c.ntried, c.be = time.Now(), 1, 1, be
 	c.tried[0], c.results[0] = be, TryConnected
 	b.ReportAllocs()
 	for b.Loop() {
 		r := ring.reserve()
 		*r = logRecord{
 			end: c.start, start: c.start, id: c.id, frontend: "pg", client: c.client, listen: c.listen,
-			cause: CauseClientFIN, ntried: uint8(c.ntried), tried: c.tried, results: c.results,
+			cause: CauseClientFIN, ntried: c.ntried, tried: c.tried, results: c.results,
 			queue: c.queueWait, bytesIn: c.up.bytes, bytesOut: c.down.bytes, be: c.be,
 		}
 		ring.publish()

@@ -161,7 +161,7 @@ func TestClientBytesBeforeResetAreDelivered(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "the proxy saw the reset", func() bool {
 		seen := true
 		s.eachLoop(func(l *loop) {
-			for x := range l.conns {
+			for x := range l.liveConns() {
 				seen = seen && x.failed != 0
 			}
 		})

@@ -119,12 +119,12 @@ const handoffPoll = 5 * time.Millisecond
 // stops the hand-over: the connections of that batch are reset.
 func (s *Server) Handoff(ctx context.Context, send func([]HandoffRecord, []int) error) (st HandoffStats) {
 	s.eachLoop(func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			c.handing = true
 		}
 	})
 	defer s.eachLoop(func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			if c.handing {
 				c.handing = false
 				st.Left++
@@ -190,7 +190,7 @@ func (l *loop) detach(max int) ([]HandoffRecord, []int, int) {
 	var recs []HandoffRecord
 	var fds []int
 	left := 0
-	for c := range l.conns {
+	for c := range l.liveConns() {
 		if !c.handing {
 			continue
 		}
@@ -235,10 +235,10 @@ func (c *conn) detach() (HandoffRecord, []int) {
 	l := c.loop
 	r := HandoffRecord{
 		V: HandoffVersion, ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client.String(),
-		Start: c.start.UnixNano(), LastActive: c.lastActive.UnixNano(),
+		Start: c.start.UnixNano(), LastActive: c.time(c.lastActive).UnixNano(),
 		BytesIn: c.up.bytes, BytesOut: c.down.bytes,
 		Listen: c.listen.String(), QueueWait: int64(c.queueWait),
-		FirstTry: unixNano(c.firstTry), Connected: unixNano(c.connectedAt),
+		FirstTry: unixNano(c.time(c.firstTry)), Connected: unixNano(c.time(c.connectedAt)),
 	}
 	fds := []int{c.cfd}
 	_ = l.poll.Delete(c.cfd)
@@ -274,7 +274,6 @@ func (c *conn) detach() (HandoffRecord, []int) {
 	}
 	c.state = stateClosed
 	l.releaseSlot(c.idx)
-	delete(l.conns, c)
 	l.srv.connDone(c.fe)
 	if !c.queued {
 		l.recycle(c)
@@ -517,14 +516,13 @@ func (l *loop) adoptConn(fe *frontend, r HandoffRecord, client netip.AddrPort, c
 	c.key = keyFor(client.Addr())
 	c.tried[0], c.results[0], c.ntried = b, TryConnected, 1
 	c.adoptLogFields(r)
-	c.lastActive = time.Unix(0, r.LastActive)
+	c.lastActive = c.stampOf(time.Unix(0, r.LastActive))
 	c.up.src, c.up.dst, c.down.src, c.down.dst = cfd, bfd, bfd, cfd
 	c.up.bytes, c.down.bytes = r.BytesIn, r.BytesOut
 	c.up.eof, c.up.shut = r.UpShut, r.UpShut
 	c.down.eof, c.down.shut = r.DownShut, r.DownShut
 	c.finFirst, c.served, c.keepalive = r.FinFirst, r.Served, r.Keepalive
 	c.idx, c.gen = l.alloc(c)
-	l.conns[c] = struct{}{}
 	c.state = stateRelaying
 	if err := l.poll.Add(cfd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
 		c.end(CauseLocalError)
@@ -553,7 +551,7 @@ func (c *conn) adoptLogFields(r HandoffRecord) {
 		c.listen = c.loop.frontendAddr(c.fe)
 	}
 	c.queueWait = time.Duration(r.QueueWait)
-	c.firstTry, c.connectedAt = fromUnixNano(r.FirstTry), fromUnixNano(r.Connected)
+	c.firstTry, c.connectedAt = c.stampOf(fromUnixNano(r.FirstTry)), c.stampOf(fromUnixNano(r.Connected))
 }
 
 // unixNano is t in unix nanoseconds, 0 for the zero time.
@@ -586,9 +584,8 @@ func (l *loop) adoptClient(fe *frontend, r HandoffRecord, client netip.AddrPort,
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
 	c.adoptLogFields(r)
 	c.key = keyFor(client.Addr())
-	c.lastActive = l.now
+	c.lastActive = c.stampNow()
 	c.idx, c.gen = l.alloc(c)
-	l.conns[c] = struct{}{}
 	if err := l.poll.Add(fd, connEvents, token(c.idx, c.gen, sideClient)); err != nil {
 		c.end(CauseLocalError)
 		return nil

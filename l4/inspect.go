@@ -115,7 +115,7 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 	total := 0
 	s.eachLoop(func(l *loop) {
 		page := connPage{after: after, limit: limit}
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			if name != "" && c.fe.cfg.Name != name {
 				continue
 			}
@@ -124,7 +124,7 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 				continue
 			}
 			info := ConnInfo{
-				ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client, Via: c.via, Started: c.start,
+				ID: c.id, Frontend: c.fe.cfg.Name, Client: c.client, Via: c.via(), Started: c.start,
 				State: c.state.String(), BytesIn: c.up.bytes, BytesOut: c.down.bytes,
 			}
 			if c.be != nil && (c.state == stateRelaying || c.state == stateClosing) {
@@ -162,7 +162,7 @@ func (s *Server) Connections(name string, after uint64, limit int) ([]ConnInfo, 
 func (s *Server) CloseConnection(id uint64) error {
 	found := false
 	s.eachLoop(func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			if c.id == id {
 				c.end(CauseAdminKill)
 				found = true
@@ -236,7 +236,7 @@ func (s *Server) CloseBackendConnections(name string, b *backend.Backend) (int, 
 	}
 	n := 0
 	s.eachLoop(func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			if c.fe.frontendShared == fe.frontendShared && c.be == b {
 				c.end(CauseBackendDown)
 				n++

@@ -32,7 +32,7 @@ func keepaliveOf(t *testing.T, s *Server) (client, backend int) {
 	t.Helper()
 	n := 0
 	onLoops(s, func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			n++
 			client, _ = unix.GetsockoptInt(c.cfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
 			backend, _ = unix.GetsockoptInt(c.bfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
@@ -66,7 +66,7 @@ func TestBackendKeepaliveArmedWhenIdle(t *testing.T) {
 		return be == 1
 	})
 	onLoops(s, func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			idle, _ := unix.GetsockoptInt(c.bfd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
 			cnt, _ := unix.GetsockoptInt(c.bfd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT)
 			if idle != 1 || cnt != 3 {

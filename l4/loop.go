@@ -3,6 +3,7 @@ package l4
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -97,13 +98,16 @@ type loop struct {
 	pipes *splice.Cache
 	now   time.Time // read once per wake-up
 
+	// slots hold every handler with fds in the poller (listeners, TCP
+	// connections, UDP flows), indexed by the epoll token; they are also
+	// the list of live connections (liveConns), which costs nothing more
+	// per connection.
 	slots []slot
 	free  []uint32 // free slot indexes
 
 	listeners []*listener
-	conns     map[*conn]struct{} // live connections, for stop and shutdown
-	connPool  freeList[conn]     // closed connections kept for reuse
-	again     []resumer          // work carried over to the next iteration
+	connPool  freeList[conn] // closed connections kept for reuse
+	again     []resumer      // work carried over to the next iteration
 
 	udp      []*udpListener             // UDP frontend sockets, with their flows
 	flowPool freeList[flow]             // closed flows kept for reuse
@@ -150,7 +154,6 @@ func newLoop(id int, s *Server) (*loop, error) {
 		wheel:  timer.New(tick, wheelSlots, now),
 		pipes:  s.pipes.NewCache(),
 		now:    now,
-		conns:  make(map[*conn]struct{}),
 		exited: make(chan struct{}),
 		cpu:    noCPU,
 	}, nil
@@ -294,6 +297,19 @@ func (l *loop) runTasks() {
 	l.spare = tasks
 }
 
+// liveConns yields the loop's live TCP connections, in slot order. One
+// that ends during the walk is not yielded after it; one that starts
+// during it may or may not be, as with a range over a map.
+func (l *loop) liveConns() iter.Seq[*conn] {
+	return func(yield func(*conn) bool) {
+		for i := 0; i < len(l.slots); i++ {
+			if c, ok := l.slots[i].h.(*conn); ok && !yield(c) {
+				return
+			}
+		}
+	}
+}
+
 // alloc reserves a slot for h and returns its index and generation.
 func (l *loop) alloc(h handler) (uint32, uint32) {
 	var idx uint32
@@ -375,7 +391,7 @@ func (l *loop) stop() {
 		return
 	}
 	l.closeListeners()
-	for c := range l.conns {
+	for c := range l.liveConns() {
 		c.end(CauseShutdown)
 	}
 	l.closeUDP()

@@ -254,9 +254,8 @@ func (c *conn) headerRefused(cause Cause, why error) {
 func (c *conn) headerRead(h *proxyproto.Header) {
 	c.loop.wheel.Stop(&c.timer)
 	if h.Addressed() {
-		c.via = c.client
+		c.proxied = &proxied{via: c.client, dst: netip.AddrPortFrom(h.Destination.Addr().Unmap(), h.Destination.Port())}
 		c.client = netip.AddrPortFrom(h.Source.Addr().Unmap(), h.Source.Port())
-		c.dst = netip.AddrPortFrom(h.Destination.Addr().Unmap(), h.Destination.Port())
 	}
 	ip := c.client.Addr()
 	if !c.fe.acl.admits(ip) {
@@ -279,7 +278,7 @@ func (c *conn) headerRead(h *proxyproto.Header) {
 		}
 	}
 	c.key = keyFor(ip)
-	c.lastActive = c.loop.now
+	c.lastActive = c.stampNow()
 	c.state = stateConnecting
 	c.connectNext()
 }
@@ -306,8 +305,10 @@ func (c *conn) loadHeader(v uint8) {
 // appendHeader appends the header of version v: the client (carried, if a
 // header brought it) and the address it connected to.
 func (c *conn) appendHeader(b []byte, v uint8) []byte {
-	dst := c.dst
-	if !dst.IsValid() {
+	var dst netip.AddrPort
+	if c.proxied != nil {
+		dst = c.proxied.dst
+	} else {
 		dst = c.localAddr()
 	}
 	if v == 1 {
@@ -321,6 +322,15 @@ func (c *conn) appendHeader(b []byte, v uint8) []byte {
 	}
 	h.Authority = ps.authority
 	return proxyproto.AppendV2(b, &h, ps.crc)
+}
+
+// via is the peer that sent the connection's PROXY header, if one carried
+// addresses.
+func (c *conn) via() netip.AddrPort {
+	if c.proxied == nil {
+		return netip.AddrPort{}
+	}
+	return c.proxied.via
 }
 
 // localAddr is the address the client connected to: its listener's, or,

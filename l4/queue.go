@@ -152,7 +152,7 @@ func (fe *frontend) handoff(w waiter, b *backend.Backend) {
 		return
 	}
 	c.loop.wheel.Stop(&c.timer)
-	c.queueWait = c.loop.now.Sub(c.queuedAt)
+	c.queueWait = c.since(c.queuedAt)
 	c.fe.queue.wait.Observe(c.queueWait)
 	c.connectTo(b)
 }
@@ -183,7 +183,7 @@ func (c *conn) enqueue() {
 	}
 	fe.queue.total.Add(1)
 	c.state = stateQueued
-	c.queuedAt = c.loop.now
+	c.queuedAt = c.stampNow()
 	c.loop.wheel.Schedule(&c.timer, fe.cfg.QueueTimeout)
 	// A slot released between the failed pick and the push woke nobody:
 	// look for one now, for whoever is at the head.

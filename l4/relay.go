@@ -164,7 +164,7 @@ func (c *conn) pump(h *half) (pumpResult, error) {
 			}
 			n, err := h.carrier.Drain(h.dst)
 			if n > 0 {
-				c.lastActive = c.loop.now
+				c.lastActive = c.stampNow()
 				if h.ours > 0 {
 					k := min(n, h.ours)
 					h.ours -= k
@@ -457,7 +457,7 @@ func (c *conn) failureCause() Cause {
 func (c *conn) closing() {
 	c.state = stateClosing
 	c.outq = -1
-	c.lastActive = c.loop.now
+	c.lastActive = c.stampNow()
 	c.lingerCheck()
 }
 
@@ -478,10 +478,10 @@ func (c *conn) lingerCheck() {
 		return
 	}
 	if c.outq < 0 || n < c.outq {
-		c.lastActive = c.loop.now
+		c.lastActive = c.stampNow()
 	}
 	c.outq = n
-	idle := c.loop.now.Sub(c.lastActive)
+	idle := c.since(c.lastActive)
 	t, _ := c.timeout()
 	if idle >= t {
 		c.end(CauseNone)

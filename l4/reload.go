@@ -506,7 +506,7 @@ func (s *Server) afterDrain(d time.Duration, f func()) {
 func (s *Server) cutConnections(name string, sh *frontendShared) {
 	var n int
 	s.eachLoop(func(l *loop) {
-		for c := range l.conns {
+		for c := range l.liveConns() {
 			if c.fe.frontendShared == sh {
 				c.end(CauseShutdown)
 				n++
