@@ -269,7 +269,7 @@ func (c *conn) detach() (HandoffRecord, []int) {
 		b.Release()
 		c.fe.slotFreed(b)
 	}
-	if t := c.fe.clients; t != nil {
+	if t := c.fe.clients; t != nil && c.admitted {
 		t.release(c.client.Addr())
 	}
 	c.state = stateClosed
@@ -512,6 +512,7 @@ func (l *loop) adoptConn(fe *frontend, r HandoffRecord, client netip.AddrPort, c
 	}
 	c := l.newConn()
 	c.fe, c.cfd, c.bfd, c.client, c.be = fe, cfd, bfd, client, b
+	c.admitted = fe.clients != nil // counted above: end releases it
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
 	c.key = keyFor(client.Addr())
 	c.tried[0], c.results[0], c.ntried = b, TryConnected, 1
@@ -580,6 +581,7 @@ func (l *loop) adoptClient(fe *frontend, r HandoffRecord, client netip.AddrPort,
 	}
 	c := l.newConn()
 	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, client
+	c.admitted = fe.clients != nil // counted above: end releases it
 	c.state = stateConnecting
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
 	c.adoptLogFields(r)

@@ -298,3 +298,55 @@ func TestHandoffConnLogLine(t *testing.T) {
 		t.Errorf("the old server logged %d lines for a connection it handed over", n)
 	}
 }
+
+// An adopted connection counts against the new server's per-client limit
+// and gives its count back when it ends: with a limit of one, the client
+// is refused while its handed connection lives and served once it closed.
+func TestHandoffReleasesPerClientCount(t *testing.T) {
+	b := startBackend(t, echo)
+	limit := func(fb *config.FrontendBuilder) { fb.MaxConnectionsPerClient(1) }
+	old := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, limit))
+	nu := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, limit))
+	nu.ReserveIDs(old.NextID() + 1000)
+	c := dialFE(t, old)
+	echoOnce(t, c, "before")
+	send, adopted := handTo(old, nu)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st := old.Handoff(ctx, send); st.TCP != 1 || adopted().TCP != 1 {
+		t.Fatalf("handed %+v, adopted %+v; want the one connection", st, adopted())
+	}
+	echoOnce(t, c, "after")
+
+	// While it lives, a second connection of the client is over the limit.
+	// The limit refuses it at accept with a reset, which may reach the
+	// client during its connect or at its first read.
+	if refused, err := net.DialTimeout("tcp", nu.Addrs("fe")[0].String(), 5*time.Second); err == nil {
+		refused.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := refused.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a second connection of the client was served while its handed one lived")
+		}
+		refused.Close()
+	}
+	waitCause(t, nu, CauseClientLimit, 1)
+
+	c.Close()
+	testutil.WaitFor(t, 5*time.Second, "the handed connection ended", func() bool { return nu.ActiveConnections() == 0 })
+	if n := nu.frontend("fe").clients.size(); n != 0 {
+		t.Errorf("the per-client table holds %d clients after every connection ended", n)
+	}
+	echoOnce(t, dialFE(t, nu), "served again")
+}
+
+// echoOnce writes msg to c and reads it back from the echo backend.
+func echoOnce(t *testing.T, c *net.TCPConn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo of %q: %q, %v", msg, buf, err)
+	}
+}
