@@ -152,10 +152,7 @@ func AddUser(path, name string, role Role, certOnly bool) (string, error) {
 	user := User{Name: name, Role: role}
 	token := ""
 	if !certOnly {
-		var err error
-		if token, user.Digest, err = NewToken(); err != nil {
-			return "", err
-		}
+		token, user.Digest = NewToken()
 		user.HasToken = true
 	}
 	err := updateUsersFile(path, func(lines []string, users *Users) ([]string, error) {
@@ -173,11 +170,8 @@ func AddUser(path, name string, role Role, certOnly bool) (string, error) {
 // RotateUser gives a user a new token, returned, and invalidates the old
 // one (once the daemon reloads).
 func RotateUser(path, name string) (string, error) {
-	token, digest, err := NewToken()
-	if err != nil {
-		return "", err
-	}
-	err = updateUsersFile(path, func(lines []string, users *Users) ([]string, error) {
+	token, digest := NewToken()
+	err := updateUsersFile(path, func(lines []string, users *Users) ([]string, error) {
 		u, ok := users.Lookup(name)
 		if !ok {
 			return nil, fmt.Errorf("user %q: %w", name, errNoUser)
