@@ -427,9 +427,6 @@ func (a *Audit) Checkpoint() AuditCheckpoint {
 	return AuditCheckpoint{Seq: a.seq, Hash: hex.EncodeToString(a.last[:]), File: a.path}
 }
 
-// Path returns the live audit file's path.
-func (a *Audit) Path() string { return a.path }
-
 // Close closes the file; Append fails afterwards.
 func (a *Audit) Close() error {
 	if a == nil {
