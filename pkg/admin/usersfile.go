@@ -35,7 +35,8 @@ func updateUsersFile(path string, edit usersEdit) error {
 		target, err = path, nil
 	}
 	if err != nil {
-		return fmt.Errorf("users file: %w", err)
+		// EvalSymlinks's errors do not all name the path.
+		return fmt.Errorf("users file %s: %w", path, err)
 	}
 	dir := filepath.Dir(target)
 	unlock, err := lockDir(dir)
