@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -345,5 +346,58 @@ func TestAuditNewKeyOnReadOnlyDirectory(t *testing.T) {
 	}
 	if got := doAs(t, h, operatorToken, "POST", statePath, `{"state":"drain"}`); got.status != http.StatusServiceUnavailable || got.body != auditRefused {
 		t.Errorf("a change after the failed key change: %d %s", got.status, got.body)
+	}
+}
+
+// TestAuditRotationOutOfInodes rotates the audit log on a file system
+// with no inode left: PATH becomes PATH.1 but no new PATH can be created.
+// The record that filled the file is kept; every later one is refused,
+// even once an inode is free, until the daemon restarts and continues the
+// chain from PATH.1.
+func TestAuditRotationOutOfInodes(t *testing.T) {
+	dir := mountTmpfs(t, "size=1m,nr_inodes=32")
+	path := filepath.Join(dir, "audit.log")
+	a, err := OpenAudit(path, auditKey, AuditOptions{MaxSize: 1 << 10, Keep: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var fillers []string
+	for i := 0; ; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("filler%d", i))
+		f, err := os.Create(p)
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("using up the inodes: %v after %d files", err, i)
+		}
+		f.Close()
+		fillers = append(fillers, p)
+	}
+	n := 0
+	for ; a.broken == nil && n < 100; n++ {
+		appendRecords(t, a, 1)
+	}
+	last := a.Checkpoint()
+	if last.Seq != uint64(n) || n < 2 {
+		t.Fatalf("checkpoint %s after %d records", last, n)
+	}
+	want := fmt.Sprintf("audit log unavailable: rotating %s: audit log: open %s: no space left on device", path, path)
+	if _, err := a.Append(AuditRecord{Action: "test"}); err == nil || err.Error() != want || !errors.Is(err, ErrAuditUnavailable) {
+		t.Errorf("a record after the failed rotation: %v\nwant: %s", err, want)
+	}
+	os.Remove(fillers[0])
+	if _, err := a.Append(AuditRecord{Action: "test"}); err == nil || err.Error() != want {
+		t.Errorf("a record once an inode is free: %v\nwant: %s", err, want)
+	}
+	a.Close()
+
+	if a, err = OpenAudit(path, auditKey, AuditOptions{MaxSize: 1 << 10, Keep: 1}); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	appendRecords(t, a, 1)
+	if sum, err := VerifyAudit(auditFiles(path, 1), [][]byte{auditKey}, &last); err != nil || sum.Last != last.Seq+1 || len(sum.Files) != 2 {
+		t.Errorf("verify after the restart: %+v, %v", sum, err)
 	}
 }
