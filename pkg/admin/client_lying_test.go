@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +23,10 @@ import (
 // healthy splicer daemon: every wrong answer becomes an error naming the
 // request and what was wrong, never a zero value taken for the truth.
 func TestClientLyingServer(t *testing.T) {
-	var answer http.HandlerFunc
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w, r) }))
+	// answer is the server's behaviour, changed between requests.
+	var answer atomic.Pointer[http.HandlerFunc]
+	setAnswer := func(f http.HandlerFunc) { answer.Store(&f) }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*answer.Load())(w, r) }))
 	defer srv.Close()
 	huge := func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte(`{"version":"`))
@@ -61,7 +64,7 @@ func TestClientLyingServer(t *testing.T) {
 		{"a body larger than any answer", huge, "the answer is larger than 1048576 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			answer = tc.answer
+			setAnswer(tc.answer)
 			c := NewClient(srv.URL)
 			c.maxAnswer = 1 << 20
 			st, err := c.Stats(context.Background())
@@ -81,7 +84,7 @@ func TestClientLyingServer(t *testing.T) {
 	// A daemon that never answers: the caller's deadline ends the wait.
 	stuck := make(chan struct{})
 	defer close(stuck)
-	answer = func(http.ResponseWriter, *http.Request) { <-stuck }
+	setAnswer(func(http.ResponseWriter, *http.Request) { <-stuck })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
