@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // usersConfig writes a config with frontends pg and cache whose
@@ -167,5 +169,44 @@ func TestUsersFileReadOnly(t *testing.T) {
 	}
 	if users, err := LoadUsers(path); err != nil || len(users.List()) != 1 {
 		t.Errorf("the users file after the refusal: %v, %v", users, err)
+	}
+}
+
+// usersFileChild names the users file TestUsersFileUnreadable's child,
+// running as nobody, is to read.
+const usersFileChild = "SPLICER_TEST_UNREADABLE_USERS"
+
+// TestUsersFileUnreadable reads and edits, as another user, a users file
+// only root may read: the daemon's load and every `splicer user` command
+// are refused naming the file, and the file is not replaced. As root, the
+// test runs itself again as nobody.
+func TestUsersFileUnreadable(t *testing.T) {
+	path := os.Getenv(usersFileChild)
+	if path == "" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to make a file that another user cannot read")
+		}
+		path = filepath.Join(shortDir(t), "users")
+		content := "alice admin " + goodDigest + "\n"
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testutil.RunAsNobody(t, "TestUsersFileUnreadable", usersFileChild+"="+path)
+		if data, _ := os.ReadFile(path); string(data) != content {
+			t.Errorf("the users file changed:\n%s", data)
+		}
+		return
+	}
+	denied := fmt.Sprintf("file %q: permission denied", path)
+	if _, err := LoadUsers(path); err == nil || err.Error() != "admin.users_file: "+denied {
+		t.Errorf("load: %v\nwant: admin.users_file: %s", err, denied)
+	}
+	if _, err := runUser(t, "list", "-file", path); err == nil || err.Error() != "admin.users_file: "+denied {
+		t.Errorf("list: %v", err)
+	}
+	for _, args := range [][]string{{"add", "-file", path, "bob", "viewer"}, {"rotate", "-file", path, "alice"}, {"remove", "-file", path, "alice"}} {
+		if _, err := runUser(t, args...); err == nil || err.Error() != "users file: "+denied {
+			t.Errorf("splicer user %v: %v\nwant: users file: %s", args, err, denied)
+		}
 	}
 }
