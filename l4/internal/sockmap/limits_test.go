@@ -99,3 +99,13 @@ func TestRemoveAfterClose(t *testing.T) {
 		t.Fatalf("Remove after Close = %v, want EBADF", err)
 	}
 }
+
+// TestLoadErrorWithoutLog: a refusal without a verifier log (the EPERM an
+// unprivileged process gets, which TestOpenUnprivileged sees in a child
+// process) names the errno alone and wraps it.
+func TestLoadErrorWithoutLog(t *testing.T) {
+	err := error(&LoadError{Errno: unix.EPERM})
+	if err.Error() != "loading the sk_skb verdict program: operation not permitted" || !errors.Is(err, unix.EPERM) {
+		t.Fatalf("LoadError = %q", err)
+	}
+}
