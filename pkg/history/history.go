@@ -235,7 +235,7 @@ func (r *Recorder) History(frontend string, seconds int) (stats.History, bool) {
 			continue
 		}
 		if len(h.Frontends) == 0 {
-			continue // cannot happen: a frontend comes before its backends
+			continue // a backend read before any frontend, against Record's contract
 		}
 		fe := &h.Frontends[len(h.Frontends)-1]
 		fe.Backends = append(fe.Backends, stats.BackendHistory{Name: k.Backend, Series: r.export(s, from, to, stats.BackendErrorKinds())})
