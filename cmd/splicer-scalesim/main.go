@@ -463,6 +463,26 @@ func (s *sim) measure(ctx context.Context) (string, error) {
 	if err := s.converge(ctx, "maglev", allBackends()); err != nil {
 		return "", err
 	}
+	back, err := s.direct()
+	if err != nil {
+		return "", err
+	}
+	agreedBack := agreement(back)
+	// Rendezvous filling makes the table a function of the set alone: with
+	// the backend back, every client is where it was before the removal.
+	returned, strayed, unchanged := 0, 0, 0
+	for i := range back[0] {
+		switch b := back[0][i].backend; {
+		case b == after[0][i].backend:
+		case b == backendName(gone):
+			returned++
+		default:
+			strayed++
+		}
+		if back[0][i].backend == before[0][i].backend {
+			unchanged++
+		}
+	}
 
 	var ws []withdrawal
 	for _, strategy := range []string{"maglev", "roundrobin"} {
@@ -490,7 +510,11 @@ func (s *sim) measure(ctx context.Context) (string, error) {
 	fmt.Fprintf(&r, "| agreement after the removal | %d of %d (%s) |\n", agreedAfter, n, pct(agreedAfter, n))
 	fmt.Fprintf(&r, "| clients moved by the removal | %d of %d (%s; ideal 10%%) |\n", moved, n, pct(moved, n))
 	fmt.Fprintf(&r, "| of which the removed backend's | %d of its %d (%s) |\n", movedGone, onGone, pct(movedGone, onGone))
-	fmt.Fprintf(&r, "| of which other backends' clients | %d (%s of all) |\n\n", moved-movedGone, pct(moved-movedGone, n))
+	fmt.Fprintf(&r, "| of which other backends' clients | %d (%s of all; ideal 0) |\n", moved-movedGone, pct(moved-movedGone, n))
+	fmt.Fprintf(&r, "| the backend back in DNS: agreement | %d of %d (%s) |\n", agreedBack, n, pct(agreedBack, n))
+	fmt.Fprintf(&r, "| clients moved by its return: to it | %d (ideal its %d) |\n", returned, onGone)
+	fmt.Fprintf(&r, "| clients moved by its return: elsewhere | %d (ideal 0) |\n", strayed)
+	fmt.Fprintf(&r, "| clients on the same backend as before the removal | %d of %d (%s; ideal 100%%) |\n\n", unchanged, n, pct(unchanged, n))
 
 	fmt.Fprintf(&r, "lb3 taken out of the multipath route while %d clients (other ones each time) hold a connection through the virtual IP:\n\n", s.o.held)
 	fmt.Fprintf(&r, "| strategy | route | held on lb3 | lb3's broken | others' broken | reconnected to the same backend |\n|---|---|---|---|---|---|\n")
