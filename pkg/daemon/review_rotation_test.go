@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/splicerlb/splicer/pkg/admin"
 	"github.com/splicerlb/splicer/pkg/config"
@@ -152,5 +155,36 @@ func TestUsersChangeByAPIReload(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestStartRefusesFIFOUsersFile names a FIFO as the users file: New fails
+// at once naming the setting, instead of waiting forever in open(2) for a
+// writer, and the admin port never comes up.
+func TestStartRefusesFIFOUsersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.New().AdminListen("127.0.0.1:0").AdminUsersFile(path).
+		Frontend("t").Listen("127.0.0.1:0").Backend("127.0.0.1:1", 1).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		d, err := New(cfg, zerolog.Nop(), Options{})
+		if err == nil {
+			d.srv.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if want := `admin.users_file: file "` + path + `": not a regular file (p---------)`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New: %v, want an error containing %s", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("New still blocked on the FIFO after 10 s")
 	}
 }
