@@ -57,6 +57,7 @@ type SecretProblem struct {
 	Err     error
 }
 
+// Error returns Err's message, which names the setting already.
 func (p *SecretProblem) Error() string { return p.Err.Error() }
 
 // Unwrap returns Err.
