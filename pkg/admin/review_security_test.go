@@ -15,9 +15,9 @@ import (
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
-// login posts token to the session API of h and returns the session
+// loginSession posts token to the session API of h and returns the session
 // cookie's value and the CSRF token the answer carries.
-func login(t *testing.T, h http.Handler, token string) (cookie, csrf string) {
+func loginSession(t *testing.T, h http.Handler, token string) (cookie, csrf string) {
 	t.Helper()
 	got := doAs(t, h, "", "POST", sessionPath, `{"token":"`+token+`"}`)
 	if got.status != http.StatusOK {
@@ -48,8 +48,8 @@ func TestSessionChangeNeedsCSRFToken(t *testing.T) {
 	src := newFakeSource()
 	sec, auditPath := newAuditedSecurity(t, AuditOptions{})
 	h := newTestServer(src, Options{Security: sec}).Handler()
-	cookie, csrf := login(t, h, operatorToken)
-	_, otherCSRF := login(t, h, adminToken)
+	cookie, csrf := loginSession(t, h, operatorToken)
+	_, otherCSRF := loginSession(t, h, adminToken)
 	if otherCSRF == csrf {
 		t.Fatal("two sessions share a CSRF token")
 	}
