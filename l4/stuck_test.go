@@ -37,10 +37,7 @@ func TestHandoffLeavesAConnectionThatCannotEmpty(t *testing.T) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	// The client reads nothing: the kernel buffers fill, and the rest
 	// waits in the connection's carrier.
-	testutil.WaitFor(t, 5*time.Second, "bytes relayed to the client", func() bool {
-		list, _ := old.Connections("fe", 0, 10)
-		return len(list) == 1 && list[0].BytesOut > 0
-	})
+	waitBlocked(t, old)
 	send, adopted := handTo(old, nu)
 	const deadline = 300 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -143,4 +140,23 @@ func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
 		return err
 	}
 	return serr
+}
+
+// waitBlocked waits until the one connection of s holds bytes for a client
+// that does not read: its backend-to-client carrier holds bytes and the
+// client's socket refused more (EAGAIN). It stays so until the client
+// reads.
+func waitBlocked(t *testing.T, s *Server) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, "bytes held for a client that does not read", func() bool {
+		blocked := false
+		onLoops(s, func(l *loop) {
+			for c := range l.conns {
+				if c.state == stateRelaying && !c.down.empty() && !c.down.dstReady {
+					blocked = true
+				}
+			}
+		})
+		return blocked
+	})
 }
