@@ -248,9 +248,12 @@ func TestReloadNewPerClientTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCause(t, s, CauseClientLimit, 1)
-	if fc, _ := s.Counters("fe"); fc.Active != 3 {
-		t.Errorf("%d connections, want 3: the one from before and two under the new table", fc.Active)
-	}
+	// The refused client's reservation is returned just after its end is
+	// counted.
+	testutil.WaitFor(t, 5*time.Second, "3 connections: the one from before and two under the new table", func() bool {
+		fc, _ := s.Counters("fe")
+		return fc.Active == 3
+	})
 }
 
 // An address a reload removed drains its UDP flows; a second reload while
