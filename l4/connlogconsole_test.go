@@ -204,3 +204,37 @@ func TestConnLogConsoleFlowLine(t *testing.T) {
 		t.Errorf("JSON string %s", got)
 	}
 }
+
+// Stopping the server waits for the connection log's writer to write what
+// is left, but not past writerStopWait when the destination blocks: the
+// lines still held are lost, and the daemon log says so.
+func TestConnLogStopBoundedWhenTheDestinationBlocks(t *testing.T) {
+	b := startBackend(t, echo)
+	s, log := startLogged(t, testConfig(t, []netip.AddrPort{b.addr}, nil))
+	w := &gatedWriter{}
+	s.SetLogOutput(LogOutput{W: w})
+	w.gate.Lock()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			w.gate.Unlock()
+		}
+	}
+	t.Cleanup(release)
+	if err := dialAndClose(s.Addrs("fe")[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the connection ended", func() bool { return s.ActiveConnections() == 0 })
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < writerStopWait || el > 2*writerStopWait {
+		t.Errorf("Close took %v with the destination blocked; want %v, up to twice that", el, writerStopWait)
+	}
+	release()
+	if !strings.Contains(log.String(), "connection log: the destination blocks; lines still held are lost") {
+		t.Errorf("no warning in the daemon log:\n%s", log.String())
+	}
+}

@@ -234,8 +234,12 @@ func TestAdoptRefusesMisalignedFDs(t *testing.T) {
 	dialFE(t, s2)
 	testutil.WaitFor(t, 5*time.Second, "the client relaying", func() bool { return s2.ActiveConnections() == 1 })
 	be2 := s2.Backends("fe")[0]
-	checkRefusals(t, s2, log2, []refusalCase{{"global cap", HandoffRecord{Kind: HandoffTCP, Frontend: "fe", Client: "127.0.0.1:40000",
-		Backend: be2.Name(), BackendAddr: be2.Address().String(), FDs: 2}, "global max_connections is reached, or the server is stopping"}})
+	const full = "global max_connections is reached, or the server is stopping"
+	checkRefusals(t, s2, log2, []refusalCase{
+		{"global cap", HandoffRecord{Kind: HandoffTCP, Frontend: "fe", Client: "127.0.0.1:40000",
+			Backend: be2.Name(), BackendAddr: be2.Address().String(), FDs: 2}, full},
+		{"global cap, client", HandoffRecord{Kind: HandoffClient, Frontend: "fe", Client: "127.0.0.1:40000", FDs: 1}, full},
+	})
 }
 
 // A server not started, or stopped, refuses every record: no loop would

@@ -160,3 +160,41 @@ func waitBlocked(t *testing.T, s *Server) {
 		return blocked
 	})
 }
+
+// A closing connection whose survivor fails too (the client, which never
+// read, resets) ends at once, under the cause of the first failure: it
+// does not wait for the idle timeout.
+func TestClosingEndsWhenTheSurvivorFails(t *testing.T) {
+	const idle = 30 * time.Second
+	reset := make(chan struct{})
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		c.Write(randomBlock(256<<10, 4))
+		waitAcked(c.(*net.TCPConn))
+		c.(*net.TCPConn).SetLinger(0)
+		close(reset)
+	})
+	s := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, func(fb *config.FrontendBuilder) { fb.IdleTimeout(idle) }))
+	d := net.Dialer{Timeout: 5 * time.Second, Control: smallReceiveBuffer}
+	nc, err := d.Dial("tcp", s.Addrs("fe")[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nc.(*net.TCPConn)
+	select {
+	case <-reset:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never reset")
+	}
+	testutil.WaitFor(t, 5*time.Second, "the connection closing", func() bool {
+		list, _ := s.Connections("fe", 0, 10)
+		return len(list) == 1 && list[0].State == "closing"
+	})
+	c.SetLinger(0)
+	c.Close()
+	start := time.Now()
+	waitCause(t, s, CauseBackendReset, 1)
+	if el := time.Since(start); el >= idle/2 {
+		t.Errorf("ended %v after the survivor's reset", el)
+	}
+}
