@@ -3,6 +3,7 @@ package l4
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -134,5 +135,30 @@ func TestReloadRestoresADrainingAddress(t *testing.T) {
 	}
 	if got := s.Addrs("dns"); len(got) != 2 || got[1] != addrs[1] {
 		t.Errorf("addresses %v, want %v", got, addrs)
+	}
+}
+
+// Probe names the loops that do not answer in time (one Stall holds up),
+// and answers nil again once they run.
+func TestProbeNamesAStuckLoop(t *testing.T) {
+	b := startBackend(t, echo)
+	s := startServer(t, testConfig(t, []netip.AddrPort{b.addr}, nil))
+	const stall = 2 * time.Second
+	if err := s.Stall(1, stall); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	// Loop 0 answers, unless the machine is so loaded that it did not
+	// run within the 200 ms either.
+	err := s.Probe(ctx)
+	if msg := fmt.Sprint(err); !errors.Is(err, context.DeadlineExceeded) ||
+		msg != "event loops [1] have not answered: context deadline exceeded" && msg != "event loops [0 1] have not answered: context deadline exceeded" {
+		t.Errorf("Probe during the stall: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if err := s.Probe(ctx2); err != nil {
+		t.Errorf("Probe after the stall: %v", err)
 	}
 }
