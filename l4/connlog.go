@@ -229,12 +229,18 @@ func (l *loop) logRefusedHandover(r HandoffRecord) {
 			listen = netip.AddrPortFrom(local, listen.Port())
 		}
 	}
+	start := fromUnixNano(r.Start)
+	if start.IsZero() {
+		// A record without its start (one of a version this process
+		// cannot read): a duration of 0, not one from the epoch.
+		start = l.now
+	}
 	rec := l.logSlot()
 	if rec == nil {
 		return
 	}
 	*rec = logRecord{
-		end: l.now, start: fromUnixNano(r.Start), id: r.ID, frontend: fe.cfg.Name,
+		end: l.now, start: start, id: r.ID, frontend: fe.cfg.Name,
 		client: client, listen: listen, cause: CauseHandoverRefused, error: true,
 		udp: r.Kind == HandoffUDP, queue: time.Duration(r.QueueWait),
 		bytesIn: r.BytesIn, bytesOut: r.BytesOut, dgramsIn: r.Requests, dgramsOut: r.Replies,

@@ -557,6 +557,14 @@ func (l *loop) adoptConn(fe *frontend, r HandoffRecord, client netip.AddrPort, c
 	c.key = keyFor(client.Addr())
 	c.tried[0], c.results[0], c.ntried = b, TryConnected, 1
 	c.adoptLogFields(r)
+	if c.connectedAt == 0 {
+		// A record of an older process: connected, at a time it did
+		// not say. The line names the backend, with no connect time.
+		c.connectedAt = c.stampOf(c.start)
+		if c.firstTry == 0 {
+			c.firstTry = c.connectedAt
+		}
+	}
 	c.lastActive = c.stampOf(time.Unix(0, r.LastActive))
 	c.up.src, c.up.dst, c.down.src, c.down.dst = cfd, bfd, bfd, cfd
 	c.up.bytes, c.down.bytes = r.BytesIn, r.BytesOut

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/splicerlb/splicer/pkg/backend"
+	"github.com/splicerlb/splicer/pkg/balance"
 	"github.com/splicerlb/splicer/pkg/config"
 )
 
@@ -222,6 +223,11 @@ func nextGeneration(prev *frontend, fc *config.Frontend) (*generation, error) {
 	g := &generation{old: prev, gen: gen, merge: merge}
 	g.newSet = len(merge.Added)+len(merge.Removed) > 0 || fc.Strategy != prev.cfg.Strategy ||
 		fc.MaglevTableSize != prev.cfg.MaglevTableSize || fc.SlowStart != prev.cfg.SlowStart
+	if g.newSet {
+		if err := checkSetInputs(fc); err != nil {
+			return nil, err
+		}
+	}
 	gen.backends, gen.specs = merge.Backends, merge.Specs
 	gen.send = newProxySend(fc, gen.backends)
 	if !g.newSet {
@@ -230,6 +236,19 @@ func nextGeneration(prev *frontend, fc *config.Frontend) (*generation, error) {
 		gen.set, gen.strategy, gen.peers = prev.set, prev.strategy, prev.peers
 	}
 	return g, nil
+}
+
+// checkSetInputs refuses, in Prepare, what buildSet would refuse in
+// Commit, which cannot fail: a strategy or slow start the loader would
+// have refused, in a config built by hand.
+func checkSetInputs(fc *config.Frontend) error {
+	if _, err := balance.New(fc.Strategy, balance.Options{MaglevTableSize: fc.MaglevTableSize}); err != nil {
+		return err
+	}
+	if fc.SlowStart < 0 {
+		return fmt.Errorf("negative slow start %v: %w", fc.SlowStart, backend.ErrInvalid)
+	}
+	return nil
 }
 
 // listen finds or opens the sockets of every address of fe, generation of
