@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -82,20 +83,17 @@ func (s *sentSignals) String() string {
 
 // newDaemonScript is a successor running a real new daemon for cfg: it
 // takes the hand-over, then New and Run as `splicer run` does, until the
-// old process stops it or the test ends. The daemon is sent on started.
+// old process stops it or the test ends. The daemon is sent on started;
+// a start that fails is reported over the handshake.
 func newDaemonScript(t *testing.T, cfg *config.Config, logs io.Writer, started chan<- *Daemon) successorRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan struct{})
-	var runErr error
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-ended:
 		case <-time.After(20 * time.Second):
 			t.Error("the new daemon did not stop")
-		}
-		if runErr != nil {
-			t.Errorf("the new daemon's Run: %v", runErr)
 		}
 	})
 	return func(fd int, stop <-chan struct{}) error {
@@ -119,9 +117,6 @@ func newDaemonScript(t *testing.T, cfg *config.Config, logs io.Writer, started c
 		}
 		started <- d
 		err = d.Run(ctx)
-		if err != nil && !d.isHandedOver() && !errors.Is(err, context.Canceled) {
-			runErr = err
-		}
 		<-ctx.Done()
 		return err
 	}
@@ -286,4 +281,164 @@ func TestUpgradeHandsOverInProcess(t *testing.T) {
 	if !strings.Contains(newLogs.String(), `"message":"upgrade: took over from the old process"`) {
 		t.Errorf("the new daemon's log:\n%s", newLogs.String())
 	}
+}
+
+// TestUpgradeRefusals tries upgrades whose new process cannot take over:
+// each fails with the exact reason, the new process is stopped (or has
+// exited), and the old daemon serves on, its held connection and new ones
+// alike, and upgrades afterwards.
+func TestUpgradeRefusals(t *testing.T) {
+	dir := t.TempDir()
+	back := startDemo(t)
+	adminAddr, front := freeTCP(t), freeTCP(t)
+	cfg := upgradeConfig(t, dir, adminAddr, front, back.Addr().String())
+	var logs testutil.SyncBuffer
+	old, _ := startOld(t, cfg, &logs)
+	held := hold(t, netip.MustParseAddrPort(front))
+	exit3 := exec.Command("/bin/sh", "-c", "exit 3").Run()
+	taken := filepath.Join(dir, "taken")
+	if err := os.WriteFile(taken, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badSocket, err := config.New().RuntimeDir(dir).AdminListen(adminAddr).AdminSocket(taken).
+		Frontend("t").Listen(front).Backend(back.Addr().String(), 1).HealthCheck("none").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		timeout time.Duration // of the upgrade's context; 0: none
+		script  successorRun
+		want    string // the error, exactly
+		signals string // what the old process sent
+	}{{
+		// The handshake speaks another version: the old process says so
+		// and stops it.
+		name: "wrong version",
+		script: func(fd int, stop <-chan struct{}) error {
+			defer unix.Close(fd)
+			if err := sendMsg(fd, handoverMsg{Type: "hello", Version: handoverVersion + 1, PID: fakePID}, nil); err != nil {
+				return err
+			}
+			m, fds, err := recvMsg(fd, 5*time.Second)
+			closeAll(fds)
+			if err != nil || m.Type != "error" || m.Error != "unsupported handshake" {
+				return fmt.Errorf("the old process answered %+v, %v", m, err)
+			}
+			<-stop
+			return nil
+		},
+		want:    `the new binary speaks upgrade handshake version 2 ("hello"), this one 1; new process (pid 424242) stopped`,
+		signals: "[terminated]",
+	}, {
+		// It takes the sockets, then hangs: the upgrade's deadline stops it.
+		name:    "never ready",
+		timeout: 300 * time.Millisecond,
+		script: func(fd int, stop <-chan struct{}) error {
+			h, err := handoverOn(fd, os.Getpid())
+			if err != nil {
+				return err
+			}
+			defer h.close()
+			<-stop
+			return nil
+		},
+		want:    "upgrade handshake: no answer within ",
+		signals: "[terminated]",
+	}, {
+		// It exits before saying anything: the old process says how it
+		// ended.
+		name: "exits",
+		script: func(fd int, stop <-chan struct{}) error {
+			unix.Close(fd)
+			return exit3
+		},
+		want:    "upgrade handshake: the other process closed the connection; new process (pid 424242) exit status 3",
+		signals: "[]",
+	}, {
+		// It cannot start: its admin socket's path is a file. It reports
+		// the error over the handshake, as `splicer run` does.
+		name:    "new daemon fails",
+		script:  newDaemonScript(t, badSocket, io.Discard, make(chan *Daemon, 1)),
+		want:    "the new process could not start: admin socket " + taken + ": exists and is not a socket; new process (pid 424242) stopped",
+		signals: "[terminated]",
+	}, {
+		// It answers out of turn.
+		name: "not ready",
+		script: func(fd int, stop <-chan struct{}) error {
+			h, err := handoverOn(fd, os.Getpid())
+			if err != nil {
+				return err
+			}
+			defer h.close()
+			if err := sendMsg(fd, handoverMsg{Type: "adopted"}, nil); err != nil {
+				return err
+			}
+			<-stop
+			return nil
+		},
+		want:    `upgrade handshake: "adopted" where ready was expected; new process (pid 424242) stopped`,
+		signals: "[terminated]",
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := fakeSuccessor(t, tc.script)
+			ctx := context.Background()
+			if tc.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+				defer cancel()
+			}
+			start := time.Now()
+			out := old.Upgrade(ctx)
+			took := time.Since(start)
+			switch {
+			case out.OK || out.Err == nil:
+				t.Fatalf("upgrade succeeded: %+v", out)
+			case tc.timeout > 0 && (!strings.HasPrefix(out.Err.Error(), tc.want) ||
+				!strings.HasSuffix(out.Err.Error(), "; new process (pid 424242) stopped")):
+				t.Errorf("error %q, want %q...", out.Err, tc.want)
+			case tc.timeout == 0 && out.Err.Error() != tc.want:
+				t.Errorf("error %q\nwant  %q", out.Err, tc.want)
+			}
+			if tc.timeout > 0 && (took < tc.timeout || took > 2*tc.timeout+5*time.Second) {
+				t.Errorf("the upgrade gave up after %v, want %v", took, tc.timeout)
+			}
+			if out.NewPID != fakePID || out.OldPID != os.Getpid() {
+				t.Errorf("pids %+v", out)
+			}
+			if s := sent.String(); s != tc.signals {
+				t.Errorf("signals sent %s, want %s", s, tc.signals)
+			}
+			// The old daemon serves on: the held connection, new ones, the
+			// admin port; it still holds its locks and is not handed over.
+			if err := held.echo(); err != nil {
+				t.Errorf("the held connection: %v", err)
+			}
+			if g := greeting(t, front); !strings.HasPrefix(g, "hello from demo backend") {
+				t.Errorf("a new connection got %q", g)
+			}
+			if code, body := httpGet(t, "http://"+adminAddr+"/readyz"); code != http.StatusOK || body != "ready\n" {
+				t.Errorf("readyz: %d %q", code, body)
+			}
+			if old.isHandedOver() || !old.serving.Load() {
+				t.Error("the old daemon stopped serving")
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), `"message":"upgrade failed: this process serves on"`) {
+		t.Errorf("the old daemon's log:\n%s", logs.String())
+	}
+
+	// After all that, an upgrade that works.
+	started := make(chan *Daemon, 1)
+	fakeSuccessor(t, newDaemonScript(t, cfg, io.Discard, started))
+	if out := old.Upgrade(context.Background()); !out.OK {
+		t.Fatalf("upgrade after the failures: %+v", out)
+	}
+	if err := held.echo(); err != nil {
+		t.Errorf("the held connection after the upgrade: %v", err)
+	}
+	held.c.Close() // the new daemon's shutdown has nothing to wait for
 }
