@@ -124,7 +124,7 @@ func newDaemonScript(t *testing.T, cfg *config.Config, logs io.Writer, started c
 
 // startOld runs the old daemon for cfg, able to upgrade; done receives
 // Run's error.
-func startOld(t *testing.T, cfg *config.Config, logs io.Writer) (*Daemon, <-chan error) {
+func runLogged(t *testing.T, cfg *config.Config, logs io.Writer) (*Daemon, <-chan error) {
 	t.Helper()
 	d, err := New(cfg, zerolog.New(logs), Options{Args: []string{"splicer", "run", "-c", "test.toml"}})
 	if err != nil {
@@ -188,7 +188,7 @@ func TestUpgradeHandsOverInProcess(t *testing.T) {
 	var oldLogs, newLogs testutil.SyncBuffer
 	started := make(chan *Daemon, 1)
 	sent := fakeSuccessor(t, newDaemonScript(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), &newLogs, started))
-	old, oldDone := startOld(t, cfg, &oldLogs)
+	old, oldDone := runLogged(t, cfg, &oldLogs)
 
 	held := hold(t, netip.MustParseAddrPort(front))
 	if err := held.echo(); err != nil {
@@ -293,7 +293,7 @@ func TestUpgradeRefusals(t *testing.T) {
 	adminAddr, front := freeTCP(t), freeTCP(t)
 	cfg := upgradeConfig(t, dir, adminAddr, front, back.Addr().String())
 	var logs testutil.SyncBuffer
-	old, _ := startOld(t, cfg, &logs)
+	old, _ := runLogged(t, cfg, &logs)
 	held := hold(t, netip.MustParseAddrPort(front))
 	exit3 := exec.Command("/bin/sh", "-c", "exit 3").Run()
 	taken := filepath.Join(dir, "taken")
