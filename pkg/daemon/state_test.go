@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,21 +137,7 @@ func TestStateFileOnAFailingFileSystem(t *testing.T) {
 	if err != nil || !strings.Contains(string(good), `"state": "drain"`) {
 		t.Fatalf("state file %q, %v", good, err)
 	}
-	// Fill the file system.
-	filler, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := filler.Write(make([]byte, 4096)); err != nil {
-			if !errors.Is(err, unix.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	filler.Close()
-
+	fillUp(t, filepath.Join(dir, "filler"))
 	check := func(what, wantErr string) {
 		t.Helper()
 		if now, err := os.ReadFile(path); err != nil || string(now) != string(good) {
