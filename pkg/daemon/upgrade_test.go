@@ -442,3 +442,57 @@ func TestUpgradeRefusals(t *testing.T) {
 	}
 	held.c.Close() // the new daemon's shutdown has nothing to wait for
 }
+
+// TestUpgradeChild is the new process of TestUpgradeExecsTheBinary: this
+// test binary, started by execSuccessor. It checks the environment it was
+// given and exits 3 without a word, as a broken build would; 4 when the
+// environment is wrong. Run directly, it does nothing.
+func TestUpgradeChild(t *testing.T) {
+	if os.Getenv(handoverEnv) == "" {
+		t.Skip("the new process of TestUpgradeExecsTheBinary")
+	}
+	if os.Getenv(handoverEnv) != "3" || os.Getenv("WATCHDOG_PID") != "" || os.Getenv("SPLICER_TEST_KEPT") != "yes" {
+		os.Exit(4)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(3, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		os.Exit(4)
+	}
+	os.Exit(3)
+}
+
+// TestUpgradeExecsTheBinary upgrades to the binary at this process's path
+// (this test binary, running TestUpgradeChild) with the handshake socket
+// as fd 3, SPLICER_UPGRADE_FD naming it, WATCHDOG_PID dropped and the rest
+// of the environment kept; the child exits at once: the upgrade fails
+// saying how, and the daemon serves on.
+func TestUpgradeExecsTheBinary(t *testing.T) {
+	t.Setenv("WATCHDOG_PID", "1")
+	t.Setenv("SPLICER_TEST_KEPT", "yes")
+	back := startDemo(t)
+	cfg, err := config.New().RuntimeDir(t.TempDir()).StateFile("").AdminListen("").
+		Frontend("t").Listen("127.0.0.1:0").Backend(back.Addr().String(), 1).HealthCheck("none").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, zerolog.Nop(), Options{Args: []string{"splicer", "-test.run=^TestUpgradeChild$"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testutil.WaitFor(t, 5*time.Second, "the daemon serving", d.serving.Load)
+	out := d.Upgrade(context.Background())
+	want := fmt.Sprintf("upgrade handshake: the other process closed the connection; new process (pid %d) exit status 3", out.NewPID)
+	if out.OK || out.NewPID <= 0 || out.NewPID == os.Getpid() || out.Err == nil || out.Err.Error() != want {
+		t.Fatalf("upgrade: %+v\nwant the error %q", out, want)
+	}
+	if g := greeting(t, frontAddr(t, d)); !strings.HasPrefix(g, "hello from demo backend") {
+		t.Errorf("after the failed upgrade: %q", g)
+	}
+}
