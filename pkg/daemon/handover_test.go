@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/splicerlb/splicer/l4"
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
@@ -224,5 +225,53 @@ func TestNewDaemonWithoutConfirmation(t *testing.T) {
 				t.Errorf("log lacks %s:\n%s", want, logs.String())
 			}
 		})
+	}
+}
+
+// TestHandoverOldProcessGone: the old process closes the handshake at each
+// point the new one writes: before the hello, before "ready", before
+// "adopted". The new one fails with a broken pipe each time; what it
+// adopted before is still counted.
+func TestHandoverOldProcessGone(t *testing.T) {
+	const broken = "upgrade handshake: sendmsg: broken pipe"
+	old, theirs := handshakePair(t)
+	unix.Close(old)
+	if h, err := handoverOn(theirs, os.Getpid()); h != nil || err == nil || err.Error() != broken {
+		t.Errorf("hello to a gone process: %v, %v", h, err)
+	}
+
+	handed := func(t *testing.T) (int, *Handover) {
+		t.Helper()
+		old, theirs := handshakePair(t)
+		go func() {
+			expectMsg(t, old, "hello")
+			sendMsg(old, handoverMsg{Type: "sockets", Version: handoverVersion}, nil)
+		}()
+		h, err := handoverOn(theirs, os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return old, h
+	}
+	adopt := func(recs []l4.HandoffRecord, fds []int) l4.HandoffStats {
+		closeAll(fds)
+		return l4.HandoffStats{TCP: len(recs)}
+	}
+
+	old, h := handed(t)
+	unix.Shutdown(old, unix.SHUT_RDWR)
+	if st, err := h.ready(adopt); err == nil || err.Error() != broken || st != (l4.HandoffStats{}) {
+		t.Errorf("ready to a gone process: %+v, %v", st, err)
+	}
+
+	old, h = handed(t)
+	go func() {
+		expectMsg(t, old, "ready")
+		sendMsg(old, handoverMsg{Type: "conns", Conns: make([]l4.HandoffRecord, 2), More: true}, nil)
+		sendMsg(old, handoverMsg{Type: "conns", Conns: make([]l4.HandoffRecord, 1)}, nil)
+		unix.Shutdown(old, unix.SHUT_RDWR)
+	}()
+	if st, err := h.ready(adopt); err == nil || err.Error() != broken || st != (l4.HandoffStats{TCP: 3}) {
+		t.Errorf("adopted, to a gone process: %+v, %v", st, err)
 	}
 }

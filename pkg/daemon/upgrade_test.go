@@ -496,3 +496,75 @@ func TestUpgradeExecsTheBinary(t *testing.T) {
 		t.Errorf("after the failed upgrade: %q", g)
 	}
 }
+
+// TestUpgradeMovesTheAdminPort upgrades to a config whose admin port is
+// elsewhere: the new daemon closes the admin socket it was handed and
+// binds its own; once the old one is gone the old address refuses.
+func TestUpgradeMovesTheAdminPort(t *testing.T) {
+	dir := t.TempDir()
+	back := startDemo(t)
+	adminAddr, moved, front := freeTCP(t), freeTCP(t), freeTCP(t)
+	started := make(chan *Daemon, 1)
+	fakeSuccessor(t, newDaemonScript(t, upgradeConfig(t, dir, moved, front, back.Addr().String()), io.Discard, started))
+	old, oldDone := runLogged(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), io.Discard)
+	if out := old.Upgrade(context.Background()); !out.OK {
+		t.Fatalf("upgrade: %+v", out)
+	}
+	nd := <-started
+	if err := <-oldDone; err != nil {
+		t.Errorf("the old daemon: %v", err)
+	}
+	if code, body := httpGet(t, "http://"+moved+"/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Errorf("the moved admin port: %d %q", code, body)
+	}
+	if !refused(adminAddr) {
+		t.Errorf("the old admin address %s still listens", adminAddr)
+	}
+	if nd.config().Admin.Listen != moved {
+		t.Errorf("the new daemon's admin.listen %q", nd.config().Admin.Listen)
+	}
+}
+
+// TestUpgradeSuccessorDiesAfterReady: the new process says ready, then
+// dies before taking the connections. The upgrade is done (the listening
+// sockets are the new process's, which the service manager restarts), the
+// connection whose hand-over failed is counted lost, and the old process
+// logs how its successor ended.
+func TestUpgradeSuccessorDiesAfterReady(t *testing.T) {
+	dir := t.TempDir()
+	back := startDemo(t)
+	adminAddr, front := freeTCP(t), freeTCP(t)
+	var logs testutil.SyncBuffer
+	fakeSuccessor(t, func(fd int, stop <-chan struct{}) error {
+		h, err := handoverOn(fd, os.Getpid())
+		if err != nil {
+			return err
+		}
+		sendMsg(fd, handoverMsg{Type: "ready", PID: fakePID}, nil)
+		h.close()
+		return errors.New("signal: killed")
+	})
+	old, oldDone := runLogged(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), &logs)
+	held := hold(t, netip.MustParseAddrPort(front))
+	if out := old.Upgrade(context.Background()); !out.OK || out.NewPID != fakePID {
+		t.Fatalf("upgrade: %+v", out)
+	}
+	select {
+	case err := <-oldDone:
+		if err != nil {
+			t.Errorf("the old daemon: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the old daemon still runs")
+	}
+	if want := `"lost":1,"left_to_drain":0`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs.String())
+	}
+	// Reaped in the background.
+	testutil.WaitFor(t, 5*time.Second, "the successor's end logged", func() bool {
+		return strings.Contains(logs.String(), `"error":"signal: killed","pid":424242,"message":"the upgraded process exited"`)
+	})
+	if err := held.echo(); err == nil {
+		t.Error("the lost connection still carries bytes")
+	}
+}
