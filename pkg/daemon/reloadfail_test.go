@@ -184,6 +184,10 @@ func TestReloadMovesAdminAndConnectionLog(t *testing.T) {
 	d := runWith(t, build(adminAddr, filepath.Join(dir, "old.log")), Options{Load: next.load})
 	front := frontAddr(t, d)
 	greeting(t, front)
+	testutil.WaitFor(t, 5*time.Second, "the first connection in the old log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "old.log"))
+		return strings.Contains(string(b), `"message":"connection closed"`)
+	})
 	next.set(build("", filepath.Join(dir, "new.log")))
 	if out := d.Reload(context.Background()); !out.OK {
 		t.Fatalf("reload: %+v", out.Problems)
