@@ -113,9 +113,7 @@ func TestHandoverRefusesWhatItCannotUse(t *testing.T) {
 				}
 			}
 			// The handshake socket and every fd received are closed.
-			if after := testutil.OpenFDs(t); after != before-1 {
-				t.Errorf("%d fds open after, %d before (with the handshake's)", after, before)
-			}
+			fdsBackTo(t, before-1, "after the refusal (the handshake's closed)")
 		})
 	}
 }
@@ -165,9 +163,7 @@ func TestHandoverFromEnv(t *testing.T) {
 	}
 	before := testutil.OpenFDs(t)
 	h.close()
-	if after := testutil.OpenFDs(t); after != before-2 {
-		t.Errorf("close left %d fds of %d", after, before)
-	}
+	fdsBackTo(t, before-2, "after close (the handshake's and the admin port's)")
 }
 
 // TestNewDaemonWithoutConfirmation runs a new daemon whose old process

@@ -129,9 +129,7 @@ func TestReloadFailuresRollBack(t *testing.T) {
 			next.set(build(tc.change))
 			before := testutil.OpenFDs(t)
 			out := d.Reload(context.Background())
-			if after := testutil.OpenFDs(t); after != before {
-				t.Errorf("%d fds open after the failed reload, %d before", after, before)
-			}
+			fdsBackTo(t, before, "after the failed reload")
 			if out.OK || len(out.Problems) != 1 {
 				t.Fatalf("reload: %+v", out)
 			}

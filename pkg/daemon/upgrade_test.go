@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -567,4 +568,76 @@ func TestUpgradeSuccessorDiesAfterReady(t *testing.T) {
 	if err := held.echo(); err == nil {
 		t.Error("the lost connection still carries bytes")
 	}
+}
+
+// unixClient is an HTTP client of the admin socket at path.
+func unixClient(path string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}
+}
+
+// TestUpgradeWithAdminSocket upgrades, as `splicer upgrade -admin
+// unix:PATH` does, through the admin socket: the request is answered with
+// both pids, and the socket then answers from the new daemon. Before the
+// fix the new process found the old one serving the socket and every
+// upgrade of a daemon with an admin socket failed.
+func TestUpgradeWithAdminSocket(t *testing.T) {
+	dir := t.TempDir()
+	back := startDemo(t)
+	front := freeTCP(t)
+	sock := filepath.Join(dir, "admin.sock")
+	cfg, err := config.New().RuntimeDir(dir).StateFile("").AdminListen("").AdminSocket(sock).
+		AdminSocketRole(fmt.Sprintf("uid:%d", os.Getuid()), "admin").ShutdownTimeout(5*time.Second).
+		Frontend("t").Listen(front).Backend(back.Addr().String(), 1).HealthCheck("none").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newLogs testutil.SyncBuffer
+	started := make(chan *Daemon, 1)
+	fakeSuccessor(t, newDaemonScript(t, cfg, &newLogs, started))
+	old, oldDone := runLogged(t, cfg, io.Discard)
+	held := hold(t, netip.MustParseAddrPort(front))
+
+	c := unixClient(sock)
+	resp, err := c.Post("http://splicer/api/v1/upgrade", "application/json", nil)
+	if err != nil {
+		t.Fatalf("POST /api/v1/upgrade on the admin socket: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`"old_pid":%d,"new_pid":%d`, os.Getpid(), fakePID)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+		t.Fatalf("upgrade over the admin socket: %d %s\nnew daemon's log:\n%s", resp.StatusCode, body, newLogs.String())
+	}
+	nd := <-started
+	if err := <-oldDone; err != nil {
+		t.Errorf("the old daemon: %v", err)
+	}
+	if old.adminSock != nil {
+		t.Error("the old daemon still holds the admin socket")
+	}
+	c.CloseIdleConnections()
+	testutil.WaitFor(t, 5*time.Second, "the admin socket served by the new daemon", func() bool {
+		nd.adminMu.Lock()
+		defer nd.adminMu.Unlock()
+		return nd.adminSock != nil
+	})
+	resp, err = unixClient(sock).Get("http://splicer/readyz")
+	if err != nil {
+		t.Fatalf("the admin socket after the upgrade: %v\n%s", err, newLogs.String())
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "ready\n" {
+		t.Errorf("readyz on the admin socket after the upgrade: %d %q", resp.StatusCode, body)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Errorf("the socket file: %v, %v", fi, err)
+	}
+	if err := held.echo(); err != nil {
+		t.Errorf("the held connection after the upgrade: %v", err)
+	}
+	held.c.Close()
 }
