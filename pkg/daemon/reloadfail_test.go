@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/splicerlb/splicer/pkg/config"
 	"github.com/splicerlb/splicer/pkg/testutil"
 )
@@ -91,18 +89,7 @@ func TestReloadFailuresRollBack(t *testing.T) {
 	}
 	var next configs
 	var logs testutil.SyncBuffer
-	d, err := New(build(change{}), zerolog.New(&logs), Options{Load: next.load})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	testutil.WaitFor(t, 5*time.Second, "the daemon serving", d.serving.Load)
+	d, _ := runLogged(t, build(change{}), &logs, Options{Load: next.load})
 	front := frontAddr(t, d)
 
 	tests := []struct {
@@ -253,18 +240,7 @@ func TestSignals(t *testing.T) {
 	}
 	sigs := make(chan os.Signal)
 	var logs testutil.SyncBuffer
-	d, err := New(cfg, zerolog.New(&logs), Options{Signals: sigs, Load: func() (*config.Config, error) { return cfg, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	testutil.WaitFor(t, 5*time.Second, "the daemon serving", d.serving.Load)
+	d, _ := runLogged(t, cfg, &logs, Options{Signals: sigs, Load: func() (*config.Config, error) { return cfg, nil }})
 	waitLog := func(what string) {
 		t.Helper()
 		testutil.WaitFor(t, 5*time.Second, what, func() bool { return strings.Contains(logs.String(), what) })

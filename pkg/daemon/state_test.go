@@ -83,7 +83,7 @@ func TestStateFileLoad(t *testing.T) {
 				}
 			}
 			var logs testutil.SyncBuffer
-			d, _ := runLogged(t, stateConfig(t, path), &logs)
+			d, _ := runLogged(t, stateConfig(t, path), &logs, Options{})
 			for _, want := range append([]string{tc.want}, tc.also...) {
 				if !strings.Contains(logs.String(), want) {
 					t.Errorf("log lacks %s:\n%s", want, logs.String())
@@ -128,7 +128,7 @@ func TestStateFileOnAFailingFileSystem(t *testing.T) {
 	dir := mountTmpfs(t, 64<<10, "mode=0755")
 	path := filepath.Join(dir, "state.json")
 	var logs testutil.SyncBuffer
-	d, _ := runLogged(t, stateConfig(t, path), &logs)
+	d, _ := runLogged(t, stateConfig(t, path), &logs, Options{})
 	src := &source{d: d}
 	if err := src.SetState("t", "a", "drain"); err != nil {
 		t.Fatal(err)

@@ -123,11 +123,14 @@ func newDaemonScript(t *testing.T, cfg *config.Config, logs io.Writer, started c
 	}
 }
 
-// startOld runs the old daemon for cfg, able to upgrade; done receives
-// Run's error.
-func runLogged(t *testing.T, cfg *config.Config, logs io.Writer) (*Daemon, <-chan error) {
+// upgradeArgs is the command line of the daemons the tests upgrade.
+var upgradeArgs = []string{"splicer", "run", "-c", "test.toml"}
+
+// runLogged runs a daemon for cfg with opts, logging to logs, until the
+// test ends, and returns once it serves; done receives Run's error.
+func runLogged(t *testing.T, cfg *config.Config, logs io.Writer, opts Options) (*Daemon, <-chan error) {
 	t.Helper()
-	d, err := New(cfg, zerolog.New(logs), Options{Args: []string{"splicer", "run", "-c", "test.toml"}})
+	d, err := New(cfg, zerolog.New(logs), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +145,10 @@ func runLogged(t *testing.T, cfg *config.Config, logs io.Writer) (*Daemon, <-cha
 		select {
 		case <-stopped:
 		case <-time.After(20 * time.Second):
-			t.Error("the old daemon did not stop")
+			t.Error("the daemon did not stop")
 		}
 	})
-	testutil.WaitFor(t, 5*time.Second, "the old daemon serving", func() bool { return d.srv.Started() && d.serving.Load() })
+	testutil.WaitFor(t, 5*time.Second, "the daemon serving", func() bool { return d.srv.Started() && d.serving.Load() })
 	return d, done
 }
 
@@ -189,7 +192,7 @@ func TestUpgradeHandsOverInProcess(t *testing.T) {
 	var oldLogs, newLogs testutil.SyncBuffer
 	started := make(chan *Daemon, 1)
 	sent := fakeSuccessor(t, newDaemonScript(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), &newLogs, started))
-	old, oldDone := runLogged(t, cfg, &oldLogs)
+	old, oldDone := runLogged(t, cfg, &oldLogs, Options{Args: upgradeArgs})
 
 	held := hold(t, netip.MustParseAddrPort(front))
 	if err := held.echo(); err != nil {
@@ -294,7 +297,7 @@ func TestUpgradeRefusals(t *testing.T) {
 	adminAddr, front := freeTCP(t), freeTCP(t)
 	cfg := upgradeConfig(t, dir, adminAddr, front, back.Addr().String())
 	var logs testutil.SyncBuffer
-	old, _ := runLogged(t, cfg, &logs)
+	old, _ := runLogged(t, cfg, &logs, Options{Args: upgradeArgs})
 	held := hold(t, netip.MustParseAddrPort(front))
 	exit3 := exec.Command("/bin/sh", "-c", "exit 3").Run()
 	taken := filepath.Join(dir, "taken")
@@ -476,18 +479,7 @@ func TestUpgradeExecsTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, zerolog.Nop(), Options{Args: []string{"splicer", "-test.run=^TestUpgradeChild$"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	testutil.WaitFor(t, 5*time.Second, "the daemon serving", d.serving.Load)
+	d, _ := runLogged(t, cfg, io.Discard, Options{Args: []string{"splicer", "-test.run=^TestUpgradeChild$"}})
 	out := d.Upgrade(context.Background())
 	want := fmt.Sprintf("upgrade handshake: the other process closed the connection; new process (pid %d) exit status 3", out.NewPID)
 	if out.OK || out.NewPID <= 0 || out.NewPID == os.Getpid() || out.Err == nil || out.Err.Error() != want {
@@ -507,7 +499,7 @@ func TestUpgradeMovesTheAdminPort(t *testing.T) {
 	adminAddr, moved, front := freeTCP(t), freeTCP(t), freeTCP(t)
 	started := make(chan *Daemon, 1)
 	fakeSuccessor(t, newDaemonScript(t, upgradeConfig(t, dir, moved, front, back.Addr().String()), io.Discard, started))
-	old, oldDone := runLogged(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), io.Discard)
+	old, oldDone := runLogged(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), io.Discard, Options{Args: upgradeArgs})
 	if out := old.Upgrade(context.Background()); !out.OK {
 		t.Fatalf("upgrade: %+v", out)
 	}
@@ -545,7 +537,7 @@ func TestUpgradeSuccessorDiesAfterReady(t *testing.T) {
 		h.close()
 		return errors.New("signal: killed")
 	})
-	old, oldDone := runLogged(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), &logs)
+	old, oldDone := runLogged(t, upgradeConfig(t, dir, adminAddr, front, back.Addr().String()), &logs, Options{Args: upgradeArgs})
 	held := hold(t, netip.MustParseAddrPort(front))
 	if out := old.Upgrade(context.Background()); !out.OK || out.NewPID != fakePID {
 		t.Fatalf("upgrade: %+v", out)
@@ -597,7 +589,7 @@ func TestUpgradeWithAdminSocket(t *testing.T) {
 	var newLogs testutil.SyncBuffer
 	started := make(chan *Daemon, 1)
 	fakeSuccessor(t, newDaemonScript(t, cfg, &newLogs, started))
-	old, oldDone := runLogged(t, cfg, io.Discard)
+	old, oldDone := runLogged(t, cfg, io.Discard, Options{Args: upgradeArgs})
 	held := hold(t, netip.MustParseAddrPort(front))
 
 	c := unixClient(sock)
