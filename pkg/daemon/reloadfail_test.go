@@ -180,11 +180,7 @@ func TestReloadMovesAdminAndConnectionLog(t *testing.T) {
 	if !refused(adminAddr) {
 		t.Error("the admin TCP port still listens")
 	}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
-	resp, err := c.Get("http://splicer/readyz")
+	resp, err := unixClient(sock).Get("http://splicer/readyz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the admin socket after the reload: %v, %v", resp, err)
 	}
