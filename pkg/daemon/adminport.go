@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -114,7 +116,19 @@ func (d *Daemon) startAdmin(cfg *config.Config, h *Handover) error {
 		}
 		tcp = ln
 	}
-	if ac.Socket != "" {
+	// The new process of an upgrade binds the socket once the old one has
+	// let go of it (bindAdminSocket): the old one serves it until then.
+	// What would fail the bind for certain fails the start now, while the
+	// old one can serve on.
+	if ac.Socket != "" && h != nil {
+		if err := socketPathUsable(ac.Socket); err != nil {
+			if tcp != nil {
+				tcp.Close()
+			}
+			return err
+		}
+	}
+	if ac.Socket != "" && h == nil {
 		ln, err := admin.ListenUnix(ac.Socket, ac.SocketMode, ac.SocketGroup)
 		if err != nil {
 			if tcp != nil {
@@ -142,8 +156,44 @@ func (d *Daemon) startAdmin(cfg *config.Config, h *Handover) error {
 		p.serve(sock, nil)
 	}
 	d.adminMu.Lock()
-	d.admin, d.adminLn = p, tcp
+	d.admin, d.adminLn, d.adminSock = p, tcp, sock
 	d.adminMu.Unlock()
+	return nil
+}
+
+// socketPathUsable reports why the admin socket cannot be bound at path
+// once the process serving it there has let go: its directory is missing,
+// or something other than a socket is in the way.
+func socketPathUsable(path string) error {
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("admin socket %s: exists and is not a socket", path)
+	}
+	return nil
+}
+
+// bindAdminSocket binds and serves the admin socket of cfg, if it has one,
+// in the new process of an upgrade once the old process has let go: the
+// socket is not handed over, and the old process served it until then.
+func (d *Daemon) bindAdminSocket(cfg *config.Config) error {
+	ac := cfg.Admin
+	if ac.Socket == "" {
+		return nil
+	}
+	ln, err := admin.ListenUnix(ac.Socket, ac.SocketMode, ac.SocketGroup)
+	if err != nil {
+		return err
+	}
+	d.adminMu.Lock()
+	defer d.adminMu.Unlock()
+	if d.admin == nil { // stopping already
+		ln.Close()
+		return nil
+	}
+	d.admin.serve(ln, nil)
+	d.adminSock = ln
 	return nil
 }
 
@@ -194,11 +244,17 @@ func (d *Daemon) moveTCP(ln net.Listener) {
 // caused it (an upgrade) is one of those in flight, and must be answered.
 func (d *Daemon) retireAdmin() {
 	d.adminMu.Lock()
-	p := d.admin
-	d.admin, d.adminLn = nil, nil
+	p, sock := d.admin, d.adminSock
+	d.admin, d.adminLn, d.adminSock = nil, nil, nil
 	d.adminMu.Unlock()
 	if p == nil {
 		return
+	}
+	if sock != nil {
+		// At once, not in the server's shutdown in the background: the
+		// new process of an upgrade binds the path once this one is done.
+		// Requests on connections it accepted are still answered.
+		sock.Close()
 	}
 	d.background.Go(p.stop)
 }

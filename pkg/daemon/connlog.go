@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"io"
 	"os"
 
@@ -19,7 +20,11 @@ func openConnLog(cfg *config.Config) (*logging.File, error) {
 	if cfg.Log.ConnectionsFile == "" {
 		return nil, nil
 	}
-	return logging.OpenFile(cfg.Log.ConnectionsFile)
+	f, err := logging.OpenFile(cfg.Log.ConnectionsFile)
+	if err != nil {
+		return nil, fmt.Errorf("log.connections_file: %w", err)
+	}
+	return f, nil
 }
 
 // connLogOutput is the data plane's connection log output: file, which

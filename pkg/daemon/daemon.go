@@ -53,6 +53,8 @@ type Daemon struct {
 	// bound by Run before the data plane so that a taken port fails the
 	// start.
 	adminLn net.Listener
+	// adminSock is the admin socket's listener (nil when it has none).
+	adminSock net.Listener
 	// security is the admin port's access control and audit log; nil
 	// when the admin port is disabled.
 	security *admin.Security
@@ -256,6 +258,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if st != (l4.HandoffStats{}) {
 			d.log.Info().Int("tcp", st.TCP).Int("clients", st.Clients).Int("udp_flows", st.Flows).
 				Int("refused", st.Refused).Msg("upgrade: adopted the old process's connections")
+		}
+		if err := d.bindAdminSocket(cfg); err != nil {
+			d.log.Error().Err(err).Msg("upgrade: the admin socket could not be bound; the admin port serves on without it")
 		}
 	}
 	d.notify("READY=1", "STATUS="+d.status(cfg))

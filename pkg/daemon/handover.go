@@ -222,7 +222,13 @@ func HandoverFromEnv() (*Handover, error) {
 		return nil, fmt.Errorf("%s=%q is not an inherited fd", handoverEnv, v)
 	}
 	unix.CloseOnExec(fd)
-	h := &Handover{conn: fd, parentPID: os.Getppid(), admin: -1, deadline: time.Now().Add(upgradeTimeout)}
+	return handoverOn(fd, os.Getppid())
+}
+
+// handoverOn runs the new process's side of the handshake on fd, the old
+// process being parentPID, up to the sockets it hands over.
+func handoverOn(fd, parentPID int) (*Handover, error) {
+	h := &Handover{conn: fd, parentPID: parentPID, admin: -1, deadline: time.Now().Add(upgradeTimeout)}
 	if err := sendMsg(fd, handoverMsg{Type: "hello", Version: handoverVersion, PID: os.Getpid(), Handoff: true}, nil); err != nil {
 		unix.Close(fd)
 		return nil, err

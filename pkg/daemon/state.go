@@ -184,23 +184,22 @@ func parseState(data []byte, readErr error) (stats.RuntimeState, error) {
 }
 
 // applyBackendState restores bs on b, whose configured weight is now
-// configured; it reports whether anything differs from the config.
+// configured; it reports whether anything differs from the config. An
+// entry that cannot be applied whole changes nothing.
 func applyBackendState(b *backend.Backend, bs stats.BackendRuntimeState, configured int) (bool, error) {
 	state, err := backend.ParseState(bs.State)
 	if err != nil {
 		return false, err
 	}
 	changed := false
-	if state != backend.Ready {
-		if err := b.SetState(state); err != nil {
+	if bs.ConfiguredWeight == configured && bs.Weight != configured {
+		if err := b.SetWeight(bs.Weight); err != nil {
 			return false, err
 		}
 		changed = true
 	}
-	if bs.ConfiguredWeight == configured && bs.Weight != configured {
-		if err := b.SetWeight(bs.Weight); err != nil {
-			return changed, err
-		}
+	if state != backend.Ready {
+		_ = b.SetState(state) // it takes every state ParseState returns
 		changed = true
 	}
 	return changed, nil

@@ -59,10 +59,8 @@ func (d *Daemon) Upgrade(ctx context.Context) UpgradeOutcome {
 		return out
 	}
 	d.log.Info().Msg("upgrade: starting the new binary")
-	child, err := d.upgrade(ctx)
-	if child != nil {
-		out.NewPID = child.Process.Pid
-	}
+	pid, err := d.upgrade(ctx)
+	out.NewPID = pid
 	if err != nil {
 		out.Err = err
 		d.log.Error().Err(err).Int("new_pid", out.NewPID).Msg("upgrade failed: this process serves on")
@@ -73,61 +71,85 @@ func (d *Daemon) Upgrade(ctx context.Context) UpgradeOutcome {
 	return out
 }
 
-// upgrade starts the new process and hands over; on error the new process
-// has been stopped.
-func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
-	if d.opts.Args == nil {
-		return nil, errors.New("upgrade is not available: the daemon was not given its command line")
-	}
+// successor is the new process of an upgrade, as the old one sees it.
+type successor struct {
+	pid    int
+	exited <-chan error // receives once, when it has ended: how
+	// signal sends it a signal: SIGTERM to stop, os.Kill.
+	signal func(os.Signal) error
+}
+
+// startSuccessor starts the new process of an upgrade with args (args[0]
+// is this process's name, not used), the handshake socket being its fd 3;
+// the caller closes its own copy of handshake. A variable so that tests can
+// run the new daemon in this process, on the same socketpair
+// (upgrade_test.go); the product's is execSuccessor.
+var startSuccessor = execSuccessor
+
+// execSuccessor starts the binary now at this process's executable path.
+func execSuccessor(args []string, handshake *os.File) (*successor, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the binary: %w", err)
+	}
+	cmd := exec.Command(exe, args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{handshake} // fd 3
+	cmd.Env = upgradeEnv(os.Environ())
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", exe, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return &successor{pid: cmd.Process.Pid, exited: exited, signal: cmd.Process.Signal}, nil
+}
+
+// upgrade starts the new process and hands over; it returns the new
+// process's pid (0 when it never started). On error the new process has
+// been stopped.
+func (d *Daemon) upgrade(ctx context.Context) (int, error) {
+	if d.opts.Args == nil {
+		return 0, errors.New("upgrade is not available: the daemon was not given its command line")
 	}
 	// The new process must find the latest runtime changes.
 	d.saveState()
 	fds, socks, err := d.handedFDs()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer closeAll(fds)
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, os.NewSyscallError("socketpair", err)
+		return 0, os.NewSyscallError("socketpair", err)
 	}
 	conn := pair[0]
 	defer unix.Close(conn)
 	theirs := os.NewFile(uintptr(pair[1]), "upgrade")
-	cmd := exec.Command(exe, d.opts.Args[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{theirs} // fd 3
-	cmd.Env = upgradeEnv(os.Environ())
-	err = cmd.Start()
+	next, err := startSuccessor(d.opts.Args, theirs)
 	theirs.Close()
 	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", exe, err)
+		return 0, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	fail := func(err error) (*exec.Cmd, error) {
+	fail := func(err error) (int, error) {
 		wait := time.Duration(0)
 		if errors.Is(err, errPeerGone) {
 			wait = 5 * time.Second // it is exiting: say how
 		}
 		select {
-		case werr := <-exited:
-			return cmd, fmt.Errorf("%w; new process (pid %d) %s", err, cmd.Process.Pid, exitText(werr))
+		case werr := <-next.exited:
+			return next.pid, fmt.Errorf("%w; new process (pid %d) %s", err, next.pid, exitText(werr))
 		case <-time.After(wait):
 		}
 		// A new process that said nothing sensible is stopped, and
 		// reaped, so it leaves nothing behind.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = next.signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-next.exited:
 		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+			_ = next.signal(os.Kill)
+			<-next.exited
 		}
-		return cmd, fmt.Errorf("%w; new process (pid %d) stopped", err, cmd.Process.Pid)
+		return next.pid, fmt.Errorf("%w; new process (pid %d) stopped", err, next.pid)
 	}
 	deadline := time.Now().Add(upgradeTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
@@ -163,7 +185,7 @@ func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
 	case ready.Type != "ready":
 		return fail(fmt.Errorf("upgrade handshake: %q where ready was expected", ready.Type))
 	}
-	d.handOver(cmd.Process.Pid)
+	d.handOver(next.pid)
 	if cfg := d.config(); cfg.Upgrade.Handoff && hello.Handoff {
 		d.handConnections(conn, cfg.Upgrade.HandoffTimeout)
 	}
@@ -173,11 +195,11 @@ func (d *Daemon) upgrade(ctx context.Context) (*exec.Cmd, error) {
 	d.handOnce.Do(func() { close(d.handedOver) })
 	go func() {
 		// Reap the new process should it exit while this one drains.
-		if werr := <-exited; werr != nil {
-			d.log.Error().Err(werr).Int("pid", cmd.Process.Pid).Msg("the upgraded process exited")
+		if werr := <-next.exited; werr != nil {
+			d.log.Error().Err(werr).Int("pid", next.pid).Msg("the upgraded process exited")
 		}
 	}()
-	return cmd, nil
+	return next.pid, nil
 }
 
 // handOver gives up the sockets to the new process pid, which serves.
