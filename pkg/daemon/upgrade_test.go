@@ -521,8 +521,9 @@ func TestUpgradeMovesTheAdminPort(t *testing.T) {
 // TestUpgradeSuccessorDiesAfterReady: the new process says ready, then
 // dies before taking the connections. The upgrade is done (the listening
 // sockets are the new process's, which the service manager restarts), the
-// connection whose hand-over failed is counted lost, and the old process
-// logs how its successor ended.
+// connection whose hand-over failed is taken back and drains in the old
+// process until its shutdown_timeout, and the old process logs how its
+// successor ended.
 func TestUpgradeSuccessorDiesAfterReady(t *testing.T) {
 	dir := t.TempDir()
 	back := startDemo(t)
@@ -550,7 +551,7 @@ func TestUpgradeSuccessorDiesAfterReady(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the old daemon still runs")
 	}
-	if want := `"lost":1,"left_to_drain":0`; !strings.Contains(logs.String(), want) {
+	if want := `"lost":0,"left_to_drain":1`; !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %s:\n%s", want, logs.String())
 	}
 	// Reaped in the background.
@@ -558,7 +559,7 @@ func TestUpgradeSuccessorDiesAfterReady(t *testing.T) {
 		return strings.Contains(logs.String(), `"error":"signal: killed","pid":424242,"message":"the upgraded process exited"`)
 	})
 	if err := held.echo(); err == nil {
-		t.Error("the lost connection still carries bytes")
+		t.Error("the connection still carries bytes after the old process's shutdown_timeout")
 	}
 }
 
