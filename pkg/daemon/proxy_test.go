@@ -208,15 +208,19 @@ func TestHostBackendKeepsItsSendProxy(t *testing.T) {
 		}
 		return line
 	}
-	testutil.WaitFor(t, 10*time.Second, "the name's first address", func() bool {
-		return backendNames(d, "h") == "hdr/127.0.0.23="+first.String()
+	testutil.WaitFor(t, 10*time.Second, "the name's first address, checked", func() bool {
+		bs := d.srv.Backends("h")
+		return backendNames(d, "h") == "hdr/127.0.0.23="+first.String() && len(bs) == 1 && bs[0].Healthy()
 	})
 	if got := greeting(); got != "v1 127.0.0.1\n" {
 		t.Errorf("through the first address: %q, want %q", got, "v1 127.0.0.1\n")
 	}
 	dns.Set(realdb.DNSRecords{TTL: 1, Hosts: map[string][]netip.Addr{"hdr.test": {second.Addr()}}})
-	testutil.WaitFor(t, 10*time.Second, "the name's new address", func() bool {
-		return backendNames(d, "h") == "hdr/127.0.0.24="+second.String()
+	// An added backend serves once its first probe passed: on a loaded
+	// machine that can come after the name's new address shows.
+	testutil.WaitFor(t, 10*time.Second, "the name's new address, checked", func() bool {
+		bs := d.srv.Backends("h")
+		return backendNames(d, "h") == "hdr/127.0.0.24="+second.String() && len(bs) == 1 && bs[0].Healthy()
 	})
 	if got := greeting(); got != "v1 127.0.0.1\n" {
 		t.Errorf("through the address found later: %q, want %q", got, "v1 127.0.0.1\n")
