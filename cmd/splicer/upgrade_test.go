@@ -277,14 +277,14 @@ func TestUpgradeHandsOverConnections(t *testing.T) {
 		t.Fatalf("splicer upgrade: exit %d: %s%s", code, out.String(), errOut.String())
 	}
 	// The command returns once the hand-over is done; it began when the
-	// new process was ready, "took" before.
+	// new process was ready, "took_seconds" before.
 	returned := time.Now()
 	testutil.WaitFor(t, 10*time.Second, "the old process gone", func() bool { return gone(oldPID) })
 	handed := p.logRecord("upgrade: connections handed over to the new process")
 	if handed == nil {
 		t.Fatal("no hand-over logged")
 	}
-	took := time.Duration(handed["took"].(float64)*float64(time.Millisecond)) + time.Since(returned)
+	took := time.Duration(handed["took_seconds"].(float64)*float64(time.Second)) + time.Since(returned)
 	// Draining instead would hold it for shutdown_timeout (30 s); 2 s is
 	// typical, the rest is room for a loaded machine.
 	if took > 5*time.Second {
