@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,19 +115,7 @@ func TestHealthDownLineCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testutil.SyncBuffer
-	d, err := New(cfg, zerolog.New(&logs), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	d := runLogged(t, cfg, zerolog.New(&logs), Options{})
 	front := frontAddr(t, d)
 	bes := d.srv.Backends("t")
 	testutil.WaitFor(t, 10*time.Second, "the dead backend marked down", func() bool { return !bes[2].Healthy() })

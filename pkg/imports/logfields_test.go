@@ -23,19 +23,7 @@ func TestLogDurationsInSeconds(t *testing.T) {
 	}
 	fset := token.NewFileSet()
 	files := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
+	err = productFiles(root, func(path string) error {
 		f, err := parser.ParseFile(fset, path, nil, 0)
 		if err != nil {
 			return err
@@ -54,6 +42,26 @@ func TestLogDurationsInSeconds(t *testing.T) {
 	if files < 100 {
 		t.Fatalf("read %d files under %s: not the module's tree", files, root)
 	}
+}
+
+// productFiles calls fn with the path of each Go file of the product under
+// root: not tests, not testdata, not hidden directories.
+func productFiles(root string, fn func(path string) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		return fn(path)
+	})
 }
 
 // durationProblem is a log field that breaks the rule.
