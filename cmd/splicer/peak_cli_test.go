@@ -26,22 +26,23 @@ func TestStatsPeakShortConnections(t *testing.T) {
 	writeFile(t, path, baseConfig(t, dir, adminAddr, time.Second)+frontendConfig("main", "127.0.0.1:0", "", be{"e0", e0.addr, 1}))
 	p := startSplicer(t, testBinary(t), path, adminAddr)
 	front := frontendAddr(t, p, "main")
-	for range 5 {
-		c, err := net.Dial("tcp", front)
+	c := adminClient(t, dir, adminAddr)
+	for i := range 5 {
+		conn, err := net.Dial("tcp", front)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write([]byte("ping"))
-		c.(*net.TCPConn).CloseWrite()
-		io.Copy(io.Discard, c)
-		c.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.Write([]byte("ping"))
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn)
+		conn.Close()
+		// One at a time: the next once splicer has closed this one.
+		testutil.WaitFor(t, 10*time.Second, "the connection ended", func() bool {
+			st, err := c.Stats(context.Background())
+			return err == nil && st.Frontends[0].Total == uint64(i+1) && st.Frontends[0].Active == 0 && st.Frontends[0].Rates != nil
+		})
 	}
-	c := adminClient(t, dir, adminAddr)
-	testutil.WaitFor(t, 10*time.Second, "the five connections ended, and rates", func() bool {
-		st, err := c.Stats(context.Background())
-		return err == nil && st.Frontends[0].Total == 5 && st.Frontends[0].Active == 0 && st.Frontends[0].Rates != nil
-	})
 	code, out, errOut := runCLI(context.Background(), "stats", "-json", "-admin", adminAddr, "-token-file", adminTokenFile(dir))
 	if code != exitOK {
 		t.Fatalf("stats -json: %d %s", code, errOut)
