@@ -48,13 +48,20 @@ func closer(conn net.Conn, untie func() bool) func() {
 	}
 }
 
+// dialConn connects a probe's conn. A variable only so that tests can
+// wrap the conn in one whose writes fail (a peer that resets mid-login),
+// which a real socket cannot be made to do on cue.
+var dialConn = func(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
 // open connects to address for a probe: it counts the connection in the
 // probe's session, binds the conn to ctx (see bind) and sends the PROXY
 // header the target expects. The caller owns conn and must call untie
 // before it keeps or closes it; on error nothing is left open.
 func open(ctx context.Context, network, address string) (conn net.Conn, untie func() bool, err error) {
-	var d net.Dialer
-	conn, err = d.DialContext(ctx, network, address)
+	conn, err = dialConn(ctx, network, address)
 	if err != nil {
 		return nil, nil, failed(ctx, "connect", err)
 	}

@@ -206,11 +206,9 @@ func mysqlRow(p []byte, n int) ([]*string, error) {
 	return row, nil
 }
 
-// mysqlLenEnc decodes a length-encoded integer at the start of p.
+// mysqlLenEnc decodes a length-encoded integer at the start of p, which
+// is not empty (a packet, or a row with columns left).
 func mysqlLenEnc(p []byte) (uint64, []byte, bool) {
-	if len(p) == 0 {
-		return 0, nil, false
-	}
 	var size int
 	switch p[0] {
 	case 0xfc:

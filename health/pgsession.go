@@ -168,9 +168,7 @@ func (s *pgSession) login(user, password string) (string, error) {
 					return "", err
 				}
 				var first []byte
-				if sc, first, err = newScram(password); err != nil {
-					return "", err
-				}
+				sc, first = newScram(password)
 				reply = pgSASLInitial(first)
 			case 11:
 				if sc == nil || sc.final != nil {

@@ -25,7 +25,8 @@ var redisCauses = map[string]string{
 }
 
 // redis sends PING, or with a role to check ROLE, after AUTH when a
-// password is set.
+// password is set: AUTH user password for a Redis 6 ACL user named in
+// health.user, AUTH password (the default user, or requirepass) without.
 //
 // ROLE says "master", or "slave" with the master's address, the link state
 // and the replica's replication offset. A server that refuses ROLE (an ACL
@@ -39,9 +40,12 @@ type redis struct {
 	rule roleRule
 }
 
-func newRedis(password string, rule roleRule) *redis {
+func newRedis(user, password string, rule roleRule) *redis {
 	p := &redis{rule: rule}
-	if password != "" {
+	switch {
+	case password != "" && user != "":
+		p.auth = resp.Command("AUTH", user, password)
+	case password != "":
 		p.auth = resp.Command("AUTH", password)
 	}
 	return p

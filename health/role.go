@@ -68,7 +68,7 @@ func newConversation(h config.Health) (conversation, *password, error) {
 		}, pw, nil
 	}
 	return func(ctx context.Context, conn net.Conn) (seen, error) {
-		return newRedis(pw.get(), rule).converse(ctx, conn)
+		return newRedis(h.User, pw.get(), rule).converse(ctx, conn)
 	}, pw, nil
 }
 

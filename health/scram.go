@@ -43,13 +43,10 @@ type scram struct {
 const scramGS2Header = "n,,"
 
 // newScram starts an exchange and returns the client-first-message.
-func newScram(password string) (*scram, []byte, error) {
+func newScram(password string) (*scram, []byte) {
 	nonce := make([]byte, 18)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, nil, fmt.Errorf("scram nonce: %w", err)
-	}
-	s, first := startScram(password, "", base64.StdEncoding.EncodeToString(nonce))
-	return s, first, nil
+	rand.Read(nonce) // never fails: crypto/rand crashes the program rather than return an error
+	return startScram(password, "", base64.StdEncoding.EncodeToString(nonce))
 }
 
 // startScram starts an exchange as user (PostgreSQL: "") with a client

@@ -84,6 +84,11 @@ type HandoffRecord struct {
 	QueueWait int64  `json:"queue_wait,omitempty"`
 	FirstTry  int64  `json:"first_try,omitempty"`
 	Connected int64  `json:"connected,omitempty"`
+	// Via and Dst are what a PROXY header told an accept_proxy frontend
+	// besides the client: the peer that sent it and the address the
+	// client connected to (the header sent on to a backend names it).
+	Via string `json:"via,omitempty"`
+	Dst string `json:"dst,omitempty"`
 	// FDs is the number of fds that go with the record, in the order
 	// above.
 	FDs int `json:"fds"`
@@ -113,10 +118,13 @@ const handoffPoll = 5 * time.Millisecond
 // process that took its listening sockets (call HandOff first). Relaying
 // connections stop reading both sides; once the bytes they hold are
 // written out, each is detached from its loop and passed to send with its
-// fds, in batches. send owns the fds from then on (it closes them once
+// fds, in batches. send owns the fds it delivers (it closes them once
 // sent). Connections not handed over by the time ctx ends (a peer that
 // never reads, say) read again and drain as at a shutdown. A send error
-// stops the hand-over: the connections of that batch are reset.
+// stops the hand-over: the records send did not deliver (all of the batch,
+// or those after a *HandoffSendError's Sent) are taken back by this
+// server, as the new process would have adopted them, and drain here with
+// the rest; one it cannot take back is reset and counted as lost.
 func (s *Server) Handoff(ctx context.Context, send func([]HandoffRecord, []int) error) (st HandoffStats) {
 	s.eachLoop(func(l *loop) {
 		for c := range l.liveConns() {
@@ -144,7 +152,16 @@ func (s *Server) Handoff(ctx context.Context, send func([]HandoffRecord, []int) 
 			left += n
 		})
 		if len(recs) > 0 {
-			for _, r := range recs {
+			err := send(recs, fds)
+			sent := len(recs)
+			if err != nil {
+				sent = 0
+				var pe *HandoffSendError
+				if errors.As(err, &pe) {
+					sent = min(max(pe.Sent, 0), len(recs))
+				}
+			}
+			for _, r := range recs[:sent] {
 				switch r.Kind {
 				case HandoffTCP:
 					st.TCP++
@@ -154,10 +171,16 @@ func (s *Server) Handoff(ctx context.Context, send func([]HandoffRecord, []int) 
 					st.Flows++
 				}
 			}
-			if err := send(recs, fds); err != nil {
-				s.log.Error().Err(err).Int("connections", len(recs)).Msg("upgrade: hand-over failed; the connections of the batch are reset")
-				st.Lost += len(recs)
-				resetAll(fds)
+			if err != nil {
+				nfds := 0
+				for _, r := range recs[:sent] {
+					nfds += r.FDs
+				}
+				back := s.Adopt(recs[sent:], fds[nfds:])
+				st.Left += back.TCP + back.Clients + back.Flows
+				st.Lost += back.Refused
+				s.log.Error().Err(err).Int("handed", sent).Int("taken_back", back.TCP+back.Clients+back.Flows).
+					Int("lost", back.Refused).Msg("upgrade: hand-over stopped; what was not handed drains here")
 				return st
 			}
 		}
@@ -173,6 +196,20 @@ func (s *Server) Handoff(ctx context.Context, send func([]HandoffRecord, []int) 
 		}
 	}
 }
+
+// HandoffSendError is what a Handoff sender returns when it delivered the
+// first Sent records of a batch, and closed their fds, before Err stopped
+// it; the other records' fds are still open and the sender's caller's.
+type HandoffSendError struct {
+	Sent int
+	Err  error
+}
+
+// Error returns Err's text.
+func (e *HandoffSendError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *HandoffSendError) Unwrap() error { return e.Err }
 
 // resetAll closes fds with a reset: what was detached for a hand-over and
 // cannot go.
@@ -240,6 +277,9 @@ func (c *conn) detach() (HandoffRecord, []int) {
 		Listen: c.listen.String(), QueueWait: int64(c.queueWait),
 		FirstTry: unixNano(c.time(c.firstTry)), Connected: unixNano(c.time(c.connectedAt)),
 	}
+	if p := c.proxied; p != nil {
+		r.Via, r.Dst = p.via.String(), p.dst.String()
+	}
 	fds := []int{c.cfd}
 	_ = l.poll.Delete(c.cfd)
 	if c.state == stateRelaying {
@@ -269,7 +309,7 @@ func (c *conn) detach() (HandoffRecord, []int) {
 		b.Release()
 		c.fe.slotFreed(b)
 	}
-	if t := c.fe.clients; t != nil {
+	if t := c.fe.clients; t != nil && c.admitted {
 		t.release(c.client.Addr())
 	}
 	c.state = stateClosed
@@ -512,6 +552,7 @@ func (l *loop) adoptConn(fe *frontend, r HandoffRecord, client netip.AddrPort, c
 	}
 	c := l.newConn()
 	c.fe, c.cfd, c.bfd, c.client, c.be = fe, cfd, bfd, client, b
+	c.admitted = fe.clients != nil // counted above: end releases it
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
 	c.key = keyFor(client.Addr())
 	c.tried[0], c.results[0], c.ntried = b, TryConnected, 1
@@ -551,6 +592,10 @@ func (c *conn) adoptLogFields(r HandoffRecord) {
 		c.listen = c.loop.frontendAddr(c.fe)
 	}
 	c.queueWait = time.Duration(r.QueueWait)
+	if via, err := netip.ParseAddrPort(r.Via); err == nil {
+		dst, _ := netip.ParseAddrPort(r.Dst)
+		c.proxied = &proxied{via: via, dst: dst}
+	}
 	c.firstTry, c.connectedAt = c.stampOf(fromUnixNano(r.FirstTry)), c.stampOf(fromUnixNano(r.Connected))
 }
 
@@ -580,6 +625,7 @@ func (l *loop) adoptClient(fe *frontend, r HandoffRecord, client netip.AddrPort,
 	}
 	c := l.newConn()
 	c.fe, c.cfd, c.bfd, c.client = fe, fd, -1, client
+	c.admitted = fe.clients != nil // counted above: end releases it
 	c.state = stateConnecting
 	c.id, c.start = r.ID, time.Unix(0, r.Start)
 	c.adoptLogFields(r)

@@ -73,7 +73,6 @@ type instrRow struct {
 	name       string
 	base, head instrSample
 	hasBase    bool
-	syscalls   bool // the hot path's syscalls flag: a wide spread is a warning
 }
 
 // delta is the relative change of the medians, > 0 being more
@@ -156,11 +155,15 @@ func itersFor(nsPerOp float64, least int) int {
 // the other would be counted as the benchmark's: a run is at most some
 // 10 ms of work, so its garbage stays small). A run that valgrind aborts
 // is tried again, twice.
-func callgrind(ctx context.Context, bin, dir, pattern string, n int) (uint64, error) {
+func callgrind(ctx context.Context, bin, dir, pattern string, n int, count []string) (uint64, error) {
 	var last error
 	for try := 0; try < 3; try++ {
-		cmd := exec.CommandContext(ctx, "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-			bin, "-test.run=^$", "-test.bench="+pattern, fmt.Sprintf("-test.benchtime=%dx", n), "-test.count=1", "-test.cpu=1")
+		args := []string{"--tool=callgrind", "--callgrind-out-file=/dev/null"}
+		for _, f := range count {
+			args = append(args, "--toggle-collect="+f)
+		}
+		args = append(args, bin, "-test.run=^$", "-test.bench="+pattern, fmt.Sprintf("-test.benchtime=%dx", n), "-test.count=1", "-test.cpu=1")
+		cmd := exec.CommandContext(ctx, "valgrind", args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1", "GOMAXPROCS=1", "GOGC=off")
 		var stderr bytes.Buffer
@@ -179,17 +182,17 @@ func callgrind(ctx context.Context, bin, dir, pattern string, n int) (uint64, er
 }
 
 // measureInstructions counts the instructions per op of one benchmark,
-// repeat times.
-func measureInstructions(ctx context.Context, bin, dir, name string, n, repeat int) instrSample {
+// repeat times (only those of the functions count, when given).
+func measureInstructions(ctx context.Context, bin, dir, name string, n, repeat int, count []string) instrSample {
 	s := instrSample{name: name, iters: n}
 	pattern := exactPattern(name)
 	for i := 0; i < repeat; i++ {
-		one, err := callgrind(ctx, bin, dir, pattern, n)
+		one, err := callgrind(ctx, bin, dir, pattern, n, count)
 		if err != nil {
 			s.failed = err.Error()
 			return s
 		}
-		two, err := callgrind(ctx, bin, dir, pattern, 2*n)
+		two, err := callgrind(ctx, bin, dir, pattern, 2*n, count)
 		if err != nil {
 			s.failed = err.Error()
 			return s
@@ -226,11 +229,11 @@ func runInstructionCheck(ctx context.Context, base, head *benchTree, opts benchO
 		sort.Strings(sorted)
 		for _, name := range sorted {
 			n := itersFor(names[name], h.minIters)
-			r := instrRow{name: strings.TrimPrefix(name, "Benchmark"), syscalls: h.syscalls}
-			r.head = measureInstructions(ctx, head.bins[h.pkg], filepath.Join(head.dir, h.pkg), name, n, opts.repeat)
+			r := instrRow{name: strings.TrimPrefix(name, "Benchmark")}
+			r.head = measureInstructions(ctx, head.bins[h.pkg], filepath.Join(head.dir, h.pkg), name, n, opts.repeat, h.count)
 			if _, ok := baseNames[name]; ok {
 				r.hasBase = true
-				r.base = measureInstructions(ctx, base.bins[h.pkg], filepath.Join(base.dir, h.pkg), name, n, opts.repeat)
+				r.base = measureInstructions(ctx, base.bins[h.pkg], filepath.Join(base.dir, h.pkg), name, n, opts.repeat, h.count)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -240,22 +243,16 @@ func runInstructionCheck(ctx context.Context, base, head *benchTree, opts benchO
 		}
 	}
 	fmt.Fprintf(stdout, "measured %d benchmarks in %v\n", len(rows), time.Since(start).Round(time.Second))
-	var failed, regressed, noisy, warned []instrRow
+	var failed, regressed, noisy []instrRow
 	for _, r := range rows {
 		switch {
 		case r.head.failed != "" || (r.hasBase && r.base.failed != ""):
 			failed = append(failed, r)
 		case r.regressed(opts.threshold):
 			regressed = append(regressed, r)
-		case r.hasBase && max(r.base.spread(), r.head.spread()) > opts.threshold && r.syscalls:
-			warned = append(warned, r)
 		case r.hasBase && max(r.base.spread(), r.head.spread()) > opts.threshold:
 			noisy = append(noisy, r)
 		}
-	}
-	for _, r := range warned {
-		fmt.Fprintf(stdout, "warning: %s spends its time in system calls, and its user-space counts spread over %.1f%% and %.1f%%: only a change beyond that spread shows here; BENCH_MODE=time on a quiet machine measures it\n",
-			r.name, 100*r.base.spread(), 100*r.head.spread())
 	}
 	for _, r := range noisy {
 		fmt.Fprintf(stdout, "INCONCLUSIVE %s: the counts spread over %.1f%% and %.1f%%, wider than the %.0f%% to detect\n",

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,5 +123,53 @@ func TestExcludedWhy(t *testing.T) {
 		if got := excludedWhy(rel) != ""; got != excluded {
 			t.Errorf("excludedWhy(%q) excluded = %v; want %v", rel, got, excluded)
 		}
+	}
+}
+
+// TestChildProcessCoverageCounted runs the tests of testdata/childcover as
+// the coverage run does: its test runs the test binary as a program in
+// three children, one that exits by itself, one stopped with SIGTERM that
+// it handles, one killed with SIGKILL. The profile go test writes counts
+// what the first two ran and not the third: the ground for counting the
+// coverage of cmd/splicer's process tests, which stop their splicer
+// children with SIGTERM when coverage is measured
+// (testutil.StopProcesses). A Go release that stops passing GOCOVERDIR
+// to test binaries fails it.
+func TestChildProcessCoverageCounted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a test binary with coverage")
+	}
+	profile := filepath.Join(t.TempDir(), "child.out")
+	cmd := exec.Command("go", "test", "-count=1", "-covermode=atomic", "-coverpkg=./...", "-coverprofile="+profile, ".")
+	cmd.Dir = filepath.Join("testdata", "childcover")
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go test in %s: %v\n%s", cmd.Dir, err, out)
+	}
+	f, err := os.Open(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	blocks, err := readProfile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range blocks["childcover/main.go"] {
+		got = append(got, fmt.Sprintf("%d-%d %d %v", b.startLine, b.endLine, b.stmts, b.covered))
+	}
+	want := []string{
+		"15-15 1 true",  // main's switch: the children that exit and stop
+		"17-17 1 true",  // case "exit"
+		"19-23 5 true",  // case "term", up to the signal
+		"25-27 3 false", // case "kill": it ran, and its counters died with it
+		"29-29 1 true",  // os.Exit
+		"34-35 1 true",  // exited
+		"39-40 1 true",  // terminated, after the SIGTERM
+		"44-45 1 false", // killed
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("childcover/main.go blocks (lines, statements, covered):\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// keyMetrics are the rows of the ratio table: the ones issue 3 sets goals
+// keyMetrics are the rows of the ratio table: the ones the project sets goals
 // on, and the throughput and latency figures quoted beside them, UDP's
 // included.
 func keyMetrics() []metric {
@@ -19,7 +19,7 @@ func keyMetrics() []metric {
 // medianOf returns a target's median for the metric being checked.
 type medianOf func(target string) (float64, bool)
 
-// goal is one of issue 3's goals for splicer, checked on the medians.
+// goal is one of the project's goals for splicer, checked on the medians.
 type goal struct {
 	text string
 	// check reports whether the goal is met; ok is false when a median it
@@ -27,7 +27,7 @@ type goal struct {
 	check func(med medianOf) (met, ok bool)
 }
 
-// goals returns issue 3's goals by metric.
+// goals returns the project's goals by metric.
 func goals() map[metric]goal {
 	return map[metric]goal{
 		iperf1Gbps: {"≥ 0.75× direct and ≥ 1.5× haproxy", func(med medianOf) (bool, bool) {
@@ -41,9 +41,9 @@ func goals() map[metric]goal {
 		}},
 		reqRate: {"≥ 1.1× the best of haproxy and nginx", atLeastBest(1.1)},
 		// Issue 22: real servers' own benchmark clients.
-		redisSetRate: {"≥ 1.1× the best of haproxy and nginx (issue 22)", atLeastBest(1.1)},
-		redisGetRate: {"≥ 1.1× the best of haproxy and nginx (issue 22)", atLeastBest(1.1)},
-		pgTPS:        {"≥ 1.1× the best of haproxy and nginx (issue 22)", atLeastBest(1.1)},
+		redisSetRate: {"≥ 1.1× the best of haproxy and nginx", atLeastBest(1.1)},
+		redisGetRate: {"≥ 1.1× the best of haproxy and nginx", atLeastBest(1.1)},
+		pgTPS:        {"≥ 1.1× the best of haproxy and nginx", atLeastBest(1.1)},
 		idleRSS: {"≤ 2 KiB", func(med medianOf) (bool, bool) {
 			s, ok := med(targetSplicer)
 			return s <= 2, ok
@@ -73,7 +73,7 @@ func med3(med medianOf, a, b, c string) (va, vb, vc float64, ok bool) {
 
 // writeReport writes the main table (rows the metrics of the tests run, in
 // report order; columns cols), the ratios of splicer to the others with
-// issue 3's goals, the notes and the per-round values.
+// the goals, the notes and the per-round values.
 func writeReport(w io.Writer, cols []string, rows []metric, res *results) {
 	writeMainTable(w, cols, rows, res)
 	fmt.Fprintln(w)
@@ -97,12 +97,12 @@ func writeMainTable(w io.Writer, cols []string, rows []metric, res *results) {
 }
 
 // writeRatioTable writes splicer's medians over direct's, HAProxy's and
-// nginx's for the key metrics among rows, beside issue 3's goal and whether
+// nginx's for the key metrics among rows, beside the goal and whether
 // it is met.
 func writeRatioTable(w io.Writer, rows []metric, res *results) {
 	others := []string{targetDirect, targetHAProxy, targetNginx}
 	gs := goals()
-	fmt.Fprintln(w, "| metric | splicer/direct | splicer/haproxy | splicer/nginx | goal (issue 3) | verdict |")
+	fmt.Fprintln(w, "| metric | splicer/direct | splicer/haproxy | splicer/nginx | goal | verdict |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
 	for _, m := range keyMetrics() {
 		if !slices.Contains(rows, m) {
@@ -121,7 +121,7 @@ func writeRatioTable(w io.Writer, rows []metric, res *results) {
 	}
 }
 
-// logCostGoal is issue 15's bound on the connection log's cost: proxy CPU
+// logCostGoal is the project's bound on the connection log's cost: proxy CPU
 // per connection with every connection logged, over that with the log off.
 const logCostGoal = 0.05
 
@@ -143,7 +143,7 @@ func writeLogCost(w io.Writer, res *results) {
 	}
 	fmt.Fprintf(w, "\nConnection log, every connection logged to a file vs off (splicer, same rounds): "+
 		"%.0f vs %.0f conn/s (%+.1f%%); proxy CPU per connection %.1f vs %.1f µs (%+.1f%%); "+
-		"goal (issue 15) under %.0f%% of proxy CPU per connection: %s.\n",
+		"goal under %.0f%% of proxy CPU per connection: %s.\n",
 		rateAll, rateOff, 100*(rateAll/rateOff-1), cpuAll*1000, cpuOff*1000, 100*cost, 100*logCostGoal, verdict)
 }
 

@@ -129,7 +129,7 @@ func TestWriteReport(t *testing.T) {
 		"| iperf3 1 stream (Gbit/s) | 40.0 | 32.0 | 15.0 | failed |",
 		"| connection rate, 32 clients (conn/s) | 9000 | 11500* | 9700 | failed |",
 		"| proxy fds per idle connection | - | 2.00 | 2.00 | failed |",
-		"| metric | splicer/direct | splicer/haproxy | splicer/nginx | goal (issue 3) | verdict |",
+		"| metric | splicer/direct | splicer/haproxy | splicer/nginx | goal | verdict |",
 		// 32 >= 0.75*40 and 32 >= 1.5*15.
 		"| iperf3 1 stream (Gbit/s) | 0.80× | 2.13× | - | ≥ 0.75× direct and ≥ 1.5× haproxy | met |",
 		// nginx has no median, so the goal cannot be judged.
@@ -204,7 +204,7 @@ func TestGoalVerdicts(t *testing.T) {
 }
 
 // The connection log's cost is quoted from splicer's two connection-rate
-// runs, against issue 15's 5% goal, and left out when either is missing.
+// runs, against the 5% goal, and left out when either is missing.
 func TestLogCost(t *testing.T) {
 	res := newResults()
 	res.record(targetSplicer, map[metric]float64{
@@ -213,7 +213,7 @@ func TestLogCost(t *testing.T) {
 	var b strings.Builder
 	writeLogCost(&b, res)
 	want := "\nConnection log, every connection logged to a file vs off (splicer, same rounds): 5880 vs 6000 conn/s (-2.0%); " +
-		"proxy CPU per connection 135.2 vs 130.0 µs (+4.0%); goal (issue 15) under 5% of proxy CPU per connection: met.\n"
+		"proxy CPU per connection 135.2 vs 130.0 µs (+4.0%); goal under 5% of proxy CPU per connection: met.\n"
 	if b.String() != want {
 		t.Errorf("got:\n%q\nwant:\n%q", b.String(), want)
 	}

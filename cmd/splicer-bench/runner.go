@@ -273,8 +273,8 @@ func (r *runner) runOne(ctx context.Context, prefix string, tst test, t *target,
 	fmt.Fprintln(r.log, prefix, line)
 }
 
-// capacity opens n idle connections through a fresh instance of t (issue 3
-// asks for 9000 through splicer within a 20000-fd limit) and describes the
+// capacity opens n idle connections through a fresh instance of t (the
+// goal is 9000 through splicer within a 20000-fd limit) and describes the
 // outcome in one line.
 func (r *runner) capacity(ctx context.Context, t *target, n, fds int) string {
 	what := fmt.Sprintf("capacity check, %d idle connections through %s", n, t.name)

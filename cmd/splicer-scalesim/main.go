@@ -1,31 +1,3 @@
-// Command splicer-scalesim runs splicer scaled out behind ECMP, for real,
-// in network namespaces it creates on this machine, and prints what it
-// measured as markdown. `make scale-sim` runs it (as root).
-//
-// Three splicer processes share one config (maglev, backends from the SRV
-// records of a dnsmasq) in three namespaces; a router namespace spreads a
-// virtual IP over them with a Linux multipath route hashed on the 5-tuple;
-// a client namespace connects from 10000 source addresses. It measures:
-//
-//   - agreement: each client address asks each instance directly which
-//     backend it gets;
-//   - the clients that move when one of the 10 backends leaves the DNS
-//     records (the ideal is a tenth, all of them that backend's);
-//   - what happens to the clients of an instance taken out of the
-//     multipath set (hash-threshold and resilient nexthop groups), with
-//     maglev and with roundrobin: their connections, and the backend
-//     their reconnection reaches.
-//
-// Usage:
-//
-//	splicer-scalesim -splicer bin/splicer [-clients 10000] [-held 2000] [-out FILE]
-//
-// Everything it starts (namespaces, dnsmasq, splicer processes) it stops
-// and deletes on exit, Ctrl-C included. Traffic stays inside its
-// namespaces, in 198.18.0.0/15 (RFC 2544's benchmarking range).
-//
-// Exit codes: 0 the report was printed; 1 the run failed; 2 the command
-// line is wrong or the machine lacks root, ip(8) or dnsmasq.
 package main
 
 import (
@@ -491,6 +463,26 @@ func (s *sim) measure(ctx context.Context) (string, error) {
 	if err := s.converge(ctx, "maglev", allBackends()); err != nil {
 		return "", err
 	}
+	back, err := s.direct()
+	if err != nil {
+		return "", err
+	}
+	agreedBack := agreement(back)
+	// Rendezvous filling makes the table a function of the set alone: with
+	// the backend back, every client is where it was before the removal.
+	returned, strayed, unchanged := 0, 0, 0
+	for i := range back[0] {
+		switch b := back[0][i].backend; {
+		case b == after[0][i].backend:
+		case b == backendName(gone):
+			returned++
+		default:
+			strayed++
+		}
+		if back[0][i].backend == before[0][i].backend {
+			unchanged++
+		}
+	}
 
 	var ws []withdrawal
 	for _, strategy := range []string{"maglev", "roundrobin"} {
@@ -518,7 +510,11 @@ func (s *sim) measure(ctx context.Context) (string, error) {
 	fmt.Fprintf(&r, "| agreement after the removal | %d of %d (%s) |\n", agreedAfter, n, pct(agreedAfter, n))
 	fmt.Fprintf(&r, "| clients moved by the removal | %d of %d (%s; ideal 10%%) |\n", moved, n, pct(moved, n))
 	fmt.Fprintf(&r, "| of which the removed backend's | %d of its %d (%s) |\n", movedGone, onGone, pct(movedGone, onGone))
-	fmt.Fprintf(&r, "| of which other backends' clients | %d (%s of all) |\n\n", moved-movedGone, pct(moved-movedGone, n))
+	fmt.Fprintf(&r, "| of which other backends' clients | %d (%s of all; ideal 0) |\n", moved-movedGone, pct(moved-movedGone, n))
+	fmt.Fprintf(&r, "| the backend back in DNS: agreement | %d of %d (%s) |\n", agreedBack, n, pct(agreedBack, n))
+	fmt.Fprintf(&r, "| clients moved by its return: to it | %d (ideal its %d) |\n", returned, onGone)
+	fmt.Fprintf(&r, "| clients moved by its return: elsewhere | %d (ideal 0) |\n", strayed)
+	fmt.Fprintf(&r, "| clients on the same backend as before the removal | %d of %d (%s; ideal 100%%) |\n\n", unchanged, n, pct(unchanged, n))
 
 	fmt.Fprintf(&r, "lb3 taken out of the multipath route while %d clients (other ones each time) hold a connection through the virtual IP:\n\n", s.o.held)
 	fmt.Fprintf(&r, "| strategy | route | held on lb3 | lb3's broken | others' broken | reconnected to the same backend |\n|---|---|---|---|---|---|\n")

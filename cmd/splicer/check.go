@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -43,17 +45,35 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	// The secrets are read as the daemon reads them; only where they are
 	// kept is ever printed.
 	problems, unavailable := daemon.CheckSecrets(cfg)
+	text := ""
+	if len(problems)+len(unavailable) > 0 {
+		b, _ := os.ReadFile(*file) // just loaded; without it, lines are left out
+		text = string(b)
+	}
 	for _, err := range unavailable {
-		fmt.Fprintf(stderr, "warning: %v (the daemon reads it at start; run check in the daemon's environment, such as ExecStartPre=, to check it)\n", err)
+		fmt.Fprintf(stderr, "warning: %s (the daemon reads it at start; run check in the daemon's environment, such as ExecStartPre=, to check it)\n",
+			locate(cfg.File, text, err))
 	}
 	if len(problems) > 0 {
 		for _, err := range problems {
-			fmt.Fprintln(stderr, err)
+			fmt.Fprintln(stderr, locate(cfg.File, text, err))
 		}
 		return exitFail
 	}
 	printSummary(stdout, cfg)
 	return exitOK
+}
+
+// locate formats a secret's problem as the config's own problems are:
+// "file:line: setting: message", the line being that of the setting in
+// text.
+func locate(file, text string, err error) string {
+	p := config.Problem{File: file, Msg: err.Error()}
+	var sp *daemon.SecretProblem
+	if errors.As(err, &sp) && sp.Setting != "" {
+		p.Line = config.SettingLine(text, sp.Setting)
+	}
+	return p.String()
 }
 
 // printSummary writes a one-screen overview of a valid config.

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +59,8 @@ func testBinary(t testing.TB) string {
 
 // startSplicer runs exe (the test binary or a copy) as `splicer run -c
 // config` and waits until it serves. Cleanup stops it, and any process it
-// upgraded to, with SIGKILL.
+// upgraded to (testutil.StopProcesses: SIGKILL, or SIGTERM when coverage
+// is measured, so that what they ran counts).
 func startSplicer(t testing.TB, exe, config, admin string, env ...string) *proc {
 	t.Helper()
 	p := launch(t, exe, config, admin, env...)
@@ -92,9 +92,7 @@ func launch(t testing.TB, exe, config, admin string, env ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		for _, pid := range p.pids() {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+		testutil.StopProcesses(t, p.pids()...)
 		<-p.done
 		if strings.Contains(p.logs(), "DATA RACE") {
 			t.Errorf("a splicer process reported a data race:\n%s", p.logs())

@@ -168,16 +168,19 @@ func rotatedName(path string, n int) string { return path + "." + strconv.Itoa(n
 // key; (0, zero) for a file that is missing or empty.
 func chainTail(path string, key []byte) (uint64, [sha256.Size]byte, error) {
 	var zero [sha256.Size]byte
-	data, err := readTail(path, 1<<20)
+	data, err := readTail(path, auditTail)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(data) == 0 {
 		return 0, zero, nil
-	}
-	if err != nil {
-		return 0, zero, fmt.Errorf("audit log: %w", err)
 	}
 	fail := func(format string, args ...any) (uint64, [sha256.Size]byte, error) {
 		return 0, zero, fmt.Errorf("audit log %s: %s; check it with `splicer audit verify`, then move it aside to start a new chain",
 			path, fmt.Sprintf(format, args...))
+	}
+	if errors.Is(err, errLongLine) {
+		return fail("the last record is longer than %d bytes", auditTail)
+	}
+	if err != nil {
+		return 0, zero, fmt.Errorf("audit log: %w", err)
 	}
 	if data[len(data)-1] != '\n' {
 		return fail("the last record is cut short")
@@ -210,7 +213,17 @@ func chainTail(path string, key []byte) (uint64, [sha256.Size]byte, error) {
 	return rec.Seq, h, nil
 }
 
-// readTail returns the file's last limit bytes, cut to start at a line.
+// auditTail is how much of the end of a log OpenAudit reads to find its
+// last two records: far more than a record takes (a request's target is
+// bounded by the admin server's 16KiB of headers).
+const auditTail = 1 << 20
+
+// errLongLine is readTail's error for a tail that holds no whole line.
+var errLongLine = errors.New("no whole line in the tail read")
+
+// readTail returns the file's last limit bytes, cut to start at a line,
+// or errLongLine when the last line (with or without its line break) is
+// longer than limit: it must not pass for an empty file.
 func readTail(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -228,8 +241,8 @@ func readTail(path string, limit int64) ([]byte, error) {
 	}
 	if off > 0 {
 		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			return nil, fmt.Errorf("%s: no line break in its last %d bytes", path, limit)
+		if i < 0 || i == len(data)-1 {
+			return nil, errLongLine
 		}
 		data = data[i+1:]
 	}
@@ -413,9 +426,6 @@ func (a *Audit) Checkpoint() AuditCheckpoint {
 	defer a.mu.Unlock()
 	return AuditCheckpoint{Seq: a.seq, Hash: hex.EncodeToString(a.last[:]), File: a.path}
 }
-
-// Path returns the live audit file's path.
-func (a *Audit) Path() string { return a.path }
 
 // Close closes the file; Append fails afterwards.
 func (a *Audit) Close() error {

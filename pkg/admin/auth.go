@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -147,7 +146,7 @@ const (
 	TransportUnix = "unix"
 )
 
-// Principal is who made a request: set in the request's context by the
+// Principal is who made a request: set on the request's call by the
 // authentication step, read by handlers and the audit log.
 type Principal struct {
 	// User is the user's name from the users file; for a socket peer the
@@ -164,17 +163,4 @@ type Principal struct {
 
 	// csrf is the session's CSRF token; "" unless Via is ViaSession.
 	csrf string
-}
-
-type principalKey struct{}
-
-// PrincipalFrom returns the principal of a request that passed
-// authentication.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
-}
-
-func withPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
 }

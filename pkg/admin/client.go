@@ -40,7 +40,14 @@ type Client struct {
 	base  string // scheme://host:port, no trailing slash
 	http  *http.Client
 	token string
+	// maxAnswer bounds the body of an answer read, so that a peer that
+	// is not a splicer daemon cannot make the CLI hold any amount of it.
+	maxAnswer int64
 }
+
+// maxAnswer is Client.maxAnswer: the stats of thousands of backends, or a
+// page of MaxConnLimit connections, take a few MiB.
+const maxAnswer = 64 << 20
 
 // ClientOptions are a Client's credentials and trust.
 type ClientOptions struct {
@@ -99,9 +106,10 @@ func newClient(addr, token string, tlsConfig *tls.Config) *Client {
 	}
 	// The timeout keeps a CLI call from hanging on a wedged daemon.
 	return &Client{
-		base:  strings.TrimRight(addr, "/"),
-		http:  &http.Client{Timeout: 10 * time.Second, Transport: tr},
-		token: token,
+		base:      strings.TrimRight(addr, "/"),
+		http:      &http.Client{Timeout: 10 * time.Second, Transport: tr},
+		token:     token,
+		maxAnswer: maxAnswer,
 	}
 }
 
@@ -161,15 +169,19 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("admin %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	answer := &io.LimitedReader{R: resp.Body, N: c.maxAnswer}
 	if resp.StatusCode/100 != 2 {
 		var eb errorBody
-		if json.NewDecoder(resp.Body).Decode(&eb) != nil || eb.Error == "" {
+		if json.NewDecoder(answer).Decode(&eb) != nil || eb.Error == "" {
 			eb.Error = http.StatusText(resp.StatusCode)
 		}
 		return fmt.Errorf("admin %s %s: %w", method, path, &APIError{resp.StatusCode, eb.Error})
 	}
 	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if err := json.NewDecoder(answer).Decode(out); err != nil {
+			if answer.N == 0 {
+				return fmt.Errorf("admin %s %s: the answer is larger than %d bytes", method, path, c.maxAnswer)
+			}
 			return fmt.Errorf("admin %s %s: decoding answer: %w", method, path, err)
 		}
 	}

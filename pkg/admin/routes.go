@@ -162,7 +162,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	c.setPrincipal(p)
-	r = r.WithContext(withPrincipal(r.Context(), c.p))
 	if !p.Role.Can(c.rt.perm) {
 		msg := fmt.Sprintf("role %s lacks permission %s", p.Role, c.rt.perm)
 		if p.Via == ViaAnonymous {

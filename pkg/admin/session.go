@@ -47,23 +47,16 @@ func newSessionStore() *sessionStore {
 }
 
 // randomString returns 256 random bits, URL-safe.
-func randomString() (string, error) {
+func randomString() string {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	rand.Read(b) // never fails: it crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // create starts a session for u and returns the cookie value and the CSRF
 // token.
-func (st *sessionStore) create(u User) (cookie, csrf string, err error) {
-	if cookie, err = randomString(); err != nil {
-		return "", "", err
-	}
-	if csrf, err = randomString(); err != nil {
-		return "", "", err
-	}
+func (st *sessionStore) create(u User) (cookie, csrf string) {
+	cookie, csrf = randomString(), randomString()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := st.now()
@@ -79,7 +72,7 @@ func (st *sessionStore) create(u User) (cookie, csrf string, err error) {
 		delete(st.m, oldest)
 	}
 	st.m[sha256.Sum256([]byte(cookie))] = &session{user: u.Name, digest: u.Digest, csrf: csrf, created: now, used: now}
-	return cookie, csrf, nil
+	return cookie, csrf
 }
 
 func (st *sessionStore) expireLocked(now time.Time) {

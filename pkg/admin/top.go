@@ -55,9 +55,15 @@ func RunTop(ctx context.Context, args []string, in *os.File, out io.Writer) erro
 	defer io.WriteString(out, escMainScreen)
 
 	done := make(chan struct{})
-	defer close(done)
 	keys := make(chan string, 16)
 	go readKeys(done, in, keys)
+	// readKeys must be gone before in is given back: it closes keys
+	// when it returns.
+	defer func() {
+		close(done)
+		for range keys {
+		}
+	}()
 
 	v := &topView{addr: c.base}
 	v.refresh(ctx, c)
@@ -256,9 +262,11 @@ func (v *topView) screen(cols, rows int, now time.Time) string {
 	case v.pending != "":
 		status = fmt.Sprintf("%s %s/%s? y to confirm, any other key cancels", v.pending, v.selFrontend, v.selBackend)
 	case v.err != nil:
+		// The age of the figures first: the error is long enough to run
+		// off an 80-column screen.
 		status = "refresh failed: " + v.err.Error()
 		if !v.fetched.IsZero() {
-			status += fmt.Sprintf(" (showing %s ago)", shortDuration(now.Sub(v.fetched)))
+			status = fmt.Sprintf("refresh failed, showing figures %s old: %v", shortDuration(now.Sub(v.fetched)), v.err)
 		}
 	}
 	help := "↑/↓ select  d drain  r ready  m maint  q quit   (/S: per second, now/peak)"

@@ -35,7 +35,8 @@ func updateUsersFile(path string, edit usersEdit) error {
 		target, err = path, nil
 	}
 	if err != nil {
-		return fmt.Errorf("users file: %w", err)
+		// EvalSymlinks's errors do not all name the path.
+		return fmt.Errorf("users file %s: %w", path, err)
 	}
 	dir := filepath.Dir(target)
 	unlock, err := lockDir(dir)
@@ -152,10 +153,7 @@ func AddUser(path, name string, role Role, certOnly bool) (string, error) {
 	user := User{Name: name, Role: role}
 	token := ""
 	if !certOnly {
-		var err error
-		if token, user.Digest, err = NewToken(); err != nil {
-			return "", err
-		}
+		token, user.Digest = NewToken()
 		user.HasToken = true
 	}
 	err := updateUsersFile(path, func(lines []string, users *Users) ([]string, error) {
@@ -173,11 +171,8 @@ func AddUser(path, name string, role Role, certOnly bool) (string, error) {
 // RotateUser gives a user a new token, returned, and invalidates the old
 // one (once the daemon reloads).
 func RotateUser(path, name string) (string, error) {
-	token, digest, err := NewToken()
-	if err != nil {
-		return "", err
-	}
-	err = updateUsersFile(path, func(lines []string, users *Users) ([]string, error) {
+	token, digest := NewToken()
+	err := updateUsersFile(path, func(lines []string, users *Users) ([]string, error) {
 		u, ok := users.Lookup(name)
 		if !ok {
 			return nil, fmt.Errorf("user %q: %w", name, errNoUser)

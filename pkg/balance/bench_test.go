@@ -110,6 +110,37 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 }
 
+// BenchmarkMaglevBuild measures the maglev table of 65537 slots built from
+// scratch ("full": a new Set, as after a reload that adds or removes
+// backends, or a switch of tier), and updated for a health flap of one
+// backend ("flap": alternately without it and with it, the incremental
+// path), at 10, 100 and 1000 backends of mixed weights.
+func BenchmarkMaglevBuild(b *testing.B) {
+	for _, n := range benchSizes {
+		bs := newBackends(b, mixedWeights(n)...)
+		strat := mustStrategy(b, Maglev, Options{})
+		s := mustSet(b, bs, strat, 0)
+		snap := s.Load()
+		b.Run(fmt.Sprintf("full/n=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				fresh := mustStrategy(b, Maglev, Options{})
+				if fresh.Prepare(snap) == nil {
+					b.Fatal("no table")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("flap/n=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			up := false
+			for b.Loop() {
+				bs[n/2].SetHealthy(up)
+				up = !up
+			}
+		})
+	}
+}
+
 func BenchmarkKeyFromAddr(b *testing.B) {
 	addrs := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}
 	for _, a := range addrs {

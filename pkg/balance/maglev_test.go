@@ -1,6 +1,7 @@
 package balance
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -27,35 +28,57 @@ func shares(owner []int, n int) []int {
 	return c
 }
 
-func TestMaglevEvenShares(t *testing.T) {
-	const size, n = DefaultMaglevTableSize, 10
-	strat := mustStrategy(t, Maglev, Options{})
-	bs := newBackends(t, equalWeights(n)...)
-	got := shares(owners(t, strat, mustSet(t, bs, strat, 0), bs, size), n)
-	for i, c := range got {
-		// Within 1% of a tenth; the turn-taking actually gives 6553 or 6554.
-		if c < size/n-size/n/100 || c > size/n+size/n/100 {
-			t.Fatalf("shares %v: b%d owns %d slots, want %d within 1%%", got, i, c, size/n)
-		}
+// shareSpread returns the relative standard deviation and the largest relative
+// deviation of the shares of slots from their weight shares.
+func shareSpread(got, weights []int, size int) (rsd, worst float64) {
+	total := 0
+	for _, w := range weights {
+		total += w
 	}
+	for i, c := range got {
+		want := float64(size) * float64(weights[i]) / float64(total)
+		d := (float64(c) - want) / want
+		rsd += d * d
+		worst = max(worst, math.Abs(d))
+	}
+	return math.Sqrt(rsd / float64(len(got))), worst
 }
 
-func TestMaglevWeightedShares(t *testing.T) {
-	const size = DefaultMaglevTableSize
-	strat := mustStrategy(t, Maglev, Options{})
-	weights := []int{1, 2, 3, 4}
-	bs := newBackends(t, weights...)
-	got := shares(owners(t, strat, mustSet(t, bs, strat, 0), bs, size), len(bs))
-	for i, c := range got {
-		want := size * weights[i] / 10
-		if c < want-size/100 || c > want+size/100 {
-			t.Fatalf("shares %v: b%d owns %d slots, want %d within 1%% of the table", got, i, c, want)
-		}
+// TestMaglevShares measures how evenly the table splits: each backend's
+// slots are a binomial draw around its weight share (rendezvous hashing
+// gives up the turn-taking's exact split for exact minimal disruption),
+// so the relative standard deviation is about sqrt((1-p)/(size*p)) for a
+// share p: 1.17% at 10 equal backends and 65537 slots, 3.9% at 100. The
+// tables are fixed, so the bounds hold with margin, not by luck.
+func TestMaglevShares(t *testing.T) {
+	tests := []struct {
+		name     string
+		weights  []int
+		rsd, max float64 // bounds, in %
+	}{
+		{"10 equal", equalWeights(10), 2, 4},               // measured 1.42%, 2.60%
+		{"100 equal", equalWeights(100), 5, 15},            // measured 3.91%, 11.54%
+		{"weights 1 to 4", []int{1, 2, 3, 4}, 1.2, 2},      // measured 0.74%, 1.17%
+		{"10 weighted 1 to 4", mixedWeights(10), 2.2, 4.5}, // measured 1.72%, 3.07%
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const size = DefaultMaglevTableSize
+			strat := mustStrategy(t, Maglev, Options{})
+			bs := newBackends(t, tc.weights...)
+			got := shares(owners(t, strat, mustSet(t, bs, strat, 0), bs, size), len(bs))
+			rsd, worst := shareSpread(got, tc.weights, size)
+			t.Logf("%s: relative standard deviation %.2f%%, worst %.2f%%", tc.name, 100*rsd, 100*worst)
+			if 100*rsd > tc.rsd || 100*worst > tc.max {
+				t.Fatalf("shares %v: relative standard deviation %.2f%% (want at most %v%%), worst %.2f%% (want at most %v%%)",
+					got, 100*rsd, tc.rsd, 100*worst, tc.max)
+			}
+		})
 	}
 }
 
 // TestMaglevBackendDown takes one of 10 backends out and brings it back: only
-// its keys move, evenly over the others, and they all come back.
+// its keys move, spread over the others, and they all come back.
 func TestMaglevBackendDown(t *testing.T) {
 	const size, n, gone = DefaultMaglevTableSize, 10, 3
 	strat := mustStrategy(t, Maglev, Options{})
@@ -80,9 +103,10 @@ func TestMaglevBackendDown(t *testing.T) {
 		t.Fatalf("the down backend still owns %d slots", gained[gone])
 	}
 	for i, g := range gained {
-		// Survivors take turns at the freed slots: a ninth each, give or take one.
-		if i != gone && (g < removed/(n-1) || g > removed/(n-1)+1) {
-			t.Fatalf("gains %v of %d freed slots: b%d got %d, want about a ninth", gained, removed, i, g)
+		// Each freed slot goes to its runner-up, a ninth of the time each
+		// survivor: 728 +- 26 (one standard deviation); measured 689 to 763.
+		if i != gone && (g < removed/(n-1)*9/10 || g > removed/(n-1)*11/10) {
+			t.Fatalf("gains %v of %d freed slots: b%d got %d, want a ninth within 10%%", gained, removed, i, g)
 		}
 	}
 
@@ -159,13 +183,15 @@ func TestMaglevSlowStart(t *testing.T) {
 
 // TestMaglevGoldenTable pins a small table: instances of different versions
 // must build the same table from the same config, so any change to the
-// hashes or the turn-taking that alters it is a breaking one.
+// hashes or the scores that alters it is a breaking one. (The switch from
+// the paper's turn-taking to rendezvous filling was one: instances of the
+// two versions disagree on most clients during a rolling upgrade.)
 func TestMaglevGoldenTable(t *testing.T) {
 	const size = 31
 	strat := mustStrategy(t, Maglev, Options{MaglevTableSize: size})
 	bs := newBackends(t, 1, 2, 1)
 	got := owners(t, strat, mustSet(t, bs, strat, 0), bs, size)
-	want := []int{0, 1, 1, 1, 1, 2, 1, 2, 1, 1, 2, 1, 2, 1, 1, 0, 0, 1, 1, 1, 2, 0, 0, 1, 1, 2, 0, 0, 0, 1, 2}
+	want := []int{1, 1, 0, 1, 2, 0, 2, 0, 2, 2, 2, 0, 2, 1, 1, 2, 1, 1, 2, 2, 2, 1, 2, 1, 0, 1, 1, 1, 1, 1, 2}
 	for k := range want {
 		if got[k] != want[k] {
 			t.Fatalf("table %v, want %v", got, want)

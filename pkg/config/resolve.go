@@ -211,6 +211,10 @@ func resolveHealth(sc scope, r *rawHealth, protocol string) Health {
 	h.FastInterval = get(sc, "health.fast_interval", r.FastInterval, h.Interval)
 	h.DownInterval = get(sc, "health.down_interval", r.DownInterval, h.Interval)
 	h.Database = get(sc, "health.database", r.Database, h.User)
+	if h.Check == CheckRedis && r.User == nil {
+		// Redis logs in as its default user unless an ACL user is named.
+		h.User = ""
+	}
 	// On by default where it applies: only the http probe reads it.
 	h.HTTPKeepalive = get(sc, "health.http_keepalive", r.HTTPKeepalive, defaultHTTPKeepalive && h.Check == CheckHTTP)
 	return h

@@ -121,10 +121,17 @@ func trimLineBreaks(b []byte) []byte {
 // group or others (mode 0600 or stricter); a file owned by root may also be
 // readable by its group (0640), so root can keep it and grant the service's
 // group read access; a file owned by anyone else is refused, since its owner
-// could change it. Symbolic links are followed and the file opened is the
-// one checked. It must be a regular file of at most MaxSecretSize bytes.
+// could change it. Only root can give its file a group and a mode, so a
+// group that may read root's file is root's decision, not an accident of a
+// umask; the same file must also pass when root runs `splicer user add` on
+// it for a daemon of that group. Symbolic links are followed and the file
+// opened is the one checked. It must be a regular file of at most
+// MaxSecretSize bytes.
 func ReadSecretFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	// writer, hanging check and start; it is refused below as not a
+	// regular file. Reads of a regular file ignore the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("file %q: %w", path, unwrapPathError(err))
 	}

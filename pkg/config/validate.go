@@ -278,6 +278,9 @@ func validateHealth(h Health, r *rawHealth, sc scope) {
 	if (h.Check == CheckPostgres || h.Check == CheckMySQL) && h.User == "" {
 		sc.addf("health.user", "must not be empty for check %q", h.Check)
 	}
+	if h.Check == CheckRedis && h.User != "" && h.Password.IsZero() {
+		sc.addf("health.user", `check "redis" logs in as a user with AUTH user password: set health.password too`)
+	}
 	if !strings.HasPrefix(h.Path, "/") {
 		sc.addf("health.path", `must start with "/", got %q`, h.Path)
 	}

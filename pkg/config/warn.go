@@ -75,7 +75,7 @@ func warnInert(f *Frontend, r *rawFrontend, sc scope) {
 		{"send_hex", h.SendHex != nil, check == CheckSendExpect, `check "send_expect"`},
 		{"expect", h.Expect != nil, check == CheckSendExpect, `check "send_expect"`},
 		{"expect_regex", h.ExpectRegex != nil, check == CheckSendExpect, `check "send_expect"`},
-		{"user", h.User != nil, check == CheckPostgres || check == CheckMySQL, `checks "postgres" and "mysql"`},
+		{"user", h.User != nil, check == CheckPostgres || check == CheckMySQL || check == CheckRedis, `checks "postgres", "mysql" and "redis"`},
 		{"database", h.Database != nil, check == CheckPostgres, `check "postgres"`},
 		{"path", h.Path != nil, check == CheckHTTP, `check "http"`},
 		{"status", h.Status != nil, check == CheckHTTP, `check "http"`},

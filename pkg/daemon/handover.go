@@ -105,6 +105,24 @@ func sendMsg(fd int, m handoverMsg, fds []int) error {
 	return nil
 }
 
+// sendMsgBy is sendMsg that gives up at deadline (a peer that stopped
+// reading fills the socket's buffer): the message is then not sent.
+func sendMsgBy(fd int, m handoverMsg, fds []int, deadline time.Time) error {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return errors.New("upgrade handshake: the hand-over's deadline passed")
+	}
+	tv := unix.NsecToTimeval(max(left, time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	err := sendMsg(fd, m, fds)
+	if errors.Is(err, unix.EAGAIN) {
+		return errors.New("upgrade handshake: the new process took no message within the hand-over's deadline")
+	}
+	return err
+}
+
 // errPeerGone is a handshake socket closed by the other side.
 var errPeerGone = errors.New("upgrade handshake: the other process closed the connection")
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 
 	"github.com/splicerlb/splicer/health"
 	"github.com/splicerlb/splicer/pkg/admin"
@@ -46,13 +47,35 @@ func (d *Daemon) auditReload(result string) {
 	}
 }
 
+// SecretProblem is a secret or access file that cannot be used, as
+// CheckSecrets reports it: Setting is the indexed path of the setting that
+// names it ("admin.users_file", "frontend[2].health.password"), which
+// config.SettingLine places in the config file; Err names the setting,
+// the source and the reason, never the value.
+type SecretProblem struct {
+	Setting string
+	Err     error
+}
+
+// Error returns Err's message, which names the setting already.
+func (p *SecretProblem) Error() string { return p.Err.Error() }
+
+// Unwrap returns Err.
+func (p *SecretProblem) Unwrap() error { return p.Err }
+
+// adminSetting finds the admin setting an error of admin.LoadAccess is
+// about: each starts with its name ("admin.tls_key: ...").
+var adminSetting = regexp.MustCompile(`^admin\.[a-z_]+`)
+
 // CheckSecrets reads every secret cfg names, as New would, without opening
 // anything: for `splicer check`. It returns the problems, each naming its
 // setting and never a value; unavailable lists the secrets this process's
 // environment lacks (a variable or $CREDENTIALS_DIRECTORY that only the
-// daemon's unit sets), which are not problems here.
+// daemon's unit sets), which are not problems here. Every error is a
+// *SecretProblem.
 func CheckSecrets(cfg *config.Config) (problems []error, unavailable []error) {
-	sort := func(err error) {
+	sort := func(setting string, err error) {
+		err = &SecretProblem{Setting: setting, Err: err}
 		if errors.Is(err, config.ErrSecretUnavailable) {
 			unavailable = append(unavailable, err)
 		} else {
@@ -62,12 +85,14 @@ func CheckSecrets(cfg *config.Config) (problems []error, unavailable []error) {
 	if adminEnabled(cfg) {
 		if _, err := admin.LoadAccess(cfg); err != nil {
 			for _, e := range unjoin(err) {
-				sort(e)
+				sort(adminSetting.FindString(e.Error()), e)
 			}
 		}
 	}
-	for _, err := range healthSecretErrors(cfg) {
-		sort(err)
+	for i, fe := range cfg.Frontends {
+		if err := healthSecretError(fe); err != nil {
+			sort(fmt.Sprintf("frontend[%d].health.password", i), err)
+		}
 	}
 	return problems, unavailable
 }
@@ -77,14 +102,22 @@ func CheckSecrets(cfg *config.Config) (problems []error, unavailable []error) {
 func healthSecretErrors(cfg *config.Config) []error {
 	var errs []error
 	for _, fe := range cfg.Frontends {
-		if fe.Health.Check == config.CheckNone {
-			continue
-		}
-		if _, err := fe.Health.Password.Read(); err != nil {
-			errs = append(errs, fmt.Errorf("frontend %q: health.password: %w", fe.Name, err))
+		if err := healthSecretError(fe); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// healthSecretError reads fe's health check password, if it uses one.
+func healthSecretError(fe config.Frontend) error {
+	if fe.Health.Check == config.CheckNone {
+		return nil
+	}
+	if _, err := fe.Health.Password.Read(); err != nil {
+		return fmt.Errorf("frontend %q: health.password: %w", fe.Name, err)
+	}
+	return nil
 }
 
 // unjoin splits an errors.Join error into its parts.

@@ -201,7 +201,9 @@ func (d *Daemon) handConnections(conn int, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
+	deadline, _ := ctx.Deadline()
 	send := func(recs []l4.HandoffRecord, fds []int) error {
+		sent := 0
 		// As many records as keep a message within fdsPerMessage fds.
 		for len(recs) > 0 {
 			n, nfds := 0, 0
@@ -210,20 +212,23 @@ func (d *Daemon) handConnections(conn int, timeout time.Duration) {
 				n++
 			}
 			if n == 0 {
-				return fmt.Errorf("a record with %d fds", recs[0].FDs)
+				return &l4.HandoffSendError{Sent: sent, Err: fmt.Errorf("a record with %d fds", recs[0].FDs)}
 			}
-			err := sendMsg(conn, handoverMsg{Type: "conns", Conns: recs[:n], More: true}, fds[:nfds])
+			// A new process that stops reading holds this one no longer
+			// than the hand-over's deadline.
+			err := sendMsgBy(conn, handoverMsg{Type: "conns", Conns: recs[:n], More: true}, fds[:nfds], deadline)
 			if err != nil {
-				return err
+				return &l4.HandoffSendError{Sent: sent, Err: err}
 			}
 			closeAll(fds[:nfds]) // they live on in the new process
 			recs, fds = recs[n:], fds[nfds:]
+			sent += n
 		}
 		return nil
 	}
 	st := d.srv.Handoff(ctx, send)
 	ev := d.log.Info()
-	if err := sendMsg(conn, handoverMsg{Type: "conns", More: false}, nil); err != nil {
+	if err := sendMsgBy(conn, handoverMsg{Type: "conns", More: false}, nil, time.Now().Add(time.Second)); err != nil {
 		d.log.Error().Err(err).Msg("upgrade: the new process did not take the end of the hand-over")
 	} else if m, fds, err := recvMsg(conn, timeout); err != nil || m.Type != "adopted" || m.Adopted == nil {
 		closeAll(fds)

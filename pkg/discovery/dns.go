@@ -18,8 +18,8 @@ import (
 )
 
 // resolvConf is where the system's resolvers are read when the config
-// names none.
-const resolvConf = "/etc/resolv.conf"
+// names none; a variable so that tests can point it at a file of theirs.
+var resolvConf = "/etc/resolv.conf"
 
 // lookupBudget bounds one name's lookup, SRV targets included, in
 // multiples of the query timeout.

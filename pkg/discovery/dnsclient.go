@@ -40,7 +40,8 @@ const (
 // errNoResolver is returned when there is no server to ask.
 var errNoResolver = errors.New("no DNS resolver: set dns.resolvers, or nameserver lines in /etc/resolv.conf")
 
-// resolver asks DNS servers, in order, until one answers.
+// resolver asks DNS servers, in order, until one answers. It has at least
+// one server: NewDNS refuses a source without one.
 type resolver struct {
 	servers []netip.AddrPort
 	timeout time.Duration // per query and server
@@ -80,9 +81,6 @@ type reply struct {
 // NXDOMAIN; SERVFAIL, REFUSED, a timeout or a malformed reply move on to
 // the next server, and when none answers the error says what each did.
 func (r *resolver) query(ctx context.Context, name string, t dnsmessage.Type) (*reply, error) {
-	if len(r.servers) == 0 {
-		return nil, errNoResolver
-	}
 	// A context past its deadline may not say so yet (its timer has not
 	// fired), and a dial would fail with a plain timeout: say it.
 	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
@@ -135,25 +133,17 @@ func (r *resolver) ask(ctx context.Context, server netip.AddrPort, question dnsm
 
 // buildQuery packs a recursive query with an EDNS(0) record.
 func buildQuery(id uint16, question dnsmessage.Question) ([]byte, error) {
-	b := dnsmessage.NewBuilder(make([]byte, 0, 128), dnsmessage.Header{ID: id, RecursionDesired: true})
-	b.EnableCompression()
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
+	m := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: id, RecursionDesired: true},
+		Questions: []dnsmessage.Question{question},
+		Additionals: []dnsmessage.Resource{{
+			// RFC 6891: the OPT record is owned by the root, and its class
+			// is the UDP payload size offered.
+			Header: dnsmessage.ResourceHeader{Name: dnsmessage.MustNewName("."), Type: dnsmessage.TypeOPT, Class: udpSize},
+			Body:   &dnsmessage.OPTResource{},
+		}},
 	}
-	if err := b.Question(question); err != nil {
-		return nil, err
-	}
-	if err := b.StartAdditionals(); err != nil {
-		return nil, err
-	}
-	var opt dnsmessage.ResourceHeader
-	if err := opt.SetEDNS0(udpSize, dnsmessage.RCodeSuccess, false); err != nil {
-		return nil, err
-	}
-	if err := b.OPTResource(opt, dnsmessage.OPTResource{}); err != nil {
-		return nil, err
-	}
-	return b.Finish()
+	return m.AppendPack(make([]byte, 0, 128))
 }
 
 // exchangeUDP sends msg and waits for its answer, ignoring datagrams that

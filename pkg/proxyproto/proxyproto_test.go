@@ -159,6 +159,8 @@ func TestParseInvalid(t *testing.T) {
 		{"v2 crc short", v2(0x21, 0x11, inet4Block(v4src, v4dst), tlv(TypeCRC32C, "abc")), errV2CRCLength},
 		{"v2 crc wrong", crcBad, errV2CRC},
 		{"v2 two authorities", v2(0x21, 0x11, inet4Block(v4src, v4dst), tlv(TypeAuthority, "a"), tlv(TypeAuthority, "b")), errV2Duplicate},
+		{"v2 two checksums", v2(0x21, 0x11, inet4Block(v4src, v4dst), tlv(TypeCRC32C, "abcd"), tlv(TypeCRC32C, "abcd")), errV2Duplicate},
+		{"v2 two unique ids", v2(0x21, 0x11, inet4Block(v4src, v4dst), tlv(TypeUniqueID, "a"), tlv(TypeUniqueID, "b")), errV2Duplicate},
 		{"v2 unique id too long", v2(0x21, 0x11, inet4Block(v4src, v4dst), tlv(TypeUniqueID, strings.Repeat("x", 129))), errV2UniqueIDTooBi},
 	}
 	for _, tc := range cases {
@@ -299,6 +301,13 @@ func TestRead(t *testing.T) {
 		{string(v2h[:20]), io.ErrUnexpectedEOF},
 		{"HELLO", ErrInvalid},
 		{"PROXY " + strings.Repeat("A", 200), ErrInvalid},
+		{"", io.EOF},
+		{string(v2h[:10]), io.ErrUnexpectedEOF},
+		{string(v2(0x11, 0x11, inet4Block(v4src, v4dst))), errV2Version},
+		{string(v2(0x21, 0x11, inet4Block(v4src, v4dst), tlv(TypeAuthority, "a"), tlv(TypeAuthority, "b"))), errV2Duplicate},
+		// A CR as the 107th byte: the LF that would end the header is one
+		// byte past the longest v1 header.
+		{"PROXY " + strings.Repeat("A", 100) + "\r\n", errV1TooLong},
 	} {
 		_, err := Read(bufio.NewReader(strings.NewReader(tc.in)))
 		if !errors.Is(err, tc.want) {

@@ -3,7 +3,6 @@ package proxyproto
 import (
 	"bufio"
 	"encoding/binary"
-	"fmt"
 	"io"
 )
 
@@ -52,16 +51,12 @@ func Read(r *bufio.Reader) (Header, error) {
 	default:
 		return Header{}, errNotProxy
 	}
-	h, n, err := Parse(buf)
-	switch {
-	case err == ErrShort:
-		return Header{}, errV1TooLong
-	case err != nil:
-		return Header{}, err
-	case n != len(buf):
-		return Header{}, fmt.Errorf("read %d bytes for a %d-byte header: %w", len(buf), n, ErrInvalid)
-	}
-	return h, nil
+	// buf holds exactly one header, or what Parse refused already: a v1
+	// line to its LF or of V1MaxLen bytes, or a v2 header to the length
+	// its fixed part gives. So Parse takes all of it and never asks for
+	// more (ErrShort).
+	h, _, err := Parse(buf)
+	return h, err
 }
 
 // unexpected turns an EOF inside a header into io.ErrUnexpectedEOF.

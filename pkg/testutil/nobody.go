@@ -14,7 +14,8 @@ import (
 // a copy of the binary as user nobody, with env ("NAME=value") added so
 // the test knows it is the child. It fails the calling test when the
 // child fails, skips it when the child skipped, and logs the child's
-// output. The caller must be root.
+// output. The caller must be root. When the binary measures coverage, what
+// the child ran counts too (see ChildCoverDir).
 func RunAsNobody(t testing.TB, test, env string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "splicer-as-nobody")
@@ -30,11 +31,17 @@ func RunAsNobody(t testing.TB, test, env string) {
 	if err := copyExecutable(os.Args[0], bin); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+	// Nobody cannot write to this binary's GOCOVERDIR: the child writes
+	// its coverage to a directory of its own, moved over once it exits.
+	coverArgs, coverEnv, collectCover := childCoverFlags(t, dir)
+	cmd := exec.Command(bin, append([]string{"-test.run=^" + test + "$", "-test.v", "-test.count=1"}, coverArgs...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env, "GOCOVERDIR=")
+	cmd.Env = append(os.Environ(), env, coverEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
+	if err == nil {
+		collectCover()
+	}
 	t.Logf("as nobody:\n%s", out)
 	if err != nil {
 		t.Fatalf("the unprivileged run failed: %v", err)

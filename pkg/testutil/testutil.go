@@ -1,13 +1,3 @@
-// Package testutil holds small helpers shared by splicer's tests: a log
-// sink safe for concurrent writers (SyncBuffer), a condition wait with a
-// deadline (WaitFor, the only way tests wait), an address that refuses for
-// as long as the test runs (RefusedAddr), a port free for both UDP and TCP
-// for servers that cannot pick their own (FreeUDPAndTCP), a lock shared by
-// test processes for tests that must not overlap (Exclusive), a CA for TLS
-// tests (NewCA), a run of a test as user nobody (RunAsNobody) and a count
-// of open fds (OpenFDs). Its subpackages start real programs for tests: cdp
-// (headless Chromium), realdb (PostgreSQL, Redis, MariaDB, dnsmasq) and
-// realproxy (HAProxy, nginx). Only _test.go files import it.
 package testutil
 
 import (

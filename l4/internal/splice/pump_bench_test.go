@@ -15,7 +15,11 @@ import (
 // two non-blocking AF_UNIX socketpairs, client ⇄ src and dst ⇄ server, and
 // one goroutine does everything in turn (the client's write, the pump
 // step, the server's read), so no scheduler and no TCP stack add noise:
-// `make bench-check` holds it to a baseline. The sizes are a query through
+// `make bench-check` holds it to a baseline. The client's and the server's
+// calls are raw, as the pump's are: a call through the scheduler
+// (entersyscall/exitsyscall) costs a varying number of instructions,
+// whether sysmon took the P back meanwhile or not, which spread the
+// instruction counts over 25-90%. The sizes are a query through
 // the buffer carrier and a 16 KiB chunk through a pipe, the two carriers'
 // typical loads.
 func BenchmarkPump(b *testing.B) {
@@ -30,7 +34,7 @@ func BenchmarkPump(b *testing.B) {
 			b.SetBytes(int64(tc.size))
 			b.ReportAllocs()
 			for b.Loop() {
-				if n, err := unix.Write(f.client, msg); err != nil || n != len(msg) {
+				if n, err := rawWrite(f.client, msg); err != nil || n != len(msg) {
 					b.Fatalf("client write: %d of %d bytes: %v", n, len(msg), err)
 				}
 				n, err := f.carrier.Fill(f.src, len(msg))
@@ -42,7 +46,7 @@ func BenchmarkPump(b *testing.B) {
 				}
 				// A socketpair delivers during the write: the whole
 				// message is there to read.
-				if n, err := unix.Read(f.server, got); err != nil || n != len(got) {
+				if n, err := rawRead(f.server, got); err != nil || n != len(got) {
 					b.Fatalf("server read: %d of %d bytes: %v", n, len(got), err)
 				}
 			}

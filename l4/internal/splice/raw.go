@@ -18,9 +18,12 @@ import (
 // request, so the saving shows in proxy CPU time.
 
 func rawSplice(rfd, wfd, n, flags int) (int, error) {
-	r, err := sock.Syscall6(unix.SYS_SPLICE, uintptr(rfd), 0, uintptr(wfd), 0, uintptr(n), uintptr(flags))
-	if err != nil {
-		return 0, err
+	r, _, errno := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(rfd), 0, uintptr(wfd), 0, uintptr(n), uintptr(flags))
+	if errno != 0 {
+		var err error
+		if r, err = sock.Retry6(errno, unix.SYS_SPLICE, uintptr(rfd), 0, uintptr(wfd), 0, uintptr(n), uintptr(flags)); err != nil {
+			return 0, err
+		}
 	}
 	return int(r), nil
 }
@@ -29,9 +32,13 @@ func rawSplice(rfd, wfd, n, flags int) (int, error) {
 // read(2): read goes through the VFS layer first (the file-position lock,
 // fsnotify and LSM file hooks), which a socket gains nothing from.
 func rawRead(fd int, p []byte) (int, error) {
-	r, err := sock.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
-	if err != nil {
-		return 0, err
+	buf := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), buf, uintptr(len(p)), 0, 0, 0)
+	if errno != 0 {
+		var err error
+		if r, err = sock.Retry6(errno, unix.SYS_RECVFROM, uintptr(fd), buf, uintptr(len(p)), 0, 0, 0); err != nil {
+			return 0, err
+		}
 	}
 	return int(r), nil
 }
@@ -40,9 +47,13 @@ func rawRead(fd int, p []byte) (int, error) {
 // the reason rawRead uses recvfrom; a peer that has gone away yields EPIPE
 // without a SIGPIPE for the runtime to field.
 func rawWrite(fd int, p []byte) (int, error) {
-	r, err := sock.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
-	if err != nil {
-		return 0, err
+	buf := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), buf, uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
+	if errno != 0 {
+		var err error
+		if r, err = sock.Retry6(errno, unix.SYS_SENDTO, uintptr(fd), buf, uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0); err != nil {
+			return 0, err
+		}
 	}
 	return int(r), nil
 }

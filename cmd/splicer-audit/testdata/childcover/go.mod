@@ -1,0 +1,3 @@
+module childcover
+
+go 1.26
