@@ -30,7 +30,7 @@ func newFakeSource() *fakeSource {
 			PipesInUse: 3, PipesMax: 4096, FDs: 42, Connections: 2, MaxConnections: 10000,
 			Frontends: []stats.FrontendStats{{
 				Name: "pg", Listen: []string{"127.0.0.1:6432"}, Protocol: "tcp", Strategy: "leastconn",
-				Active: 2, Total: 10, Rejected: 1, Queued: 4, BytesIn: 1000, BytesOut: 5000,
+				Active: 2, Peak: 6, Total: 10, Rejected: 1, Queued: 4, BytesIn: 1000, BytesOut: 5000,
 				MaxConnections: 100, QueuedNow: 1, QueueTimeouts: 1,
 				Refused: map[string]uint64{"no_backend": 0, "queue_full": 0, "queue_timeout": 1,
 					"access_list": 5, "per_client": 0, "rate_limit": 0},
@@ -46,7 +46,7 @@ func newFakeSource() *fakeSource {
 					Health: stats.HealthStats{Checked: true, Check: "tcp", Up: true, LastOK: true, LastMessage: "ok",
 						LastDuration: 0.0015, LastCheck: started.Add(time.Hour), LastChange: started.Add(time.Minute),
 						Successes: 5},
-					Active: 2, Total: 7, BytesIn: 700, BytesOut: 3500,
+					Active: 2, Peak: 6, Total: 7, BytesIn: 700, BytesOut: 3500,
 					ConnectFailures: failures(2, 1), Resets: 1, PipesInUse: 2,
 					Closed:     map[string]uint64{"client_fin": 3, "backend_reset": 1},
 					ConnectP50: 0.0005, ConnectP99: 0.001,
@@ -60,7 +60,7 @@ func newFakeSource() *fakeSource {
 					Backup: true,
 					Health: stats.HealthStats{Checked: true, Check: "tcp", LastMessage: "connect: connection refused",
 						LastDuration: 0.0002, LastCheck: started.Add(time.Hour), Failures: 3},
-					Total: 3, BytesIn: 300, BytesOut: 1500,
+					Peak: 1, Total: 3, BytesIn: 300, BytesOut: 1500,
 					ConnectFailures: failures(0, 0),
 					ConnectBuckets:  []stats.Bucket{{UpperBound: 0.001, Count: 3}, {UpperBound: 0.01, Count: 3}},
 					ConnectCount:    3, ConnectSum: 0.0009,
@@ -94,12 +94,12 @@ func udpFrontend() stats.FrontendStats {
 	}
 	return stats.FrontendStats{
 		Name: "dns", Listen: []string{"127.0.0.1:5353"}, Protocol: "udp", Strategy: "maglev",
-		Active: 3, Total: 12, BytesIn: 4000, BytesOut: 9000, DatagramsIn: 40, DatagramsOut: 38,
+		Active: 3, Peak: 4, Total: 12, BytesIn: 4000, BytesOut: 9000, DatagramsIn: 40, DatagramsOut: 38,
 		Refused: refused, Drops: drops,
 		Backends: []stats.BackendStats{{
 			Name: "ns1", Address: "127.0.0.1:53", Weight: 1, EffectiveWeight: 1, State: "ready",
 			Health: stats.HealthStats{Up: true},
-			Active: 3, Total: 12, BytesIn: 4000, BytesOut: 9000,
+			Active: 3, Peak: 4, Total: 12, BytesIn: 4000, BytesOut: 9000,
 			DatagramsIn: 40, DatagramsOut: 37, ForeignDrops: 2,
 			ConnectFailures: map[string]uint64{"refused": 1, "timeout": 0, "unreachable": 0, "reset": 0, "other": 0},
 		}},

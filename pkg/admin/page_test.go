@@ -88,18 +88,18 @@ func TestPageRendersProtocols(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `[["pg tcp 127.0.0.1:6432 · leastconn",` +
-		`"active 2 (peak 5) of 100 · queued now 1 (peak 4) · 12.5 conn/s (peak 140) · 0.5 errors/s (peak 2.0) · ` +
+		`"active 2 (peak 6) of 100 · queued now 1 (peak 4) · 12.5 conn/s (peak 140) · 0.5 errors/s (peak 2.0) · ` +
 		`1.5k B/s in (peak 12k) · 2.5M B/s out (peak 3.2M) · in 1000 B · out 4.9 KiB · total 10 · rejected 1 (access_list 5, queue_timeout 1) · ever queued 4",` +
 		`"backend|health|state|weight|active|peak|conn/s|in / out B/s|errors/s|connect ms|total|last 10m|last check|",` +
-		`"a|UP|ready|100|2 / 50|5|12.5 (140)|1.5k / 2.5M|0.5 (2.0)|0.50 / 1.00|7||ok (1.50 ms)|",` +
-		`"[::1]:5433 (backup)|DOWN|drain|50 (10)|0|–|–|–|–|0.00 / 0.00|3||connect: connection refused (0.20 ms)|"],` +
+		`"a|UP|ready|100|2 / 50|6|12.5 (140)|1.5k / 2.5M|0.5 (2.0)|0.50 / 1.00|7||ok (1.50 ms)|",` +
+		`"[::1]:5433 (backup)|DOWN|drain|50 (10)|0|1|–|–|–|0.00 / 0.00|3||connect: connection refused (0.20 ms)|"],` +
 		`["cache tcp 127.0.0.1:6380, [::1]:6380 · maglev",` +
-		`"active 0 · queued now 0 · in 0 B · out 0 B · total 0 · rejected 0 · ever queued 0",` +
+		`"active 0 (peak 0) · queued now 0 · in 0 B · out 0 B · total 0 · rejected 0 · ever queued 0",` +
 		`"backend|health|state|weight|active|peak|conn/s|in / out B/s|errors/s|connect ms|total|last 10m|last check|"],` +
 		`["dns udp 127.0.0.1:5353 · maglev",` +
-		`"flows 3 · total 12 · in 3.9 KiB · out 8.8 KiB · datagrams in 40 · out 38 · dropped foreign_source 2, max_flows 4, refused 1",` +
+		`"flows 3 (peak 4) · total 12 · in 3.9 KiB · out 8.8 KiB · datagrams in 40 · out 38 · dropped foreign_source 2, max_flows 4, refused 1",` +
 		`"backend|health|state|weight|flows|peak|flows/s|in / out B/s|datagrams in / out|ICMP errors|foreign drops|last 10m|last check|",` +
-		`"ns1|unchecked|ready|1|3|–|–|–|40 / 37|refused 1|2|||"]]`
+		`"ns1|unchecked|ready|1|3|4|–|–|40 / 37|refused 1|2|||"]]`
 	tab.waitEval(t, sectionsJS, want)
 	tab.waitEval(t, `document.getElementById("who").textContent`, "read-only: no users are configured")
 	tab.waitEval(t, `document.querySelectorAll("#frontends button:not(.link)").length`, "0")

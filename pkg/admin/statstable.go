@@ -87,15 +87,15 @@ func writeTCPRows(tw *tabwriter.Writer, frontends []stats.FrontendStats, now tim
 	fmt.Fprintln(tw, "NAME\tSTATE\tHEALTH\tSINCE\tWEIGHT\tACTIVE\tPEAK\tMAX\tQUEUE\tCONN/S\tIN/S\tOUT/S\tERR/S\tCONNECT P50\tP99\tTOTAL\tFAILED\tRESETS\tLAST CHECK")
 	for _, fe := range frontends {
 		r := fe.Rates
-		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t%d\t%d\t-\t-\n",
-			fe.Name, fe.Active, peakLevel(r, func(p stats.Point) float64 { return p.Active }), limit(fe.MaxConnections),
+		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t%d\t%d\t-\t-\n",
+			fe.Name, fe.Active, fe.Peak, limit(fe.MaxConnections),
 			queueText(fe.QueuedNow, r), nowPeak(r, count, connsOf), nowPeak(r, byteRate, bytesInOf),
 			nowPeak(r, byteRate, bytesOutOf), nowPeak(r, count, errorsOf), fe.Total, fe.Rejected)
 		for _, b := range fe.Backends {
 			r := b.Rates
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t-\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t-\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
 				b.Name, b.State, healthWord(b.Health), since(b.Health, now), weightText(b),
-				b.Active, peakLevel(r, func(p stats.Point) float64 { return p.Active }), limit(b.MaxConnections),
+				b.Active, b.Peak, limit(b.MaxConnections),
 				nowPeak(r, count, connsOf), nowPeak(r, byteRate, bytesInOf), nowPeak(r, byteRate, bytesOutOf),
 				nowPeak(r, count, errorsOf), millis(b.ConnectP50), millis(b.ConnectP99),
 				b.Total, sum(b.ConnectFailures), b.Resets, checkText(b.Health))
@@ -109,15 +109,15 @@ func writeUDPRows(tw *tabwriter.Writer, frontends []stats.FrontendStats, now tim
 	fmt.Fprintln(tw, "NAME\tSTATE\tHEALTH\tSINCE\tWEIGHT\tFLOWS\tPEAK\tFLOWS/S\tIN/S\tOUT/S\tTOTAL\tDATAGRAMS IN\tDATAGRAMS OUT\tICMP ERRORS\tFOREIGN DROPS\tLAST CHECK\tDROPPED")
 	for _, fe := range frontends {
 		r := fe.Rates
-		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t-\t-\t-\t%s\n", fe.Name, fe.Active,
-			peakLevel(r, func(p stats.Point) float64 { return p.Active }), nowPeak(r, count, connsOf),
+		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t-\t-\t-\t%s\n", fe.Name, fe.Active,
+			fe.Peak, nowPeak(r, count, connsOf),
 			nowPeak(r, byteRate, bytesInOf), nowPeak(r, byteRate, bytesOutOf),
 			fe.Total, fe.DatagramsIn, fe.DatagramsOut, dropsText(fe.Drops))
 		for _, b := range fe.Backends {
 			r := b.Rates
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t-\n",
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t-\n",
 				b.Name, b.State, healthWord(b.Health), since(b.Health, now), weightText(b), b.Active,
-				peakLevel(r, func(p stats.Point) float64 { return p.Active }), nowPeak(r, count, connsOf),
+				b.Peak, nowPeak(r, count, connsOf),
 				nowPeak(r, byteRate, bytesInOf), nowPeak(r, byteRate, bytesOutOf), b.Total,
 				b.DatagramsIn, b.DatagramsOut, sum(b.ConnectFailures), b.ForeignDrops, checkText(b.Health))
 		}
@@ -136,14 +136,6 @@ func nowPeak(r *stats.Rates, f func(float64) string, of func(stats.Point) float6
 		return "-"
 	}
 	return f(of(r.Now)) + "/" + f(of(r.Peak))
-}
-
-// peakLevel is the peak of a level such as the active connections.
-func peakLevel(r *stats.Rates, of func(stats.Point) float64) string {
-	if r == nil {
-		return "-"
-	}
-	return strconv.FormatFloat(of(r.Peak), 'f', 0, 64)
 }
 
 // queueText is the clients queued now and the peak.

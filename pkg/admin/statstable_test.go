@@ -15,16 +15,16 @@ const wantHeader = "splicer 1.2.3  up 1h2m5s  connections 2/10000  pipes 3/4096 
 // connects; SINCE is taken an hour and five seconds after the start.
 const wantTCPTable = `
 NAME          STATE  HEALTH  SINCE  WEIGHT   ACTIVE  PEAK  MAX  QUEUE  CONN/S    IN/S      OUT/S      ERR/S    CONNECT P50  P99     TOTAL  FAILED  RESETS  LAST CHECK
-pg            -      -       -      -        2       5     100  1/4    12.5/140  1.5k/12k  2.5M/3.2M  0.5/2.0  -            -       10     1       -       -
-  a           ready  up      59m5s  100      2       5     50   -      12.5/140  1.5k/12k  2.5M/3.2M  0.5/2.0  0.50ms       1.00ms  7      3       1       ok 1.50ms
-  [::1]:5433  drain  DOWN    -      50 (10)  0       -     -    -      -         -         -          -        0.00ms       0.00ms  3      0       0       connect: connection refused 0.20ms
-cache         -      -       -      -        0       -     -    0      -         -         -          -        -            -       0      0       -       -
+pg            -      -       -      -        2       6     100  1/4    12.5/140  1.5k/12k  2.5M/3.2M  0.5/2.0  -            -       10     1       -       -
+  a           ready  up      59m5s  100      2       6     50   -      12.5/140  1.5k/12k  2.5M/3.2M  0.5/2.0  0.50ms       1.00ms  7      3       1       ok 1.50ms
+  [::1]:5433  drain  DOWN    -      50 (10)  0       1     -    -      -         -         -          -        0.00ms       0.00ms  3      0       0       connect: connection refused 0.20ms
+cache         -      -       -      -        0       0     -    0      -         -         -          -        -            -       0      0       -       -
 `
 
 const wantUDPTable = `
 NAME   STATE  HEALTH  SINCE  WEIGHT  FLOWS  PEAK  FLOWS/S  IN/S  OUT/S  TOTAL  DATAGRAMS IN  DATAGRAMS OUT  ICMP ERRORS  FOREIGN DROPS  LAST CHECK  DROPPED
-dns    -      -       -      -       3      -     -        -     -      12     40            38             -            -              -           max_flows 4, refused 1, foreign_source 2
-  ns1  ready  -       -      1       3      -     -        -     -      12     40            37             1            2              -           -
+dns    -      -       -      -       3      4     -        -     -      12     40            38             -            -              -           max_flows 4, refused 1, foreign_source 2
+  ns1  ready  -       -      1       3      4     -        -     -      12     40            37             1            2              -           -
 `
 
 // TestWriteStatsTable checks the text of every mix of protocols: TCP alone,

@@ -316,22 +316,21 @@ func (v *topView) table(now time.Time) (lines, styles []string, selRow int) {
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tHEALTH\tSINCE\tWEIGHT\tACTIVE\tPEAK\tQUEUE\tCONN/S\tIN/S\tOUT/S\tERR/S\tCHECK")
 	styles = append(styles, escBold)
-	active := func(p stats.Point) float64 { return p.Active }
 	for _, fe := range v.st.Frontends {
 		r := fe.Rates
 		queue := queueText(fe.QueuedNow, r)
 		if fe.Protocol == protocolUDP {
 			queue = "-"
 		}
-		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s %s %s\n", fe.Name, fe.Active,
-			peakLevel(r, active), queue, nowPeak(r, count, connsOf), nowPeak(r, byteRate, bytesInOf),
+		fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s %s %s\n", fe.Name, fe.Active,
+			fe.Peak, queue, nowPeak(r, count, connsOf), nowPeak(r, byteRate, bytesInOf),
 			nowPeak(r, byteRate, bytesOutOf), nowPeak(r, count, errorsOf),
 			fe.Protocol, strings.Join(fe.Listen, ","), fe.Strategy)
 		styles = append(styles, escBold)
 		for _, b := range fe.Backends {
 			r := b.Rates
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\t-\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.State,
-				healthWord(b.Health), since(b.Health, now), weightText(b), b.Active, peakLevel(r, active),
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%d\t-\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.State,
+				healthWord(b.Health), since(b.Health, now), weightText(b), b.Active, b.Peak,
 				nowPeak(r, count, connsOf), nowPeak(r, byteRate, bytesInOf), nowPeak(r, byteRate, bytesOutOf),
 				nowPeak(r, count, errorsOf), checkText(b.Health))
 			style := ""

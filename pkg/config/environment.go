@@ -147,6 +147,14 @@ func warnFDs(cfg *Config, env Environment, ps *problems) {
 	if flows > 0 {
 		effect += ", and new UDP flows are dropped"
 	}
-	top.sc.warnf(top.field, "needs up to %d file descriptors (%s) but RLIMIT_NOFILE is %d here: beyond it, %s. "+
+	msg := fmt.Sprintf("needs up to %d file descriptors (%s) but RLIMIT_NOFILE is %d here: beyond it, %s. "+
 		"Raise the limit (LimitNOFILE= under systemd) or lower this", need, strings.Join(parts, " + "), env.NoFile, effect)
+	if top.sc.key == "global" && ps.lines.lineOf("global.max_connections") == 0 {
+		// No [global] table: no line to point at. Say that the figure is
+		// the default, and where to set it.
+		ps.warn("global.max_connections", fmt.Sprintf("global.max_connections (the default, %d: the file has no [global] table)",
+			g.MaxConnections), msg+" in a [global] table")
+		return
+	}
+	top.sc.warnf(top.field, "%s", msg)
 }

@@ -195,7 +195,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, err := New().
-		MaxConnections(10000).ShutdownTimeout(30*time.Second).
+		MaxConnections(5000).ShutdownTimeout(30*time.Second).
 		LogLevel("info").LogFormat("console").
 		AdminListen("127.0.0.1:9090").
 		Frontend("demo").Listen("127.0.0.1:7000").Protocol(ProtocolTCP).Strategy(StrategyRoundRobin).

@@ -260,7 +260,7 @@ func (d *Daemon) handConnections(conn int, timeout time.Duration) {
 			Int("adopted_udp_flows", m.Adopted.Flows).Int("refused", m.Adopted.Refused)
 	}
 	ev.Int("tcp", st.TCP).Int("clients", st.Clients).Int("udp_flows", st.Flows).Int("lost", st.Lost).
-		Int("left_to_drain", st.Left).Dur("took", time.Since(start)).
+		Int("left_to_drain", st.Left).Float64("took_seconds", time.Since(start).Seconds()).
 		Msg("upgrade: connections handed over to the new process")
 }
 

@@ -252,7 +252,7 @@ func (s *DNS) refresh(ctx context.Context, l *lookup) {
 	for _, f := range ans.failed {
 		if f.expired {
 			s.log.Warn().Str("name", l.name).Str("type", l.kind).Str("target", f.target).Err(f.err).
-				Dur("max_interval", s.maxIval).Msg("DNS: an SRV target has failed for max_interval: its last addresses are dropped")
+				Float64("max_interval_seconds", s.maxIval.Seconds()).Msg("DNS: an SRV target has failed for max_interval: its last addresses are dropped")
 		}
 	}
 	if msg := failureSummary(ans.failed, len(ans.failed)); msg != l.failing {

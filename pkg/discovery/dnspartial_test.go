@@ -170,7 +170,7 @@ func TestDNSSRVPartial(t *testing.T) {
 		// Once: the same failure at the next lookups is not logged again.
 		{sum, 1, []string{`"held":["b.test."]`, `"left_out":["d.test."]`,
 			`SRV target b.test.: ` + f.addr.String() + `: answered ServerFailure; SRV target d.test.: ` + f.addr.String() + `: answered Refused`}},
-		{"its last addresses are dropped", 1, []string{`"target":"b.test."`, `"max_interval":10000`}},
+		{"its last addresses are dropped", 1, []string{`"target":"b.test."`, `"max_interval_seconds":10`}},
 		{"no SRV target gave an address, and some failed", 1, nil},
 		{"every SRV target failed", 1, []string{`"kept":1`}},
 		{"DNS lookup works again", 1, []string{`"backends":4`}},

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,19 +35,55 @@ func (c *Collector) AppendText(b []byte) ([]byte, error) {
 	return t.b, nil
 }
 
+// writeText writes one snapshot's series to w in chunks of about
+// textChunk bytes, formatted in buf (its capacity reused), so that the
+// megabytes of a large scrape go through a buffer that stays in the CPU's
+// cache. It stops at the first label value that is not UTF-8, or the
+// first error of w. It returns buf for the next scrape.
+func (c *Collector) writeText(w io.Writer, buf []byte) ([]byte, error) {
+	st := c.read()
+	t := textSink{b: buf[:0], out: w}
+	walk(&st, &t)
+	if t.err == nil && len(t.b) > 0 {
+		_, t.err = w.Write(t.b)
+	}
+	return t.b[:0], t.err
+}
+
+// textChunk is how much text writeText formats before it writes it out.
+const textChunk = 64 << 10
+
 // textSink writes samples as text: a family's HELP and TYPE before its
 // first sample, so a family without samples is left out as a registry
-// would.
+// would. With out set, it writes b to out and empties it whenever b has
+// grown past textChunk, at the start of a line.
 type textSink struct {
 	b    []byte
+	out  io.Writer
 	last *family
 	err  error
+	line int // where the line start began in b
+	// les are the upper bounds of the last histogram written, and lesText
+	// their text, for the next histogram of the same bounds (every series
+	// of a family shares them).
+	les     []float64
+	lesText [][]byte
+}
+
+// flush writes what b holds to out, once b has grown past textChunk.
+func (t *textSink) flush() {
+	if t.out == nil || len(t.b) < textChunk || t.err != nil {
+		return
+	}
+	_, t.err = t.out.Write(t.b)
+	t.b = t.b[:0]
 }
 
 // start writes f's header if f has not started yet, and the sample's name
 // and labels: name{l1="a",l2="b"} (suffix after the name, le after the
 // labels, for histograms).
 func (t *textSink) start(f *family, suffix string, a, b, c string, le []byte) {
+	t.flush()
 	if t.last != f {
 		t.last = f
 		t.b = append(t.b, "# HELP "...)
@@ -59,6 +96,7 @@ func (t *textSink) start(f *family, suffix string, a, b, c string, le []byte) {
 		t.b = append(t.b, [...]string{counter: "counter", gauge: "gauge", histogram: "histogram"}[f.kind]...)
 		t.b = append(t.b, '\n')
 	}
+	t.line = len(t.b)
 	t.b = append(t.b, f.name...)
 	t.b = append(t.b, suffix...)
 	if len(f.labels) == 0 && le == nil {
@@ -100,13 +138,29 @@ func (t *textSink) integer(f *family, v uint64, a, b, c string) {
 }
 
 func (t *textSink) histogram(f *family, count uint64, sum float64, buckets []stats.Bucket, a, b, c string) {
-	var le [32]byte
-	for _, bk := range buckets {
-		t.start(f, "_bucket", a, b, c, appendFloat(le[:0], bk.UpperBound))
+	// The buckets' lines differ only in le and the count: the name and
+	// labels are formatted once, name_bucket{labels,le=" then copied.
+	t.start(f, "_bucket", a, b, c, nil)
+	if len(f.labels) == 0 {
+		t.b = append(t.b[:len(t.b)-1], '{') // "name_bucket "
+	} else {
+		t.b = append(t.b[:len(t.b)-2], ',') // "name_bucket{...} "
+	}
+	t.b = append(t.b, `le="`...)
+	line, n := t.line, len(t.b)-t.line
+	for i, bk := range buckets {
+		if i > 0 {
+			t.b = append(t.b, t.b[line:line+n]...)
+		}
+		t.b = append(t.b, t.le(i, bk.UpperBound)...)
+		t.b = append(t.b, '"', '}', ' ')
 		t.b = strconv.AppendUint(t.b, bk.Count, 10)
 		t.b = append(t.b, '\n')
 	}
-	t.start(f, "_bucket", a, b, c, append(le[:0], "+Inf"...))
+	if len(buckets) > 0 {
+		t.b = append(t.b, t.b[line:line+n]...)
+	}
+	t.b = append(t.b, `+Inf"} `...)
 	t.b = strconv.AppendUint(t.b, count, 10)
 	t.b = append(t.b, '\n')
 	t.start(f, "_sum", a, b, c, nil)
@@ -115,6 +169,20 @@ func (t *textSink) histogram(f *family, count uint64, sum float64, buckets []sta
 	t.start(f, "_count", a, b, c, nil)
 	t.b = strconv.AppendUint(t.b, count, 10)
 	t.b = append(t.b, '\n')
+}
+
+// le returns the text of the i-th upper bound v, formatted once per
+// family of histograms rather than once per series.
+func (t *textSink) le(i int, v float64) []byte {
+	if i < len(t.les) && t.les[i] == v {
+		return t.lesText[i]
+	}
+	if i < len(t.les) {
+		t.les, t.lesText = t.les[:i], t.lesText[:i]
+	}
+	t.les = append(t.les, v)
+	t.lesText = append(t.lesText, appendFloat(nil, v))
+	return t.lesText[i]
 }
 
 // appendLabelValue appends v escaped as the text format wants (\\, \", \n),
@@ -190,7 +258,6 @@ func Handler(c *Collector, g prometheus.Gatherer, log zerolog.Logger) http.Handl
 		h.rest = promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 		h.restReq, _ = http.NewRequest(http.MethodGet, "/metrics", nil)
 	}
-	h.bufs.New = func() any { return new([]byte) }
 	return h
 }
 
@@ -200,42 +267,75 @@ type handler struct {
 	rest    http.Handler // writes g's series; nil without g
 	restReq *http.Request
 	log     zerolog.Logger
-	// bufs keeps scrape buffers, so that a scrape reuses the megabytes
-	// the last one grew instead of growing them again; gzips keeps
-	// compressors (each holds a few hundred KiB of tables).
-	bufs  sync.Pool // *[]byte
-	gzips sync.Pool // *gzip.Writer
+	// spare is the last scrape's buffers, taken by the next scrape so
+	// that it reuses the megabytes the last one grew instead of growing
+	// them again (a sync.Pool would drop them at every GC, and a large
+	// scrape allocates enough to cause one). A scrape that finds it
+	// taken, by a scrape running at the same time, makes its own.
+	spare atomic.Pointer[scratch]
+}
+
+// scratch is what one scrape writes into.
+type scratch struct {
+	text []byte       // the uncompressed text, or a chunk of it
+	zbuf bytes.Buffer // the compressed scrape
+	zw   *gzip.Writer // compresses into zbuf
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := h.bufs.Get().(*[]byte)
-	defer h.bufs.Put(p)
-	b, err := h.write((*p)[:0])
-	*p = b[:0]
+	s := h.spare.Swap(nil)
+	if s == nil {
+		s = new(scratch)
+	}
+	defer h.spare.Store(s)
+	var body []byte
+	var err error
+	gz := acceptsGzip(r)
+	if gz {
+		body, err = h.compress(s)
+	} else {
+		s.text, err = h.write(s.text[:0])
+		body = s.text
+		s.text = s.text[:0]
+	}
 	if err != nil {
 		h.log.Error().Err(err).Msg("metrics scrape failed")
 		http.Error(w, "scrape failed: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", contentType)
-	if !acceptsGzip(r) {
-		w.Write(b)
-		return
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if gz {
+		w.Header().Set("Content-Encoding", "gzip")
 	}
-	w.Header().Set("Content-Encoding", "gzip")
-	// BestSpeed: the text of a thousand backends is megabytes, and what a
-	// better level saves on the wire costs milliseconds per scrape here.
-	gz := h.gzips.Get()
-	var zw *gzip.Writer
-	if gz == nil {
-		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+	w.Write(body)
+}
+
+// compress writes a whole scrape into s.zbuf, gzip-compressed, and
+// returns it. The text goes through the compressor in chunks of
+// textChunk bytes and is never whole in memory: megabytes written and read
+// again cost more than the chunks that stay in the CPU's cache. BestSpeed:
+// the text of a thousand backends is megabytes, and what a better level
+// saves on the wire costs milliseconds per scrape here.
+func (h *handler) compress(s *scratch) ([]byte, error) {
+	s.zbuf.Reset()
+	if s.zw == nil {
+		s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzip.BestSpeed)
 	} else {
-		zw = gz.(*gzip.Writer)
-		zw.Reset(w)
+		s.zw.Reset(&s.zbuf)
 	}
-	zw.Write(b)
-	zw.Close()
-	h.gzips.Put(zw)
+	text, err := h.c.writeText(s.zw, s.text)
+	s.text = text
+	if err == nil && h.rest != nil {
+		out := appendWriter{b: s.text[:0], out: s.zw}
+		h.rest.ServeHTTP(&out, h.restReq)
+		err = out.err()
+		s.text = out.b[:0]
+	}
+	if err == nil {
+		err = s.zw.Close()
+	}
+	return s.zbuf.Bytes(), err
 }
 
 // write appends a whole scrape to b.
@@ -246,16 +346,19 @@ func (h *handler) write(b []byte) ([]byte, error) {
 	}
 	out := appendWriter{b: b}
 	h.rest.ServeHTTP(&out, h.restReq)
-	if out.code != 0 && out.code != http.StatusOK {
-		return b, fmt.Errorf("gathering the process and Go series: %s", bytes.TrimSpace(out.b[len(b):]))
+	if err := out.err(); err != nil {
+		return b, err
 	}
 	return out.b, nil
 }
 
 // appendWriter is the http.ResponseWriter the registry's handler writes
-// into: its body is appended to b.
+// into: its body is appended to b, or, with out set, written to out (an
+// error's body, the status other than 200, is kept in b).
 type appendWriter struct {
 	b      []byte
+	out    io.Writer
+	start  int // where the body began in b
 	header http.Header
 	code   int
 }
@@ -267,11 +370,25 @@ func (w *appendWriter) Header() http.Header {
 	return w.header
 }
 
-func (w *appendWriter) WriteHeader(code int) { w.code = code }
+func (w *appendWriter) WriteHeader(code int) {
+	w.code = code
+	w.start = len(w.b)
+}
 
 func (w *appendWriter) Write(p []byte) (int, error) {
+	if w.out != nil && (w.code == 0 || w.code == http.StatusOK) {
+		return w.out.Write(p)
+	}
 	w.b = append(w.b, p...)
 	return len(p), nil
+}
+
+// err is the registry handler's failure, with the text it answered.
+func (w *appendWriter) err() error {
+	if w.code != 0 && w.code != http.StatusOK {
+		return fmt.Errorf("gathering the process and Go series: %s", bytes.TrimSpace(w.b[w.start:]))
+	}
+	return nil
 }
 
 // acceptsGzip reports whether the request's Accept-Encoding lists gzip.
