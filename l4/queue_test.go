@@ -236,6 +236,13 @@ func TestQueueServedWhenCapacityAppears(t *testing.T) {
 			if n := bb.accepted.Load(); n != waiters {
 				t.Errorf("backend B accepted %d, want %d", n, waiters)
 			}
+			fc, _ := s.Counters("fe")
+			if fc.QueuedNow != 0 || fc.Queued != waiters || fc.QueueTimeouts != 0 {
+				t.Errorf("queued now %d, ever %d, timeouts %d; want 0, %d, 0", fc.QueuedNow, fc.Queued, fc.QueueTimeouts, waiters)
+			}
+			noneEnded(t, s)
+			// Every one of them, and the holder, ends as the client closes.
+			closeAllClean(t, s, 1+waiters, []*net.TCPConn{holder}, cl)
 		})
 	}
 }
