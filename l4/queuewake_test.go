@@ -28,8 +28,8 @@ func capFullConfig(t *testing.T, a, b *testBackend, capA, capB int) *config.Conf
 }
 
 // holdAndQueue opens holders clients, each greeted (so each holds a
-// backend slot), then waiters clients, and waits until all of these are
-// queued.
+// backend slot), then waiters clients, each queued before the next one
+// dials.
 func holdAndQueue(t *testing.T, s *Server, holders, waiters int) (held, queued []*net.TCPConn) {
 	t.Helper()
 	for range holders {
@@ -39,13 +39,15 @@ func holdAndQueue(t *testing.T, s *Server, holders, waiters int) (held, queued [
 		}
 		held = append(held, c)
 	}
-	for range waiters {
+	// One at a time, so the queue order is the order of queued: the
+	// frontend's loops accept concurrently.
+	for i := range waiters {
 		queued = append(queued, dialFE(t, s))
+		testutil.WaitFor(t, 5*time.Second, "waiter queued", func() bool {
+			fc, _ := s.Counters("fe")
+			return fc.QueuedNow == i+1
+		})
 	}
-	testutil.WaitFor(t, 5*time.Second, "every waiter queued", func() bool {
-		fc, _ := s.Counters("fe")
-		return fc.QueuedNow == waiters
-	})
 	return held, queued
 }
 
