@@ -116,4 +116,3 @@ func checkNotCharged(t *testing.T, s *Server, rec *recorder) {
 		t.Errorf("passive health was told: connect failures %v, resets %d", rec.failed[b], rec.resets[b])
 	}
 }
-
