@@ -214,7 +214,7 @@ func TestQueueServedWhenCapacityAppears(t *testing.T) {
 			})
 			start := time.Now()
 			tc.back(b)
-			servedWithin(t, cl, start)
+			servedWithin(t, cl, start, wakeBound)
 			if n := bb.accepted.Load(); n != waiters {
 				t.Errorf("backend B accepted %d, want %d", n, waiters)
 			}
