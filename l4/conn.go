@@ -288,7 +288,7 @@ func (c *conn) connectTo(b *backend.Backend) {
 	c.countTry(b)
 	c.bfd = fd
 	c.up.src, c.up.dst, c.down.src, c.down.dst = c.cfd, fd, fd, c.cfd
-	if err := c.loop.poll.Add(fd, connEvents, token(c.idx, c.gen, sideBackend)); err != nil {
+	if err := c.loop.addBackendSocket(fd, token(c.idx, c.gen, sideBackend)); err != nil {
 		// ENOMEM or ENOSPC (max_user_watches): ours, not the backend's.
 		c.ntried--
 		c.giveBack()

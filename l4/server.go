@@ -70,6 +70,10 @@ type Server struct {
 	// maxConns is global.max_connections, which a reload may change.
 	maxConns atomic.Int64
 
+	// backendPollFault, when set, fails the registration of backend
+	// sockets with the loops' pollers (pollfault.go): a test seam.
+	backendPollFault atomic.Pointer[func() error]
+
 	// active counts client connections across all loops.
 	active atomic.Int64
 	// flows counts UDP flows across all loops; a graceful shutdown waits

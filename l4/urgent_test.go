@@ -98,9 +98,16 @@ func TestUrgentDataDoesNotStall(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the stream stalled at the urgent byte")
 			}
-			c.CloseWrite()
+			// The backend's FIN comes first: the client half-closes only
+			// once it has read everything back, so the end is backend_fin.
 			if g := <-back; !bytes.Equal(g, want) {
 				t.Fatalf("client got %d bytes back, want %d (equal prefix %v)", len(g), len(want), bytes.Equal(g, want[:min(len(g), len(want))]))
+			}
+			c.CloseWrite()
+			causes := waitCause(t, s, CauseBackendFIN, 1)
+			causes[CauseBackendFIN] = 0
+			if causes != [NumCauses]uint64{} {
+				t.Errorf("other causes counted:%s", causeCounts(causes))
 			}
 		})
 	}

@@ -41,7 +41,11 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	writeFile(t, path, head+main("", be{"e0", e[0].addr, 1}, be{"e1", e[1].addr, 1})+extra)
 	p := startSplicer(t, testBinary(t), path, adminAddr)
-	l := startLoad(t, mainAddr, 150, 50, 3000)
+	// The issue's load: 150 new connections a second and 50 streams, for
+	// at least 10 s (ten reloads a second apart).
+	const rate, streams, minLoad = 150, 50, 10 * time.Second
+	loadStart := time.Now()
+	l := startLoad(t, mainAddr, rate, streams, 3000)
 
 	ctx := context.Background()
 	client := adminClient(t, dir, adminAddr)
@@ -138,7 +142,18 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("%d reloads logged at info, want 8: the ninth set the level to warn", n)
 	}
 
-	l.check(t, 50)
+	loaded := time.Since(loadStart) // the load stops in check
+	l.check(t, streams)
+	// The load ran as long and as fast as claimed: every short connection
+	// made during the reloads succeeded (check), and there were at least
+	// 80% of rate × duration of them (the ticker may lag on a loaded
+	// machine, not by more).
+	if loaded < minLoad {
+		t.Errorf("the load ran %v, want at least %v", loaded, minLoad)
+	}
+	if n, want := l.short.Load(), int64(0.8*rate*loaded.Seconds()); n < want {
+		t.Errorf("%d short connections in %v, want at least %d (80%% of %d/s)", n, loaded.Round(time.Millisecond), want, rate)
+	}
 	metrics := scrape(t, dir, adminAddr)
 	for _, want := range []string{
 		`splicer_config_reloads_total{result="success"} 9`,

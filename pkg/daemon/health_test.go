@@ -333,8 +333,12 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 	addr := d.srv.Addrs("u")[0].String()
 	refuser := d.srv.Backends("u")[0]
 	sched := d.checks.scheduler("u")
+	greeted := 0
 	for i := 0; i < 20 && refuser.Healthy(); i++ {
-		greeting(t, addr) // the good backend greets; the refuser's client is reset
+		// The good backend greets; the refuser's client is reset.
+		if greeting(t, addr) != "" {
+			greeted++
+		}
 		tries := refuser.Stats().Failures[backend.FailRefused]
 		testutil.WaitFor(t, 10*time.Second, "the refusal reported", func() bool {
 			st, _ := sched.State(refuser)
@@ -344,5 +348,17 @@ func TestPassiveIgnoresResetsAfterReplies(t *testing.T) {
 	}
 	if n := refuser.Stats().Failures[backend.FailRefused]; refuser.Healthy() || n != 3 {
 		t.Errorf("refuser healthy %v after %d refusals; want down after passive_fall = 3", refuser.Healthy(), n)
+	}
+	// Each refused client ended as connect_failed (retries = 0), each
+	// greeted one as client_fin once it closed, and nothing else.
+	var closed [l4.NumCauses]uint64
+	testutil.WaitFor(t, 5*time.Second, "every client of u counted", func() bool {
+		fc, _ := d.srv.Counters("u")
+		closed = fc.Closed
+		return closed[l4.CauseConnectFailed]+closed[l4.CauseClientFIN] >= uint64(3+greeted)
+	})
+	want := [l4.NumCauses]uint64{l4.CauseConnectFailed: 3, l4.CauseClientFIN: uint64(greeted)}
+	if closed != want {
+		t.Errorf("frontend u ended %v (by cause index), want 3 connect_failed and %d client_fin", closed, greeted)
 	}
 }
