@@ -115,7 +115,7 @@ func TestHealthDownLineCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testutil.SyncBuffer
-	d := runLogged(t, cfg, zerolog.New(&logs), Options{})
+	d := runWithLogger(t, cfg, zerolog.New(&logs), Options{})
 	front := frontAddr(t, d)
 	bes := d.srv.Backends("t")
 	testutil.WaitFor(t, 10*time.Second, "the dead backend marked down", func() bool { return !bes[2].Healthy() })

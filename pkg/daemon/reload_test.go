@@ -20,11 +20,11 @@ import (
 // directory is the test's.
 func runWith(t testing.TB, cfg *config.Config, opts Options) *Daemon {
 	t.Helper()
-	return runLogged(t, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), opts)
+	return runWithLogger(t, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), opts)
 }
 
-// runLogged is runWith logging to log.
-func runLogged(t testing.TB, cfg *config.Config, log zerolog.Logger, opts Options) *Daemon {
+// runWithLogger is runWith logging to log.
+func runWithLogger(t testing.TB, cfg *config.Config, log zerolog.Logger, opts Options) *Daemon {
 	t.Helper()
 	d, err := New(cfg, log, opts)
 	if err != nil {
