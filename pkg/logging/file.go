@@ -45,16 +45,18 @@ func openAppend(path string) (*os.File, error) {
 func (l *File) Path() string { return l.path }
 
 // Write appends p. A write that raced with Reopen and found the old file
-// closed is made to the new one.
+// closed (it then wrote nothing: os.File refuses a write once Close has
+// begun, and Close waits for the writes under way) is made to the new one,
+// as often as reopens overtake it.
 func (l *File) Write(p []byte) (int, error) {
-	f := l.f.Load()
-	n, err := f.Write(p)
-	if errors.Is(err, os.ErrClosed) {
-		if nf := l.f.Load(); nf != f {
-			return nf.Write(p)
+	for {
+		f := l.f.Load()
+		n, err := f.Write(p)
+		if errors.Is(err, os.ErrClosed) && l.f.Load() != f {
+			continue
 		}
+		return n, err
 	}
-	return n, err
 }
 
 // Reopen opens the path again and makes it the file written from now on;
