@@ -19,16 +19,17 @@ import (
 )
 
 // gatedWriter is a connection log destination the test can stall: every
-// Write waits while gate is held, as a write to a full pipe would.
+// Write waits while the test holds gate (Lock), as a write to a full pipe
+// would; writes share it (RLock) among themselves.
 type gatedWriter struct {
-	gate sync.Mutex
+	gate sync.RWMutex
 	mu   sync.Mutex
 	buf  bytes.Buffer
 }
 
 func (g *gatedWriter) Write(p []byte) (int, error) {
-	g.gate.Lock()
-	g.gate.Unlock()
+	g.gate.RLock()
+	defer g.gate.RUnlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.buf.Write(p)
