@@ -305,43 +305,35 @@ func TestTCPProbeNeverReachesTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Exclusive(t, "cpu", time.Minute)
-	slow := false
 	for range 3 {
-		r := checkResult(t, c, addr, 0, true, "tcp probe "+addr.String()+": connected")
-		// The probe's last ACK waits for the delayed-ACK timer (40 ms,
-		// TCP_DELACK_MIN); a probe held up longer than that on a loaded
-		// machine lets it go before the reset.
-		slow = slow || r.Duration >= 40*time.Millisecond
+		checkResult(t, c, addr, 0, true, "tcp probe "+addr.String()+": connected")
 	}
-	if slow {
-		// The server's kernel completed the handshake, then got the
-		// reset: whatever waits in its queue is a reset connection,
-		// never an open one.
+	// The probe resets before its last ACK, which waits for the
+	// delayed-ACK timer (40 ms): the server's kernel never completes the
+	// handshake and the server has nothing to accept. A probe held up
+	// past the timer on a loaded machine lets the ACK go first; what then
+	// waits in the server's queue is a connection already reset, never an
+	// open one.
+	reached := 0
+	testutil.WaitFor(t, 5*time.Second, "the probes' connections to leave no socket", func() bool {
 		for {
 			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
 			if err == unix.EAGAIN {
-				return
+				break
 			}
 			if err != nil {
 				t.Fatalf("accept: %v", err)
 			}
+			reached++
 			_, rerr := unix.Read(nfd, make([]byte, 1))
 			unix.Close(nfd)
 			if rerr != unix.ECONNRESET {
 				t.Fatalf("a probe's connection reached the server and reads %v, want a reset", rerr)
 			}
 		}
-	}
-	// Every socket of the probes' connections, on either end, is gone.
-	testutil.WaitFor(t, 5*time.Second, "the probes' connections to leave no socket", func() bool {
 		return len(tcpStates(t, addr)) == 0
 	})
-	if nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC); err != unix.EAGAIN {
-		if err == nil {
-			unix.Close(nfd)
-		}
-		t.Fatalf("accept after the probes: %v, want EAGAIN (nothing queued)", err)
-	}
+	t.Logf("%d of 3 probes' connections reached the server's queue, reset", reached)
 }
 
 // tcpStates lists the states (hex, as /proc/net/tcp has them: 01
