@@ -282,9 +282,11 @@ func TestUpgradeHandsOverInProcess(t *testing.T) {
 			t.Errorf("the old daemon's log lacks %s:\n%s", want, oldLogs.String())
 		}
 	}
-	if !strings.Contains(newLogs.String(), `"message":"upgrade: took over from the old process"`) {
-		t.Errorf("the new daemon's log:\n%s", newLogs.String())
-	}
+	// The new daemon logs it once the old one confirmed the end of the
+	// hand-over, which it may do after this test got here.
+	testutil.WaitFor(t, 5*time.Second, "the new daemon's log to say it took over", func() bool {
+		return strings.Contains(newLogs.String(), `"message":"upgrade: took over from the old process"`)
+	})
 }
 
 // TestUpgradeRefusals tries upgrades whose new process cannot take over:
