@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -19,21 +20,8 @@ import (
 // sendmsg, takes back the batch it could not send, and keeps serving
 // every connection; none is reset or lost.
 func TestHandoverDeadlineKeepsTheConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").Backend(ln.Addr().String(), 1).Build()
+	back := startDemo(t) // greets each client, then echoes
+	cfg, err := config.New().AdminListen("").Frontend("t").Listen("127.0.0.1:0").Backend(back.Addr().String(), 1).Build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +37,9 @@ func TestHandoverDeadlineKeepsTheConnections(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		c.SetDeadline(time.Now().Add(30 * time.Second))
 		clients = append(clients, c)
+		if _, err := bufio.NewReader(io.LimitReader(c, 1<<10)).ReadString('\n'); err != nil {
+			t.Fatalf("greeting: %v", err)
+		}
 		echoLine(t, c, fmt.Sprintf("before %d", i))
 	}
 

@@ -6,7 +6,9 @@
 // raw loopback listeners that never accept or whose backlog is full
 // (ListenRaw, FullListener), a lock shared by test processes for tests that
 // must not overlap (Exclusive), a CA for TLS tests (NewCA), a run of a test
-// as user nobody (RunAsNobody), a count of open fds (OpenFDs), and the
+// as user nobody (RunAsNobody), a count of open fds (OpenFDs), the open-file limit lowered for one call
+// and the lowest free descriptor to show it leaked none (AtFileLimit,
+// LowestFreeFD), and the
 // stop of child processes that lets a coverage run count their code
 // (StopProcesses, ChildCoverDir). Its subpackages start real programs for
 // tests: cdp (headless Chromium), realdb (PostgreSQL, Redis, MariaDB,

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // pipeFD returns the read end of a pipe: a descriptor that is not a
@@ -90,35 +92,12 @@ func third[T, U any](_ T, _ U, err error) error { return err }
 // TestSocketsAtFileLimit: at the open-file limit, every call that makes a
 // socket fails with socket: EMFILE, naming the address, and leaks nothing.
 func TestSocketsAtFileLimit(t *testing.T) {
-	var saved unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-			t.Errorf("restoring RLIMIT_NOFILE: %v", err)
-		}
+	var lerr, uerr, cerr error
+	free := testutil.AtFileLimit(t, 0, func() {
+		_, lerr = Listen(netip.MustParseAddrPort("127.0.0.1:0"), 0, false)
+		_, uerr = UDPSocket(netip.MustParseAddrPort("127.0.0.1:53"))
+		_, _, cerr = Connect(netip.MustParseAddrPort("127.0.0.1:1"))
 	})
-	lowestFree := func() int {
-		fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-		return fd
-	}
-	free := lowestFree()
-	lim := saved
-	lim.Cur = uint64(free)
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	_, lerr := Listen(netip.MustParseAddrPort("127.0.0.1:0"), 0, false)
-	_, uerr := UDPSocket(netip.MustParseAddrPort("127.0.0.1:53"))
-	_, _, cerr := Connect(netip.MustParseAddrPort("127.0.0.1:1"))
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		err  error
 		want string
@@ -131,7 +110,7 @@ func TestSocketsAtFileLimit(t *testing.T) {
 			t.Errorf("%v, want %q", tc.err, tc.want)
 		}
 	}
-	if after := lowestFree(); after != free {
+	if after := testutil.LowestFreeFD(t); after != free {
 		t.Errorf("lowest free descriptor %d after the failures, was %d", after, free)
 	}
 }

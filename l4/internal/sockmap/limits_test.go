@@ -2,11 +2,12 @@ package sockmap
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/splicerlb/splicer/pkg/testutil"
 )
 
 // TestOpenAtFileLimit: at the open-file limit, each step of Open that
@@ -15,38 +16,14 @@ import (
 // before the verifier runs, so its error carries no log.
 func TestOpenAtFileLimit(t *testing.T) {
 	openMap(t) // skips without the privileges
-	var saved unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-			t.Errorf("restoring RLIMIT_NOFILE: %v", err)
-		}
-	})
-	lowestFree := func() int {
-		fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-		return fd
-	}
 	for above, want := range []string{
 		"sockmap: creating the peer map: too many open files",
 		"sockmap: creating the verdict map: too many open files",
 		"sockmap: loading the sk_skb verdict program: too many open files",
 	} {
-		free := lowestFree()
-		lim := saved
-		lim.Cur = uint64(free + above)
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-			t.Fatal(err)
-		}
-		m, err := Open(4)
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-			t.Fatal(err)
-		}
+		var m *Map
+		var err error
+		free := testutil.AtFileLimit(t, above, func() { m, err = Open(4) })
 		if err == nil {
 			m.Close()
 			t.Fatalf("Open with %d descriptors free succeeded", above)
@@ -54,7 +31,7 @@ func TestOpenAtFileLimit(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), want) || !errors.Is(err, unix.EMFILE) {
 			t.Errorf("Open with %d descriptors free = %v, want %q", above, err, want)
 		}
-		if after := lowestFree(); after != free {
+		if after := testutil.LowestFreeFD(t); after != free {
 			t.Errorf("Open with %d descriptors free left descriptors open (lowest free %d, was %d)", above, after, free)
 		}
 	}
